@@ -1,0 +1,15 @@
+//! The Spartan microkernel.
+//!
+//! A hosted, HelenOS-style microkernel whose user tasks are WebAssembly
+//! programs run by the kernel's own interpreter, so that every bit of a
+//! task's state is the kernel's to stop, read, write and recreate.
+//!
+//! - [`mm`]: address spaces of areas and copy-on-write pages.
+//! - [`machine`]: the deterministic WebAssembly interpreter.
+
+pub mod machine;
+pub mod mm;
+
+/// sha256 of the kernel crate's sources, computed at build time. Recorded in
+/// every thread context of a snapshot image.
+pub const KERNEL_BUILD_HASH: &str = env!("SPARTAN_KERNEL_BUILD_HASH");

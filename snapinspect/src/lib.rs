@@ -1,0 +1,1 @@
+//! Library behind the `snapinspect` command: show, validate and diff images.
