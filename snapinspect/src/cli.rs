@@ -1,0 +1,134 @@
+//! The command-line surface of `snapinspect`, as a clap derive definition.
+//!
+//! It lives in the library (not in `main.rs`) so that the man-page and
+//! shell-completion generator ([`crate::docs`]) and the staleness tests see
+//! exactly the definition the binary parses with.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::addr::AddrRange;
+
+/// Read, check and compare Spartan snapshot images without a running system.
+///
+/// An image is a directory written by `chkpnt` (or its single-file tar twin).
+/// Exit status: 0 when the command succeeded (image sound, images identical),
+/// 1 when `validate` found problems or `diff` found differences, 2 on usage
+/// errors or unreadable input.
+#[derive(Debug, Parser)]
+#[command(name = "snapinspect", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print an overview of an image: tasks, threads, areas, phones, calls,
+    /// cooperative blobs, modules, stored vs. raw bytes, parent chain.
+    Show(ShowArgs),
+    /// Check an image and its parent chain deeply; print every problem.
+    ///
+    /// Exits 0 when the image is sound and 1 when any problem was found.
+    Validate(ValidateArgs),
+    /// Compare two images: tasks, threads, areas, pages, phones, calls, blobs.
+    ///
+    /// Pages are compared by content digest, so unchanged pages are never
+    /// decompressed. Exits 0 when the images are identical and 1 when they
+    /// differ, like diff(1).
+    Diff(DiffArgs),
+    /// Hexdump a range of a task's memory as stored in an image.
+    ///
+    /// Untouched (zero) pages read as zero; addresses outside every area are
+    /// an error.
+    Pages(PagesArgs),
+    /// Pack an image directory into its single-file tar twin.
+    Pack(PackArgs),
+    /// Unpack a tar image into an image directory.
+    Unpack(UnpackArgs),
+}
+
+/// Arguments of `snapinspect show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The image: a directory or a tar file.
+    pub image: PathBuf,
+    /// Print the overview as JSON (for scripts).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `snapinspect validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The image: a directory or a tar file.
+    pub image: PathBuf,
+    /// Print the problems as JSON (for scripts).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `snapinspect diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old image (directory or tar file).
+    pub a: PathBuf,
+    /// The new image (directory or tar file).
+    pub b: PathBuf,
+    /// Print the differences as JSON (for scripts).
+    #[arg(long)]
+    pub json: bool,
+    /// Also hexdump this range of memory from both images, side by side:
+    /// ADDR or ADDR:LEN (hex with 0x or decimal; LEN defaults to 256).
+    #[arg(long, value_name = "ADDR[:LEN]")]
+    pub hexdump: Option<AddrRange>,
+    /// The task whose memory `--hexdump` shows; may be omitted when the
+    /// images have exactly one task in common.
+    #[arg(long, value_name = "TASK", requires = "hexdump")]
+    pub task: Option<u64>,
+}
+
+/// Arguments of `snapinspect pages`.
+#[derive(Debug, Args)]
+pub struct PagesArgs {
+    /// The image: a directory or a tar file.
+    pub image: PathBuf,
+    /// The task id (as listed by `snapinspect show`).
+    #[arg(long, value_name = "TASK")]
+    pub task: u64,
+    /// First address to dump (hex with 0x, or decimal).
+    #[arg(long, value_name = "ADDR", value_parser = crate::addr::parse_u32)]
+    pub addr: u32,
+    /// Number of bytes to dump (hex with 0x, or decimal).
+    #[arg(long, value_name = "N", default_value = "256", value_parser = crate::addr::parse_u32)]
+    pub len: u32,
+    /// Print the bytes (hex) and page sources as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `snapinspect pack`.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The image directory to pack.
+    pub dir: PathBuf,
+    /// The tar file to write.
+    pub tar: PathBuf,
+    /// Replace the tar file if it already exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `snapinspect unpack`.
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// The tar image to unpack.
+    pub tar: PathBuf,
+    /// The image directory to create.
+    pub dir: PathBuf,
+    /// Replace the directory if it already exists.
+    #[arg(long)]
+    pub force: bool,
+}

@@ -1,0 +1,272 @@
+//! `snapinspect pack` / `unpack`: convert an image between its two
+//! containers, a directory and a single tar file with the same paths
+//! (snapfmt/FORMAT.md).
+//!
+//! Both directions refuse an image that [`snapfmt::validate`] finds
+//! problems in (nothing is copied before it is checked), write to a hidden
+//! temporary sibling of the target, fsync it, and only then rename it into
+//! place, so an interrupted run leaves no half-written image. The tar is
+//! reproducible: members in sorted order, regular files only, mode 0644,
+//! owner 0, mtime 0.
+//!
+//! An incremental image names its parent by a path relative to the
+//! directory containing it; converting in place (same directory) keeps
+//! that link valid, moving the result elsewhere may not.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Component, Path, PathBuf};
+
+use snapfmt::Image;
+
+/// Why a pack or unpack failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    /// The source is not of the expected container type.
+    #[error("{}: {what}", path.display())]
+    WrongSource { path: PathBuf, what: &'static str },
+    /// The target exists and `force` was not given.
+    #[error("{}: already exists (use --force to replace it)", path.display())]
+    TargetExists { path: PathBuf },
+    /// The source image is not sound; nothing was written.
+    #[error("{}: the image has {} problem(s), the first: {first}; run `snapinspect validate` for all", path.display(), count)]
+    Unsound {
+        path: PathBuf,
+        count: usize,
+        first: String,
+    },
+    /// The source could not be opened as an image.
+    #[error("{}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: Box<snapfmt::Error>,
+    },
+    /// A tar member has a name that is not a plain relative path.
+    #[error("{}: member {name:?} is not a relative image path", path.display())]
+    BadMember { path: PathBuf, name: String },
+    /// An operating-system error on a path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackError + '_ {
+    move |source| PackError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A hidden sibling of `target` for writing into.
+fn temp_sibling(target: &Path, what: &str) -> Result<PathBuf, PackError> {
+    let name = target.file_name().ok_or_else(|| PackError::WrongSource {
+        path: target.to_path_buf(),
+        what: "the target has no file name",
+    })?;
+    Ok(target.with_file_name(format!(
+        ".{}.{what}-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn fsync(path: &Path) -> Result<(), PackError> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io(path))
+}
+
+/// Validates the image at `path` and lists its files.
+fn checked_files(path: &Path) -> Result<Vec<String>, PackError> {
+    let problems = snapfmt::validate(path);
+    if let Some(first) = problems.first() {
+        return Err(PackError::Unsound {
+            path: path.to_path_buf(),
+            count: problems.len(),
+            first: first.to_string(),
+        });
+    }
+    let image = Image::open(path).map_err(|source| PackError::Open {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })?;
+    image.files().map_err(|source| PackError::Open {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })
+}
+
+/// Whether `name` is a plain relative path (no root, `.` or `..`).
+fn plain_relative(name: &str) -> bool {
+    !name.is_empty()
+        && Path::new(name)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
+fn check_target(target: &Path, force: bool) -> Result<(), PackError> {
+    if !force && fs::symlink_metadata(target).is_ok() {
+        return Err(PackError::TargetExists {
+            path: target.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Packs the image directory `dir` into the tar file `tar`. Returns the
+/// number of files packed.
+pub fn pack(dir: &Path, tar: &Path, force: bool) -> Result<usize, PackError> {
+    if !fs::metadata(dir).map_err(io(dir))?.is_dir() {
+        return Err(PackError::WrongSource {
+            path: dir.to_path_buf(),
+            what: "not a directory (pack takes an image directory)",
+        });
+    }
+    check_target(tar, force)?;
+    if fs::metadata(tar).is_ok_and(|m| m.is_dir()) {
+        return Err(PackError::WrongSource {
+            path: tar.to_path_buf(),
+            what: "is a directory; pack writes a tar file",
+        });
+    }
+    let files = checked_files(dir)?;
+    let tmp = temp_sibling(tar, "packing")?;
+    let result = write_tar(dir, &files, &tmp).and_then(|()| {
+        fs::rename(&tmp, tar).map_err(io(tar))?;
+        fsync(&parent_dir(tar))
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map(|()| files.len())
+}
+
+fn write_tar(dir: &Path, files: &[String], tmp: &Path) -> Result<(), PackError> {
+    let file = File::create(tmp).map_err(io(tmp))?;
+    let mut builder = tar::Builder::new(BufWriter::new(file));
+    for name in files {
+        let src = dir.join(name);
+        let bytes = fs::read(&src).map_err(io(&src))?;
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).map_err(io(&src))?;
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        builder.append(&header, bytes.as_slice()).map_err(io(tmp))?;
+    }
+    let writer = builder.into_inner().map_err(io(tmp))?;
+    let file = writer.into_inner().map_err(|e| PackError::Io {
+        path: tmp.to_path_buf(),
+        source: e.into_error(),
+    })?;
+    file.sync_all().map_err(io(tmp))
+}
+
+/// Unpacks the tar image `tar` into the directory `dir`. Returns the
+/// number of files unpacked.
+pub fn unpack(tar: &Path, dir: &Path, force: bool) -> Result<usize, PackError> {
+    if !fs::metadata(tar).map_err(io(tar))?.is_file() {
+        return Err(PackError::WrongSource {
+            path: tar.to_path_buf(),
+            what: "not a file (unpack takes a tar image)",
+        });
+    }
+    check_target(dir, force)?;
+    let files = checked_files(tar)?;
+    let tmp = temp_sibling(dir, "unpacking")?;
+    let _ = fs::remove_dir_all(&tmp);
+    let result = extract(tar, &files, &tmp).and_then(|()| replace_dir(&tmp, dir));
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    result.map(|()| files.len())
+}
+
+fn extract(tar: &Path, files: &[String], tmp: &Path) -> Result<(), PackError> {
+    fs::create_dir(tmp).map_err(io(tmp))?;
+    let mut dirs = vec![tmp.to_path_buf()];
+    let file = File::open(tar).map_err(io(tar))?;
+    let mut archive = tar::Archive::new(file);
+    for entry in archive.entries().map_err(io(tar))? {
+        let mut entry = entry.map_err(io(tar))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = entry
+            .path()
+            .map_err(io(tar))?
+            .to_string_lossy()
+            .into_owned();
+        let name = name.strip_prefix("./").unwrap_or(&name).to_string();
+        if !plain_relative(&name) || files.binary_search(&name).is_err() {
+            return Err(PackError::BadMember {
+                path: tar.to_path_buf(),
+                name,
+            });
+        }
+        let dst = tmp.join(&name);
+        if let Some(parent) = dst.parent()
+            && !dirs.iter().any(|d| d == parent)
+        {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+            dirs.push(parent.to_path_buf());
+        }
+        let mut out = File::create(&dst).map_err(io(&dst))?;
+        std::io::copy(&mut entry, &mut out).map_err(io(&dst))?;
+        out.flush().map_err(io(&dst))?;
+        out.sync_all().map_err(io(&dst))?;
+    }
+    for d in &dirs {
+        fsync(d)?;
+    }
+    Ok(())
+}
+
+/// Renames `tmp` to `dir`, moving an existing `dir` aside first.
+fn replace_dir(tmp: &Path, dir: &Path) -> Result<(), PackError> {
+    let old = temp_sibling(dir, "replaced")?;
+    let existed = fs::symlink_metadata(dir).is_ok();
+    if existed {
+        let _ = fs::remove_dir_all(&old);
+        fs::rename(dir, &old).map_err(io(dir))?;
+    }
+    fs::rename(tmp, dir).map_err(io(dir))?;
+    fsync(&parent_dir(dir))?;
+    if existed {
+        let removed = if fs::metadata(&old).is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir_all(&old)
+        } else {
+            fs::remove_file(&old)
+        };
+        removed.map_err(io(&old))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_relative;
+
+    #[test]
+    fn member_names_must_be_plain() {
+        assert!(plain_relative("manifest.spm"));
+        assert!(plain_relative("tasks/1.spt"));
+        assert!(!plain_relative("/etc/passwd"));
+        assert!(!plain_relative("../x"));
+        assert!(!plain_relative("a/../b"));
+        assert!(!plain_relative(""));
+    }
+}

@@ -1,0 +1,147 @@
+//! Human-readable text of a [`crate::diff::DiffReport`].
+//!
+//! Lines start with `-` for what is only in the first image, `+` for what
+//! is only in the second and `~` for what changed, like a unified diff.
+
+use std::fmt::Write;
+
+use crate::diff::task::TaskDiff;
+use crate::diff::{DiffReport, FieldChange};
+use crate::hexdump;
+
+fn changes(s: &mut String, indent: &str, fields: &[FieldChange]) {
+    for f in fields {
+        let _ = writeln!(s, "{indent}~ {}: {} -> {}", f.field, f.a, f.b);
+    }
+}
+
+/// The whole report: a verdict line, then each difference.
+pub fn diff(r: &DiffReport) -> String {
+    let mut s = String::new();
+    if r.identical {
+        let _ = writeln!(s, "{} and {} are identical", r.a, r.b);
+    } else {
+        let _ = writeln!(s, "--- {}\n+++ {}", r.a, r.b);
+    }
+    if !r.manifest.is_empty() {
+        let _ = writeln!(s, "manifest");
+        changes(&mut s, "  ", &r.manifest);
+    }
+    for t in &r.tasks_removed {
+        let _ = writeln!(
+            s,
+            "- task {} \"{}\" ({} threads, {} areas)",
+            t.task_id, t.name, t.threads, t.areas
+        );
+    }
+    for t in &r.tasks_added {
+        let _ = writeln!(
+            s,
+            "+ task {} \"{}\" ({} threads, {} areas)",
+            t.task_id, t.name, t.threads, t.areas
+        );
+    }
+    for t in &r.tasks_changed {
+        task(&mut s, t);
+    }
+    if let Some(h) = &r.hexdump {
+        let _ = writeln!(
+            s,
+            "hexdump of task {} {:#x}..{:#x} (- {}, + {})",
+            h.task,
+            h.a.addr,
+            u64::from(h.a.addr) + h.a.bytes.len() as u64,
+            r.a,
+            r.b
+        );
+        s.push_str(&hexdump::dump_pair(h.a.addr, &h.a.bytes, &h.b.bytes));
+    }
+    s
+}
+
+fn task(s: &mut String, t: &TaskDiff) {
+    let _ = writeln!(s, "~ task {} \"{}\"", t.task_id, t.name);
+    changes(s, "    ", &t.meta);
+    for id in &t.threads_removed {
+        let _ = writeln!(s, "  - thread {id}");
+    }
+    for id in &t.threads_added {
+        let _ = writeln!(s, "  + thread {id}");
+    }
+    for th in &t.threads_changed {
+        let _ = writeln!(s, "  ~ thread {}", th.thread_id);
+        changes(s, "      ", &th.fields);
+    }
+    for a in &t.areas.removed {
+        let _ = writeln!(
+            s,
+            "  - area {:#x} size {:#x} {} ({} stored pages)",
+            a.base, a.size, a.flags, a.stored_pages
+        );
+    }
+    for a in &t.areas.added {
+        let _ = writeln!(
+            s,
+            "  + area {:#x} size {:#x} {} ({} stored pages)",
+            a.base, a.size, a.flags, a.stored_pages
+        );
+    }
+    for a in &t.areas.changed {
+        let _ = writeln!(s, "  ~ area {:#x}", a.base);
+        changes(s, "      ", &a.fields);
+        if a.pages.changed_pages > 0 {
+            let _ = writeln!(s, "      {} page(s) changed:", a.pages.changed_pages);
+            for r in &a.pages.ranges {
+                let _ = writeln!(
+                    s,
+                    "        {:#x}..{:#x} ({} page(s); bytes differ in {:#x}..{:#x})",
+                    r.start, r.end, r.pages, r.first_diff, r.last_diff_end
+                );
+            }
+        }
+    }
+    for p in &t.phones {
+        let side = |v: &Option<crate::view::PhoneView>| {
+            v.as_ref()
+                .map(|v| v.text())
+                .unwrap_or_else(|| "no slot".into())
+        };
+        let _ = writeln!(s, "  ~ phone {}: {} -> {}", p.phone, side(&p.a), side(&p.b));
+    }
+    for c in &t.calls_removed {
+        let _ = writeln!(s, "  - call {}", c.text());
+    }
+    for c in &t.calls_added {
+        let _ = writeln!(s, "  + call {}", c.text());
+    }
+    for b in &t.blobs {
+        let side = |v: &Option<crate::view::BlobView>| {
+            v.as_ref()
+                .map(|v| format!("{} B sha256 {}", v.len, &v.sha256[..12.min(v.sha256.len())]))
+                .unwrap_or_else(|| "none".into())
+        };
+        let _ = writeln!(
+            s,
+            "  ~ blob {} phone {}: {} -> {}",
+            b.service_id,
+            b.connection,
+            side(&b.a),
+            side(&b.b)
+        );
+    }
+    for f in &t.files {
+        let side = |v: &Option<crate::view::FileView>| {
+            v.as_ref()
+                .map(|v| {
+                    format!(
+                        "{} {} B sha256 {}",
+                        v.policy,
+                        v.size,
+                        &v.sha256[..12.min(v.sha256.len())]
+                    )
+                })
+                .unwrap_or_else(|| "none".into())
+        };
+        let _ = writeln!(s, "  ~ file {}: {} -> {}", f.path, side(&f.a), side(&f.b));
+    }
+}

@@ -1,0 +1,336 @@
+//! `snapinspect show`: an overview of one image as plain data.
+//!
+//! [`show`] opens the image, reads every task record and gathers what a
+//! person (or a script, via `--json`) wants to know: the manifest, the
+//! parent chain, byte counts (raw memory vs. stored), and per task its
+//! threads, areas, phones, pending calls, cooperative blobs by service,
+//! file backups and module. Page contents are never decompressed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use snapfmt::exec::{ExecState, Suspension};
+use snapfmt::{
+    AreaRecord, Backing, ChunkHome, Image, PAGE_SIZE, Role, SyscallState, TaskRecord, ThreadContext,
+};
+
+use crate::view::{
+    BlobView, CallView, FileView, ModuleView, PeerView, PhoneView, area_flags_text, values_text,
+};
+
+/// Why `show` could not produce an overview.
+#[derive(Debug, thiserror::Error)]
+pub enum ShowError {
+    /// The image (or one of its files) could not be opened or read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: Box<snapfmt::Error>,
+    },
+}
+
+/// Everything `show` reports about an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub image: String,
+    pub format_version: String,
+    pub tool_version: String,
+    pub kernel_build_hash: String,
+    pub kernel_abi_version: u32,
+    /// Creation time as seconds and nanoseconds (as the writer stored it).
+    pub created_seconds: i64,
+    pub created_nanos: u32,
+    pub task_zero: u64,
+    pub options: OptionsView,
+    pub checkpoint_set: Vec<MemberView>,
+    /// Ancestors of an incremental image, nearest first.
+    pub parent_chain: Vec<LinkView>,
+    pub bytes: BytesView,
+    pub tasks: Vec<TaskView>,
+}
+
+/// The checkpoint options.
+#[derive(Debug, Clone, Serialize)]
+pub struct OptionsView {
+    pub kill_after: bool,
+    pub file_policy: String,
+    pub timeout_ms: u64,
+    pub bundle_modules: bool,
+    pub extra: BTreeMap<String, String>,
+}
+
+/// One member of the checkpoint set (or a task next to it).
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    pub task_id: u64,
+    pub name: String,
+    /// `checkpointable`, `cooperative` or `excluded_client`.
+    pub role: &'static str,
+    /// The persistent service id of a cooperative member.
+    pub service_id: Option<String>,
+}
+
+/// One ancestor image.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkView {
+    pub path: String,
+    pub manifest_digest: String,
+}
+
+/// Memory and storage byte counts.
+#[derive(Debug, Clone, Serialize)]
+pub struct BytesView {
+    /// Sum of the sizes of all areas of all tasks (the address-space view).
+    pub area_bytes: u64,
+    /// Pages with stored content, counted per area (the rest read as zero).
+    pub mapped_pages: u64,
+    /// Raw bytes of those pages: `mapped_pages * 4096`.
+    pub raw_page_bytes: u64,
+    /// Of `mapped_pages`, pages whose content lives in a parent image.
+    pub parent_pages: u64,
+    /// Chunks stored in this image.
+    pub local_chunks: u64,
+    /// Uncompressed bytes of those chunks (distinct pages only).
+    pub local_content_bytes: u64,
+    /// Bytes the chunk files' bodies take.
+    pub chunk_stored_bytes: u64,
+    /// Bytes the other files' bodies take (tasks, modules, file backups).
+    pub other_stored_bytes: u64,
+    /// `chunk_stored_bytes + other_stored_bytes`.
+    pub total_stored_bytes: u64,
+}
+
+/// One checkpointable task.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    pub task_id: u64,
+    pub name: String,
+    pub args: Vec<String>,
+    pub cwd: String,
+    pub module: ModuleView,
+    pub threads: Vec<ThreadView>,
+    pub areas: Vec<AreaView>,
+    pub phones: Vec<PhoneView>,
+    pub calls: Vec<CallView>,
+    /// Cooperative blobs grouped by persistent service id.
+    pub coop_blobs: BTreeMap<String, Vec<BlobView>>,
+    pub file_backups: Vec<FileView>,
+    /// Ids the task has seen and what they refer to.
+    pub id_view: Vec<(u64, PeerView)>,
+}
+
+/// One thread.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadView {
+    pub thread_id: u64,
+    /// Number of call frames.
+    pub frames: usize,
+    /// Innermost frame: function index and code offset.
+    pub innermost: Option<(u32, u32)>,
+    /// Where the thread stands: `ready`, `host_call`, `finished`.
+    pub suspension: &'static str,
+    /// Details of the suspension (import and arguments, or results).
+    pub suspension_detail: String,
+    /// Kernel-side system-call state: `none`, `reissue`, `complete`.
+    pub syscall: &'static str,
+    pub active_sync_call: Option<u64>,
+    pub fuel_left: u64,
+    pub kernel_build_hash: String,
+}
+
+/// One area.
+#[derive(Debug, Clone, Serialize)]
+pub struct AreaView {
+    pub base: u64,
+    pub size: u64,
+    /// `rwxc` flags.
+    pub flags: String,
+    /// `anonymous`, or `primary` with the module's maximum in wasm pages.
+    pub backing: String,
+    pub sharing: Vec<(PeerView, u64)>,
+    /// Pages with stored content.
+    pub stored_pages: u64,
+    /// Of those, pages stored in a parent image.
+    pub parent_pages: u64,
+    /// Pages that read as zero and cost nothing.
+    pub zero_pages: u64,
+}
+
+/// Builds the overview of the image at `path`.
+pub fn show(path: &Path) -> Result<Overview, ShowError> {
+    let read = |source| ShowError::Read {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    let image = Image::open(path).map_err(read)?;
+    let m = image.manifest();
+    let stats = image.stats().map_err(read)?;
+    let chain = image.parent_chain().map_err(read)?;
+    let mut tasks = Vec::new();
+    for id in image.task_ids() {
+        let record = image.task(id).map_err(read)?;
+        tasks.push(task_view(&image, &record));
+    }
+    Ok(Overview {
+        image: path.display().to_string(),
+        format_version: m.format_version.to_string(),
+        tool_version: m.tool_version.clone(),
+        kernel_build_hash: m.kernel_build_hash.to_hex(),
+        kernel_abi_version: m.kernel_abi_version,
+        created_seconds: m.created.seconds,
+        created_nanos: m.created.nanos,
+        task_zero: m.task_zero,
+        options: OptionsView {
+            kill_after: m.options.kill_after,
+            file_policy: format!("{:?}", m.options.file_policy),
+            timeout_ms: m.options.timeout_ms,
+            bundle_modules: m.options.bundle_modules,
+            extra: m.options.extra.clone(),
+        },
+        checkpoint_set: m
+            .checkpoint_set
+            .iter()
+            .map(|s| {
+                let (role, service_id) = match &s.role {
+                    Role::Checkpointable => ("checkpointable", None),
+                    Role::Cooperative { service_id } => ("cooperative", Some(service_id.clone())),
+                    Role::ExcludedClient => ("excluded_client", None),
+                };
+                MemberView {
+                    task_id: s.task_id,
+                    name: s.name.clone(),
+                    role,
+                    service_id,
+                }
+            })
+            .collect(),
+        parent_chain: chain
+            .iter()
+            .map(|l| LinkView {
+                path: l.path.display().to_string(),
+                manifest_digest: l.manifest_digest.to_hex(),
+            })
+            .collect(),
+        bytes: BytesView {
+            area_bytes: stats.area_bytes,
+            mapped_pages: stats.mapped_pages,
+            raw_page_bytes: stats.mapped_pages * PAGE_SIZE as u64,
+            parent_pages: stats.parent_pages,
+            local_chunks: stats.local_chunks,
+            local_content_bytes: stats.local_content_bytes,
+            chunk_stored_bytes: stats.local_stored_bytes,
+            other_stored_bytes: stats.other_stored_bytes,
+            total_stored_bytes: stats.local_stored_bytes + stats.other_stored_bytes,
+        },
+        tasks,
+    })
+}
+
+fn task_view(image: &Image, t: &TaskRecord) -> TaskView {
+    let mut coop_blobs: BTreeMap<String, Vec<BlobView>> = BTreeMap::new();
+    for b in &t.coop_blobs {
+        coop_blobs
+            .entry(b.service_id.clone())
+            .or_default()
+            .push(b.into());
+    }
+    for blobs in coop_blobs.values_mut() {
+        blobs.sort_by_key(|b| b.connection);
+    }
+    TaskView {
+        task_id: t.meta.task_id,
+        name: t.meta.name.clone(),
+        args: t.meta.args.clone(),
+        cwd: t.meta.cwd.clone(),
+        module: (&t.meta.module).into(),
+        threads: t.threads.iter().map(thread_view).collect(),
+        areas: t.areas.iter().map(|a| area_view(image, a)).collect(),
+        phones: t
+            .phones
+            .iter()
+            .enumerate()
+            .map(|(i, s)| PhoneView::of(i as u32, s))
+            .collect(),
+        calls: t.calls.iter().map(CallView::from).collect(),
+        coop_blobs,
+        file_backups: t.file_backups.iter().map(FileView::from).collect(),
+        id_view: t
+            .meta
+            .id_view
+            .iter()
+            .map(|m| (m.seen, (&m.refers_to).into()))
+            .collect(),
+    }
+}
+
+/// Name and detail of a thread's suspension.
+pub fn suspension_text(exec: &ExecState) -> (&'static str, String) {
+    match &exec.suspension {
+        Suspension::Ready => ("ready", String::new()),
+        Suspension::HostCall { import, args } => (
+            "host_call",
+            format!("import {import} args {}", values_text(args)),
+        ),
+        Suspension::Finished { results } => {
+            ("finished", format!("results {}", values_text(results)))
+        }
+    }
+}
+
+/// Name of a kernel-side system-call state.
+pub fn syscall_name(s: &SyscallState) -> &'static str {
+    match s {
+        SyscallState::None => "none",
+        SyscallState::Reissue => "reissue",
+        SyscallState::Complete { .. } => "complete",
+    }
+}
+
+fn thread_view(th: &ThreadContext) -> ThreadView {
+    let (suspension, suspension_detail) = suspension_text(&th.exec);
+    ThreadView {
+        thread_id: th.thread_id,
+        frames: th.exec.frames.len(),
+        innermost: th.exec.frames.last().map(|f| (f.func_index, f.code_offset)),
+        suspension,
+        suspension_detail,
+        syscall: syscall_name(&th.syscall),
+        active_sync_call: th.active_sync_call,
+        fuel_left: th.exec.fuel_left,
+        kernel_build_hash: th.kernel_build_hash.to_hex(),
+    }
+}
+
+fn area_view(image: &Image, a: &AreaRecord) -> AreaView {
+    let chunks = &image.manifest().chunks;
+    let mut stored_pages = 0;
+    let mut parent_pages = 0;
+    for r in &a.pages.runs {
+        stored_pages += u64::from(r.count);
+        if matches!(
+            chunks.get(r.chunk as usize).map(|c| &c.home),
+            Some(ChunkHome::Parent)
+        ) {
+            parent_pages += u64::from(r.count);
+        }
+    }
+    AreaView {
+        base: a.base,
+        size: a.size,
+        flags: area_flags_text(a.flags),
+        backing: match a.backing {
+            Backing::Anonymous => "anonymous".into(),
+            Backing::Primary { max_pages: None } => "primary".into(),
+            Backing::Primary { max_pages: Some(n) } => format!("primary (max {n} wasm pages)"),
+        },
+        sharing: a
+            .sharing
+            .iter()
+            .map(|s| ((&s.with).into(), s.base))
+            .collect(),
+        stored_pages,
+        parent_pages,
+        zero_pages: (a.size / PAGE_SIZE as u64).saturating_sub(stored_pages),
+    }
+}
