@@ -1,0 +1,276 @@
+//! Consistency rules of decoded records, shared by the reader (which
+//! refuses a record breaking any of them) and `validate` (which reports
+//! every breach). Each problem names the file and the field.
+
+use crate::limits::{ADDRESS_SPACE_SIZE, MAX_CHUNK_PAGES, PAGE_SIZE};
+use crate::object::{MANIFEST_PATH, valid_object_path};
+use crate::records::*;
+use crate::version::FORMAT_VERSION;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// One problem found in an image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// The image file (path inside the image), or the image path itself
+    /// for container-level problems.
+    pub file: String,
+    /// The field, as a path into the record (`areas[2].pages.runs[0]`).
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.field, self.message)
+    }
+}
+
+pub(crate) struct Problems<'a> {
+    pub file: String,
+    pub out: &'a mut Vec<Problem>,
+}
+
+impl Problems<'_> {
+    pub(crate) fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.out.push(Problem {
+            file: self.file.clone(),
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Rules of the manifest on its own.
+pub(crate) fn manifest(m: &Manifest, out: &mut Vec<Problem>) {
+    let mut p = Problems {
+        file: MANIFEST_PATH.to_string(),
+        out,
+    };
+    if !FORMAT_VERSION.can_read(m.format_version) {
+        p.push(
+            "format_version",
+            format!(
+                "{} is not readable by this reader ({FORMAT_VERSION})",
+                m.format_version
+            ),
+        );
+    }
+    let mut ids = BTreeSet::new();
+    for (i, s) in m.checkpoint_set.iter().enumerate() {
+        if !ids.insert(s.task_id) {
+            p.push(
+                format!("checkpoint_set[{i}].task_id"),
+                format!("task {} listed twice", s.task_id),
+            );
+        }
+    }
+    if !m
+        .checkpoint_set
+        .iter()
+        .any(|s| s.task_id == m.task_zero && s.role == Role::Checkpointable)
+    {
+        p.push(
+            "task_zero",
+            format!(
+                "task {} is not a checkpointable member of the set",
+                m.task_zero
+            ),
+        );
+    }
+    let mut local = BTreeSet::new();
+    for (i, c) in m.chunks.iter().enumerate() {
+        if c.pages == 0 || c.pages > MAX_CHUNK_PAGES {
+            p.push(
+                format!("chunks[{i}].pages"),
+                format!("{} is not in 1..={MAX_CHUNK_PAGES}", c.pages),
+            );
+        }
+        match &c.home {
+            ChunkHome::Local { .. } => {
+                if !local.insert(c.content) {
+                    p.push(
+                        format!("chunks[{i}].content"),
+                        format!("local chunk {} listed twice", c.content),
+                    );
+                }
+            }
+            ChunkHome::Parent => {
+                if m.parent.is_none() {
+                    p.push(
+                        format!("chunks[{i}].home"),
+                        "refers to a parent, but the image has none",
+                    );
+                }
+            }
+        }
+    }
+    for (i, o) in m.objects.iter().enumerate() {
+        if !valid_object_path(&o.path) {
+            p.push(
+                format!("objects[{i}].path"),
+                format!("{:?} is not an object path", o.path),
+            );
+        }
+        if i > 0 && m.objects[i - 1].path >= o.path {
+            p.push(
+                format!("objects[{i}].path"),
+                "objects are not sorted by path without duplicates",
+            );
+        }
+    }
+}
+
+/// Rules of one task record, given its manifest.
+pub(crate) fn task(t: &TaskRecord, file: &str, m: &Manifest, out: &mut Vec<Problem>) {
+    let mut p = Problems {
+        file: file.to_string(),
+        out,
+    };
+    if crate::object::task_path(t.meta.task_id) != file {
+        p.push(
+            "meta.task_id",
+            format!("task {} stored in {file}", t.meta.task_id),
+        );
+    }
+    if let ModuleRef::Embedded { sha256, .. } = &t.meta.module {
+        let path = crate::object::module_path(sha256);
+        if !m.objects.iter().any(|o| o.path == path) {
+            p.push(
+                "meta.module",
+                format!("embedded module {path} is not in the manifest"),
+            );
+        }
+    }
+    for (i, w) in t.threads.windows(2).enumerate() {
+        if w[0].thread_id >= w[1].thread_id {
+            p.push(
+                format!("threads[{}].thread_id", i + 1),
+                "threads are not sorted by id without duplicates",
+            );
+        }
+    }
+    let page = PAGE_SIZE as u64;
+    let mut prev_end = 0u64;
+    for (i, a) in t.areas.iter().enumerate() {
+        let f = |s: &str| format!("areas[{i}].{s}");
+        if a.base % page != 0 {
+            p.push(f("base"), format!("{:#x} is not page aligned", a.base));
+        }
+        if a.size % page != 0 || a.size == 0 {
+            p.push(
+                f("size"),
+                format!("{:#x} is not a positive multiple of the page size", a.size),
+            );
+        }
+        let end = a.base.checked_add(a.size);
+        match end {
+            Some(end) if end <= ADDRESS_SPACE_SIZE => {}
+            _ => p.push(
+                f("size"),
+                format!(
+                    "area {:#x}+{:#x} ends past the address space",
+                    a.base, a.size
+                ),
+            ),
+        }
+        if i > 0 && a.base < prev_end {
+            p.push(f("base"), "areas are not sorted by base or overlap");
+        }
+        prev_end = end.unwrap_or(u64::MAX);
+        let pages_in_area = a.size / page;
+        let mut next_free = 0u64;
+        for (j, r) in a.pages.runs.iter().enumerate() {
+            let g = |s: &str| format!("areas[{i}].pages.runs[{j}].{s}");
+            if r.count == 0 {
+                p.push(g("count"), "empty run");
+            }
+            if u64::from(r.first_page) < next_free {
+                p.push(g("first_page"), "runs are not sorted or overlap");
+            }
+            let end_page = u64::from(r.first_page) + u64::from(r.count);
+            if end_page > pages_in_area {
+                p.push(
+                    g("count"),
+                    format!("run ends at page {end_page}, the area has {pages_in_area}"),
+                );
+            }
+            next_free = end_page;
+            match m.chunks.get(r.chunk as usize) {
+                None => p.push(
+                    g("chunk"),
+                    format!(
+                        "chunk {} is past the chunk table ({})",
+                        r.chunk,
+                        m.chunks.len()
+                    ),
+                ),
+                Some(c) => {
+                    if u64::from(r.first_slot) + u64::from(r.count) > u64::from(c.pages) {
+                        p.push(
+                            g("first_slot"),
+                            format!("slots past the {} pages of chunk {}", c.pages, r.chunk),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for (i, c) in t.calls.iter().enumerate() {
+        if let Some(ph) = c.phone {
+            let ok = matches!(t.phones.get(ph as usize), Some(PhoneSlot::Connected(_)));
+            // A sent call may outlive its phone (hung up after sending),
+            // so only calls through a slot past the table are wrong.
+            if !ok && ph as usize >= t.phones.len() {
+                p.push(
+                    format!("calls[{i}].phone"),
+                    format!("phone {ph} is past the phone table"),
+                );
+            }
+        }
+        if c.queue == CallQueue::Synchronous {
+            match c.thread {
+                Some(th) if t.threads.iter().any(|x| x.thread_id == th) => {}
+                _ => p.push(
+                    format!("calls[{i}].thread"),
+                    "synchronous call without a thread of this task",
+                ),
+            }
+        }
+    }
+    for (i, th) in t.threads.iter().enumerate() {
+        if let Some(id) = th.active_sync_call
+            && !t
+                .calls
+                .iter()
+                .any(|c| c.queue == CallQueue::Synchronous && c.sender_side_id == id)
+        {
+            p.push(
+                format!("threads[{i}].active_sync_call"),
+                format!("no synchronous call {id}"),
+            );
+        }
+    }
+    for (i, b) in t.coop_blobs.iter().enumerate() {
+        if !matches!(
+            t.phones.get(b.connection as usize),
+            Some(PhoneSlot::Connected(_))
+        ) {
+            p.push(
+                format!("coop_blobs[{i}].connection"),
+                format!("phone {} is not connected", b.connection),
+            );
+        }
+    }
+    for (i, fb) in t.file_backups.iter().enumerate() {
+        if fb.stored {
+            let path = crate::object::file_backup_path(&fb.sha256);
+            if !m.objects.iter().any(|o| o.path == path) {
+                p.push(
+                    format!("file_backups[{i}].sha256"),
+                    format!("{path} is not in the manifest"),
+                );
+            }
+        }
+    }
+}

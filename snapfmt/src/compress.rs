@@ -1,0 +1,143 @@
+//! The writer's pool of chunk-compression threads.
+//!
+//! Jobs (a chunk's uncompressed pages) go through a bounded channel, so at
+//! most `2 * threads` chunks are in flight and memory use stays bounded
+//! whatever the image size. Each worker hashes the content (the chunk's
+//! address), compresses it, keeps the raw bytes when compression does not
+//! pay, and returns the finished chunk file.
+
+use crate::digest::Digest;
+use crate::header::{FLAG_ZSTD, ObjectKind};
+use crate::object::assemble;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+pub(crate) struct Job {
+    pub index: u32,
+    pub content: Vec<u8>,
+}
+
+pub(crate) struct Done {
+    pub index: u32,
+    pub pages: u32,
+    pub content_digest: Digest,
+    pub body_len: u64,
+    pub body_digest: Digest,
+    /// The whole chunk file (header and body).
+    pub file: Vec<u8>,
+    /// The content buffer, handed back for reuse.
+    pub spare: Vec<u8>,
+}
+
+pub(crate) struct Pool {
+    jobs: Option<SyncSender<Job>>,
+    pub(crate) done: Receiver<std::io::Result<Done>>,
+    workers: Vec<JoinHandle<()>>,
+    /// Bound on chunks in flight.
+    pub(crate) capacity: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(threads: usize, level: i32) -> std::io::Result<Pool> {
+        let threads = threads.max(1);
+        let capacity = 2 * threads;
+        let (jobs_tx, jobs_rx) = sync_channel::<Job>(capacity);
+        let (done_tx, done_rx) = sync_channel(capacity + threads);
+        let jobs_rx = Arc::new(Mutex::new(jobs_rx));
+        let mut workers = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let jobs_rx = Arc::clone(&jobs_rx);
+            let done_tx = done_tx.clone();
+            let h = std::thread::Builder::new()
+                .name(format!("snapfmt-zstd-{i}"))
+                .spawn(move || worker(jobs_rx, done_tx, level))?;
+            workers.push(h);
+        }
+        Ok(Pool {
+            jobs: Some(jobs_tx),
+            done: done_rx,
+            workers,
+            capacity,
+        })
+    }
+
+    /// Queues a job; blocks while the queue is full.
+    pub(crate) fn submit(&self, job: Job) -> std::io::Result<()> {
+        match &self.jobs {
+            Some(tx) => tx
+                .send(job)
+                .map_err(|_| std::io::Error::other("compression workers are gone")),
+            None => Err(std::io::Error::other("pool closed")),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.jobs = None;
+        // Drain so that no worker blocks on a full result channel.
+        while self.done.try_recv().is_ok() {}
+        for w in self.workers.drain(..) {
+            while !w.is_finished() {
+                while self.done.try_recv().is_ok() {}
+                std::thread::yield_now();
+            }
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<std::io::Result<Done>>, level: i32) {
+    let mut compressor = match zstd::bulk::Compressor::new(level) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = done.send(Err(e));
+            return;
+        }
+    };
+    let _ = compressor.include_contentsize(true);
+    loop {
+        let job = {
+            let Ok(rx) = jobs.lock() else { return };
+            match rx.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            }
+        };
+        let r = compress_chunk(&mut compressor, job);
+        if done.send(r).is_err() {
+            return;
+        }
+    }
+}
+
+fn compress_chunk(c: &mut zstd::bulk::Compressor<'_>, job: Job) -> std::io::Result<Done> {
+    let content_digest = Digest::of(&job.content);
+    let compressed = c.compress(&job.content)?;
+    let pages = (job.content.len() / crate::limits::PAGE_SIZE) as u32;
+    let (file, body_len, body_digest) = if compressed.len() < job.content.len() {
+        let d = Digest::of(&compressed);
+        (
+            assemble(ObjectKind::Chunk, FLAG_ZSTD, &compressed, d),
+            compressed.len(),
+            d,
+        )
+    } else {
+        // Stored raw: the body checksum is the content digest.
+        (
+            assemble(ObjectKind::Chunk, 0, &job.content, content_digest),
+            job.content.len(),
+            content_digest,
+        )
+    };
+    Ok(Done {
+        index: job.index,
+        pages,
+        content_digest,
+        body_len: body_len as u64,
+        body_digest,
+        file,
+        spare: job.content,
+    })
+}

@@ -1,0 +1,216 @@
+//! Files of an image: the header plus a body, encoded and checked.
+//!
+//! Opening a file checks, in this order and before anything is decoded:
+//! header fields, declared length against the kind's limit and against the
+//! bytes present, the body checksum, then (for zstd bodies) the declared
+//! content size against the limit, and only then decompresses and decodes.
+
+use crate::digest::Digest;
+use crate::error::ObjectError;
+use crate::header::{FLAG_ZSTD, HEADER_LEN, ObjectHeader, ObjectKind};
+use crate::limits::*;
+use crate::version::FORMAT_VERSION;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Path of the manifest inside an image.
+pub const MANIFEST_PATH: &str = "manifest.spm";
+
+/// Path of a task record.
+pub fn task_path(task_id: u64) -> String {
+    format!("tasks/{task_id}.spt")
+}
+/// Path of a local chunk.
+pub fn chunk_path(content: &Digest) -> String {
+    format!("chunks/{content}.spc")
+}
+/// Path of an embedded module.
+pub fn module_path(sha256: &Digest) -> String {
+    format!("modules/{sha256}.spw")
+}
+/// Path of a backed-up file's content.
+pub fn file_backup_path(sha256: &Digest) -> String {
+    format!("files/{sha256}.spf")
+}
+
+/// Largest stored body (after the header) allowed for `kind`.
+pub fn stored_limit(kind: ObjectKind) -> u64 {
+    match kind {
+        ObjectKind::Manifest => MAX_MANIFEST_BODY,
+        ObjectKind::Task => MAX_TASK_BODY,
+        ObjectKind::Chunk => MAX_CHUNK_BODY,
+        ObjectKind::Module => MAX_MODULE_BODY,
+        ObjectKind::FileBackup => MAX_FILE_BACKUP_BODY,
+    }
+}
+
+/// Largest decompressed body allowed for `kind`.
+pub fn decoded_limit(kind: ObjectKind) -> u64 {
+    match kind {
+        ObjectKind::Chunk => u64::from(MAX_CHUNK_PAGES) * PAGE_SIZE as u64,
+        other => stored_limit(other),
+    }
+}
+
+/// A whole file: header for `body` (already compressed if `flags` says
+/// so) followed by `body`.
+pub fn assemble(kind: ObjectKind, flags: u16, body: &[u8], checksum: Digest) -> Vec<u8> {
+    let header = ObjectHeader {
+        version: FORMAT_VERSION,
+        kind,
+        flags,
+        body_len: body.len() as u64,
+        checksum,
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&header.encode());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A whole file holding `content`, zstd-compressed at `level` if
+/// `compress` (the frame records its content size).
+pub fn encode_bytes(
+    kind: ObjectKind,
+    content: &[u8],
+    compress: Option<i32>,
+) -> std::io::Result<Vec<u8>> {
+    match compress {
+        Some(level) => {
+            let body = zstd::bulk::compress(content, level)?;
+            Ok(assemble(kind, FLAG_ZSTD, &body, Digest::of(&body)))
+        }
+        None => Ok(assemble(kind, 0, content, Digest::of(content))),
+    }
+}
+
+/// A whole file holding the postcard encoding of `record`.
+pub fn encode_record<T: Serialize>(
+    kind: ObjectKind,
+    record: &T,
+    compress: Option<i32>,
+) -> std::io::Result<Vec<u8>> {
+    let body = postcard::to_allocvec(record).map_err(std::io::Error::other)?;
+    encode_bytes(kind, &body, compress)
+}
+
+/// Checks a whole file's header, length and checksum, and returns the
+/// header and the body exactly as stored.
+pub fn check(bytes: &[u8], expected: ObjectKind) -> Result<(ObjectHeader, &[u8]), ObjectError> {
+    let header = ObjectHeader::parse(bytes)?;
+    if header.kind != expected {
+        return Err(ObjectError::WrongKind {
+            found: header.kind.name(),
+            expected: expected.name(),
+        });
+    }
+    let limit = stored_limit(expected);
+    if header.body_len > limit {
+        return Err(ObjectError::TooLong {
+            declared: header.body_len,
+            limit,
+        });
+    }
+    let body = &bytes[HEADER_LEN..];
+    if header.body_len != body.len() as u64 {
+        return Err(ObjectError::LengthMismatch {
+            declared: header.body_len,
+            actual: body.len() as u64,
+        });
+    }
+    let actual = Digest::of(body);
+    if actual != header.checksum {
+        return Err(ObjectError::Checksum {
+            expected: header.checksum,
+            actual,
+        });
+    }
+    Ok((header, body))
+}
+
+/// Decompresses a checked body if its header says it is compressed.
+pub fn unpack(header: &ObjectHeader, body: &[u8]) -> Result<Vec<u8>, ObjectError> {
+    if header.flags & FLAG_ZSTD == 0 {
+        return Ok(body.to_vec());
+    }
+    let limit = decoded_limit(header.kind);
+    let size = match zstd::zstd_safe::get_frame_content_size(body) {
+        Ok(Some(size)) => size,
+        Ok(None) => {
+            return Err(ObjectError::Decompress(
+                "frame does not record its content size".into(),
+            ));
+        }
+        Err(_) => return Err(ObjectError::Decompress("not a zstd frame".into())),
+    };
+    if size > limit {
+        return Err(ObjectError::DecompressedTooLong { size, limit });
+    }
+    // `size` is at most `limit`, which fits in memory by construction.
+    let out = zstd::bulk::decompress(body, size as usize)
+        .map_err(|e| ObjectError::Decompress(e.to_string()))?;
+    if out.len() as u64 != size {
+        return Err(ObjectError::Decompress(format!(
+            "frame declares {size} bytes but holds {}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// Checks and unpacks a whole file: its content bytes.
+pub fn open_bytes(
+    bytes: &[u8],
+    expected: ObjectKind,
+) -> Result<(ObjectHeader, Vec<u8>), ObjectError> {
+    let (header, body) = check(bytes, expected)?;
+    let content = unpack(&header, body)?;
+    Ok((header, content))
+}
+
+/// Decodes a postcard record that must use every byte of `content`.
+pub fn decode_record<T: DeserializeOwned>(content: &[u8]) -> Result<T, ObjectError> {
+    let (value, rest) = postcard::take_from_bytes(content)?;
+    if !rest.is_empty() {
+        return Err(ObjectError::Trailing(rest.len()));
+    }
+    Ok(value)
+}
+
+/// Checks, unpacks and decodes a whole record file.
+pub fn open_record<T: DeserializeOwned>(
+    bytes: &[u8],
+    expected: ObjectKind,
+) -> Result<(ObjectHeader, T), ObjectError> {
+    let (header, content) = open_bytes(bytes, expected)?;
+    Ok((header, decode_record(&content)?))
+}
+
+/// Whether `path` is a well-formed path of a task, module or file-backup
+/// object (the paths the manifest's object list may hold).
+pub fn valid_object_path(path: &str) -> bool {
+    let hex64 = |s: &str| {
+        s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if let Some(n) = path
+        .strip_prefix("tasks/")
+        .and_then(|s| s.strip_suffix(".spt"))
+    {
+        return n.parse::<u64>().is_ok_and(|id| id.to_string() == n);
+    }
+    if let Some(h) = path
+        .strip_prefix("modules/")
+        .and_then(|s| s.strip_suffix(".spw"))
+    {
+        return hex64(h);
+    }
+    if let Some(h) = path
+        .strip_prefix("files/")
+        .and_then(|s| s.strip_suffix(".spf"))
+    {
+        return hex64(h);
+    }
+    false
+}

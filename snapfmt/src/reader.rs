@@ -1,0 +1,529 @@
+//! Reading an image: open a directory or tar image, check the manifest,
+//! and give lazy, checked access to task records, modules, file backups
+//! and memory pages (following the parent chain of incremental images).
+//!
+//! Nothing is trusted before it is checked: every file's size is capped
+//! before it is read, its checksum verified before it is decompressed or
+//! decoded, its digest compared with the manifest's, and decoded records
+//! are checked against the rules of [`crate::check`] before use.
+
+use crate::check::{self, Problem};
+use crate::container::Source;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::header::ObjectKind;
+use crate::limits::{MAX_PARENT_DEPTH, PAGE_SIZE};
+use crate::object::{self, MANIFEST_PATH};
+use crate::records::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// How many decoded chunks a reader keeps.
+const CHUNK_CACHE: usize = 8;
+
+/// Where a page read by [`Image::read_page`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageSource {
+    /// Not stored: reads as zero.
+    Zero,
+    /// A chunk of this image.
+    Local,
+    /// A chunk of an ancestor image.
+    Parent,
+}
+
+/// Byte and page counts of an image (this image's files only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageStats {
+    /// Sum of all areas' sizes.
+    pub area_bytes: u64,
+    /// Pages with stored content (the rest of the areas is zero).
+    pub mapped_pages: u64,
+    /// Of `mapped_pages`, those stored in a parent image.
+    pub parent_pages: u64,
+    /// Local chunks.
+    pub local_chunks: u64,
+    /// Uncompressed bytes in local chunks (distinct pages).
+    pub local_content_bytes: u64,
+    /// Stored bytes of local chunk bodies.
+    pub local_stored_bytes: u64,
+    /// Stored bytes of all other files (manifest, tasks, modules, backups).
+    pub other_stored_bytes: u64,
+}
+
+/// One link of a parent chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    pub path: PathBuf,
+    pub manifest_digest: Digest,
+}
+
+/// An opened image.
+pub struct Image {
+    source: Source,
+    manifest: Manifest,
+    manifest_digest: Digest,
+    /// Content digest -> index of the local chunk.
+    local_chunks: BTreeMap<Digest, u32>,
+    depth: usize,
+    tasks: Mutex<BTreeMap<u64, Arc<TaskRecord>>>,
+    parent: OnceLock<Arc<Image>>,
+    cache: Mutex<Vec<(Digest, Arc<[u8]>)>>,
+    verify_content: bool,
+}
+
+impl Image {
+    /// Opens the image at `path` (a directory, or a tar file) and checks
+    /// its manifest. The parent of an incremental image is opened when
+    /// first needed.
+    pub fn open(path: impl AsRef<Path>) -> Result<Image> {
+        Image::open_at_depth(path.as_ref(), 0)
+    }
+
+    fn open_at_depth(path: &Path, depth: usize) -> Result<Image> {
+        let source = Source::open(path)?;
+        let bytes = source.read(MANIFEST_PATH, object::stored_limit(ObjectKind::Manifest))?;
+        let (header, manifest): (_, Manifest) = object::open_record(&bytes, ObjectKind::Manifest)
+            .map_err(|error| Error::Object {
+            file: MANIFEST_PATH.into(),
+            error,
+        })?;
+        let mut problems = Vec::new();
+        check::manifest(&manifest, &mut problems);
+        if manifest.format_version != header.version {
+            problems.push(Problem {
+                file: MANIFEST_PATH.into(),
+                field: "format_version".into(),
+                message: format!(
+                    "{} differs from the header's {}",
+                    manifest.format_version, header.version
+                ),
+            });
+        }
+        first_problem(problems)?;
+        Ok(Image::from_parts(source, manifest, header.checksum, depth))
+    }
+
+    pub(crate) fn from_parts(
+        source: Source,
+        manifest: Manifest,
+        manifest_digest: Digest,
+        depth: usize,
+    ) -> Image {
+        let local_chunks = manifest
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c.home, ChunkHome::Local { .. }))
+            .map(|(i, c)| (c.content, i as u32))
+            .collect();
+        Image {
+            source,
+            manifest,
+            manifest_digest,
+            local_chunks,
+            depth,
+            tasks: Mutex::new(BTreeMap::new()),
+            parent: OnceLock::new(),
+            cache: Mutex::new(Vec::new()),
+            verify_content: true,
+        }
+    }
+
+    /// Whether page reads recompute each chunk's content digest after
+    /// decompression (default true). Chunk file checksums are always
+    /// checked; turning this off trades the content-address check for speed.
+    pub fn set_verify_content(&mut self, on: bool) {
+        self.verify_content = on;
+    }
+
+    /// The image's path.
+    pub fn path(&self) -> &Path {
+        self.source.path()
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// SHA-256 of the manifest body: the image's identity.
+    pub fn manifest_digest(&self) -> Digest {
+        self.manifest_digest
+    }
+
+    /// Ids of the checkpointable tasks, ascending.
+    pub fn task_ids(&self) -> Vec<u64> {
+        self.manifest
+            .checkpoint_set
+            .iter()
+            .filter(|m| m.role == Role::Checkpointable)
+            .map(|m| m.task_id)
+            .collect()
+    }
+
+    /// Every file in the container, sorted.
+    pub fn files(&self) -> Result<Vec<String>> {
+        self.source.list()
+    }
+
+    /// The record of checkpointable task `task_id`, read and checked on
+    /// first use and cached.
+    pub fn task(&self, task_id: u64) -> Result<Arc<TaskRecord>> {
+        if let Some(t) = self.tasks.lock().map_err(|_| poisoned())?.get(&task_id) {
+            return Ok(Arc::clone(t));
+        }
+        if !self.task_ids().contains(&task_id) {
+            return Err(Error::NoSuchTask { task: task_id });
+        }
+        let path = object::task_path(task_id);
+        let (content, _) = self.read_object(&path, ObjectKind::Task)?;
+        let record: TaskRecord =
+            object::decode_record(&content).map_err(|error| Error::Object {
+                file: path.clone(),
+                error,
+            })?;
+        let mut problems = Vec::new();
+        check::task(&record, &path, &self.manifest, &mut problems);
+        first_problem(problems)?;
+        let record = Arc::new(record);
+        self.tasks
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(task_id, Arc::clone(&record));
+        Ok(record)
+    }
+
+    /// The bytes of the embedded module with this SHA-256.
+    pub fn module(&self, sha256: &Digest) -> Result<Vec<u8>> {
+        self.read_blob(&object::module_path(sha256), ObjectKind::Module, sha256)
+    }
+
+    /// The stored content of a backed-up file with this SHA-256.
+    pub fn file_backup(&self, sha256: &Digest) -> Result<Vec<u8>> {
+        self.read_blob(
+            &object::file_backup_path(sha256),
+            ObjectKind::FileBackup,
+            sha256,
+        )
+    }
+
+    fn read_blob(&self, path: &str, kind: ObjectKind, sha256: &Digest) -> Result<Vec<u8>> {
+        let (content, _) = self.read_object(path, kind)?;
+        let actual = Digest::of(&content);
+        if actual != *sha256 {
+            return Err(Error::invalid(
+                path,
+                "content",
+                format!("hashes to {actual}, named {sha256}"),
+            ));
+        }
+        Ok(content)
+    }
+
+    /// Reads a file listed in the manifest's object list, checks it
+    /// against the listing, and returns its unpacked content.
+    pub(crate) fn read_object(&self, path: &str, kind: ObjectKind) -> Result<(Vec<u8>, Digest)> {
+        let entry = self
+            .manifest
+            .objects
+            .iter()
+            .find(|o| o.path == path)
+            .ok_or_else(|| {
+                Error::invalid(MANIFEST_PATH, "objects", format!("{path} is not listed"))
+            })?;
+        let bytes = self.source.read(path, object::stored_limit(kind))?;
+        let obj_err = |error| Error::Object {
+            file: path.to_string(),
+            error,
+        };
+        let (header, body) = object::check(&bytes, kind).map_err(obj_err)?;
+        if header.checksum != entry.body_digest || header.body_len != entry.body_len {
+            return Err(Error::invalid(
+                path,
+                "header.checksum",
+                format!("differs from the manifest's entry ({})", entry.body_digest),
+            ));
+        }
+        let content = object::unpack(&header, body).map_err(obj_err)?;
+        Ok((content, header.checksum))
+    }
+
+    /// The parent image of an incremental image (opened on first use and
+    /// checked against the recorded manifest digest), or `None`.
+    pub fn parent(&self) -> Result<Option<Arc<Image>>> {
+        let Some(pref) = &self.manifest.parent else {
+            return Ok(None);
+        };
+        if let Some(p) = self.parent.get() {
+            return Ok(Some(Arc::clone(p)));
+        }
+        if self.depth >= MAX_PARENT_DEPTH {
+            return Err(Error::Parent(format!(
+                "longer than {MAX_PARENT_DEPTH} images"
+            )));
+        }
+        let path = self.parent_path(pref);
+        let parent = Image::open_at_depth(&path, self.depth + 1)
+            .map_err(|e| Error::Parent(format!("{}: cannot open parent: {e}", path.display())))?;
+        if parent.manifest_digest != pref.manifest_digest {
+            return Err(Error::Parent(format!(
+                "{}: manifest digest is {}, the child recorded {}",
+                path.display(),
+                parent.manifest_digest,
+                pref.manifest_digest
+            )));
+        }
+        let _ = self.parent.set(Arc::new(parent));
+        Ok(self.parent.get().cloned())
+    }
+
+    /// Where the parent recorded in `pref` is on disk.
+    pub fn parent_path(&self, pref: &ParentRef) -> PathBuf {
+        let p = Path::new(&pref.path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            match self.path().parent() {
+                Some(d) => d.join(p),
+                None => p.to_path_buf(),
+            }
+        }
+    }
+
+    /// The chain of ancestors, nearest first (empty for a full image).
+    pub fn parent_chain(&self) -> Result<Vec<ChainLink>> {
+        let mut out = Vec::new();
+        let mut cur = self.parent()?;
+        while let Some(img) = cur {
+            out.push(ChainLink {
+                path: img.path().to_path_buf(),
+                manifest_digest: img.manifest_digest,
+            });
+            cur = img.parent()?;
+        }
+        Ok(out)
+    }
+
+    /// The decompressed, checked content of chunk `index` of the chunk
+    /// table (following the parent chain for parent chunks).
+    pub fn chunk(&self, index: u32) -> Result<Arc<[u8]>> {
+        let entry = self.manifest.chunks.get(index as usize).ok_or_else(|| {
+            Error::invalid(
+                MANIFEST_PATH,
+                "chunks",
+                format!("chunk {index} is past the chunk table"),
+            )
+        })?;
+        match entry.home {
+            ChunkHome::Local { .. } => self.local_chunk(index, entry),
+            ChunkHome::Parent => {
+                let mut cur = self.parent()?;
+                while let Some(img) = cur {
+                    if let Some(&i) = img.local_chunks.get(&entry.content) {
+                        let c = img.chunk(i)?;
+                        if c.len() != entry.pages as usize * PAGE_SIZE {
+                            return Err(Error::invalid(
+                                MANIFEST_PATH,
+                                format!("chunks[{index}].pages"),
+                                "differs from the parent's chunk",
+                            ));
+                        }
+                        return Ok(c);
+                    }
+                    cur = img.parent()?;
+                }
+                Err(Error::Parent(format!(
+                    "chunk {} is in no ancestor",
+                    entry.content
+                )))
+            }
+        }
+    }
+
+    fn local_chunk(&self, index: u32, entry: &ChunkEntry) -> Result<Arc<[u8]>> {
+        if let Some((_, c)) = self
+            .cache
+            .lock()
+            .map_err(|_| poisoned())?
+            .iter()
+            .find(|(d, _)| *d == entry.content)
+        {
+            return Ok(Arc::clone(c));
+        }
+        let content = self.load_chunk(index, entry, self.verify_content)?;
+        let content: Arc<[u8]> = content.into();
+        let mut cache = self.cache.lock().map_err(|_| poisoned())?;
+        if cache.len() >= CHUNK_CACHE {
+            cache.remove(0);
+        }
+        cache.push((entry.content, Arc::clone(&content)));
+        Ok(content)
+    }
+
+    /// Reads, checks and decompresses local chunk `index` (no cache).
+    pub(crate) fn load_chunk(
+        &self,
+        index: u32,
+        entry: &ChunkEntry,
+        verify_content: bool,
+    ) -> Result<Vec<u8>> {
+        let ChunkHome::Local {
+            body_len,
+            body_digest,
+        } = entry.home
+        else {
+            return Err(Error::invalid(
+                MANIFEST_PATH,
+                format!("chunks[{index}].home"),
+                "not a local chunk",
+            ));
+        };
+        let path = object::chunk_path(&entry.content);
+        let bytes = self
+            .source
+            .read(&path, object::stored_limit(ObjectKind::Chunk))?;
+        let obj_err = |error| Error::Object {
+            file: path.clone(),
+            error,
+        };
+        let (header, body) = object::check(&bytes, ObjectKind::Chunk).map_err(obj_err)?;
+        if header.checksum != body_digest || header.body_len != body_len {
+            return Err(Error::invalid(
+                &path,
+                "header.checksum",
+                format!("differs from the manifest's chunks[{index}]"),
+            ));
+        }
+        let content = object::unpack(&header, body).map_err(obj_err)?;
+        if content.len() != entry.pages as usize * PAGE_SIZE {
+            return Err(Error::invalid(
+                &path,
+                "content",
+                format!(
+                    "{} bytes, the manifest says {} pages",
+                    content.len(),
+                    entry.pages
+                ),
+            ));
+        }
+        if verify_content && header.flags & crate::header::FLAG_ZSTD != 0 {
+            // (A raw body's checksum, already verified, is its content digest.)
+            let actual = Digest::of(&content);
+            if actual != entry.content {
+                return Err(Error::invalid(
+                    &path,
+                    "content",
+                    format!("hashes to {actual}"),
+                ));
+            }
+        } else if header.flags & crate::header::FLAG_ZSTD == 0 && body_digest != entry.content {
+            return Err(Error::invalid(
+                &path,
+                "content",
+                format!("hashes to {body_digest}"),
+            ));
+        }
+        Ok(content)
+    }
+
+    /// Reads the page containing `addr` of task `task_id` into `out` and
+    /// says where it came from. Fails with [`Error::NotMapped`] if no area
+    /// holds `addr`.
+    pub fn read_page(
+        &self,
+        task_id: u64,
+        addr: u64,
+        out: &mut [u8; PAGE_SIZE],
+    ) -> Result<PageSource> {
+        let task = self.task(task_id)?;
+        let i = task.areas.partition_point(|a| a.base <= addr);
+        let area = i
+            .checked_sub(1)
+            .and_then(|i| task.areas.get(i))
+            .filter(|a| addr - a.base < a.size)
+            .ok_or(Error::NotMapped {
+                task: task_id,
+                addr,
+            })?;
+        let page = ((addr - area.base) / PAGE_SIZE as u64) as u32;
+        self.read_area_page(area, page, out)
+    }
+
+    /// Reads page `page` of `area` (of a task record of this image).
+    pub fn read_area_page(
+        &self,
+        area: &AreaRecord,
+        page: u32,
+        out: &mut [u8; PAGE_SIZE],
+    ) -> Result<PageSource> {
+        let Some(loc) = area.pages.lookup(page) else {
+            out.fill(0);
+            return Ok(PageSource::Zero);
+        };
+        let chunk = self.chunk(loc.chunk)?;
+        let start = loc.slot as usize * PAGE_SIZE;
+        let src = chunk.get(start..start + PAGE_SIZE).ok_or_else(|| {
+            Error::invalid(
+                MANIFEST_PATH,
+                "chunks",
+                format!("slot {} past chunk {}", loc.slot, loc.chunk),
+            )
+        })?;
+        out.copy_from_slice(src);
+        let home = self
+            .manifest
+            .chunks
+            .get(loc.chunk as usize)
+            .map(|c| &c.home);
+        Ok(match home {
+            Some(ChunkHome::Parent) => PageSource::Parent,
+            _ => PageSource::Local,
+        })
+    }
+
+    /// Byte and page counts.
+    pub fn stats(&self) -> Result<ImageStats> {
+        let mut s = ImageStats::default();
+        for c in &self.manifest.chunks {
+            if let ChunkHome::Local { body_len, .. } = c.home {
+                s.local_chunks += 1;
+                s.local_content_bytes += u64::from(c.pages) * PAGE_SIZE as u64;
+                s.local_stored_bytes += body_len;
+            }
+        }
+        s.other_stored_bytes = self.manifest.objects.iter().map(|o| o.body_len).sum();
+        for id in self.task_ids() {
+            let t = self.task(id)?;
+            for a in &t.areas {
+                s.area_bytes += a.size;
+                for r in &a.pages.runs {
+                    s.mapped_pages += u64::from(r.count);
+                    if matches!(
+                        self.manifest.chunks.get(r.chunk as usize).map(|c| &c.home),
+                        Some(ChunkHome::Parent)
+                    ) {
+                        s.parent_pages += u64::from(r.count);
+                    }
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Usage("a reader lock was poisoned by a panic in another thread".into())
+}
+
+fn first_problem(problems: Vec<Problem>) -> Result<()> {
+    match problems.into_iter().next() {
+        None => Ok(()),
+        Some(p) => Err(Error::Invalid {
+            file: p.file,
+            field: p.field,
+            message: p.message,
+        }),
+    }
+}

@@ -1,0 +1,133 @@
+//! The manifest: what the image is, which tasks it holds, and a digest of
+//! every other object.
+
+use super::common::Timestamp;
+use crate::digest::Digest;
+use crate::version::FormatVersion;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The image's root record, stored in `manifest.spm` and written last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The format version the image was written with (equal to the
+    /// version in every file header of the image).
+    pub format_version: FormatVersion,
+    /// Name and version of the program that wrote the image.
+    pub tool_version: String,
+    /// SHA-256 of the kernel sources of the kernel that was checkpointed.
+    pub kernel_build_hash: Digest,
+    /// The system call ABI version (`kernel/ABI.md`).
+    pub kernel_abi_version: u32,
+    /// When the checkpoint was taken (supplied by the writer's caller).
+    pub created: Timestamp,
+    /// The task the user asked to checkpoint.
+    pub task_zero: u64,
+    /// The options of the checkpoint operation.
+    pub options: CheckpointOptions,
+    /// The checkpoint set and the tasks around it, with their roles,
+    /// sorted by task id.
+    pub checkpoint_set: Vec<SetMember>,
+    /// The image this one is incremental to, if any.
+    pub parent: Option<ParentRef>,
+    /// Every chunk of memory pages the page maps refer to, by index.
+    pub chunks: Vec<ChunkEntry>,
+    /// Every other file of the image (tasks, modules, file backups),
+    /// sorted by path.
+    pub objects: Vec<ObjectEntry>,
+}
+
+/// The options a checkpoint was taken with (DESIGN.md, thesis appendix A).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointOptions {
+    /// The tasks were killed after the checkpoint.
+    pub kill_after: bool,
+    /// Policy for open files (thesis 4.4.8).
+    pub file_policy: FilePolicy,
+    /// Cooperation timeout in milliseconds.
+    pub timeout_ms: u64,
+    /// Modules are bundled into the image (otherwise referenced by path).
+    pub bundle_modules: bool,
+    /// Free-form further options, by name (room to grow).
+    pub extra: BTreeMap<String, String>,
+}
+
+/// What happens to open files at restore (thesis 4.4.8).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub enum FilePolicy {
+    /// Files must not have changed; checked by size and SHA-256.
+    #[default]
+    Unchangeable,
+    /// No checks; missing files are closed, short ones seeked to the end.
+    Volatile,
+    /// A copy is stored and written back over the file at restore.
+    BackupOverwrite,
+    /// A copy is stored and written back only if the file is missing.
+    BackupSkip,
+}
+
+/// One task of the checkpoint set or next to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetMember {
+    pub task_id: u64,
+    pub name: String,
+    pub role: Role,
+}
+
+/// A task's part in the checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// Checkpointed; its record is `tasks/<task id>.spt`.
+    Checkpointable,
+    /// A cooperative service that exported per-connection state.
+    Cooperative { service_id: String },
+    /// A client left outside the set (thesis 4.4.3); its calls to the
+    /// set's tasks are answered by a stand-in at restore.
+    ExcludedClient,
+}
+
+/// The image an incremental image builds on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    /// Path of the parent image, relative to the directory containing this
+    /// image (or absolute).
+    pub path: String,
+    /// The SHA-256 of the parent's manifest body (its header checksum).
+    pub manifest_digest: Digest,
+}
+
+/// One chunk of memory pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkEntry {
+    /// The chunk's address: SHA-256 of its uncompressed content (the
+    /// concatenation of its pages).
+    pub content: Digest,
+    /// Number of 4 KiB pages in the chunk (1..=MAX_CHUNK_PAGES).
+    pub pages: u32,
+    /// Where the chunk is stored.
+    pub home: ChunkHome,
+}
+
+/// Where a chunk's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChunkHome {
+    /// In this image, file `chunks/<content>.spc` with this body length and
+    /// body SHA-256 (the file header's checksum).
+    Local { body_len: u64, body_digest: Digest },
+    /// In the parent chain: the nearest ancestor whose manifest lists a
+    /// chunk with the same content digest.
+    Parent,
+}
+
+/// A file of the image other than the manifest and chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    /// Path inside the image, `/`-separated.
+    pub path: String,
+    /// Body length as in the file's header.
+    pub body_len: u64,
+    /// Body SHA-256 as in the file's header.
+    pub body_digest: Digest,
+}

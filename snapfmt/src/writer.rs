@@ -1,0 +1,578 @@
+//! The streaming, parallel, crash-safe image writer.
+//!
+//! The caller feeds pages one at a time ([`ImageWriter::add_page`]); zero
+//! pages are dropped, every other page is hashed and, unless an identical
+//! page is already stored, appended to the open chunk. Full chunks go to a
+//! pool of compression threads ([`crate::compress`]) through a bounded
+//! queue, so memory use is bounded by a few chunks whatever the image
+//! size. Task records and the manifest are written by
+//! [`ImageWriter::finish`], the manifest last, and the temporary sibling is
+//! then fsynced and renamed into place ([`crate::sink`]).
+
+use crate::compress::{Done, Job, Pool};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::header::ObjectKind;
+use crate::limits::{MAX_CHUNK_PAGES, PAGE_SIZE};
+use crate::object::{self, MANIFEST_PATH};
+use crate::reader::Image;
+use crate::records::*;
+use crate::sink::{ImageForm, Sink};
+use crate::version::FORMAT_VERSION;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// The manifest fields the caller supplies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub tool_version: String,
+    pub kernel_build_hash: Digest,
+    pub kernel_abi_version: u32,
+    pub created: Timestamp,
+    pub task_zero: u64,
+    pub options: CheckpointOptions,
+    /// The checkpoint set; every `Role::Checkpointable` member needs a
+    /// task record ([`ImageWriter::add_task`]) and vice versa.
+    pub checkpoint_set: Vec<SetMember>,
+}
+
+/// How to write.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    pub form: ImageForm,
+    /// Replace an existing image at the target path.
+    pub overwrite: bool,
+    /// zstd level for chunks, modules, file backups and task records.
+    pub level: i32,
+    /// Compression threads.
+    pub threads: usize,
+    /// Pages per chunk (1..=[`MAX_CHUNK_PAGES`]).
+    pub chunk_pages: u32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            form: ImageForm::Directory,
+            overwrite: false,
+            level: 3,
+            threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(16),
+            chunk_pages: crate::limits::DEFAULT_CHUNK_PAGES,
+        }
+    }
+}
+
+/// Counts of what the writer did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Pages passed to `add_page`.
+    pub pages_fed: u64,
+    /// Of those, all-zero pages (not stored).
+    pub zero_pages: u64,
+    /// Of those, duplicates of a page already stored (not stored again).
+    pub duplicate_pages: u64,
+    /// Pages kept from the parent image.
+    pub parent_pages: u64,
+    /// Chunk files written.
+    pub chunks_written: u64,
+    /// Uncompressed bytes in written chunks.
+    pub chunk_content_bytes: u64,
+    /// Stored bytes of written chunk bodies.
+    pub chunk_stored_bytes: u64,
+}
+
+/// What [`ImageWriter::finish`] returns.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// SHA-256 of the manifest body: the image's identity, which an
+    /// incremental child records.
+    pub manifest_digest: Digest,
+    pub stats: WriteStats,
+}
+
+struct ParentState {
+    image: Image,
+    reference: ParentRef,
+    /// Parent chunk index -> our chunk index.
+    chunk_map: HashMap<u32, u32>,
+}
+
+/// Writes one image. Dropping it without [`finish`](Self::finish) removes
+/// the temporary and leaves nothing behind.
+pub struct ImageWriter {
+    target: PathBuf,
+    info: ImageInfo,
+    opts: WriterOptions,
+    sink: Sink,
+    pool: Pool,
+    in_flight: usize,
+    reorder: BTreeMap<u32, Done>,
+    next_write: u32,
+    chunks: Vec<Option<ChunkEntry>>,
+    open: Vec<u8>,
+    open_index: u32,
+    spare: Vec<Vec<u8>>,
+    dedup: HashMap<Digest, PageLoc>,
+    area_pages: BTreeMap<(u64, u64), Vec<(u32, PageLoc)>>,
+    tasks: BTreeMap<u64, TaskRecord>,
+    objects: BTreeMap<String, ObjectEntry>,
+    parent: Option<ParentState>,
+    stats: WriteStats,
+}
+
+impl ImageWriter {
+    /// Starts a full image at `target`. Fails with
+    /// [`Error::AlreadyExists`] if something is there and
+    /// `opts.overwrite` is false.
+    pub fn create(
+        target: impl AsRef<Path>,
+        info: ImageInfo,
+        opts: WriterOptions,
+    ) -> Result<ImageWriter> {
+        let target = target.as_ref().to_path_buf();
+        if opts.chunk_pages == 0 || opts.chunk_pages > MAX_CHUNK_PAGES {
+            return Err(Error::Usage(format!(
+                "chunk_pages must be 1..={MAX_CHUNK_PAGES}, not {}",
+                opts.chunk_pages
+            )));
+        }
+        let pool = Pool::new(opts.threads, opts.level).map_err(|e| Error::io(&target, e))?;
+        let sink = Sink::create(&target, opts.form, opts.overwrite)?;
+        Ok(ImageWriter {
+            target,
+            info,
+            sink,
+            pool,
+            in_flight: 0,
+            reorder: BTreeMap::new(),
+            next_write: 0,
+            chunks: Vec::new(),
+            open: Vec::new(),
+            open_index: 0,
+            spare: Vec::new(),
+            dedup: HashMap::new(),
+            area_pages: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            objects: BTreeMap::new(),
+            parent: None,
+            stats: WriteStats::default(),
+            opts,
+        })
+    }
+
+    /// Starts an incremental image at `target` on top of the image at
+    /// `parent` (which is opened and checked). The parent is recorded by
+    /// its path relative to `target`'s directory when both share it, else
+    /// by its absolute path, and by its manifest digest.
+    pub fn create_incremental(
+        target: impl AsRef<Path>,
+        parent: impl AsRef<Path>,
+        info: ImageInfo,
+        opts: WriterOptions,
+    ) -> Result<ImageWriter> {
+        let target = target.as_ref();
+        let parent = parent.as_ref();
+        let image = Image::open(parent)?;
+        let path = relative_parent_path(target, parent)?;
+        let reference = ParentRef {
+            path,
+            manifest_digest: image.manifest_digest(),
+        };
+        let mut w = ImageWriter::create(target, info, opts)?;
+        w.parent = Some(ParentState {
+            image,
+            reference,
+            chunk_map: HashMap::new(),
+        });
+        Ok(w)
+    }
+
+    /// Adds one page of memory: page `page_index` of the area at
+    /// `area_base` of task `task_id`. `page` must be 4096 bytes. Pages
+    /// may come in any order; each page at most once.
+    pub fn add_page(
+        &mut self,
+        task_id: u64,
+        area_base: u64,
+        page_index: u32,
+        page: &[u8],
+    ) -> Result<()> {
+        if page.len() != PAGE_SIZE {
+            return Err(Error::Usage(format!(
+                "a page is {PAGE_SIZE} bytes, not {}",
+                page.len()
+            )));
+        }
+        self.stats.pages_fed += 1;
+        if is_zero(page) {
+            self.stats.zero_pages += 1;
+            return Ok(());
+        }
+        let digest = Digest::of(page);
+        let loc = match self.dedup.get(&digest) {
+            Some(&loc) => {
+                self.stats.duplicate_pages += 1;
+                loc
+            }
+            None => {
+                if self.open.is_empty() {
+                    self.open_index = self.new_chunk_index()?;
+                    self.open = self.spare.pop().unwrap_or_default();
+                    self.open.clear();
+                    self.open
+                        .reserve(self.opts.chunk_pages as usize * PAGE_SIZE);
+                }
+                let loc = PageLoc {
+                    chunk: self.open_index,
+                    slot: (self.open.len() / PAGE_SIZE) as u32,
+                };
+                self.open.extend_from_slice(page);
+                self.dedup.insert(digest, loc);
+                if self.open.len() >= self.opts.chunk_pages as usize * PAGE_SIZE {
+                    self.flush_open()?;
+                }
+                loc
+            }
+        };
+        self.area_pages
+            .entry((task_id, area_base))
+            .or_default()
+            .push((page_index, loc));
+        Ok(())
+    }
+
+    /// Keeps page `page_index` of the area at `area_base` of task
+    /// `task_id` as it is in the parent image (a clean page of an
+    /// incremental checkpoint). The parent must hold a task with that id
+    /// and an area at that base; a zero page there stays zero.
+    pub fn keep_parent_page(
+        &mut self,
+        task_id: u64,
+        area_base: u64,
+        page_index: u32,
+    ) -> Result<()> {
+        let Some(parent) = self.parent.as_mut() else {
+            return Err(Error::Usage(
+                "keep_parent_page on an image without a parent".into(),
+            ));
+        };
+        let task = parent.image.task(task_id)?;
+        let area = task
+            .areas
+            .iter()
+            .find(|a| a.base == area_base)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "parent task {task_id} has no area at {area_base:#x}"
+                ))
+            })?;
+        let Some(ploc) = area.pages.lookup(page_index) else {
+            return Ok(());
+        };
+        let chunk = match parent.chunk_map.get(&ploc.chunk) {
+            Some(&c) => c,
+            None => {
+                let pentry = parent
+                    .image
+                    .manifest()
+                    .chunks
+                    .get(ploc.chunk as usize)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            MANIFEST_PATH,
+                            "chunks",
+                            "parent page map refers past the chunk table",
+                        )
+                    })?;
+                let entry = ChunkEntry {
+                    content: pentry.content,
+                    pages: pentry.pages,
+                    home: ChunkHome::Parent,
+                };
+                let idx = self.chunks.len() as u32;
+                self.chunks.push(Some(entry));
+                parent.chunk_map.insert(ploc.chunk, idx);
+                idx
+            }
+        };
+        self.stats.parent_pages += 1;
+        let loc = PageLoc {
+            chunk,
+            slot: ploc.slot,
+        };
+        self.area_pages
+            .entry((task_id, area_base))
+            .or_default()
+            .push((page_index, loc));
+        Ok(())
+    }
+
+    /// Stores a WebAssembly module in the image and returns the reference
+    /// to put in [`TaskMeta::module`]. Storing the same bytes twice stores
+    /// them once.
+    pub fn add_module(&mut self, bytes: &[u8]) -> Result<ModuleRef> {
+        let sha256 = Digest::of(bytes);
+        self.put_blob(ObjectKind::Module, &object::module_path(&sha256), bytes)?;
+        Ok(ModuleRef::Embedded {
+            sha256,
+            len: bytes.len() as u64,
+        })
+    }
+
+    /// Stores a backed-up file's content and returns its SHA-256 (for
+    /// [`FileBackup::sha256`] with `stored: true`).
+    pub fn add_file_backup(&mut self, bytes: &[u8]) -> Result<Digest> {
+        let sha256 = Digest::of(bytes);
+        self.put_blob(
+            ObjectKind::FileBackup,
+            &object::file_backup_path(&sha256),
+            bytes,
+        )?;
+        Ok(sha256)
+    }
+
+    /// Adds a task record. Its areas' page maps must be empty: the writer
+    /// builds them from the pages fed for `(task id, area base)`.
+    pub fn add_task(&mut self, record: TaskRecord) -> Result<()> {
+        let id = record.meta.task_id;
+        if record.areas.iter().any(|a| !a.pages.runs.is_empty()) {
+            return Err(Error::Usage(format!(
+                "task {id}: page maps are built by the writer; leave them empty"
+            )));
+        }
+        if self.tasks.insert(id, record).is_some() {
+            return Err(Error::Usage(format!("task {id} added twice")));
+        }
+        Ok(())
+    }
+
+    /// What the writer has done so far.
+    pub fn stats(&self) -> WriteStats {
+        self.stats
+    }
+
+    /// Completes the image: flushes chunks, writes task records and the
+    /// manifest, fsyncs and renames into place.
+    pub fn finish(mut self) -> Result<Finished> {
+        if !self.open.is_empty() {
+            self.flush_open()?;
+        }
+        while self.in_flight > 0 {
+            self.receive_one()?;
+        }
+        let mut tasks = std::mem::take(&mut self.tasks);
+        for (&id, task) in tasks.iter_mut() {
+            for area in task.areas.iter_mut() {
+                let mut pages = self.area_pages.remove(&(id, area.base)).unwrap_or_default();
+                pages.sort_by_key(|p| p.0);
+                let area_pages = area.size / PAGE_SIZE as u64;
+                for w in pages.windows(2) {
+                    if w[0].0 == w[1].0 {
+                        return Err(Error::Usage(format!(
+                            "task {id} area {:#x}: page {} fed twice",
+                            area.base, w[0].0
+                        )));
+                    }
+                }
+                if let Some(&(last, _)) = pages.last()
+                    && u64::from(last) >= area_pages
+                {
+                    return Err(Error::Usage(format!(
+                        "task {id} area {:#x}: page {last} is outside the area ({area_pages} pages)",
+                        area.base
+                    )));
+                }
+                area.pages = PageMap::from_sorted(pages);
+            }
+        }
+        if let Some(((task, base), _)) = self.area_pages.iter().next() {
+            return Err(Error::Usage(format!(
+                "pages fed for task {task} area {base:#x}, which no task record has"
+            )));
+        }
+        for m in &self.info.checkpoint_set {
+            if matches!(m.role, Role::Checkpointable) && !tasks.contains_key(&m.task_id) {
+                return Err(Error::Usage(format!(
+                    "checkpointable task {} has no task record",
+                    m.task_id
+                )));
+            }
+        }
+        for (&id, task) in &tasks {
+            let member = self
+                .info
+                .checkpoint_set
+                .iter()
+                .any(|m| m.task_id == id && matches!(m.role, Role::Checkpointable));
+            if !member {
+                return Err(Error::Usage(format!(
+                    "task {id} is not a checkpointable member of the set"
+                )));
+            }
+            let file = object::encode_record(ObjectKind::Task, task, Some(self.opts.level))
+                .map_err(|e| Error::io(&self.target, e))?;
+            self.put_object(&object::task_path(id), &file)?;
+        }
+        let chunks = self
+            .chunks
+            .drain(..)
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::Usage("a chunk was never completed".into()))?;
+        let mut checkpoint_set = self.info.checkpoint_set.clone();
+        checkpoint_set.sort_by_key(|m| m.task_id);
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            tool_version: self.info.tool_version.clone(),
+            kernel_build_hash: self.info.kernel_build_hash,
+            kernel_abi_version: self.info.kernel_abi_version,
+            created: self.info.created,
+            task_zero: self.info.task_zero,
+            options: self.info.options.clone(),
+            checkpoint_set,
+            parent: self.parent.as_ref().map(|p| p.reference.clone()),
+            chunks,
+            objects: self.objects.values().cloned().collect(),
+        };
+        let file = object::encode_record(ObjectKind::Manifest, &manifest, None)
+            .map_err(|e| Error::io(&self.target, e))?;
+        let manifest_digest = Digest::of(&file[crate::header::HEADER_LEN..]);
+        self.sink.put(MANIFEST_PATH, &file)?;
+        let ImageWriter {
+            sink,
+            target,
+            opts,
+            stats,
+            pool,
+            ..
+        } = self;
+        drop(pool);
+        sink.commit(&target, opts.overwrite)?;
+        Ok(Finished {
+            manifest_digest,
+            stats,
+        })
+    }
+
+    fn new_chunk_index(&mut self) -> Result<u32> {
+        let idx =
+            u32::try_from(self.chunks.len()).map_err(|_| Error::Usage("too many chunks".into()))?;
+        self.chunks.push(None);
+        Ok(idx)
+    }
+
+    fn flush_open(&mut self) -> Result<()> {
+        if self.in_flight >= self.pool.capacity {
+            self.receive_one()?;
+        }
+        let content = std::mem::take(&mut self.open);
+        self.pool
+            .submit(Job {
+                index: self.open_index,
+                content,
+            })
+            .map_err(|e| Error::io(&self.target, e))?;
+        self.in_flight += 1;
+        // Write whatever is already done without waiting.
+        while let Ok(r) = self.pool.done.try_recv() {
+            self.in_flight -= 1;
+            self.accept(r)?;
+        }
+        Ok(())
+    }
+
+    fn receive_one(&mut self) -> Result<()> {
+        let r = self.pool.done.recv().map_err(|_| {
+            Error::io(
+                &self.target,
+                std::io::Error::other("compression workers are gone"),
+            )
+        })?;
+        self.in_flight -= 1;
+        self.accept(r)
+    }
+
+    /// Takes a finished chunk and writes every chunk that is next in index
+    /// order (so tar output is deterministic).
+    fn accept(&mut self, r: std::io::Result<Done>) -> Result<()> {
+        let done = r.map_err(|e| Error::io(&self.target, e))?;
+        self.reorder.insert(done.index, done);
+        loop {
+            while self
+                .chunks
+                .get(self.next_write as usize)
+                .is_some_and(|c| c.is_some())
+            {
+                self.next_write += 1;
+            }
+            let Some(done) = self.reorder.remove(&self.next_write) else {
+                return Ok(());
+            };
+            self.sink
+                .put(&object::chunk_path(&done.content_digest), &done.file)?;
+            self.stats.chunks_written += 1;
+            self.stats.chunk_content_bytes += u64::from(done.pages) * PAGE_SIZE as u64;
+            self.stats.chunk_stored_bytes += done.body_len;
+            self.chunks[done.index as usize] = Some(ChunkEntry {
+                content: done.content_digest,
+                pages: done.pages,
+                home: ChunkHome::Local {
+                    body_len: done.body_len,
+                    body_digest: done.body_digest,
+                },
+            });
+            if self.spare.len() < 4 {
+                self.spare.push(done.spare);
+            }
+            self.next_write += 1;
+        }
+    }
+
+    fn put_blob(&mut self, kind: ObjectKind, path: &str, bytes: &[u8]) -> Result<()> {
+        if self.objects.contains_key(path) {
+            return Ok(());
+        }
+        let file = object::encode_bytes(kind, bytes, Some(self.opts.level))
+            .map_err(|e| Error::io(&self.target, e))?;
+        self.put_object(path, &file)
+    }
+
+    fn put_object(&mut self, path: &str, file: &[u8]) -> Result<()> {
+        let header = crate::header::ObjectHeader::parse(file).map_err(|e| Error::Object {
+            file: path.to_string(),
+            error: e,
+        })?;
+        self.sink.put(path, file)?;
+        self.objects.insert(
+            path.to_string(),
+            ObjectEntry {
+                path: path.to_string(),
+                body_len: header.body_len,
+                body_digest: header.checksum,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// Whether a page is all zero bytes (vectorizes well).
+pub(crate) fn is_zero(page: &[u8]) -> bool {
+    page.chunks_exact(64)
+        .all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0)
+        && page.chunks_exact(64).remainder().iter().all(|&b| b == 0)
+}
+
+fn relative_parent_path(target: &Path, parent: &Path) -> Result<String> {
+    let parent_abs = std::fs::canonicalize(parent).map_err(|e| Error::io(parent, e))?;
+    let target_dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let target_dir = std::fs::canonicalize(&target_dir).map_err(|e| Error::io(&target_dir, e))?;
+    let s = match parent_abs.strip_prefix(&target_dir) {
+        Ok(rel) => rel.to_string_lossy().into_owned(),
+        Err(_) => parent_abs.to_string_lossy().into_owned(),
+    };
+    Ok(s)
+}
