@@ -29,11 +29,10 @@ pub enum PackError {
     #[error("{}: already exists (use --force to replace it)", path.display())]
     TargetExists { path: PathBuf },
     /// The source image is not sound; nothing was written.
-    #[error("{}: the image has {} problem(s), the first: {first}; run `snapinspect validate` for all", path.display(), count)]
+    #[error("{}: the image has {} problem(s): {}", path.display(), problems.len(), problems.join("; "))]
     Unsound {
         path: PathBuf,
-        count: usize,
-        first: String,
+        problems: Vec<String>,
     },
     /// The source could not be opened as an image.
     #[error("{}: {source}", path.display())]
@@ -88,11 +87,10 @@ fn fsync(path: &Path) -> Result<(), PackError> {
 /// Validates the image at `path` and lists its files.
 fn checked_files(path: &Path) -> Result<Vec<String>, PackError> {
     let problems = snapfmt::validate(path);
-    if let Some(first) = problems.first() {
+    if !problems.is_empty() {
         return Err(PackError::Unsound {
             path: path.to_path_buf(),
-            count: problems.len(),
-            first: first.to_string(),
+            problems: problems.iter().map(ToString::to_string).collect(),
         });
     }
     let image = Image::open(path).map_err(|source| PackError::Open {
