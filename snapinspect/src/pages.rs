@@ -44,9 +44,17 @@ pub struct MemoryRange {
     pub addr: u32,
     #[serde(serialize_with = "as_hex")]
     pub bytes: Vec<u8>,
-    /// Per page touched by the range, in address order: its first address
-    /// and `zero`, `local` or `parent`.
-    pub pages: Vec<(u64, &'static str)>,
+    /// Per page touched by the range, in address order.
+    pub pages: Vec<PageOrigin>,
+}
+
+/// Where one page of a range came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PageOrigin {
+    /// First address of the page.
+    pub addr: u64,
+    /// `zero` (not stored), `local` (this image) or `parent` (an ancestor).
+    pub source: &'static str,
 }
 
 fn as_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -81,7 +89,10 @@ pub fn read_range(image: &Image, task: u64, range: AddrRange) -> Result<MemoryRa
                 addr: at,
                 source: Box::new(source),
             })?;
-        pages.push((page_start, source_name(src)));
+        pages.push(PageOrigin {
+            addr: page_start,
+            source: source_name(src),
+        });
         let from = (at - page_start) as usize;
         let to = (range.end().min(page_start + page) - page_start) as usize;
         bytes.extend_from_slice(&buf[from..to]);

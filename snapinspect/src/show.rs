@@ -117,7 +117,14 @@ pub struct TaskView {
     pub coop_blobs: BTreeMap<String, Vec<BlobView>>,
     pub file_backups: Vec<FileView>,
     /// Ids the task has seen and what they refer to.
-    pub id_view: Vec<(u64, PeerView)>,
+    pub id_view: Vec<IdView>,
+}
+
+/// One id a task has seen and what it refers to.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdView {
+    pub seen: u64,
+    pub refers_to: PeerView,
 }
 
 /// One thread.
@@ -127,7 +134,7 @@ pub struct ThreadView {
     /// Number of call frames.
     pub frames: usize,
     /// Innermost frame: function index and code offset.
-    pub innermost: Option<(u32, u32)>,
+    pub innermost: Option<Position>,
     /// Where the thread stands: `ready`, `host_call`, `finished`.
     pub suspension: &'static str,
     /// Details of the suspension (import and arguments, or results).
@@ -139,6 +146,20 @@ pub struct ThreadView {
     pub kernel_build_hash: String,
 }
 
+/// A position in the module: function index and code offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Position {
+    pub func_index: u32,
+    pub code_offset: u32,
+}
+
+/// Another holder of a shared area and the base it has there.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharingView {
+    pub with: PeerView,
+    pub base: u64,
+}
+
 /// One area.
 #[derive(Debug, Clone, Serialize)]
 pub struct AreaView {
@@ -148,7 +169,7 @@ pub struct AreaView {
     pub flags: String,
     /// `anonymous`, or `primary` with the module's maximum in wasm pages.
     pub backing: String,
-    pub sharing: Vec<(PeerView, u64)>,
+    pub sharing: Vec<SharingView>,
     /// Pages with stored content.
     pub stored_pages: u64,
     /// Of those, pages stored in a parent image.
@@ -259,7 +280,10 @@ fn task_view(image: &Image, t: &TaskRecord) -> TaskView {
             .meta
             .id_view
             .iter()
-            .map(|m| (m.seen, (&m.refers_to).into()))
+            .map(|m| IdView {
+                seen: m.seen,
+                refers_to: (&m.refers_to).into(),
+            })
             .collect(),
     }
 }
@@ -292,7 +316,10 @@ fn thread_view(th: &ThreadContext) -> ThreadView {
     ThreadView {
         thread_id: th.thread_id,
         frames: th.exec.frames.len(),
-        innermost: th.exec.frames.last().map(|f| (f.func_index, f.code_offset)),
+        innermost: th.exec.frames.last().map(|f| Position {
+            func_index: f.func_index,
+            code_offset: f.code_offset,
+        }),
         suspension,
         suspension_detail,
         syscall: syscall_name(&th.syscall),
@@ -327,7 +354,10 @@ fn area_view(image: &Image, a: &AreaRecord) -> AreaView {
         sharing: a
             .sharing
             .iter()
-            .map(|s| ((&s.with).into(), s.base))
+            .map(|s| SharingView {
+                with: (&s.with).into(),
+                base: s.base,
+            })
             .collect(),
         stored_pages,
         parent_pages,

@@ -285,3 +285,41 @@ fn incremental_child_shows_its_parent_chain() {
     assert_eq!(pages["ranges"][0]["start"], 0x9000);
     assert_eq!(pages["ranges"][0]["end"], 0xa000);
 }
+
+/// Pages with equal chunk digests are not read at all: a chunk file that is
+/// damaged in the second image but holds, by its digest, the same pages as
+/// the first goes unnoticed by `diff` (that is `validate`'s job), while a
+/// page whose digest differs is read and compared.
+#[test]
+fn equal_digests_are_not_decompressed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    Lab::new().write(&a);
+    Lab::new().write(&b);
+    for entry in std::fs::read_dir(b.join("chunks")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    expect_code(&run(["diff".as_ref(), a.as_os_str(), b.as_os_str()]), 0);
+    expect_code(&run(["validate".as_ref(), b.as_os_str()]), 1);
+
+    // One changed page makes its chunk differ: now the damaged chunks of
+    // `b` holding that page must be read, and the error names the file.
+    let c = tmp.path().join("c");
+    let mut changed = Lab::new();
+    changed.pages.get_mut(&(0, 0)).unwrap()[0] ^= 1;
+    changed.write(&c);
+    for entry in std::fs::read_dir(c.join("chunks")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let out = run(["diff".as_ref(), a.as_os_str(), c.as_os_str()]);
+    expect_code(&out, 2);
+    assert!(stderr(&out).contains("chunks/"), "{}", stderr(&out));
+}

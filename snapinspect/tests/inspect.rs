@@ -51,7 +51,10 @@ fn show_json_parses_back_with_the_right_numbers() {
     assert_eq!(t7["areas"][0]["size"], 8 * 4096);
     assert_eq!(t7["areas"][0]["stored_pages"], 6);
     assert_eq!(t7["areas"][0]["zero_pages"], 2);
-    assert_eq!(t7["areas"][1]["sharing"][0][0]["task"], 9);
+    assert_eq!(t7["areas"][1]["sharing"][0]["with"]["task"], 9);
+    assert_eq!(t7["areas"][1]["sharing"][0]["base"], 0x20_0000);
+    assert_eq!(t7["threads"][0]["innermost"]["code_offset"], 18);
+    assert_eq!(t7["id_view"][0]["seen"], 9);
     assert_eq!(t7["calls"].as_array().unwrap().len(), 6);
     assert_eq!(t7["coop_blobs"]["spartan.vfs"][0]["connection"], 2);
     assert_eq!(t7["module"]["kind"], "embedded");
@@ -222,4 +225,38 @@ fn pack_refuses_a_corrupted_image() {
     expect_code(&out, 2);
     assert!(stderr(&out).contains("tasks/9.spt"), "{}", stderr(&out));
     assert!(!tar.exists());
+}
+
+#[test]
+fn golden_directory_and_tar_twin_show_the_same() {
+    let dir = golden();
+    let tar = dir.with_file_name("golden-v1.tar");
+    let json = |p: &std::path::Path| {
+        let out = run(["show".as_ref(), p.as_os_str(), "--json".as_ref()]);
+        expect_code(&out, 0);
+        let mut j: Json = serde_json::from_str(&stdout(&out)).unwrap();
+        j["image"] = Json::Null;
+        j
+    };
+    let (a, b) = (json(&dir), json(&tar));
+    assert_eq!(a, b);
+    assert_eq!(a["tasks"][1]["task_id"], 9);
+    expect_code(&run(["validate".as_ref(), dir.as_os_str()]), 0);
+    expect_code(&run(["validate".as_ref(), tar.as_os_str()]), 0);
+    let out = run([
+        "pages".as_ref(),
+        tar.as_os_str(),
+        "--task".as_ref(),
+        "9".as_ref(),
+        "--addr".as_ref(),
+        "0x200000".as_ref(),
+        "--len".as_ref(),
+        "16".as_ref(),
+        "--json".as_ref(),
+    ]);
+    expect_code(&out, 0);
+    let j: Json = serde_json::from_str(&stdout(&out)).unwrap();
+    // The shared area holds sample page 100 in both tasks.
+    assert_eq!(j["bytes"], hex::encode(b"page 00100 of th"));
+    assert_eq!(j["pages"][0]["source"], "local");
 }

@@ -47,7 +47,7 @@ pub fn memory(m: &MemoryRange) -> String {
     let sources: Vec<String> = m
         .pages
         .iter()
-        .map(|(addr, src)| format!("{addr:#x} {src}"))
+        .map(|p| format!("{:#x} {}", p.addr, p.source))
         .collect();
     format!(
         "task {} {:#x}..{:#x} ({} bytes; pages: {})\n{}",

@@ -94,7 +94,7 @@ fn task(s: &mut String, t: &TaskView) {
     let _ = writeln!(s, "  threads ({})", t.threads.len());
     for th in &t.threads {
         let at = match th.innermost {
-            Some((f, off)) => format!("func {f} at {off:#x}"),
+            Some(p) => format!("func {} at {:#x}", p.func_index, p.code_offset),
             None => "no frames".into(),
         };
         let mut line = format!(
@@ -119,7 +119,7 @@ fn task(s: &mut String, t: &TaskView) {
         let sharing: Vec<String> = a
             .sharing
             .iter()
-            .map(|(p, base)| format!("shared with {p} at {base:#x}"))
+            .map(|s| format!("shared with {} at {:#x}", s.with, s.base))
             .collect();
         let mut tail = a.backing.clone();
         if !sharing.is_empty() {
@@ -174,7 +174,7 @@ fn task(s: &mut String, t: &TaskView) {
         let ids: Vec<String> = t
             .id_view
             .iter()
-            .map(|(id, p)| format!("{id} -> {p}"))
+            .map(|i| format!("{} -> {}", i.seen, i.refers_to))
             .collect();
         let _ = writeln!(s, "  id view    {}", ids.join(", "));
     }
