@@ -5,6 +5,7 @@ use sha2::{Digest as _, Sha256};
 use std::fmt;
 
 /// A SHA-256 digest (32 bytes). Displayed and parsed as 64 lowercase hex digits.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct Digest(pub [u8; 32]);
 

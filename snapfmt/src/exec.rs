@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Floats are carried as raw bit patterns so that NaN payloads survive a
 /// round trip exactly.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Value {
     I32(u32),
@@ -32,6 +33,7 @@ pub enum Value {
 }
 
 /// One activation of a function on a thread's call stack.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Frame {
     /// Index of the function in the module's function index space
@@ -50,6 +52,7 @@ pub struct Frame {
 }
 
 /// Why the thread stopped where it did.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Suspension {
     /// Stopped between instructions (out of fuel, or not started yet): on
@@ -66,6 +69,7 @@ pub enum Suspension {
 }
 
 /// Complete portable execution state of one thread.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecState {
     /// Call frames, outermost first. Empty when the thread has finished.
@@ -82,6 +86,7 @@ pub struct ExecState {
 
 /// State of a module instance shared by all of its threads, other than
 /// memory (which lives in the address space).
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceState {
     /// Every table's current elements, by table index.

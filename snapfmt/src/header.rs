@@ -97,6 +97,13 @@ impl ObjectHeader {
     /// Parses and checks the first 64 bytes of `bytes` (magic, version
     /// against [`FORMAT_VERSION`], kind, flags, reserved bytes).
     pub fn parse(bytes: &[u8]) -> Result<ObjectHeader, ObjectError> {
+        ObjectHeader::parse_as(bytes, FORMAT_VERSION)
+    }
+
+    /// [`parse`](Self::parse) as a reader of version `reader` would: the
+    /// compatibility rule applied to another reader version (tests of the
+    /// rule, tools that explain which reader an image needs).
+    pub fn parse_as(bytes: &[u8], reader: FormatVersion) -> Result<ObjectHeader, ObjectError> {
         let h: &[u8; HEADER_LEN] = bytes
             .get(..HEADER_LEN)
             .and_then(|s| s.try_into().ok())
@@ -111,16 +118,16 @@ impl ObjectHeader {
             major: u16_at(8),
             minor: u16_at(10),
         };
-        if version.major != FORMAT_VERSION.major {
+        if version.major != reader.major {
             return Err(ObjectError::OtherMajor {
                 found: version,
-                supported: FORMAT_VERSION,
+                supported: reader,
             });
         }
-        if !FORMAT_VERSION.can_read(version) {
+        if !reader.can_read(version) {
             return Err(ObjectError::NewerMinor {
                 found: version,
-                supported: FORMAT_VERSION,
+                supported: reader,
             });
         }
         let kind_n = u16_at(12);

@@ -7,6 +7,7 @@ use std::fmt;
 ///
 /// A reader of version `M.n` accepts every `M.k` with `k <= n` and refuses
 /// anything else (see `FORMAT.md`, "Compatibility").
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 pub struct FormatVersion {
     pub major: u16,

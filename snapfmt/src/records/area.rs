@@ -12,6 +12,7 @@ pub mod area_flags {
 }
 
 /// One area of a task's address space.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AreaRecord {
     /// First address (a multiple of 4096).
@@ -30,6 +31,7 @@ pub struct AreaRecord {
 }
 
 /// What backs an area.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Backing {
     /// Anonymous memory (`as_area_create`, shared areas).
@@ -40,6 +42,7 @@ pub enum Backing {
 }
 
 /// One other holder of a shared area.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sharing {
     pub with: Peer,
@@ -57,6 +60,7 @@ pub struct PageLoc {
 
 /// `count` consecutive pages of an area stored in consecutive slots of one
 /// chunk.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageRun {
     /// Page index inside the area (address = base + 4096 * index).
@@ -71,6 +75,7 @@ pub struct PageRun {
 
 /// An area's page map: runs sorted by `first_page`, not overlapping. Pages
 /// in no run are zero pages and are not stored.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageMap {
     pub runs: Vec<PageRun>,

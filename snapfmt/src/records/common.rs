@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Task ids are not persistent across reboots, so cooperative services are
 /// named by their persistent service id (thesis 5.4.7).
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Peer {
     /// A checkpointable task of this image's checkpoint set, by the task id
@@ -20,6 +21,7 @@ pub enum Peer {
 
 /// A point in time: seconds and nanoseconds since the Unix epoch (or since
 /// boot of a simulated clock; the writer decides, the format just stores).
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]

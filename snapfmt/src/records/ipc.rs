@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One slot of the phone table; the slot's index is the phone's
 /// sender-side id. `Free` slots are holes that restore must recreate.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PhoneSlot {
     Free,
@@ -12,6 +13,7 @@ pub enum PhoneSlot {
 }
 
 /// A connected phone.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Phone {
     /// The task or service at the other end.
@@ -21,6 +23,7 @@ pub struct Phone {
 }
 
 /// Which queue a pending call was found in.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum CallQueue {
     /// Sent by this task (asynchronously), not answered yet.
@@ -38,6 +41,7 @@ pub enum CallQueue {
 }
 
 /// One pending call or answer.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingCall {
     pub queue: CallQueue,
@@ -60,6 +64,7 @@ pub struct PendingCall {
 }
 
 /// A buffer attached to a call.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallBuffer {
     pub kind: BufferKind,
@@ -67,6 +72,7 @@ pub struct CallBuffer {
 }
 
 /// What a call buffer carries.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BufferKind {
     /// Data sent with a data-write call.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The image's root record, stored in `manifest.spm` and written last.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The format version the image was written with (equal to the
@@ -38,6 +39,7 @@ pub struct Manifest {
 }
 
 /// The options a checkpoint was taken with (DESIGN.md, thesis appendix A).
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointOptions {
     /// The tasks were killed after the checkpoint.
@@ -53,6 +55,7 @@ pub struct CheckpointOptions {
 }
 
 /// What happens to open files at restore (thesis 4.4.8).
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -69,6 +72,7 @@ pub enum FilePolicy {
 }
 
 /// One task of the checkpoint set or next to it.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetMember {
     pub task_id: u64,
@@ -77,6 +81,7 @@ pub struct SetMember {
 }
 
 /// A task's part in the checkpoint.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
     /// Checkpointed; its record is `tasks/<task id>.spt`.
@@ -89,6 +94,7 @@ pub enum Role {
 }
 
 /// The image an incremental image builds on.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParentRef {
     /// Path of the parent image, relative to the directory containing this
@@ -99,6 +105,7 @@ pub struct ParentRef {
 }
 
 /// One chunk of memory pages.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkEntry {
     /// The chunk's address: SHA-256 of its uncompressed content (the
@@ -111,6 +118,7 @@ pub struct ChunkEntry {
 }
 
 /// Where a chunk's bytes are.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChunkHome {
     /// In this image, file `chunks/<content>.spc` with this body length and
@@ -122,6 +130,7 @@ pub enum ChunkHome {
 }
 
 /// A file of the image other than the manifest and chunks.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectEntry {
     /// Path inside the image, `/`-separated.

@@ -21,3 +21,6 @@ pub use manifest::{
 };
 pub use services::{CoopBlob, FileBackup};
 pub use task::{IdMapping, ModuleRef, SyscallState, TaskMeta, TaskRecord, ThreadContext};
+
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The state a cooperative service exported for one connection of the task
 /// (the IPC_M_CHKPNT_INIT data read). Opaque to the format.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoopBlob {
     /// Persistent id of the service.
@@ -17,6 +18,7 @@ pub struct CoopBlob {
 
 /// A file the task had open or depended on, with its identity and, for the
 /// backup policies, its saved content.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileBackup {
     pub path: String,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Everything about one checkpointable task, stored in
 /// `tasks/<task id>.spt`.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub meta: TaskMeta,
@@ -27,6 +28,7 @@ pub struct TaskRecord {
 }
 
 /// Task metadata (thesis 5.3.5, 5.3.8, 4.4.10).
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskMeta {
     /// The task id at checkpoint time; the restored task keeps seeing it.
@@ -42,6 +44,7 @@ pub struct TaskMeta {
 }
 
 /// One id a task has seen.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMapping {
     pub seen: u64,
@@ -49,6 +52,7 @@ pub struct IdMapping {
 }
 
 /// The WebAssembly module a task runs.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModuleRef {
     /// Bundled in the image as `modules/<sha256>.spw`.
@@ -67,6 +71,7 @@ impl ModuleRef {
 }
 
 /// One thread: portable execution state plus kernel-side state.
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadContext {
     pub thread_id: u64,
@@ -81,6 +86,7 @@ pub struct ThreadContext {
 }
 
 /// Kernel-side state of the system call a thread is in (thesis 5.3.1, 5.3.6).
+#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyscallState {
     /// Not in a system call.
