@@ -236,13 +236,15 @@ pub fn show(path: &Path) -> Result<Overview, ShowError> {
         bytes: BytesView {
             area_bytes: stats.area_bytes,
             mapped_pages: stats.mapped_pages,
-            raw_page_bytes: stats.mapped_pages * PAGE_SIZE as u64,
+            raw_page_bytes: stats.mapped_pages.saturating_mul(PAGE_SIZE as u64),
             parent_pages: stats.parent_pages,
             local_chunks: stats.local_chunks,
             local_content_bytes: stats.local_content_bytes,
             chunk_stored_bytes: stats.local_stored_bytes,
             other_stored_bytes: stats.other_stored_bytes,
-            total_stored_bytes: stats.local_stored_bytes + stats.other_stored_bytes,
+            total_stored_bytes: stats
+                .local_stored_bytes
+                .saturating_add(stats.other_stored_bytes),
         },
         tasks,
     })
