@@ -1,0 +1,209 @@
+//! Loads, stores and bulk operations on an address space.
+//!
+//! Every access is checked against the areas and their flags before any byte
+//! moves: a faulting access changes nothing and reports the lowest address
+//! it was refused at. Accesses wholly inside one page of the primary area
+//! take an inlined fast path (the interpreter's hot path); everything else
+//! goes through the region walk.
+
+use super::PAGE_SIZE;
+use super::area::Area;
+use super::fault::Fault;
+use super::space::{AddressSpace, Region};
+
+const PAGE_MASK: u64 = PAGE_SIZE - 1;
+
+/// Bytes moved per step of `copy_within`.
+const COPY_CHUNK: usize = PAGE_SIZE as usize;
+
+impl AddressSpace {
+    /// Loads `N` bytes (little-endian order as stored) from `addr`.
+    #[inline(always)]
+    pub fn load<const N: usize>(&self, addr: u64) -> Result<[u8; N], Fault> {
+        let off = (addr & PAGE_MASK) as usize;
+        if let Some(end) = addr.checked_add(N as u64)
+            && end <= self.primary_len
+            && off + N <= PAGE_SIZE as usize
+        {
+            let mut out = [0u8; N];
+            out.copy_from_slice(&self.primary.table.bytes(addr / PAGE_SIZE)[off..off + N]);
+            return Ok(out);
+        }
+        self.load_slow(addr)
+    }
+
+    #[inline(never)]
+    fn load_slow<const N: usize>(&self, addr: u64) -> Result<[u8; N], Fault> {
+        let mut out = [0u8; N];
+        self.read(addr, &mut out)?;
+        Ok(out)
+    }
+
+    /// Stores `bytes` at `addr`.
+    #[inline(always)]
+    pub fn store<const N: usize>(&mut self, addr: u64, bytes: [u8; N]) -> Result<(), Fault> {
+        let off = (addr & PAGE_MASK) as usize;
+        if let Some(end) = addr.checked_add(N as u64)
+            && end <= self.primary_len
+            && off + N <= PAGE_SIZE as usize
+        {
+            self.primary.page_mut(addr / PAGE_SIZE)[off..off + N].copy_from_slice(&bytes);
+            return Ok(());
+        }
+        self.store_slow(addr, bytes)
+    }
+
+    #[inline(never)]
+    fn store_slow<const N: usize>(&mut self, addr: u64, bytes: [u8; N]) -> Result<(), Fault> {
+        self.write(addr, &bytes)
+    }
+
+    /// Reads `buf.len()` bytes at `addr`; on a fault `buf` is unspecified.
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        let len = buf.len() as u64;
+        if self.in_primary(addr, len) {
+            self.primary.read(addr, buf);
+            return Ok(());
+        }
+        self.check_range(addr, len, false)?;
+        let mut done = 0u64;
+        while done < len {
+            let at = addr + done;
+            let (region, end, _) = self.region_bounds(at).ok_or(Fault::Unmapped { addr: at })?;
+            let n = (end - at).min(len - done);
+            let piece = &mut buf[done as usize..(done + n) as usize];
+            match region {
+                Region::Primary => self.primary.read(at, piece),
+                Region::Area(base) => self.area(base, at)?.read(at - base, piece),
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at `addr`; on a fault nothing is written.
+    pub fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault> {
+        let len = data.len() as u64;
+        if self.in_primary(addr, len) {
+            self.primary.write(addr, data);
+            return Ok(());
+        }
+        self.check_range(addr, len, true)?;
+        let mut done = 0u64;
+        while done < len {
+            let at = addr + done;
+            let (region, end, _) = self.region_bounds(at).ok_or(Fault::Unmapped { addr: at })?;
+            let n = (end - at).min(len - done);
+            let piece = &data[done as usize..(done + n) as usize];
+            match region {
+                Region::Primary => self.primary.write(at, piece),
+                Region::Area(base) => self.area_mut(base, at)?.write(at - base, piece),
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `addr` to `byte` (memory.fill); on a fault
+    /// nothing is written.
+    pub fn fill(&mut self, addr: u64, byte: u8, len: u64) -> Result<(), Fault> {
+        if self.in_primary(addr, len) {
+            self.primary.fill(addr, byte, len);
+            return Ok(());
+        }
+        self.check_range(addr, len, true)?;
+        let mut done = 0u64;
+        while done < len {
+            let at = addr + done;
+            let (region, end, _) = self.region_bounds(at).ok_or(Fault::Unmapped { addr: at })?;
+            let n = (end - at).min(len - done);
+            match region {
+                Region::Primary => self.primary.fill(at, byte, n),
+                Region::Area(base) => self.area_mut(base, at)?.fill(at - base, byte, n),
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `len` bytes from `src` to `dst` with memmove semantics
+    /// (overlap allowed); on a fault nothing is written.
+    pub fn copy_within(&mut self, dst: u64, src: u64, len: u64) -> Result<(), Fault> {
+        self.check_range(src, len, false)?;
+        self.check_range(dst, len, true)?;
+        let mut buf = [0u8; COPY_CHUNK];
+        let mut step = |space: &mut AddressSpace, done: u64, n: u64| -> Result<(), Fault> {
+            let piece = &mut buf[..n as usize];
+            space.read(src + done, piece)?;
+            space.write(dst + done, piece)
+        };
+        if dst <= src {
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(COPY_CHUNK as u64);
+                step(self, done, n)?;
+                done += n;
+            }
+        } else {
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(COPY_CHUNK as u64);
+                left -= n;
+                step(self, left, n)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `[addr, addr + len)` is mapped and permits the access
+    /// (a store if `write`). A zero-length range is accepted at any address
+    /// inside an area or at the end of one (wasm's rule for bulk operations
+    /// at the end of memory).
+    pub fn check_range(&self, addr: u64, len: u64, write: bool) -> Result<(), Fault> {
+        if len == 0 {
+            let at_end = (self.has_primary && addr == self.primary_len)
+                || addr
+                    .checked_sub(1)
+                    .and_then(|a| self.region_bounds(a))
+                    .is_some_and(|(_, end, _)| end == addr);
+            return if at_end || self.region(addr).is_some() {
+                Ok(())
+            } else {
+                Err(Fault::Unmapped { addr })
+            };
+        }
+        let end = addr.saturating_add(len);
+        let mut at = addr;
+        while at < end {
+            let (_, area_end, flags) =
+                self.region_bounds(at).ok_or(Fault::Unmapped { addr: at })?;
+            let permitted = if write {
+                flags.writable()
+            } else {
+                flags.readable()
+            };
+            if !permitted {
+                return Err(Fault::Protection { addr: at, write });
+            }
+            at = area_end;
+        }
+        Ok(())
+    }
+
+    /// True if `[addr, addr + len)` lies inside the primary area.
+    #[inline]
+    fn in_primary(&self, addr: u64, len: u64) -> bool {
+        addr.checked_add(len)
+            .is_some_and(|end| end <= self.primary_len)
+    }
+
+    fn area(&self, base: u64, at: u64) -> Result<&Area, Fault> {
+        self.areas.get(&base).ok_or(Fault::Unmapped { addr: at })
+    }
+
+    fn area_mut(&mut self, base: u64, at: u64) -> Result<&mut Area, Fault> {
+        self.areas
+            .get_mut(&base)
+            .ok_or(Fault::Unmapped { addr: at })
+    }
+}

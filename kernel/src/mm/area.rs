@@ -1,0 +1,49 @@
+//! An area: a page-aligned range of the address space with access flags and
+//! a backing (anonymous pages of its own, or a shared backing).
+
+use super::flags::AreaFlags;
+use super::shared::SharedBacking;
+use super::store::PageStore;
+
+/// Where the bytes of an area live.
+#[derive(Clone, Debug)]
+pub(crate) enum Backing {
+    /// Pages private to this area (copy-on-write shared only with snapshots).
+    Anonymous(PageStore),
+    /// Pages of a backing other areas may map too.
+    Shared(SharedBacking),
+}
+
+/// A non-primary area of an address space.
+#[derive(Clone, Debug)]
+pub(crate) struct Area {
+    pub(crate) size: u64,
+    pub(crate) flags: AreaFlags,
+    pub(crate) backing: Backing,
+}
+
+impl Area {
+    /// Copies bytes at offset `off` of the area into `buf`.
+    pub(crate) fn read(&self, off: u64, buf: &mut [u8]) {
+        match &self.backing {
+            Backing::Anonymous(store) => store.read(off, buf),
+            Backing::Shared(shared) => shared.lock().read(off, buf),
+        }
+    }
+
+    /// Writes `data` at offset `off` of the area.
+    pub(crate) fn write(&mut self, off: u64, data: &[u8]) {
+        match &mut self.backing {
+            Backing::Anonymous(store) => store.write(off, data),
+            Backing::Shared(shared) => shared.lock().write(off, data),
+        }
+    }
+
+    /// Fills `len` bytes at offset `off` of the area.
+    pub(crate) fn fill(&mut self, off: u64, byte: u8, len: u64) {
+        match &mut self.backing {
+            Backing::Anonymous(store) => store.fill(off, byte, len),
+            Backing::Shared(shared) => shared.lock().fill(off, byte, len),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Per-page dirty bits since the last checkpoint.
+//!
+//! A plain bitmap beside the page table (never inside the leaves a snapshot
+//! shares). It grows lazily up to the highest page ever written, so an
+//! untouched area costs nothing.
+
+/// One bit per page: set when the page is written, cleared at checkpoint.
+#[derive(Clone, Debug, Default)]
+pub struct DirtyBits {
+    words: Vec<u64>,
+}
+
+impl DirtyBits {
+    /// Marks page `index` dirty.
+    #[inline(always)]
+    pub fn set(&mut self, index: u64) {
+        let word = (index >> 6) as usize;
+        let bit = 1u64 << (index & 63);
+        match self.words.get_mut(word) {
+            Some(w) => *w |= bit,
+            None => self.set_slow(word, bit),
+        }
+    }
+
+    #[cold]
+    fn set_slow(&mut self, word: usize, bit: u64) {
+        self.words.resize(word + 1, 0);
+        self.words[word] |= bit;
+    }
+
+    /// Clears every bit (keeps the allocation for the next interval).
+    pub fn clear(&mut self) {
+        self.words.fill(0);
+    }
+
+    /// The dirty page indices in ascending order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.words.iter().enumerate().flat_map(|(wi, &w)| {
+            let mut rest = w;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros();
+                rest &= rest - 1;
+                Some(((wi as u64) << 6) | u64::from(bit))
+            })
+        })
+    }
+
+    /// Bytes of bookkeeping.
+    pub fn metadata_bytes(&self) -> u64 {
+        (self.words.capacity() * 8) as u64
+    }
+}
