@@ -14,7 +14,7 @@
 //! that link valid, moving the result elsewhere may not.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use snapfmt::Image;
@@ -148,22 +148,55 @@ pub fn pack(dir: &Path, tar: &Path, force: bool) -> Result<usize, PackError> {
     result.map(|()| files.len())
 }
 
+/// A reader of exactly `left` more bytes: ending early is an error (a file
+/// that shrank while being packed would otherwise leave a corrupt tar), and
+/// bytes beyond `left` are not read.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was being packed",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 fn write_tar(dir: &Path, files: &[String], tmp: &Path) -> Result<(), PackError> {
     let file = File::create(tmp).map_err(io(tmp))?;
     let mut builder = tar::Builder::new(BufWriter::new(file));
     for name in files {
         let src = dir.join(name);
-        let bytes = fs::read(&src).map_err(io(&src))?;
+        let file = File::open(&src).map_err(io(&src))?;
+        let len = file.metadata().map_err(io(&src))?.len();
         let mut header = tar::Header::new_ustar();
         header.set_path(name).map_err(io(&src))?;
-        header.set_size(bytes.len() as u64);
+        header.set_size(len);
         header.set_mode(0o644);
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
-        builder.append(&header, bytes.as_slice()).map_err(io(tmp))?;
+        let data = Exact {
+            inner: file,
+            left: len,
+        };
+        builder.append(&header, data).map_err(io(&src))?;
     }
     let writer = builder.into_inner().map_err(io(tmp))?;
     let file = writer.into_inner().map_err(|e| PackError::Io {
@@ -256,7 +289,25 @@ fn replace_dir(tmp: &Path, dir: &Path) -> Result<(), PackError> {
 
 #[cfg(test)]
 mod tests {
-    use super::plain_relative;
+    use super::{Exact, plain_relative};
+    use std::io::Read;
+
+    #[test]
+    fn exact_reader_refuses_short_input_and_stops_at_its_length() {
+        let mut out = Vec::new();
+        let mut r = Exact {
+            inner: &b"abcdef"[..],
+            left: 4,
+        };
+        assert_eq!(r.read_to_end(&mut out).unwrap(), 4);
+        assert_eq!(out, b"abcd");
+        let mut short = Exact {
+            inner: &b"ab"[..],
+            left: 4,
+        };
+        let err = short.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 
     #[test]
     fn member_names_must_be_plain() {
