@@ -6,8 +6,11 @@
 //! problems in (nothing is copied before it is checked), write to a hidden
 //! temporary sibling of the target, fsync it, and only then rename it into
 //! place, so an interrupted run leaves no half-written image. The tar is
-//! reproducible: members in sorted order, regular files only, mode 0644,
-//! owner 0, mtime 0.
+//! reproducible: regular files only, mode 0644, mtime 0, owner fields left
+//! zero, members in the order snapfmt's writer produces for an image whose
+//! modules and file backups were added before its pages (see
+//! [`member_order`]); packing `fixtures/images/golden-v1` gives back
+//! `golden-v1.tar` byte for byte.
 //!
 //! An incremental image names its parent by a path relative to the
 //! directory containing it; converting in place (same directory) keeps
@@ -84,7 +87,42 @@ fn fsync(path: &Path) -> Result<(), PackError> {
         .map_err(io(path))
 }
 
-/// Validates the image at `path` and lists its files.
+/// Sorts the files of `image` into tar member order: modules, file
+/// backups, chunks in chunk-table order, task records by task id, the
+/// manifest last (FORMAT.md asks writers for a deterministic order with the
+/// manifest last).
+pub fn member_order(image: &Image, files: &mut [String]) {
+    let chunk_index: std::collections::BTreeMap<String, usize> = image
+        .manifest()
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (snapfmt::object::chunk_path(&c.content), i))
+        .collect();
+    let key = |name: &String| -> (u8, u64, String) {
+        if name == snapfmt::object::MANIFEST_PATH {
+            return (6, 0, String::new());
+        }
+        if name.starts_with("modules/") {
+            (0, 0, name.clone())
+        } else if name.starts_with("files/") {
+            (1, 0, name.clone())
+        } else if let Some(&i) = chunk_index.get(name) {
+            (2, i as u64, String::new())
+        } else if let Some(id) = name
+            .strip_prefix("tasks/")
+            .and_then(|s| s.strip_suffix(".spt"))
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            (3, id, String::new())
+        } else {
+            (4, 0, name.clone())
+        }
+    };
+    files.sort_by_key(key);
+}
+
+/// Validates the image at `path` and lists its files in member order.
 fn checked_files(path: &Path) -> Result<Vec<String>, PackError> {
     let problems = snapfmt::validate(path);
     if !problems.is_empty() {
@@ -97,10 +135,12 @@ fn checked_files(path: &Path) -> Result<Vec<String>, PackError> {
         path: path.to_path_buf(),
         source: Box::new(source),
     })?;
-    image.files().map_err(|source| PackError::Open {
+    let mut files = image.files().map_err(|source| PackError::Open {
         path: path.to_path_buf(),
         source: Box::new(source),
-    })
+    })?;
+    member_order(&image, &mut files);
+    Ok(files)
 }
 
 /// Whether `name` is a plain relative path (no root, `.` or `..`).
@@ -187,8 +227,6 @@ fn write_tar(dir: &Path, files: &[String], tmp: &Path) -> Result<(), PackError> 
         header.set_path(name).map_err(io(&src))?;
         header.set_size(len);
         header.set_mode(0o644);
-        header.set_uid(0);
-        header.set_gid(0);
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
@@ -228,6 +266,7 @@ pub fn unpack(tar: &Path, dir: &Path, force: bool) -> Result<usize, PackError> {
 
 fn extract(tar: &Path, files: &[String], tmp: &Path) -> Result<(), PackError> {
     fs::create_dir(tmp).map_err(io(tmp))?;
+    let listed: std::collections::BTreeSet<&String> = files.iter().collect();
     let mut dirs = vec![tmp.to_path_buf()];
     let file = File::open(tar).map_err(io(tar))?;
     let mut archive = tar::Archive::new(file);
@@ -242,7 +281,7 @@ fn extract(tar: &Path, files: &[String], tmp: &Path) -> Result<(), PackError> {
             .to_string_lossy()
             .into_owned();
         let name = name.strip_prefix("./").unwrap_or(&name).to_string();
-        if !plain_relative(&name) || files.binary_search(&name).is_err() {
+        if !plain_relative(&name) || !listed.contains(&name) {
             return Err(PackError::BadMember {
                 path: tar.to_path_buf(),
                 name,

@@ -215,6 +215,21 @@ fn pack_and_unpack_round_trip() {
 }
 
 #[test]
+fn pack_reproduces_the_committed_tar_twin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = tmp.path().join("golden.tar");
+    expect_code(
+        &run(["pack".as_ref(), golden().as_os_str(), tar.as_os_str()]),
+        0,
+    );
+    let twin = golden().with_file_name("golden-v1.tar");
+    assert!(
+        std::fs::read(&tar).unwrap() == std::fs::read(&twin).unwrap(),
+        "pack of golden-v1 differs from golden-v1.tar"
+    );
+}
+
+#[test]
 fn pack_refuses_a_corrupted_image() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("img");
