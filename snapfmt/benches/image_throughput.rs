@@ -42,7 +42,9 @@ fn synth(pages: usize, zero_pm: u32, text_pm: u32, seed: u64) -> Vec<u8> {
     let words: Vec<String> = (0..2000)
         .map(|_| {
             let len = rng.random_range(2..10);
-            (0..len).map(|_| char::from(b'a' + rng.random_range(0..26u8))).collect()
+            (0..len)
+                .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+                .collect()
         })
         .collect();
     let mut mem = vec![0u8; pages * PAGE_SIZE];
@@ -66,7 +68,11 @@ fn info() -> ImageInfo {
         created: Timestamp::default(),
         task_zero: 1,
         options: CheckpointOptions::default(),
-        checkpoint_set: vec![SetMember { task_id: 1, name: "bench".into(), role: Role::Checkpointable }],
+        checkpoint_set: vec![SetMember {
+            task_id: 1,
+            name: "bench".into(),
+            role: Role::Checkpointable,
+        }],
     }
 }
 
@@ -77,7 +83,10 @@ fn task(size: u64) -> TaskRecord {
             name: "bench".into(),
             args: vec![],
             cwd: "/".into(),
-            module: ModuleRef::External { path: "/bench.wasm".into(), sha256: Digest::default() },
+            module: ModuleRef::External {
+                path: "/bench.wasm".into(),
+                sha256: Digest::default(),
+            },
             id_view: vec![],
         },
         instance: Default::default(),
@@ -97,40 +106,77 @@ fn task(size: u64) -> TaskRecord {
     }
 }
 
+/// CPU time (user + system, all threads) this process has used, from
+/// `/proc/self/stat` (clock ticks, assumed 100 per second); 0 if unreadable.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// Wall and CPU seconds of `f`.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    let (c, t) = (cpu_secs(), Instant::now());
+    let r = f();
+    (r, t.elapsed().as_secs_f64(), cpu_secs() - c)
+}
+
 fn mbps(bytes: usize, secs: f64) -> f64 {
     bytes as f64 / secs / 1e6
 }
 
-fn run(label: &str, mem: &[u8], threads: usize, dir: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+fn run(
+    label: &str,
+    mem: &[u8],
+    threads: usize,
+    dir: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
     let n = mem.len();
-    println!("== {label}: {} MiB of memory, zstd level {LEVEL}, {threads} threads", n >> 20);
+    println!(
+        "== {label}: {} MiB of memory, zstd level {LEVEL}, {threads} threads",
+        n >> 20
+    );
 
     // zstd alone: same bytes, same level, same threads, into a file, fsynced.
     let zpath = dir.join(format!("{label}.zst"));
-    let t = Instant::now();
-    let f = std::fs::File::create(&zpath)?;
-    let mut enc = zstd::stream::Encoder::new(std::io::BufWriter::with_capacity(1 << 20, f), LEVEL)?;
-    enc.multithread(threads as u32)?;
-    for c in mem.chunks(1 << 20) {
-        enc.write_all(c)?;
-    }
-    let f = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()?;
-    let z_secs = t.elapsed().as_secs_f64();
+    let (r, z_secs, z_cpu) = timed(|| -> Result<(), Box<dyn std::error::Error>> {
+        let f = std::fs::File::create(&zpath)?;
+        let mut enc =
+            zstd::stream::Encoder::new(std::io::BufWriter::with_capacity(1 << 20, f), LEVEL)?;
+        enc.multithread(threads as u32)?;
+        for c in mem.chunks(1 << 20) {
+            enc.write_all(c)?;
+        }
+        let f = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        Ok(())
+    });
+    r?;
     let z_len = std::fs::metadata(&zpath)?.len();
     std::fs::remove_file(&zpath)?;
 
     // The image writer.
     let ipath = dir.join(label);
-    let t = Instant::now();
-    let opts = WriterOptions { threads, level: LEVEL, ..WriterOptions::default() };
-    let mut w = ImageWriter::create(&ipath, info(), opts)?;
-    for (i, page) in mem.chunks_exact(PAGE_SIZE).enumerate() {
-        w.add_page(1, 0, i as u32, page)?;
-    }
-    w.add_task(task(n as u64))?;
-    let done = w.finish()?;
-    let w_secs = t.elapsed().as_secs_f64();
+    let (done, w_secs, w_cpu) = timed(|| -> Result<Finished, Box<dyn std::error::Error>> {
+        let opts = WriterOptions {
+            threads,
+            level: LEVEL,
+            ..WriterOptions::default()
+        };
+        let mut w = ImageWriter::create(&ipath, info(), opts)?;
+        for (i, page) in mem.chunks_exact(PAGE_SIZE).enumerate() {
+            w.add_page(1, 0, i as u32, page)?;
+        }
+        w.add_task(task(n as u64))?;
+        Ok(w.finish()?)
+    });
+    let done = done?;
     let s = done.stats;
     println!(
         "pages: {} fed, {} zero, {} duplicate; chunks {}; stored {} MiB (zstd alone {} MiB)",
@@ -142,10 +188,18 @@ fn run(label: &str, mem: &[u8], threads: usize, dir: &std::path::Path) -> Result
         z_len >> 20
     );
     let (wm, zm) = (mbps(n, w_secs), mbps(n, z_secs));
-    println!("write: image writer {wm:8.1} MB/s | zstd alone {zm:8.1} MB/s | ratio {:.2}", wm / zm);
+    println!(
+        "write: image writer {wm:8.1} MB/s | zstd alone {zm:8.1} MB/s | ratio {:.2} (wall clock)",
+        wm / zm
+    );
+    let (wc, zc) = (mbps(n, w_cpu), mbps(n, z_cpu));
+    println!(
+        "write per CPU-second: image writer {wc:8.1} MB | zstd alone {zc:8.1} MB | ratio {:.2} (CPU time {w_cpu:.2} s vs {z_cpu:.2} s)",
+        wc / zc
+    );
 
     for verify in [true, false] {
-        let t = Instant::now();
+        let (t, c0) = (Instant::now(), cpu_secs());
         let mut img = Image::open(&ipath)?;
         img.set_verify_content(verify);
         let rec = img.task(1)?;
@@ -160,9 +214,27 @@ fn run(label: &str, mem: &[u8], threads: usize, dir: &std::path::Path) -> Result
         let expect: u64 = mem.chunks_exact(PAGE_SIZE).map(|p| u64::from(p[7])).sum();
         assert_eq!(sum, expect, "read back differs");
         println!(
-            "read (page by page, content check {}): {:8.1} MB/s",
+            "read (read_area_page, 1 thread, content check {}): {:8.1} MB/s, {:8.1} MB per CPU-second",
             if verify { "on " } else { "off" },
-            mbps(n, r_secs)
+            mbps(n, r_secs),
+            mbps(n, cpu_secs() - c0)
+        );
+        let (t, c0) = (Instant::now(), cpu_secs());
+        let mut img = Image::open(&ipath)?;
+        img.set_verify_content(verify);
+        let rec = img.task(1)?;
+        let mut sum = 0u64;
+        img.for_each_page(&rec.areas[0], threads, |_, p| {
+            sum = sum.wrapping_add(u64::from(p[7]));
+            Ok(())
+        })?;
+        let r_secs = t.elapsed().as_secs_f64();
+        assert_eq!(sum, expect, "read back differs");
+        println!(
+            "read (for_each_page, {threads} threads, content check {}): {:8.1} MB/s, {:8.1} MB per CPU-second",
+            if verify { "on " } else { "off" },
+            mbps(n, r_secs),
+            mbps(n, cpu_secs() - c0)
         );
     }
     std::fs::remove_dir_all(&ipath)?;
@@ -183,9 +255,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = std::env::var_os("SNAPFMT_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
     let dir = tempfile::tempdir_in(base)?;
     let mem = synth(pages, 500, 300, 1);
-    run("mixed (50% zero, 30% text, 20% random)", &mem, threads, dir.path())?;
+    run(
+        "mixed (50% zero, 30% text, 20% random)",
+        &mem,
+        threads,
+        dir.path(),
+    )?;
     drop(mem);
     let mem = synth(pages, 500, 500, 2);
-    run("low-entropy (50% zero, 50% text)", &mem, threads, dir.path())?;
+    run(
+        "low-entropy (50% zero, 50% text)",
+        &mem,
+        threads,
+        dir.path(),
+    )?;
     Ok(())
 }

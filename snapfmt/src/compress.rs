@@ -2,8 +2,8 @@
 //!
 //! Jobs (a chunk's uncompressed pages) go through a bounded channel, so at
 //! most `2 * threads` chunks are in flight and memory use stays bounded
-//! whatever the image size. Each worker hashes the content (the chunk's
-//! address), compresses it, keeps the raw bytes when compression does not
+//! whatever the image size. Each worker derives the chunk's address from
+//! its page digests, compresses it, keeps the raw bytes when compression does not
 //! pay, and returns the finished chunk file.
 
 use crate::digest::Digest;
@@ -16,6 +16,8 @@ use std::thread::JoinHandle;
 pub(crate) struct Job {
     pub index: u32,
     pub content: Vec<u8>,
+    /// SHA-256 of each page of `content`, in order.
+    pub page_digests: Vec<Digest>,
 }
 
 pub(crate) struct Done {
@@ -113,7 +115,7 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<std::io::Result<Done
 }
 
 fn compress_chunk(c: &mut zstd::bulk::Compressor<'_>, job: Job) -> std::io::Result<Done> {
-    let content_digest = Digest::of(&job.content);
+    let content_digest = crate::digest::chunk_address(&job.page_digests);
     let compressed = c.compress(&job.content)?;
     let pages = (job.content.len() / crate::limits::PAGE_SIZE) as u32;
     let (file, body_len, body_digest) = if compressed.len() < job.content.len() {

@@ -32,7 +32,7 @@ mod version;
 mod writer;
 
 pub use check::Problem;
-pub use digest::Digest;
+pub use digest::{Digest, chunk_address, chunk_address_of};
 pub use error::{Error, ObjectError, Result};
 pub use header::{ObjectHeader, ObjectKind};
 pub use limits::PAGE_SIZE;

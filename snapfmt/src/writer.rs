@@ -113,6 +113,7 @@ pub struct ImageWriter {
     chunks: Vec<Option<ChunkEntry>>,
     open: Vec<u8>,
     open_index: u32,
+    open_digests: Vec<Digest>,
     spare: Vec<Vec<u8>>,
     dedup: HashMap<Digest, PageLoc>,
     area_pages: BTreeMap<(u64, u64), Vec<(u32, PageLoc)>>,
@@ -151,6 +152,7 @@ impl ImageWriter {
             chunks: Vec::new(),
             open: Vec::new(),
             open_index: 0,
+            open_digests: Vec::new(),
             spare: Vec::new(),
             dedup: HashMap::new(),
             area_pages: BTreeMap::new(),
@@ -229,6 +231,7 @@ impl ImageWriter {
                     slot: (self.open.len() / PAGE_SIZE) as u32,
                 };
                 self.open.extend_from_slice(page);
+                self.open_digests.push(digest);
                 self.dedup.insert(digest, loc);
                 if self.open.len() >= self.opts.chunk_pages as usize * PAGE_SIZE {
                     self.flush_open()?;
@@ -467,10 +470,12 @@ impl ImageWriter {
             self.receive_one()?;
         }
         let content = std::mem::take(&mut self.open);
+        let page_digests = std::mem::take(&mut self.open_digests);
         self.pool
             .submit(Job {
                 index: self.open_index,
                 content,
+                page_digests,
             })
             .map_err(|e| Error::io(&self.target, e))?;
         self.in_flight += 1;

@@ -108,8 +108,9 @@ pub struct ParentRef {
 #[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkEntry {
-    /// The chunk's address: SHA-256 of its uncompressed content (the
-    /// concatenation of its pages).
+    /// The chunk's address, a digest of its uncompressed content: SHA-256
+    /// of the concatenated SHA-256 digests of its pages
+    /// ([`crate::chunk_address`]).
     pub content: Digest,
     /// Number of 4 KiB pages in the chunk (1..=MAX_CHUNK_PAGES).
     pub pages: u32,

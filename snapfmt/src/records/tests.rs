@@ -23,8 +23,10 @@ where
     let back: T = decode_record(&body).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(&back, &value);
     for compress in [None, Some(1)] {
-        let file = encode_record(ObjectKind::Task, &value, compress).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let (_, back): (_, T) = open_record(&file, ObjectKind::Task).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let file = encode_record(ObjectKind::Task, &value, compress)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let (_, back): (_, T) =
+            open_record(&file, ObjectKind::Task).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&back, &value);
     }
     Ok(())

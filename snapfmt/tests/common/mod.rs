@@ -1,0 +1,63 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use snapfmt::*;
+use std::path::{Path, PathBuf};
+
+/// The committed golden images.
+pub fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1")
+}
+pub fn golden_tar() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.tar")
+}
+
+/// Reads everything a restore would: manifest, every task record, every
+/// embedded module and stored file backup, every page of every area, and
+/// the parent chain.
+pub fn deep_read(path: &Path) -> Result<()> {
+    let img = Image::open(path)?;
+    for id in img.task_ids() {
+        let t = img.task(id)?;
+        if let ModuleRef::Embedded { sha256, .. } = &t.meta.module {
+            img.module(sha256)?;
+        }
+        for fb in t.file_backups.iter().filter(|f| f.stored) {
+            img.file_backup(&fb.sha256)?;
+        }
+        for area in &t.areas {
+            img.for_each_page(area, 1, |_, _| Ok(()))?;
+        }
+    }
+    img.parent_chain()?;
+    Ok(())
+}
+
+/// Copies a directory image.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+/// Every file of a directory image, relative paths.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            out.extend(files(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,117 @@
+//! Incremental images: chunks kept from the parent, chain checks, and a
+//! broken chain detected by validate and by the reader.
+
+mod common;
+use common::*;
+use snapfmt::sample::{self, sample_info, sample_page};
+use snapfmt::*;
+use std::path::Path;
+
+fn child(parent: &Path, target: &Path) -> Result<Finished> {
+    let opts = WriterOptions {
+        threads: 2,
+        chunk_pages: 4,
+        ..WriterOptions::default()
+    };
+    let mut w = ImageWriter::create_incremental(target, parent, sample_info(), opts)?;
+    let p = Image::open(parent)?;
+    for id in p.task_ids() {
+        let mut t = (*p.task(id)?).clone();
+        for a in t.areas.iter_mut() {
+            for page in 0..(a.size / PAGE_SIZE as u64) as u32 {
+                if id == 7 && a.base == 0 && page == 3 {
+                    // The one dirty page.
+                    w.add_page(id, a.base, page, &sample_page(999))?;
+                } else {
+                    w.keep_parent_page(id, a.base, page)?;
+                }
+            }
+            a.pages = PageMap::default();
+        }
+        if let ModuleRef::Embedded { sha256, .. } = &t.meta.module {
+            t.meta.module = w.add_module(&p.module(sha256)?)?;
+        }
+        for fb in &t.file_backups {
+            w.add_file_backup(&p.file_backup(&fb.sha256)?)?;
+        }
+        w.add_task(t)?;
+    }
+    w.finish()
+}
+
+#[test]
+fn incremental_image_keeps_parent_pages_and_detects_a_broken_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    let opts = WriterOptions {
+        threads: 2,
+        chunk_pages: 4,
+        ..WriterOptions::default()
+    };
+    let base_done = sample::write_sample(&base, opts.clone()).unwrap();
+    let inc = dir.path().join("inc");
+    let done = child(&base, &inc).unwrap();
+    assert_eq!(done.stats.pages_fed, 1);
+    assert_eq!(done.stats.chunks_written, 1);
+    assert_eq!(validate(&inc), vec![]);
+    let img = Image::open(&inc).unwrap();
+    assert_eq!(img.manifest().parent.as_ref().unwrap().path, "base");
+    let chain = img.parent_chain().unwrap();
+    assert_eq!(chain.len(), 1);
+    assert_eq!(chain[0].manifest_digest, base_done.manifest_digest);
+    let mut page = [0u8; PAGE_SIZE];
+    assert_eq!(
+        img.read_page(7, 0x3000, &mut page).unwrap(),
+        PageSource::Local
+    );
+    assert_eq!(page.as_slice(), sample_page(999));
+    assert_eq!(
+        img.read_page(7, 0x6000, &mut page).unwrap(),
+        PageSource::Parent
+    );
+    assert_eq!(page.as_slice(), sample_page(1));
+    assert_eq!(
+        img.read_page(7, 0x2000, &mut page).unwrap(),
+        PageSource::Zero
+    );
+    let stats = img.stats().unwrap();
+    assert_eq!(stats.parent_pages, stats.mapped_pages - 1);
+    deep_read(&inc).unwrap();
+
+    // A grandchild: chains of two.
+    let inc2 = dir.path().join("inc2");
+    child(&inc, &inc2).unwrap();
+    assert_eq!(validate(&inc2), vec![]);
+    assert_eq!(Image::open(&inc2).unwrap().parent_chain().unwrap().len(), 2);
+
+    // Replace the base with another image: the chain is broken.
+    let o = WriterOptions {
+        overwrite: true,
+        chunk_pages: 2,
+        ..opts
+    };
+    sample::write_sample(&base, o).unwrap();
+    let problems = validate(&inc2);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field == "parent" && p.message.contains("manifest digest")),
+        "{problems:#?}"
+    );
+    assert!(deep_read(&inc2).is_err());
+    assert!(matches!(
+        Image::open(&inc).unwrap().parent(),
+        Err(Error::Parent(_))
+    ));
+
+    // Remove it: broken too.
+    std::fs::remove_dir_all(&base).unwrap();
+    assert!(!validate(&inc).is_empty());
+    let mut page = [0u8; PAGE_SIZE];
+    assert!(
+        Image::open(&inc)
+            .unwrap()
+            .read_page(7, 0x6000, &mut page)
+            .is_err()
+    );
+}

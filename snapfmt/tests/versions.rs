@@ -1,0 +1,112 @@
+//! Version rules: older minors are read, newer minors and other majors are
+//! refused with a message naming both versions, bad magic is refused.
+
+mod common;
+use common::*;
+use snapfmt::header::HEADER_LEN;
+use snapfmt::*;
+
+/// The golden manifest with its header's version replaced.
+fn with_version(major: u16, minor: u16) -> Vec<u8> {
+    let bytes = std::fs::read(golden_dir().join("manifest.spm")).unwrap();
+    let mut h = ObjectHeader::parse(&bytes).unwrap();
+    h.version = FormatVersion { major, minor };
+    let mut out = h.encode().to_vec();
+    out.extend_from_slice(&bytes[HEADER_LEN..]);
+    out
+}
+
+fn open_with_manifest(manifest: &[u8]) -> Result<Image> {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img");
+    copy_dir(&golden_dir(), &img);
+    std::fs::write(img.join("manifest.spm"), manifest).unwrap();
+    Image::open(&img)
+}
+
+#[test]
+fn newer_minor_is_refused_naming_both_versions() {
+    let err = open_with_manifest(&with_version(1, 1))
+        .err()
+        .expect("must be refused");
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::Object {
+                error: ObjectError::NewerMinor { .. },
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("1.1") && msg.contains("1.0") && msg.contains("manifest.spm"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn other_major_is_refused_naming_both_versions() {
+    for major in [0, 2] {
+        let err = open_with_manifest(&with_version(major, 0))
+            .err()
+            .expect("must be refused");
+        let msg = err.to_string();
+        assert!(
+            matches!(
+                err,
+                Error::Object {
+                    error: ObjectError::OtherMajor { .. },
+                    ..
+                }
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("{major}.0")) && msg.contains("1.0"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn bad_magic_is_refused() {
+    let mut bytes = with_version(1, 0);
+    bytes[1] = b'X';
+    let err = open_with_manifest(&bytes).err().expect("must be refused");
+    assert!(
+        matches!(
+            err,
+            Error::Object {
+                error: ObjectError::BadMagic { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn older_minor_is_read_by_a_newer_reader() {
+    // Every file of the 1.0 golden image, as a 1.3 reader would see it.
+    let reader = FormatVersion { major: 1, minor: 3 };
+    for f in files(&golden_dir()) {
+        let bytes = std::fs::read(&f).unwrap();
+        let h = ObjectHeader::parse_as(&bytes, reader).unwrap();
+        assert_eq!(h.version, FormatVersion { major: 1, minor: 0 });
+    }
+    // And the same reader refuses 1.4 and 2.0.
+    let newer = with_version(1, 4);
+    assert!(matches!(
+        ObjectHeader::parse_as(&newer, reader),
+        Err(ObjectError::NewerMinor { .. })
+    ));
+    let other = with_version(2, 0);
+    assert!(matches!(
+        ObjectHeader::parse_as(&other, reader),
+        Err(ObjectError::OtherMajor { .. })
+    ));
+    // The current reader reads the image written at the current version.
+    assert!(Image::open(golden_dir()).is_ok());
+}
