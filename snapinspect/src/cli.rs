@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueHint};
 
 use crate::addr::AddrRange;
 
@@ -17,11 +17,22 @@ use crate::addr::AddrRange;
 /// 1 when `validate` found problems or `diff` found differences, 2 on usage
 /// errors or unreadable input.
 #[derive(Debug, Parser)]
-#[command(name = "snapinspect", version, about, long_about)]
+#[command(name = "snapinspect", version, about, long_about, after_long_help = EXAMPLES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Examples shown at the end of `--help` and of the man page.
+const EXAMPLES: &str = "\
+Examples:
+  snapinspect show backups/1700000000
+  snapinspect show --json backups/1700000000 | jq '.tasks[].name'
+  snapinspect validate backups/1700000000.tar || echo damaged
+  snapinspect diff backups/1700000000 backups/1700000060
+  snapinspect diff A B --task 7 --hexdump 0x3000:64
+  snapinspect pages backups/1700000000 --task 7 --addr 0x1000 --len 64
+  snapinspect pack backups/1700000000 backups/1700000000.tar";
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -54,6 +65,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The image: a directory or a tar file.
+    #[arg(value_hint = ValueHint::AnyPath)]
     pub image: PathBuf,
     /// Print the overview as JSON (for scripts).
     #[arg(long)]
@@ -64,6 +76,7 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// The image: a directory or a tar file.
+    #[arg(value_hint = ValueHint::AnyPath)]
     pub image: PathBuf,
     /// Print the problems as JSON (for scripts).
     #[arg(long)]
@@ -74,8 +87,10 @@ pub struct ValidateArgs {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The old image (directory or tar file).
+    #[arg(value_hint = ValueHint::AnyPath)]
     pub a: PathBuf,
     /// The new image (directory or tar file).
+    #[arg(value_hint = ValueHint::AnyPath)]
     pub b: PathBuf,
     /// Print the differences as JSON (for scripts).
     #[arg(long)]
@@ -94,6 +109,7 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct PagesArgs {
     /// The image: a directory or a tar file.
+    #[arg(value_hint = ValueHint::AnyPath)]
     pub image: PathBuf,
     /// The task id (as listed by `snapinspect show`).
     #[arg(long, value_name = "TASK")]
@@ -113,8 +129,10 @@ pub struct PagesArgs {
 #[derive(Debug, Args)]
 pub struct PackArgs {
     /// The image directory to pack.
+    #[arg(value_hint = ValueHint::DirPath)]
     pub dir: PathBuf,
     /// The tar file to write.
+    #[arg(value_hint = ValueHint::FilePath)]
     pub tar: PathBuf,
     /// Replace the tar file if it already exists.
     #[arg(long)]
@@ -125,8 +143,10 @@ pub struct PackArgs {
 #[derive(Debug, Args)]
 pub struct UnpackArgs {
     /// The tar image to unpack.
+    #[arg(value_hint = ValueHint::FilePath)]
     pub tar: PathBuf,
     /// The image directory to create.
+    #[arg(value_hint = ValueHint::DirPath)]
     pub dir: PathBuf,
     /// Replace the directory if it already exists.
     #[arg(long)]
