@@ -44,6 +44,22 @@ pub fn diff(r: &DiffReport) -> String {
     for t in &r.tasks_changed {
         task(&mut s, t);
     }
+    if !r.identical {
+        let pages: u64 = r
+            .tasks_changed
+            .iter()
+            .flat_map(|t| &t.areas.changed)
+            .map(|a| a.pages.changed_pages)
+            .sum();
+        let _ = writeln!(
+            s,
+            "summary: {} manifest field(s), {} task(s) added, {} removed, {} changed; {pages} page(s) changed",
+            r.manifest.len(),
+            r.tasks_added.len(),
+            r.tasks_removed.len(),
+            r.tasks_changed.len()
+        );
+    }
     if let Some(h) = &r.hexdump {
         let _ = writeln!(
             s,
