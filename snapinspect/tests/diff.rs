@@ -286,6 +286,16 @@ fn incremental_child_shows_its_parent_chain() {
     assert_eq!(pages["changed_pages"], 1);
     assert_eq!(pages["ranges"][0]["start"], 0x9000);
     assert_eq!(pages["ranges"][0]["end"], 0xa000);
+
+    // Without its parent the child is broken: validate says so (exit 1),
+    // show cannot build the overview (exit 2), both naming the parent.
+    std::fs::rename(&parent, tmp.path().join("moved")).unwrap();
+    let out = run(["validate".as_ref(), child.as_os_str()]);
+    expect_code(&out, 1);
+    assert!(stdout(&out).contains("parent"), "{}", stdout(&out));
+    let out = run(["show".as_ref(), child.as_os_str()]);
+    expect_code(&out, 2);
+    assert!(stderr(&out).contains("parent"), "{}", stderr(&out));
 }
 
 /// Pages with equal chunk digests are not read at all: a chunk file that is
