@@ -30,6 +30,29 @@ pub fn bytes(n: u64) -> String {
     format!("{v:.1} {} ({n} B)", UNITS[unit])
 }
 
+/// Seconds since the Unix epoch as an ISO 8601 UTC time
+/// (`2023-11-14T22:13:20Z`), by the proleptic Gregorian calendar
+/// (H. Hinnant's `civil_from_days`). Pure arithmetic: no clock is read.
+pub fn utc(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let secs = seconds.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 /// The result of `validate`: `IMAGE: sound` or every problem, one a line.
 pub fn validation(r: &ValidationReport) -> String {
     if r.sound {
@@ -62,7 +85,16 @@ pub fn memory(m: &MemoryRange) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::bytes;
+    use super::{bytes, utc};
+
+    #[test]
+    fn utc_times_are_calendar_correct() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(utc(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(4_102_444_800), "2100-01-01T00:00:00Z");
+    }
 
     #[test]
     fn byte_counts_read_well() {

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::bytes;
+
 use crate::show::{Overview, TaskView};
 
 /// The whole overview: image header, memory and storage, then each task.
@@ -21,8 +22,11 @@ pub fn overview(o: &Overview) -> String {
     );
     let _ = writeln!(
         s,
-        "created      {}.{:09}   task zero {}",
-        o.created_seconds, o.created_nanos, o.task_zero
+        "created      {} ({}.{:09} s)   task zero {}",
+        super::utc(o.created_seconds),
+        o.created_seconds,
+        o.created_nanos,
+        o.task_zero
     );
     let opt = &o.options;
     let mut extra: Vec<String> = opt.extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
