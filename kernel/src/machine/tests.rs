@@ -1,0 +1,269 @@
+//! Unit tests of the machine: results, traps, host calls, limits, and
+//! export/import of the thread state at every slice end (fuel 1..N)
+//! compared with an uninterrupted run.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::mm::{AddressSpace, MemLimits};
+
+const PROGRAMS: &str = r#"(module
+  (import "spartan" "log" (func $log (param i32) (result i32)))
+  (memory 1)
+  (global $g (mut i32) (i32.const 7))
+  (table 2 funcref)
+  (elem (i32.const 0) $fac $sq)
+  (type $unary (func (param i64) (result i64)))
+  (func $fac (export "fac") (param i64) (result i64)
+    (if (result i64) (i64.eqz (local.get 0))
+      (then (i64.const 1))
+      (else (i64.mul (local.get 0) (call $fac (i64.sub (local.get 0) (i64.const 1)))))))
+  (func $sq (param i64) (result i64) (i64.mul (local.get 0) (local.get 0)))
+  (func (export "indirect") (result i64)
+    (i64.add (call_indirect (type $unary) (i64.const 5) (i32.const 0))
+             (call_indirect (type $unary) (i64.const 9) (i32.const 1))))
+  (func (export "sum") (result i64) (local $i i32) (local $acc i64)
+    (loop $l
+      (local.set $acc (i64.add (local.get $acc) (i64.extend_i32_u (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+    (local.get $acc))
+  (func (export "hash") (result i32) (local $i i32) (local $h i32)
+    (memory.fill (i32.const 0) (i32.const 3) (i32.const 256))
+    (local.set $h (i32.const 2166136261))
+    (block $done (loop $l
+      (br_if $done (i32.ge_u (local.get $i) (i32.const 256)))
+      (i32.store8 (local.get $i) (i32.add (i32.load8_u (local.get $i)) (local.get $i)))
+      (local.set $h (i32.mul (i32.xor (local.get $h) (i32.load8_u (local.get $i))) (i32.const 16777619)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (global.set $g (i32.add (global.get $g) (local.get $h)))
+    (global.get $g))
+  (func (export "multi") (result i32 i64 f32)
+    (i32.const 1) (i64.const 2) (f32.const 0.5)
+    (block (param i32 i64 f32) (result i32 i64 f32)))
+  (func (export "syscall") (result i32)
+    (i32.add (call $log (i32.const 40)) (i32.const 2)))
+  (func (export "boom") (result i32) (i32.div_s (i32.const 1) (i32.const 0)))
+  (func $deep (param i32) (result i32)
+    (call $deep (i32.add (local.get 0) (i32.const 1))))
+  (func (export "deep") (result i32) (call $deep (i32.const 0)))
+)"#;
+
+fn setup() -> (Arc<Module>, AddressSpace, Instance) {
+    let module = Module::new(PROGRAMS.as_bytes()).expect("valid module");
+    let mut space = AddressSpace::new(MemLimits { max_bytes: 1 << 24 });
+    let limits = Limits {
+        max_call_depth: 200,
+        ..Limits::default()
+    };
+    let instance =
+        Instance::new(module.clone(), &mut space, &limits, &[Extern::Func]).expect("instantiates");
+    (module, space, instance)
+}
+
+/// Runs to completion, answering `log(x)` with `x`.
+fn run_all(name: &str, fuel: u64, roundtrip: bool) -> (Outcome, u64) {
+    let (module, mut space, mut instance) = setup();
+    let mut thread = Thread::new(&instance, name, &[]).expect("thread");
+    let mut slices = 0;
+    loop {
+        slices += 1;
+        assert!(slices < 100_000, "no progress");
+        match thread.run(&mut instance, &mut space, fuel) {
+            Outcome::OutOfFuel => {}
+            Outcome::HostCall { import, args } => {
+                assert_eq!(import, 0);
+                thread
+                    .complete_host_call(&instance, &args)
+                    .expect("types match");
+            }
+            other => return (other, slices),
+        }
+        if roundtrip {
+            let exec = thread.export_state(&instance).expect("exportable");
+            let inst = instance.export_state();
+            let exec: ExecState =
+                postcard::from_bytes(&postcard::to_allocvec(&exec).expect("ser")).expect("de");
+            let fresh = Instance::restore(
+                module.clone(),
+                &mut space,
+                &instance.limits,
+                &[Extern::Func],
+                &inst,
+            )
+            .expect("restore");
+            thread = Thread::import_state(&fresh, &exec).expect("importable");
+            assert_eq!(thread.export_state(&fresh).expect("re-export"), exec);
+            instance = fresh;
+        }
+    }
+}
+
+#[test]
+fn results() {
+    assert_eq!(
+        run_all("indirect", u64::MAX, false).0,
+        Outcome::Finished(vec![Value::I64(120 + 81)])
+    );
+    assert_eq!(
+        run_all("sum", u64::MAX, false).0,
+        Outcome::Finished(vec![Value::I64(4950)])
+    );
+    assert_eq!(
+        run_all("multi", u64::MAX, false).0,
+        Outcome::Finished(vec![
+            Value::I32(1),
+            Value::I64(2),
+            Value::F32(0.5f32.to_bits())
+        ])
+    );
+    assert_eq!(
+        run_all("syscall", u64::MAX, false).0,
+        Outcome::Finished(vec![Value::I32(42)])
+    );
+}
+
+#[test]
+fn traps_carry_kind_and_place() {
+    match run_all("boom", u64::MAX, false).0 {
+        Outcome::Trap(t) => {
+            assert_eq!(t.kind, TrapKind::DivideByZero);
+            assert!(t.offset > 0);
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    match run_all("deep", u64::MAX, false).0 {
+        Outcome::Trap(t) => assert_eq!(t.kind, TrapKind::CallStackExhausted),
+        other => panic!("expected exhaustion, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_slice_end_round_trips() {
+    for name in ["indirect", "sum", "hash", "multi", "syscall"] {
+        let (reference, _) = run_all(name, u64::MAX, false);
+        for fuel in 1..=40 {
+            let (outcome, _) = run_all(name, fuel, true);
+            assert_eq!(outcome, reference, "{name} with fuel {fuel}");
+        }
+    }
+}
+
+#[test]
+fn fuel_bounds_every_run() {
+    let (_, slices) = run_all("sum", 10, false);
+    // 100 iterations of ~15 instructions each: every iteration is a slice.
+    assert!(slices >= 100, "{slices} slices");
+    let (_, slices) = run_all("sum", 200, false);
+    assert!((7..=12).contains(&slices), "{slices} slices");
+}
+
+#[test]
+fn host_call_reissue_and_type_check() {
+    let (_, mut space, mut instance) = setup();
+    let mut thread = Thread::new(&instance, "syscall", &[]).expect("thread");
+    let first = thread.run(&mut instance, &mut space, 1000);
+    assert_eq!(
+        first,
+        Outcome::HostCall {
+            import: 0,
+            args: vec![Value::I32(40)]
+        }
+    );
+    thread.reissue_host_call().expect("in a host call");
+    assert_eq!(thread.run(&mut instance, &mut space, 1000), first);
+    assert_eq!(
+        thread.complete_host_call(&instance, &[Value::I64(1)]),
+        Err(ThreadError::ResultTypes)
+    );
+    let state = thread.export_state(&instance).expect("export");
+    assert!(matches!(
+        state.suspension,
+        Suspension::HostCall { import: 0, .. }
+    ));
+    let mut thread = Thread::import_state(&instance, &state).expect("import");
+    thread
+        .complete_host_call(&instance, &[Value::I32(0)])
+        .expect("complete");
+    // The state after completing (before running on) is exportable too.
+    let after = thread
+        .export_state(&instance)
+        .expect("export after completion");
+    let mut thread = Thread::import_state(&instance, &after).expect("import");
+    assert_eq!(
+        thread.run(&mut instance, &mut space, 1000),
+        Outcome::Finished(vec![Value::I32(2)])
+    );
+}
+
+#[test]
+fn bad_states_are_errors() {
+    let (_, mut space, mut instance) = setup();
+    let mut thread = Thread::new(&instance, "sum", &[]).expect("thread");
+    assert_eq!(
+        thread.run(&mut instance, &mut space, 30),
+        Outcome::OutOfFuel
+    );
+    let good = thread.export_state(&instance).expect("export");
+    let mut bad = good.clone();
+    bad.frames[0].code_offset += 1;
+    assert!(Thread::import_state(&instance, &bad).is_err());
+    let mut bad = good.clone();
+    bad.frames[0].locals[0] = Value::F64(0);
+    assert!(matches!(
+        Thread::import_state(&instance, &bad),
+        Err(StateError::BadLocals { .. })
+    ));
+    let mut bad = good.clone();
+    bad.frames[0].func_index = 999;
+    assert!(Thread::import_state(&instance, &bad).is_err());
+    let mut bad = good.clone();
+    bad.frames[0].operands.push(Value::I32(1));
+    assert!(Thread::import_state(&instance, &bad).is_err());
+    let mut bad = good.clone();
+    bad.globals.pop();
+    assert_eq!(
+        Thread::import_state(&instance, &bad).err(),
+        Some(StateError::BadGlobals)
+    );
+    let mut bad = good;
+    bad.frames.push(bad.frames[0].clone());
+    assert!(Thread::import_state(&instance, &bad).is_err());
+}
+
+#[test]
+fn nan_results_are_canonical_and_bits_preserved() {
+    let m = Module::new(
+        br#"(module
+        (func (export "add") (result f32) (f32.add (f32.const nan:0x200000) (f32.const 1)))
+        (func (export "neg") (result f32) (f32.neg (f32.const nan:0x200000))))"#,
+    )
+    .expect("valid");
+    let mut space = AddressSpace::new(MemLimits { max_bytes: 0 });
+    let mut inst = Instance::new(m, &mut space, &Limits::default(), &[]).expect("inst");
+    let mut t = Thread::new(&inst, "add", &[]).expect("thread");
+    assert_eq!(
+        t.run(&mut inst, &mut space, 100),
+        Outcome::Finished(vec![Value::F32(0x7fc0_0000)])
+    );
+    let mut t = Thread::new(&inst, "neg", &[]).expect("thread");
+    assert_eq!(
+        t.run(&mut inst, &mut space, 100),
+        Outcome::Finished(vec![Value::F32(0xffa0_0000)])
+    );
+}
+
+#[test]
+fn fac_with_argument() {
+    let (_, mut space, mut instance) = setup();
+    let mut t = Thread::new(&instance, "fac", &[Value::I64(10)]).expect("thread");
+    assert_eq!(
+        t.run(&mut instance, &mut space, u64::MAX),
+        Outcome::Finished(vec![Value::I64(3628800)])
+    );
+    assert_eq!(
+        Thread::new(&instance, "fac", &[Value::I32(1)]).err(),
+        Some(ThreadError::ArgumentTypes)
+    );
+}

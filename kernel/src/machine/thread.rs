@@ -1,0 +1,241 @@
+//! Threads: one execution of an instance's code, with its own call frames,
+//! operand stack and copy of the globals, sharing the instance's tables and
+//! the address space with the other threads of the task.
+
+use super::Value;
+use super::instance::Instance;
+use super::module::{Export, ValType};
+use super::trap::Trap;
+use super::value::{slot_of, type_of, value_of};
+use crate::mm::AddressSpace;
+
+/// Why [`Thread::run`] returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The entry function returned these results.
+    Finished(Vec<Value>),
+    /// The thread called imported function `import` (a system call) with
+    /// `args`. Continue it with [`Thread::complete_host_call`] or
+    /// [`Thread::reissue_host_call`].
+    HostCall { import: u32, args: Vec<Value> },
+    /// The fuel of this run is used up; run again to continue.
+    OutOfFuel,
+    /// The thread trapped; it cannot continue.
+    Trap(Trap),
+}
+
+/// Where a thread stands between runs.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Status {
+    Ready,
+    HostCall { import: u32, args: Vec<Value> },
+    Finished(Vec<Value>),
+    Trapped(Trap),
+}
+
+/// A caller's activation, saved while its callee runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CallFrame {
+    pub func: u32,
+    /// Position in the caller's code of the call op.
+    pub call_pc: u32,
+    pub fp: u32,
+}
+
+/// Errors creating a thread or continuing it after a host call.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ThreadError {
+    #[error("no exported function named {0:?}")]
+    NoSuchExport(String),
+    #[error("function {0} does not exist or is imported")]
+    NotDefined(u32),
+    #[error("arguments do not match the function's parameters")]
+    ArgumentTypes,
+    #[error("the thread is not in a host call")]
+    NotInHostCall,
+    #[error("results do not match the host call's result types")]
+    ResultTypes,
+}
+
+/// A thread of a task. Created at an entry function; runs in slices of fuel.
+#[derive(Clone, Debug)]
+pub struct Thread {
+    /// Locals and operands of every frame, bottom first; `len()` is capacity.
+    pub(crate) stack: Vec<u64>,
+    pub(crate) sp: usize,
+    /// Callers of the current frame, outermost first.
+    pub(crate) frames: Vec<CallFrame>,
+    pub(crate) func: u32,
+    pub(crate) pc: u32,
+    pub(crate) fp: u32,
+    pub(crate) globals: Vec<u64>,
+    pub(crate) status: Status,
+    pub(crate) fuel_left: u64,
+    /// Result types of the entry (outermost) function.
+    pub(crate) entry_results: Box<[ValType]>,
+}
+
+/// Which function a thread starts in.
+#[derive(Clone, Copy, Debug)]
+pub enum Entry<'a> {
+    /// By index in the function index space.
+    Index(u32),
+    /// By export name.
+    Export(&'a str),
+}
+
+impl<'a> From<&'a str> for Entry<'a> {
+    fn from(name: &'a str) -> Self {
+        Entry::Export(name)
+    }
+}
+
+impl From<u32> for Entry<'_> {
+    fn from(index: u32) -> Self {
+        Entry::Index(index)
+    }
+}
+
+impl Thread {
+    /// Creates a thread about to run `entry` with `args`.
+    pub fn new<'a>(
+        instance: &Instance,
+        entry: impl Into<Entry<'a>>,
+        args: &[Value],
+    ) -> Result<Thread, ThreadError> {
+        let module = &instance.module;
+        let func = match entry.into() {
+            Entry::Index(i) => i,
+            Entry::Export(name) => match module.export(name) {
+                Some(Export::Func(i)) => i,
+                _ => return Err(ThreadError::NoSuchExport(name.to_string())),
+            },
+        };
+        let code = module.code_of(func).ok_or(ThreadError::NotDefined(func))?;
+        if args.len() != code.num_params as usize {
+            return Err(ThreadError::ArgumentTypes);
+        }
+        let mut stack = vec![0u64; (code.max_height as usize).max(16)];
+        for (i, (arg, ty)) in args.iter().zip(code.locals.iter()).enumerate() {
+            stack[i] = slot_of(*arg, *ty, module.num_funcs()).ok_or(ThreadError::ArgumentTypes)?;
+        }
+        Ok(Thread {
+            stack,
+            sp: code.locals.len(),
+            frames: Vec::new(),
+            func,
+            pc: 0,
+            fp: 0,
+            globals: instance.globals.clone(),
+            status: Status::Ready,
+            fuel_left: 0,
+            entry_results: code.results.clone(),
+        })
+    }
+
+    /// Runs the thread for at most about `fuel` units (one per wasm
+    /// instruction executed, charged per straight-line block and checked at
+    /// loop headers and calls, so a run overshoots by at most one block).
+    pub fn run(&mut self, instance: &mut Instance, space: &mut AddressSpace, fuel: u64) -> Outcome {
+        match &self.status {
+            Status::Ready => {}
+            Status::HostCall { import, args } => {
+                return Outcome::HostCall {
+                    import: *import,
+                    args: args.clone(),
+                };
+            }
+            Status::Finished(results) => return Outcome::Finished(results.clone()),
+            Status::Trapped(trap) => return Outcome::Trap(*trap),
+        }
+        let fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
+        let (outcome, left) = super::exec::execute(self, instance, space, fuel);
+        self.fuel_left = left.max(0) as u64;
+        outcome
+    }
+
+    /// Completes the pending host call with `results` (type-checked against
+    /// the import's signature); the next run continues after the call.
+    pub fn complete_host_call(
+        &mut self,
+        instance: &Instance,
+        results: &[Value],
+    ) -> Result<(), ThreadError> {
+        let Status::HostCall { import, .. } = &self.status else {
+            return Err(ThreadError::NotInHostCall);
+        };
+        let module = &instance.module;
+        let ty = module.func_type(*import).ok_or(ThreadError::ResultTypes)?;
+        if results.len() != ty.results.len() {
+            return Err(ThreadError::ResultTypes);
+        }
+        let need = self.sp + results.len();
+        if need > self.stack.len() {
+            self.stack.resize(need, 0);
+        }
+        for (r, t) in results.iter().zip(ty.results.iter()) {
+            if type_of(r) != *t {
+                return Err(ThreadError::ResultTypes);
+            }
+            self.stack[self.sp] =
+                slot_of(*r, *t, module.num_funcs()).ok_or(ThreadError::ResultTypes)?;
+            self.sp += 1;
+        }
+        self.pc += 1;
+        self.status = Status::Ready;
+        Ok(())
+    }
+
+    /// Leaves the pending host call to be issued again: the next run returns
+    /// the same [`Outcome::HostCall`] without executing anything else.
+    pub fn reissue_host_call(&mut self) -> Result<(), ThreadError> {
+        match self.status {
+            Status::HostCall { .. } => Ok(()),
+            _ => Err(ThreadError::NotInHostCall),
+        }
+    }
+
+    /// The pending host call, if the thread is in one.
+    pub fn pending_host_call(&self) -> Option<(u32, &[Value])> {
+        match &self.status {
+            Status::HostCall { import, args } => Some((*import, args)),
+            _ => None,
+        }
+    }
+
+    /// Fuel left over by the last run (zero if it ran out).
+    pub fn fuel_left(&self) -> u64 {
+        self.fuel_left
+    }
+
+    /// Call depth: number of active frames (0 once finished).
+    pub fn depth(&self) -> usize {
+        match self.status {
+            Status::Finished(_) => 0,
+            _ => self.frames.len() + 1,
+        }
+    }
+
+    /// The thread's current value of global `index`.
+    pub fn global(&self, instance: &Instance, index: u32) -> Option<Value> {
+        let ty = instance.module.globals.get(index as usize)?.0.content;
+        Some(value_of(*self.globals.get(index as usize)?, ty))
+    }
+
+    /// Sets the thread's copy of global `index`; false on a type mismatch.
+    pub fn set_global(&mut self, instance: &Instance, index: u32, value: Value) -> bool {
+        let Some((ty, _)) = instance.module.globals.get(index as usize) else {
+            return false;
+        };
+        match (
+            slot_of(value, ty.content, instance.module.num_funcs()),
+            self.globals.get_mut(index as usize),
+        ) {
+            (Some(s), Some(g)) => {
+                *g = s;
+                true
+            }
+            _ => false,
+        }
+    }
+}
