@@ -335,3 +335,59 @@ fn equal_digests_are_not_decompressed() {
     expect_code(&out, 2);
     assert!(stderr(&out).contains("chunks/"), "{}", stderr(&out));
 }
+
+/// Hundreds of differing pages in many chunks: the result is exact and in
+/// page order.
+#[test]
+fn many_changed_pages_are_reported_exactly() {
+    const BIG: u64 = 0x40_0000;
+    // 600 pages in chunks of 4, every chunk changed: 600 pages to read.
+    const PAGES: u32 = 600;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut base = Lab::new();
+    let mut area = base.record.areas[1].clone();
+    area.base = BIG;
+    area.size = u64::from(PAGES) * PAGE_SIZE as u64;
+    base.record.areas.push(area);
+    for p in 0..PAGES {
+        base.pages.insert((BIG, p), lab_page(1000 + p));
+    }
+    base.write(&a);
+    // Every third page changes one byte at an offset depending on the page.
+    let mut changed = base.clone();
+    let mut expected = Vec::new();
+    for p in (0..PAGES).step_by(3) {
+        let off = (p as usize * 7) % PAGE_SIZE;
+        changed.pages.get_mut(&(BIG, p)).unwrap()[off] ^= 0x80;
+        let at = BIG + u64::from(p) * PAGE_SIZE as u64;
+        expected.push((
+            at,
+            at + PAGE_SIZE as u64,
+            1,
+            at + off as u64,
+            at + off as u64 + 1,
+        ));
+    }
+    changed.write(&b);
+    let j = diff_json(&a, &b);
+    let area = &j["tasks_changed"][0]["areas"]["changed"][0];
+    assert_eq!(area["base"], BIG);
+    assert_eq!(area["pages"]["changed_pages"], expected.len());
+    let ranges: Vec<(u64, u64, u64, u64, u64)> = area["pages"]["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let f = |k: &str| r[k].as_u64().unwrap();
+            (
+                f("start"),
+                f("end"),
+                f("pages"),
+                f("first_diff"),
+                f("last_diff_end"),
+            )
+        })
+        .collect();
+    assert_eq!(ranges, expected);
+}
