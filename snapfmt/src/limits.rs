@@ -11,8 +11,12 @@ pub const DEFAULT_CHUNK_PAGES: u32 = 64;
 pub const MAX_CHUNK_BODY: u64 = 2 << 20;
 /// Most bytes in the manifest body.
 pub const MAX_MANIFEST_BODY: u64 = 64 << 20;
+/// Decoding a record allocates at most about this many bytes of memory per
+/// byte of content (an empty vector costs one byte of input and 24 of
+/// memory), so the content limits also bound decoding memory.
+pub const DECODE_AMPLIFICATION: u64 = 32;
 /// Most bytes in a task record, stored or decompressed.
-pub const MAX_TASK_BODY: u64 = 256 << 20;
+pub const MAX_TASK_BODY: u64 = 64 << 20;
 /// Most bytes in a module, stored or decompressed.
 pub const MAX_MODULE_BODY: u64 = 256 << 20;
 /// Most bytes in a backed-up file, stored or decompressed.

@@ -53,6 +53,25 @@ fn sample_round_trips_in_both_forms() {
                 img.read_page(7, 8 * 4096, &mut page),
                 Err(Error::NotMapped { .. })
             ));
+            // Bulk reading agrees with page-by-page reading.
+            for id in img.task_ids() {
+                let t = img.task(id).unwrap();
+                for area in &t.areas {
+                    for threads in [1, 2] {
+                        let mut n = 0;
+                        img.for_each_page(area, threads, |i, p| {
+                            assert_eq!(i, n);
+                            let mut one = [0u8; PAGE_SIZE];
+                            img.read_area_page(area, i, &mut one)?;
+                            assert_eq!(p, one.as_slice());
+                            n += 1;
+                            Ok(())
+                        })
+                        .unwrap();
+                        assert_eq!(u64::from(n), area.size / PAGE_SIZE as u64);
+                    }
+                }
+            }
             let stats = img.stats().unwrap();
             assert_eq!(stats.mapped_pages, 13);
             assert_eq!(stats.local_content_bytes, 10 * 4096);
