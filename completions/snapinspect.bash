@@ -253,12 +253,16 @@ _snapinspect() {
             return 0
             ;;
         snapinspect__subcmd__show)
-            opts="-h --json --help"
+            opts="-h --json --task --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --task)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -33,6 +33,7 @@ complete -c snapinspect -n "__fish_snapinspect_needs_command" -f -a "pages" -d '
 complete -c snapinspect -n "__fish_snapinspect_needs_command" -f -a "pack" -d 'Pack an image directory into its single-file tar twin'
 complete -c snapinspect -n "__fish_snapinspect_needs_command" -f -a "unpack" -d 'Unpack a tar image into an image directory'
 complete -c snapinspect -n "__fish_snapinspect_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c snapinspect -n "__fish_snapinspect_using_subcommand show" -l task -d 'Show only this task (repeatable; default: every task)' -r
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand show" -l json -d 'Print the overview as JSON (for scripts)'
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand show" -s h -l help -d 'Print help'
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand validate" -l json -d 'Print the problems as JSON (for scripts)'

@@ -70,6 +70,9 @@ pub struct ShowArgs {
     /// Print the overview as JSON (for scripts).
     #[arg(long)]
     pub json: bool,
+    /// Show only this task (repeatable; default: every task).
+    #[arg(long, value_name = "TASK")]
+    pub task: Vec<u64>,
 }
 
 /// Arguments of `snapinspect validate`.

@@ -62,7 +62,7 @@ fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<Verdict> {
     match cli.command {
         Command::Show(a) => {
-            let o = show::show(&a.image)
+            let o = show::show(&a.image, &a.task)
                 .with_context(|| format!("cannot show {}", a.image.display()))?;
             if a.json {
                 print_json(&o)?;

@@ -28,6 +28,13 @@ pub enum ShowError {
         path: PathBuf,
         source: Box<snapfmt::Error>,
     },
+    /// `--task` named a task the image does not hold.
+    #[error("{}: no checkpointable task {task} (the image holds {tasks:?})", path.display())]
+    NoSuchTask {
+        path: PathBuf,
+        task: u64,
+        tasks: Vec<u64>,
+    },
 }
 
 /// Everything `show` reports about an image.
@@ -178,8 +185,10 @@ pub struct AreaView {
     pub zero_pages: u64,
 }
 
-/// Builds the overview of the image at `path`.
-pub fn show(path: &Path) -> Result<Overview, ShowError> {
+/// Builds the overview of the image at `path`, with every task, or only
+/// the tasks in `only` when it is not empty (the image-wide parts and byte
+/// counts always cover the whole image).
+pub fn show(path: &Path, only: &[u64]) -> Result<Overview, ShowError> {
     let read = |source| ShowError::Read {
         path: path.to_path_buf(),
         source: Box::new(source),
@@ -189,7 +198,18 @@ pub fn show(path: &Path) -> Result<Overview, ShowError> {
     let stats = image.stats().map_err(read)?;
     let chain = image.parent_chain().map_err(read)?;
     let mut tasks = Vec::new();
-    for id in image.task_ids() {
+    let ids = image.task_ids();
+    if let Some(&missing) = only.iter().find(|t| !ids.contains(t)) {
+        return Err(ShowError::NoSuchTask {
+            path: path.to_path_buf(),
+            task: missing,
+            tasks: ids,
+        });
+    }
+    for id in ids
+        .into_iter()
+        .filter(|id| only.is_empty() || only.contains(id))
+    {
         let record = image.task(id).map_err(read)?;
         tasks.push(task_view(&image, &record));
     }

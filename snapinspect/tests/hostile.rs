@@ -50,7 +50,7 @@ fn every_flipped_byte_gives_a_result_or_an_error() {
             if !report.sound {
                 unsound += 1;
             }
-            let _ = show::show(&bad);
+            let _ = show::show(&bad, &[]);
             let _ = diff::diff(&good, &bad, diff::DiffOptions::default());
             let _ = pages::pages(&bad, 7, range);
         }

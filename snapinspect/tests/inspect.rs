@@ -66,6 +66,32 @@ fn show_json_parses_back_with_the_right_numbers() {
     assert!(j["bytes"]["chunk_stored_bytes"].as_u64().unwrap() < 10 * 4096);
     assert_eq!(j["checkpoint_set"][0]["role"], "cooperative");
     assert_eq!(j["parent_chain"].as_array().unwrap().len(), 0);
+
+    // --task narrows the task list; an unknown task is an error.
+    let out = run([
+        "show".as_ref(),
+        img.as_os_str(),
+        "--json".as_ref(),
+        "--task".as_ref(),
+        "9".as_ref(),
+    ]);
+    expect_code(&out, 0);
+    let j: Json = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(j["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(j["tasks"][0]["task_id"], 9);
+    assert_eq!(j["bytes"]["mapped_pages"], 13);
+    let out = run([
+        "show".as_ref(),
+        img.as_os_str(),
+        "--task".as_ref(),
+        "8".as_ref(),
+    ]);
+    expect_code(&out, 2);
+    assert!(
+        stderr(&out).contains("no checkpointable task 8"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
