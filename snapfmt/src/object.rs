@@ -128,6 +128,12 @@ pub fn check(bytes: &[u8], expected: ObjectKind) -> Result<(ObjectHeader, &[u8])
     Ok((header, body))
 }
 
+thread_local! {
+    /// One zstd decompression context per thread, reused across files.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Decompresses a checked body if its header says it is compressed.
 pub fn unpack(header: &ObjectHeader, body: &[u8]) -> Result<Vec<u8>, ObjectError> {
     if header.flags & FLAG_ZSTD == 0 {
@@ -147,8 +153,22 @@ pub fn unpack(header: &ObjectHeader, body: &[u8]) -> Result<Vec<u8>, ObjectError
         return Err(ObjectError::DecompressedTooLong { size, limit });
     }
     // `size` is at most `limit`, which fits in memory by construction.
-    let out = zstd::bulk::decompress(body, size as usize)
-        .map_err(|e| ObjectError::Decompress(e.to_string()))?;
+    let mut out = Vec::with_capacity(size as usize);
+    DECOMPRESSOR.with(|d| -> Result<(), ObjectError> {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            let fresh = zstd::bulk::Decompressor::new()
+                .map_err(|e| ObjectError::Decompress(e.to_string()))?;
+            *d = Some(fresh);
+        }
+        match d.as_mut() {
+            Some(d) => d
+                .decompress_to_buffer(body, &mut out)
+                .map(|_| ())
+                .map_err(|e| ObjectError::Decompress(e.to_string())),
+            None => Err(ObjectError::Decompress("no decompressor".into())),
+        }
+    })?;
     if out.len() as u64 != size {
         return Err(ObjectError::Decompress(format!(
             "frame declares {size} bytes but holds {}",
