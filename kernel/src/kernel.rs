@@ -329,8 +329,13 @@ impl Kernel {
             return Ok(SyscallReturn::Done(result));
         }
         if args.len() != nr.params().len() {
-            self.record(thread, number, args, Some(crate::ipc::Errno::Invalid.neg()));
-            return Ok(SyscallReturn::Done(crate::ipc::Errno::Invalid.neg()));
+            self.record(
+                thread,
+                number,
+                args,
+                Some(crate::ipc::Errno::Invalid.as_result()),
+            );
+            return Ok(SyscallReturn::Done(crate::ipc::Errno::Invalid.as_result()));
         }
         let cx = SyscallCtx {
             thread,
@@ -463,7 +468,7 @@ impl Kernel {
             });
             let result = match reason {
                 Some(WaitReason::Sleep) => 0,
-                Some(_) => crate::ipc::Errno::Timeout.neg(),
+                Some(_) => crate::ipc::Errno::Timeout.as_result(),
                 None => continue,
             };
             self.wake(thread, Some(result));
@@ -492,10 +497,11 @@ impl Kernel {
 
     /// Runs the invariant checker in debug builds when auditing is on.
     pub(crate) fn debug_check(&self) {
-        if cfg!(debug_assertions) && self.audit.is_some() {
-            if let Err(v) = self.check_invariants() {
-                panic!("kernel invariant violated: {v:?}");
-            }
+        if cfg!(debug_assertions)
+            && self.audit.is_some()
+            && let Err(v) = self.check_invariants()
+        {
+            panic!("kernel invariant violated: {v:?}");
         }
     }
 }

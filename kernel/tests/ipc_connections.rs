@@ -154,6 +154,7 @@ fn connection_clone_gives_the_receiver_a_copy() {
     let g = expect_call(&mut k, &c);
     assert_eq!((g.sender, g.args[0]), (b.id(), 5));
     c.answer(&mut k, g.rx, EOK, [0; 5]).unwrap();
+    expect_answer(&mut k, &b);
 
     // An error answer closes the copy again.
     a.call_async(

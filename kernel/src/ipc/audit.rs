@@ -86,12 +86,12 @@ impl Kernel {
                 }
             }
             for (pid, p) in t.phones.iter() {
-                if let Phone::Connected { callee, .. } = p {
-                    if !self.tasks.contains_key(callee) {
-                        v.push(format!(
-                            "{tid:?} phone {pid:?} connected to dead {callee:?}"
-                        ));
-                    }
+                if let Phone::Connected { callee, .. } = p
+                    && !self.tasks.contains_key(callee)
+                {
+                    v.push(format!(
+                        "{tid:?} phone {pid:?} connected to dead {callee:?}"
+                    ));
                 }
             }
         }

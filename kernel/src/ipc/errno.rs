@@ -60,19 +60,19 @@ impl Errno {
     ];
 
     /// `-errno`: the value a system call returns.
-    pub fn neg(self) -> i64 {
+    pub fn as_result(self) -> i64 {
         -(self as i64)
     }
 
     /// The answer return value carrying this error.
     pub fn retval(self) -> u64 {
-        self.neg() as u64
+        self.as_result() as u64
     }
 
     /// Decodes a system call result or answer return value; `None` for
     /// non-negative values and unknown codes.
     pub fn from_result(v: i64) -> Option<Errno> {
-        Errno::ALL.into_iter().find(|e| e.neg() == v)
+        Errno::ALL.into_iter().find(|e| e.as_result() == v)
     }
 }
 
@@ -83,7 +83,7 @@ mod tests {
     #[test]
     fn round_trips() {
         for e in Errno::ALL {
-            assert_eq!(Errno::from_result(e.neg()), Some(e));
+            assert_eq!(Errno::from_result(e.as_result()), Some(e));
             assert_eq!(Errno::from_result(e.retval() as i64), Some(e));
         }
         assert_eq!(Errno::from_result(0), None);

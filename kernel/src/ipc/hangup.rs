@@ -126,10 +126,10 @@ impl Kernel {
             if let Some(t) = self.tasks.get_mut(&task) {
                 t.phones.free(id);
             }
-            if let Phone::Connected { callee, conn } = p {
-                if callee != task {
-                    self.send_hungup(task, callee, conn);
-                }
+            if let Phone::Connected { callee, conn } = p
+                && callee != task
+            {
+                self.send_hungup(task, callee, conn);
             }
         }
         for other in self.tasks.values_mut() {
@@ -140,10 +140,10 @@ impl Kernel {
                 .map(|(i, _)| i)
                 .collect();
             for id in slam {
-                if let Some(p) = other.phones.get_mut(id) {
-                    if let Phone::Connected { callee, conn } = *p {
-                        *p = Phone::Slammed { callee, conn };
-                    }
+                if let Some(p) = other.phones.get_mut(id)
+                    && let Phone::Connected { callee, conn } = *p
+                {
+                    *p = Phone::Slammed { callee, conn };
                 }
             }
         }

@@ -228,15 +228,14 @@ impl Kernel {
             Some(ConnectInfo::MeTo { phone, conn }) => {
                 // An error answer frees the reserved slot in `finish_call`.
                 let caller_alive = !call.discard_answer;
-                if let Some(ct) = self.tasks.get_mut(&call.caller).filter(|_| caller_alive) {
-                    if retval == EOK {
-                        if let Some(p) = ct.phones.get_mut(*phone) {
-                            *p = Phone::Connected {
-                                callee: task,
-                                conn: *conn,
-                            };
-                        }
-                    }
+                if let Some(ct) = self.tasks.get_mut(&call.caller).filter(|_| caller_alive)
+                    && retval == EOK
+                    && let Some(p) = ct.phones.get_mut(*phone)
+                {
+                    *p = Phone::Connected {
+                        callee: task,
+                        conn: *conn,
+                    };
                 }
                 args[ARG5] = u64::from(phone.0);
             }
@@ -251,24 +250,22 @@ impl Kernel {
             let mut bytes = data.unwrap_or_default();
             bytes.truncate(usize::try_from(*room).unwrap_or(usize::MAX));
             args[1] = bytes.len() as u64;
-            if !call.discard_answer {
-                if let Some(ct) = self.tasks.get_mut(&call.caller) {
-                    if ct.memory.write(*dst, &bytes).is_err() {
-                        retval = Errno::Fault.retval();
-                    }
-                }
+            if !call.discard_answer
+                && let Some(ct) = self.tasks.get_mut(&call.caller)
+                && ct.memory.write(*dst, &bytes).is_err()
+            {
+                retval = Errno::Fault.retval();
             }
         }
-        if retval == Errno::Hangup.retval() && call.forwarded_by.is_empty() {
-            if let (Some(ct), Some(ph)) = (self.tasks.get_mut(&call.caller), call.caller_phone) {
-                if let Some(p) = ct.phones.get_mut(ph) {
-                    if let Phone::Connected { callee, conn } = *p {
-                        if callee == task && conn == call.conn {
-                            *p = Phone::Slammed { callee, conn };
-                        }
-                    }
-                }
-            }
+        if retval == Errno::Hangup.retval()
+            && call.forwarded_by.is_empty()
+            && let (Some(ct), Some(ph)) = (self.tasks.get_mut(&call.caller), call.caller_phone)
+            && let Some(p) = ct.phones.get_mut(ph)
+            && let Phone::Connected { callee, conn } = *p
+            && callee == task
+            && conn == call.conn
+        {
+            *p = Phone::Slammed { callee, conn };
         }
         self.finish_call(key, retval, args);
         Ok(())
@@ -295,10 +292,11 @@ impl Kernel {
             return;
         };
         ct.out_calls.remove(&call.call_id);
-        if let Some(ConnectInfo::MeTo { phone, .. }) = &call.connect {
-            if retval != EOK && matches!(ct.phones.get(*phone), Some(Phone::Connecting)) {
-                ct.phones.free(*phone);
-            }
+        if let Some(ConnectInfo::MeTo { phone, .. }) = &call.connect
+            && retval != EOK
+            && matches!(ct.phones.get(*phone), Some(Phone::Connecting))
+        {
+            ct.phones.free(*phone);
         }
         match call.sync {
             Some(w) => {
@@ -309,12 +307,12 @@ impl Kernel {
                 }
                 let result = match ct.memory.write(w.answer_ptr, &words) {
                     Ok(()) => retval as i64,
-                    Err(_) => Errno::Fault.neg(),
+                    Err(_) => Errno::Fault.as_result(),
                 };
-                if let Some(th) = self.threads.get_mut(&w.thread) {
-                    if th.sys.active_sync_call == Some(call.call_id) {
-                        th.sys.active_sync_call = None;
-                    }
+                if let Some(th) = self.threads.get_mut(&w.thread)
+                    && th.sys.active_sync_call == Some(call.call_id)
+                {
+                    th.sys.active_sync_call = None;
                 }
                 self.wake(w.thread, Some(result));
             }
@@ -329,21 +327,20 @@ impl Kernel {
         }
     }
 
-    /// `task` forwards its dispatched call `rx` through its `phone`. Unless
-    /// `keep`, a protocol call gets `method`, ARG1 and ARG2 replaced (a
-    /// CONNECT_ME_TO only its ARG1 and ARG2; other kernel methods must be
-    /// forwarded with `keep`). If the phone cannot carry the call, the call
-    /// is answered with that error and the error is returned.
+    /// `task` forwards its dispatched call `rx` through its `phone`. With
+    /// `rewrite = Some((method, a1, a2))`, a protocol call gets method,
+    /// ARG1 and ARG2 replaced (a CONNECT_ME_TO only ARG1 and ARG2; other
+    /// kernel methods must be forwarded unchanged, `rewrite = None`). If the
+    /// phone cannot carry the call, the call is answered with that error
+    /// and the error is returned.
     pub fn ipc_forward(
         &mut self,
         task: TaskId,
         rx: RxCallId,
         phone: PhoneId,
-        method: u64,
-        a1: u64,
-        a2: u64,
-        keep: bool,
+        rewrite: Option<(u64, u64, u64)>,
     ) -> Result<(), Errno> {
+        let keep = rewrite.is_none();
         let key = *self
             .tasks
             .get(&task)
@@ -381,7 +378,7 @@ impl Kernel {
             }
             None => {}
         }
-        if !keep {
+        if let Some((method, a1, a2)) = rewrite {
             if old_method >= FIRST_USER_METHOD {
                 call.method = method;
             }

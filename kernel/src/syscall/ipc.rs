@@ -14,7 +14,7 @@ use SyscallOutcome::Done;
 pub const MAX_DATA: u64 = 16 << 20;
 
 fn fail(e: Errno) -> SyscallOutcome {
-    Done(e.neg())
+    Done(e.as_result())
 }
 
 fn phone_arg(v: u64) -> Result<PhoneId, Errno> {
@@ -186,7 +186,8 @@ pub(super) fn sys_ipc_forward(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome
     };
     let keep = cx.arg(5) & FORWARD_KEEP != 0;
     let rx = RxCallId(cx.arg(0));
-    match k.ipc_forward(cx.task, rx, phone, cx.arg(2), cx.arg(3), cx.arg(4), keep) {
+    let rewrite = (!keep).then(|| (cx.arg(2), cx.arg(3), cx.arg(4)));
+    match k.ipc_forward(cx.task, rx, phone, rewrite) {
         Ok(()) => Done(0),
         Err(e) => fail(e),
     }

@@ -19,13 +19,13 @@ pub(super) fn sys_abi_version(_k: &mut Kernel, _cx: &SyscallCtx) -> SyscallOutco
 pub(super) fn sys_log(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
     let (ptr, len) = (cx.arg(0), cx.arg(1));
     if len > MAX_LOG {
-        return Done(Errno::Limit.neg());
+        return Done(Errno::Limit.as_result());
     }
     let Some(t) = k.tasks.get(&cx.task) else {
-        return Done(Errno::NoEntry.neg());
+        return Done(Errno::NoEntry.as_result());
     };
     let Ok(bytes) = read_vec(t.memory.as_ref(), ptr, len) else {
-        return Done(Errno::Fault.neg());
+        return Done(Errno::Fault.as_result());
     };
     let time = k.now();
     k.log.push(LogLine {
@@ -70,22 +70,22 @@ pub(super) fn sys_sleep(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
 pub(super) fn sys_futex_wait(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
     let (addr, expected, timeout) = (cx.arg(0), cx.arg(1) as u32, cx.arg(2));
     let Some(t) = k.tasks.get(&cx.task) else {
-        return Done(Errno::NoEntry.neg());
+        return Done(Errno::NoEntry.as_result());
     };
     let Ok(key) = t.memory.futex_key(addr) else {
-        return Done(Errno::Fault.neg());
+        return Done(Errno::Fault.as_result());
     };
     let mut word = [0u8; 4];
     if t.memory.read(addr, &mut word).is_err() {
-        return Done(Errno::Fault.neg());
+        return Done(Errno::Fault.as_result());
     }
     if u32::from_le_bytes(word) != expected {
-        return Done(Errno::Again.neg());
+        return Done(Errno::Again.as_result());
     }
     let now = k.now();
     let deadline = cx.deadline(now, timeout);
     if timeout == 0 || deadline.is_some_and(|d| d <= now) {
-        return Done(Errno::Timeout.neg());
+        return Done(Errno::Timeout.as_result());
     }
     debug_assert!(timeout == FOREVER || deadline.is_some());
     SyscallOutcome::Block {
@@ -98,10 +98,10 @@ pub(super) fn sys_futex_wait(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome 
 pub(super) fn sys_futex_wake(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
     let (addr, count) = (cx.arg(0), cx.arg(1));
     let Some(t) = k.tasks.get(&cx.task) else {
-        return Done(Errno::NoEntry.neg());
+        return Done(Errno::NoEntry.as_result());
     };
     let Ok(key) = t.memory.futex_key(addr) else {
-        return Done(Errno::Fault.neg());
+        return Done(Errno::Fault.as_result());
     };
     let woken = k.futexes.take(key, count);
     for th in &woken {

@@ -116,7 +116,7 @@ impl UserMemory for NativeMemory {
     }
 
     fn futex_key(&self, addr: u64) -> Result<FutexKey, UserFault> {
-        if addr % 4 != 0 {
+        if !addr.is_multiple_of(4) {
             return Err(UserFault { addr, write: false });
         }
         Self::check_range(addr, 4, false)?;

@@ -269,7 +269,7 @@ impl NativeTask {
     }
 
     /// Forwards a dispatched call through `phone` (see
-    /// [`Kernel::ipc_forward`] for `keep`).
+    /// [`Kernel::ipc_forward`]; `keep` forwards it unchanged).
     #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,

@@ -64,10 +64,10 @@ impl Kernel {
         t.stopped = false;
         let threads: Vec<ThreadId> = t.threads.iter().copied().collect();
         for th in threads {
-            if let Some(thread) = self.threads.get_mut(&th) {
-                if thread.state == ThreadState::Stopped {
-                    thread.state = ThreadState::Runnable;
-                }
+            if let Some(thread) = self.threads.get_mut(&th)
+                && thread.state == ThreadState::Stopped
+            {
+                thread.state = ThreadState::Runnable;
             }
         }
         Ok(())
