@@ -85,6 +85,9 @@ pub enum KernelError {
     /// Unknown system call number.
     #[error(transparent)]
     BadSysno(#[from] syscall::BadSysno),
+    /// The operation needs the task to be stopped first.
+    #[error("task {0:?} is not stopped")]
+    NotStopped(TaskId),
     /// The phone table of the task is full.
     #[error("phone table of {0:?} is full")]
     PhonesFull(TaskId),

@@ -8,7 +8,9 @@
 //! - [`memory`]: the [`UserMemory`] seam and the native tasks' memory.
 //! - [`native`]: the Rust API by which services are tasks.
 //! - [`stop`]: stopping and resuming all threads of a task (udebug's role).
+//! - [`image`]: export and import of a stopped task's IPC and thread state.
 
+pub mod image;
 pub mod memory;
 pub mod native;
 pub mod stop;

@@ -104,6 +104,23 @@ impl Kernel {
 }
 
 impl NativeTask {
+    /// A handle on an existing thread of a native task (e.g. one created
+    /// by [`Kernel::import_tasks`]).
+    pub fn attach(k: &Kernel, thread: ThreadId) -> Result<NativeTask, KernelError> {
+        let th = k.thread(thread).ok_or(KernelError::NoThread(thread))?;
+        let native = k
+            .task(th.task)
+            .is_some_and(|t| t.kind == crate::task::TaskKind::Native);
+        if !native || th.index >= MAX_NATIVE_THREADS {
+            return Err(KernelError::NoThread(thread));
+        }
+        Ok(NativeTask {
+            task: th.task,
+            thread,
+            scratch: SCRATCH_BASE + th.index * SCRATCH_STRIDE,
+        })
+    }
+
     pub fn id(&self) -> TaskId {
         self.task
     }
