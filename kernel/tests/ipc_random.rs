@@ -100,7 +100,15 @@ fn step(k: &mut Kernel, w: &mut World, rng: &mut ChaCha8Rng) {
                 let (rx, _) = w.held[i].swap_remove(0);
                 if let Some(p) = pick(rng, &phones(k, &t)) {
                     // Errors answer the call, which is then no longer held.
-                    let _ = t.forward(k, rx, p, FIRST_USER_METHOD, 1, 2, rng.next_u64() % 2 == 0);
+                    let _ = t.forward(
+                        k,
+                        rx,
+                        p,
+                        FIRST_USER_METHOD,
+                        1,
+                        2,
+                        rng.next_u64().is_multiple_of(2),
+                    );
                 } else {
                     t.answer(k, rx, EOK, [0; 5]).expect("answer");
                 }
@@ -119,7 +127,7 @@ fn step(k: &mut Kernel, w: &mut World, rng: &mut ChaCha8Rng) {
             }
         }
         _ => {
-            if rng.next_u64() % 4 == 0 {
+            if rng.next_u64().is_multiple_of(4) {
                 k.kill_task(t.id()).expect("kill");
                 w.held[i].clear();
             }
@@ -136,7 +144,7 @@ fn random_workloads_answer_every_call_exactly_once() {
         let tasks: Vec<NativeTask> = (0..5).map(|i| spawn(&mut k, &format!("t{i}"))).collect();
         for a in &tasks {
             for b in &tasks {
-                if rng.next_u64() % 2 == 0 {
+                if rng.next_u64().is_multiple_of(2) {
                     k.connect_phone(a.id(), b.id()).unwrap();
                 }
             }
