@@ -88,6 +88,9 @@ pub enum KernelError {
     /// The operation needs the task to be stopped first.
     #[error("task {0:?} is not stopped")]
     NotStopped(TaskId),
+    /// The task's policy does not allow a transparent snapshot.
+    #[error("task {0:?} is not checkpointable")]
+    NotCheckpointable(TaskId),
     /// The phone table of the task is full.
     #[error("phone table of {0:?} is full")]
     PhonesFull(TaskId),

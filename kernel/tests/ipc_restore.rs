@@ -368,4 +368,10 @@ fn export_needs_a_stopped_task() {
     k.stop_task(t.id()).unwrap();
     let img = k.export_task(t.id()).unwrap();
     assert_eq!(img.threads.len(), 1);
+    let s = service(&mut k, "svc");
+    k.stop_task(s.id()).unwrap();
+    assert!(
+        k.export_task(s.id()).is_err(),
+        "a cooperative task is not snapshotted"
+    );
 }

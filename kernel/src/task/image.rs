@@ -84,11 +84,15 @@ pub struct Imported {
 }
 
 impl Kernel {
-    /// Exports a stopped task.
+    /// Exports a stopped checkpointable task (thesis 4.4.2: only those are
+    /// snapshotted transparently).
     pub fn export_task(&self, task: TaskId) -> Result<TaskImage, KernelError> {
         let t = self.tasks.get(&task).ok_or(KernelError::NoTask(task))?;
         if !t.stopped {
             return Err(KernelError::NotStopped(task));
+        }
+        if t.policy != TaskPolicy::Checkpointable {
+            return Err(KernelError::NotCheckpointable(task));
         }
         let call = |k| self.calls.get(k).cloned();
         let mut held: Vec<Call> = t.answerbox.calls.iter().filter_map(call).collect();
