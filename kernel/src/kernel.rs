@@ -5,8 +5,34 @@
 //! Entry points: [`Kernel::syscall`] (the system call entry of every
 //! thread), task and thread creation, [`Kernel::kill_task`], time
 //! ([`Kernel::advance_time`]), and, in other modules, the IPC operations
-//! (`ipc`), stop/go (`task::stop`) and the native task API
-//! (`task::native`).
+//! (`ipc`), stop/go (`task::stop`), export/import (`task::image`) and the
+//! native task API (`task::native`).
+//!
+//! # Seams for the layers still to come
+//!
+//! - **Guest threads.** A guest task is created with
+//!   [`Kernel::create_task`] (`TaskKind::Guest`) and a memory implementing
+//!   [`UserMemory`] over its address space (`check` maps to
+//!   `AddressSpace::check_range`, `futex_key` to the backing object of the
+//!   page). When the machine stops a thread at a host call (an import of
+//!   module `"spartan"`), the runner calls [`Kernel::syscall`] with
+//!   `Sysno::from_name(import)` and the arguments widened to `u64`: `Done`
+//!   pushes the result and resumes; `Blocked` leaves the thread suspended
+//!   *in* the host call, and once [`Kernel::runnable_threads`] lists it the
+//!   runner issues the same call again (this is the reissue; a snapshot of
+//!   that thread is "about to issue it again").
+//! - **Scheduling by fuel.** [`crate::sched::sim::Simulation`] shows the
+//!   loop for native programs: pick a runnable thread with the seeded
+//!   entropy, run it, advance virtual time, jump to the next deadline when
+//!   idle. The fuel scheduler replaces "run one step" with "run one fuel
+//!   slice".
+//! - **Checkpoint.** [`Kernel::stop_task`], then [`Kernel::export_task`]
+//!   (IPC state and each thread's serde `SyscallState`); at restore,
+//!   [`Kernel::import_tasks`] creates stopped tasks, after which memory and
+//!   execution state are filled in and [`Kernel::resume_task`] runs them.
+//!   Conversion into `snapfmt` records is left to that layer.
+//! - **Live mode.** With `ClockMode::RealTime` the clock moves by itself;
+//!   the driver calls [`Kernel::advance_time`]`(0)` to fire due timeouts.
 
 use std::collections::BTreeMap;
 
