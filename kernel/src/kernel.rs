@@ -260,6 +260,18 @@ impl Kernel {
         Ok(id)
     }
 
+    /// Replaces a task's memory object and returns the old one (how a
+    /// restore hands a task its recreated memory; tests of native tasks
+    /// use it to carry memory across export and import).
+    pub fn replace_memory(
+        &mut self,
+        task: TaskId,
+        memory: Box<dyn UserMemory>,
+    ) -> Result<Box<dyn UserMemory>, KernelError> {
+        let t = self.tasks.get_mut(&task).ok_or(KernelError::NoTask(task))?;
+        Ok(std::mem::replace(&mut t.memory, memory))
+    }
+
     pub fn task(&self, id: TaskId) -> Option<&Task> {
         self.tasks.get(&id)
     }
