@@ -69,7 +69,8 @@ pub struct KernelConfig {
     pub seed: u64,
     pub clock: ClockMode,
     /// Keep the exactly-once ledger of calls and check invariants after
-    /// every system call in debug builds.
+    /// every system call in debug builds. The ledger grows with every call
+    /// made: for tests and simulations, not for a long-lived live system.
     pub audit: bool,
     /// Record every executed system call in [`Kernel::trace`].
     pub trace: bool,
