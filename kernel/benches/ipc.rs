@@ -33,12 +33,21 @@ fn round_trips(c: &mut Criterion) {
         let p = k.connect_phone(client.id(), server.id()).unwrap();
         b.iter(|| {
             let args = [black_box(1), 0, 0, 0, 0];
-            assert!(client.call_sync(&mut k, p, FIRST_USER_METHOD, args).unwrap().is_pending());
+            assert!(
+                client
+                    .call_sync(&mut k, p, FIRST_USER_METHOD, args)
+                    .unwrap()
+                    .is_pending()
+            );
             let Ok(Poll::Ready(Event::Call { rx_id, args, .. })) = server.wait(&mut k, 0) else {
                 panic!("no call");
             };
-            server.answer(&mut k, rx_id, EOK, [args[0] + 1, 0, 0, 0, 0]).unwrap();
-            let a = client.call_sync(&mut k, p, FIRST_USER_METHOD, [1, 0, 0, 0, 0]).unwrap();
+            server
+                .answer(&mut k, rx_id, EOK, [args[0] + 1, 0, 0, 0, 0])
+                .unwrap();
+            let a = client
+                .call_sync(&mut k, p, FIRST_USER_METHOD, [1, 0, 0, 0, 0])
+                .unwrap();
             black_box(a)
         });
     });
@@ -49,7 +58,9 @@ fn round_trips(c: &mut Criterion) {
         let server = k.spawn_native("server", TaskPolicy::Neither);
         let p = k.connect_phone(client.id(), server.id()).unwrap();
         b.iter(|| {
-            client.call_async(&mut k, p, FIRST_USER_METHOD, [black_box(1), 0, 0, 0, 0]).unwrap();
+            client
+                .call_async(&mut k, p, FIRST_USER_METHOD, [black_box(1), 0, 0, 0, 0])
+                .unwrap();
             let Ok(Poll::Ready(Event::Call { rx_id, .. })) = server.wait(&mut k, 0) else {
                 panic!("no call");
             };
