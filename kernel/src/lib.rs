@@ -6,9 +6,21 @@
 //!
 //! - [`mm`]: address spaces of areas and copy-on-write pages.
 //! - [`machine`]: the deterministic WebAssembly interpreter.
+//! - [`kernel`]: the [`Kernel`](kernel::Kernel) object owning everything.
+//! - [`task`]: tasks, threads, native tasks, stop/go.
+//! - [`ipc`]: phones, answerboxes, calls.
+//! - [`sched`]: clock, entropy, futexes, timeouts, the simulation driver.
+//! - [`syscall`]: the system call ABI (`kernel/ABI.md`).
 
+pub mod ipc;
+pub mod kernel;
 pub mod machine;
 pub mod mm;
+pub mod sched;
+pub mod syscall;
+pub mod task;
+
+pub use syscall::ABI_VERSION;
 
 /// sha256 of the kernel crate's sources, computed at build time. Recorded in
 /// every thread context of a snapshot image.

@@ -1,0 +1,18 @@
+//! Time, randomness, futexes and the deterministic driver of native tasks.
+//!
+//! Every source of nondeterminism a task can observe enters through this
+//! module: the [`clock::Clock`] (virtual in simulation, monotonic host time
+//! in live mode) and the seeded [`entropy::Entropy`] that the simulation
+//! uses to pick the next thread.
+//!
+//! - [`clock`]: the clock trait and its two implementations.
+//! - [`entropy`]: seeded randomness.
+//! - [`futex`]: futex keys and wait queues.
+//! - [`timeout`]: deadlines of blocked threads.
+//! - [`sim`]: a seeded round-robin driver for native programs.
+
+pub mod clock;
+pub mod entropy;
+pub mod futex;
+pub mod sim;
+pub mod timeout;

@@ -1,0 +1,368 @@
+//! The kernel half of checkpoint/restore for what this layer owns: a
+//! stopped task's IPC state and its threads' kernel-side system call state
+//! (thesis 5.1.2, 5.4.7, 5.4.8). Memory and execution state are other
+//! layers' business.
+//!
+//! [`Kernel::export_task`] reads a stopped task into a [`TaskImage`]:
+//! counters, the phone table with holes and receiver-side connection ids,
+//! the calls it holds (undelivered and dispatched, forwarded ones
+//! included), the calls it sent that are unanswered (wherever they are),
+//! undelivered answers and notifications, and per thread the
+//! [`SyscallState`].
+//!
+//! [`Kernel::import_tasks`] recreates a checkpoint set of such images as new
+//! (stopped) native tasks, with the same phone slots, connection ids, call
+//! ids and queues. Tasks outside the set (cooperative services) are named
+//! through a map from their old to their current ids. Pending calls:
+//! - held by a task of the set: recreated in the same queue (`calls` or
+//!   `dispatched`, same receiver-side id), except an undelivered
+//!   synchronous call, which the caller's reissue sends again;
+//! - sent to a task outside the set: an asynchronous one is sent again
+//!   with its sender-side id through the same phone; a synchronous one is
+//!   sent again by the reissue;
+//! - the three cases of thesis 5.4.8 for synchronous calls: outside
+//!   receiver or undelivered: `active_sync_call` is cleared so the reissue
+//!   sends the call once; delivered to a set member: the call is put back
+//!   into its `dispatched` queue and the caller keeps `active_sync_call`,
+//!   so it is not sent twice and its answer reaches the same thread.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ipc::{Answer, Call, CallId, ConnectInfo, Notification, Phone, SyncWaiter};
+use crate::kernel::{Kernel, KernelError};
+use crate::syscall::SyscallState;
+use crate::task::{IdCounters, TaskId, TaskPolicy, ThreadId, ThreadState};
+
+/// One thread's kernel-side state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadImage {
+    pub id: ThreadId,
+    pub index: u64,
+    pub sys: SyscallState,
+}
+
+/// The IPC and kernel-side thread state of one stopped task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskImage {
+    pub task: TaskId,
+    pub name: String,
+    pub policy: TaskPolicy,
+    pub counters: IdCounters,
+    /// Phone slots, holes included.
+    pub phones: Vec<Option<Phone>>,
+    /// Calls it holds: undelivered in queue order, then dispatched.
+    pub held: Vec<Call>,
+    /// Calls it sent that are unanswered, in sender-side id order.
+    pub out_calls: Vec<Call>,
+    pub answers: Vec<Answer>,
+    pub notifications: Vec<Notification>,
+    pub threads: Vec<ThreadImage>,
+}
+
+/// Why an import failed. Nothing is left half-imported: tasks created
+/// before the failure are killed again.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    /// A phone or call names a task neither in the set nor in the map (the
+    /// missing server issue, thesis 4.4.7).
+    #[error("task {0:?} is neither restored nor mapped to a live task")]
+    Missing(TaskId),
+    /// The image contradicts itself.
+    #[error("inconsistent image: {0}")]
+    Inconsistent(String),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+}
+
+/// What an import created.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Imported {
+    pub tasks: BTreeMap<TaskId, TaskId>,
+    pub threads: BTreeMap<ThreadId, ThreadId>,
+}
+
+impl Kernel {
+    /// Exports a stopped checkpointable task (thesis 4.4.2: only those are
+    /// snapshotted transparently).
+    pub fn export_task(&self, task: TaskId) -> Result<TaskImage, KernelError> {
+        let t = self.tasks.get(&task).ok_or(KernelError::NoTask(task))?;
+        if !t.stopped {
+            return Err(KernelError::NotStopped(task));
+        }
+        if t.policy != TaskPolicy::Checkpointable {
+            return Err(KernelError::NotCheckpointable(task));
+        }
+        let call = |k| self.calls.get(k).cloned();
+        let mut held: Vec<Call> = t.answerbox.calls.iter().filter_map(call).collect();
+        held.extend(t.answerbox.dispatched.values().filter_map(call));
+        let threads = t
+            .threads
+            .iter()
+            .filter_map(|id| self.threads.get(id))
+            .filter(|th| th.state != ThreadState::Exited)
+            .map(|th| ThreadImage {
+                id: th.id,
+                index: th.index,
+                sys: th.sys.clone(),
+            })
+            .collect();
+        Ok(TaskImage {
+            task,
+            name: t.name.clone(),
+            policy: t.policy.clone(),
+            counters: t.counters.clone(),
+            phones: t.phones.slots().to_vec(),
+            held,
+            out_calls: t.out_calls.values().filter_map(call).collect(),
+            answers: t.answerbox.answers.iter().cloned().collect(),
+            notifications: t.answerbox.notifications.iter().cloned().collect(),
+            threads,
+        })
+    }
+
+    /// Imports a checkpoint set as new stopped native tasks; `outside` maps
+    /// old ids of tasks outside the set to their current ids.
+    pub fn import_tasks(
+        &mut self,
+        images: &[TaskImage],
+        outside: &BTreeMap<TaskId, TaskId>,
+    ) -> Result<Imported, ImportError> {
+        let mut done = Imported::default();
+        match self.import_inner(images, outside, &mut done) {
+            Ok(()) => {
+                self.debug_check();
+                Ok(done)
+            }
+            Err(e) => {
+                for new in done.tasks.values() {
+                    let _ = self.kill_task(*new);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn import_inner(
+        &mut self,
+        images: &[TaskImage],
+        outside: &BTreeMap<TaskId, TaskId>,
+        done: &mut Imported,
+    ) -> Result<(), ImportError> {
+        // Tasks and threads.
+        for img in images {
+            let new = self.create_native_task(&img.name, img.policy.clone());
+            done.tasks.insert(img.task, new);
+            let t = self.tasks.get_mut(&new).expect("just created");
+            t.stopped = true;
+            t.counters = img.counters.clone();
+            for th in &img.threads {
+                let id = self.create_thread(new)?;
+                let thread = self.threads.get_mut(&id).expect("just created");
+                thread.index = th.index;
+                thread.sys = th.sys.clone();
+                done.threads.insert(th.id, id);
+            }
+            let t = self.tasks.get_mut(&new).expect("just created");
+            t.threads_created = img.threads.iter().map(|t| t.index + 1).max().unwrap_or(0);
+        }
+        let map = |old: TaskId| -> Result<TaskId, ImportError> {
+            done.tasks
+                .get(&old)
+                .or_else(|| outside.get(&old))
+                .copied()
+                .ok_or(ImportError::Missing(old))
+        };
+        // Phones, at their slots, with their connection ids.
+        for img in images {
+            let new = done.tasks[&img.task];
+            for (slot, p) in img.phones.iter().enumerate() {
+                let phone = match p {
+                    None => continue,
+                    Some(Phone::Connecting) => Phone::Connecting,
+                    Some(Phone::Connected { callee, conn }) => {
+                        let callee = map(*callee)?;
+                        self.bump_conn(callee, conn.0)?;
+                        Phone::Connected {
+                            callee,
+                            conn: *conn,
+                        }
+                    }
+                    Some(Phone::Slammed { callee, conn }) => Phone::Slammed {
+                        callee: map(*callee).unwrap_or(*callee),
+                        conn: *conn,
+                    },
+                };
+                let t = self.tasks.get_mut(&new).expect("created above");
+                t.phones
+                    .insert_at(crate::ipc::PhoneId(slot as u32), phone)
+                    .map_err(|_| ImportError::Inconsistent(format!("phone slot {slot}")))?;
+            }
+            let t = self.tasks.get_mut(&new).expect("created above");
+            t.answerbox.answers = img.answers.iter().cloned().collect();
+            t.answerbox.notifications = img.notifications.iter().cloned().collect();
+        }
+        // Calls, each once (a call may be both held and sent within the set).
+        let mut seen = BTreeSet::new();
+        let all = images
+            .iter()
+            .flat_map(|i| i.held.iter().chain(i.out_calls.iter()));
+        for call in all {
+            if !seen.insert((
+                call.caller,
+                call.call_id,
+                call.caller_phone.is_none(),
+                call.rx_id,
+            )) {
+                continue;
+            }
+            self.import_call(call, done, outside)?;
+        }
+        Ok(())
+    }
+
+    fn bump_conn(&mut self, task: TaskId, conn: u64) -> Result<(), ImportError> {
+        let t = self
+            .tasks
+            .get_mut(&task)
+            .ok_or(ImportError::Missing(task))?;
+        t.counters.next_conn_id = t.counters.next_conn_id.max(conn + 1);
+        Ok(())
+    }
+
+    fn clear_sync(&mut self, waiter: &SyncWaiter, id: CallId, done: &Imported) {
+        if let Some(th) = done.threads.get(&waiter.thread)
+            && let Some(t) = self.threads.get_mut(th)
+            && t.sys.active_sync_call == Some(id)
+        {
+            t.sys.active_sync_call = None;
+        }
+    }
+
+    fn import_call(
+        &mut self,
+        old: &Call,
+        done: &Imported,
+        outside: &BTreeMap<TaskId, TaskId>,
+    ) -> Result<(), ImportError> {
+        let in_set_caller = done.tasks.get(&old.caller).copied();
+        let in_set_receiver = done.tasks.get(&old.receiver).copied();
+        let sync = old.sync.as_ref().and_then(|w| {
+            done.threads.get(&w.thread).map(|t| SyncWaiter {
+                thread: *t,
+                answer_ptr: w.answer_ptr,
+            })
+        });
+        let mut call = old.clone();
+        call.sync = sync;
+        let remap = |t: &TaskId| done.tasks.get(t).or(outside.get(t)).copied().unwrap_or(*t);
+        call.forwarded_by = call.forwarded_by.iter().map(remap).collect();
+        if let Some(ConnectInfo::ToReceiver { target, .. }) = &mut call.connect {
+            *target = remap(target);
+        }
+        match (in_set_receiver, old.dispatched) {
+            // Held by a set member and already delivered: back into
+            // `dispatched` (thesis 5.4.8 case 3 for a synchronous call).
+            (Some(receiver), true) => {
+                call.receiver = receiver;
+                match in_set_caller {
+                    Some(c) => call.caller = c,
+                    // A client outside the set: the restored server may
+                    // answer, the answer goes nowhere (the thesis's dummy
+                    // task).
+                    None => call.discard_answer = true,
+                }
+                self.file_imported(call, true)
+            }
+            // Undelivered synchronous call (case 2) or a synchronous call to
+            // a task outside the set (case 1): the reissue sends it again.
+            (_, _) if old.sync.is_some() => {
+                if let Some(w) = &old.sync {
+                    self.clear_sync(w, old.call_id, done);
+                }
+                if let Some(c) = in_set_caller
+                    && let Some(t) = self.tasks.get_mut(&c)
+                {
+                    t.out_calls.remove(&old.call_id);
+                }
+                Ok(())
+            }
+            // Undelivered asynchronous call held by a set member.
+            (Some(receiver), false) => {
+                let Some(caller) = in_set_caller.or_else(|| outside.get(&old.caller).copied())
+                else {
+                    // A client outside the set: its undelivered call is
+                    // dropped (thesis 5.4.8, excluding clients).
+                    return Ok(());
+                };
+                call.receiver = receiver;
+                call.caller = caller;
+                self.file_imported(call, false)
+            }
+            // Asynchronous call sent to a task outside the set: sent again
+            // through the same phone, with the same sender-side id.
+            (None, _) => {
+                let Some(caller) = in_set_caller else {
+                    return Ok(());
+                };
+                let Some(phone) = old.caller_phone else {
+                    return Ok(());
+                };
+                if call.connect.is_some() {
+                    return Err(ImportError::Inconsistent(
+                        "a connection request to a task outside the set is in flight".into(),
+                    ));
+                }
+                let (receiver, conn) = self.phone_target(caller, phone).map_err(|e| {
+                    ImportError::Inconsistent(format!("resend through {phone:?}: {e}"))
+                })?;
+                let rt = self
+                    .tasks
+                    .get_mut(&receiver)
+                    .ok_or(ImportError::Missing(receiver))?;
+                call.rx_id =
+                    crate::ipc::RxCallId(IdCounters::take(&mut rt.counters.next_rx_call_id));
+                call.caller = caller;
+                call.receiver = receiver;
+                call.conn = conn;
+                call.forwarded_by.clear();
+                call.dispatched = false;
+                self.file_imported(call, false)
+            }
+        }
+    }
+
+    /// Files an imported call into its receiver's queue and its caller's
+    /// `out_calls`, and keeps the id counters ahead of the restored ids.
+    fn file_imported(&mut self, mut call: Call, dispatched: bool) -> Result<(), ImportError> {
+        call.key = self.new_call_key();
+        let rt = self
+            .tasks
+            .get_mut(&call.receiver)
+            .ok_or(ImportError::Missing(call.receiver))?;
+        rt.counters.next_rx_call_id = rt.counters.next_rx_call_id.max(call.rx_id.0 + 1);
+        if dispatched {
+            if rt
+                .answerbox
+                .dispatched
+                .insert(call.rx_id, call.key)
+                .is_some()
+            {
+                return Err(ImportError::Inconsistent(format!("{:?} twice", call.rx_id)));
+            }
+        } else {
+            rt.answerbox.calls.push_back(call.key);
+        }
+        if !call.discard_answer
+            && let Some(ct) = self.tasks.get_mut(&call.caller)
+        {
+            ct.counters.next_call_id = ct.counters.next_call_id.max(call.call_id.0 + 1);
+            ct.out_calls.insert(call.call_id, call.key);
+        }
+        let receiver = call.receiver;
+        self.calls.insert(call.key, call);
+        self.wake_answerbox(receiver);
+        Ok(())
+    }
+}
