@@ -216,6 +216,11 @@ impl Thread {
         }
     }
 
+    /// Number of value slots (locals and operands of all frames) in use.
+    pub fn stack_slots(&self) -> usize {
+        self.sp
+    }
+
     /// The thread's current value of global `index`.
     pub fn global(&self, instance: &Instance, index: u32) -> Option<Value> {
         let ty = instance.module.globals.get(index as usize)?.0.content;
