@@ -220,6 +220,25 @@ fn unsupported(what: &str) -> ModuleError {
     ModuleError::Unsupported(what.to_string())
 }
 
+/// Memory limits are `u32` in WebAssembly 2.0, and an over-long LEB128
+/// encoding of them is malformed; wasmparser reads them as `u64` (for
+/// memory64), so they are read again here as strict `u32`s.
+fn check_memory_limits_leb(bytes: &[u8], range: std::ops::Range<u64>) -> Result<(), ModuleError> {
+    let section = bytes
+        .get(range.start as usize..range.end as usize)
+        .ok_or_else(|| unsupported("memory section range"))?;
+    let mut reader = wasmparser::BinaryReader::new(section, range.start);
+    let count = reader.read_var_u32()?;
+    for _ in 0..count {
+        let flags = reader.read_u8()?;
+        reader.read_var_u32()?;
+        if flags & 1 != 0 {
+            reader.read_var_u32()?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads a validated constant expression.
 fn const_expr(expr: &wasmparser::ConstExpr<'_>) -> Result<ConstExpr, ModuleError> {
     let mut reader = expr.get_operators_reader();
@@ -269,6 +288,9 @@ impl Module {
         let mut allocs = FuncValidatorAllocations::default();
         for payload in Parser::new(0).parse_all(bytes) {
             let payload = payload?;
+            if let Payload::MemorySection(reader) = &payload {
+                check_memory_limits_leb(bytes, reader.range())?;
+            }
             if let ValidPayload::Func(to_validate, body) = validator.payload(&payload)? {
                 let func_validator = to_validate.into_validator(allocs);
                 let func_index = func_validator.index();

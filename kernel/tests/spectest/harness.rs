@@ -52,7 +52,8 @@ pub struct RunMode {
 struct Inst {
     instance: Instance,
     space: usize,
-    /// Target of every imported function: (instance, defined function).
+    /// Target of every imported function, by function index: (instance,
+    /// defined function).
     links: Vec<(usize, u32)>,
     /// Current values of all globals (carried from thread to thread).
     globals: Vec<Value>,
@@ -370,7 +371,6 @@ impl<'t> Script<'t> {
                         return Err(link_err("global type mismatch"));
                     }
                     externs.push(Extern::Global(exporter.globals[g as usize]));
-                    links.push((0, 0));
                 }
                 (ImportKind::Table(t), Export::Table(i)) => {
                     let (Some(et), Some(elements)) =
@@ -393,7 +393,6 @@ impl<'t> Script<'t> {
                         elements,
                         max: et.max,
                     });
-                    links.push((0, 0));
                 }
                 (ImportKind::Memory(t), Export::Memory(_)) => {
                     let Some(mt) = emodule.memory_type() else {
@@ -410,7 +409,6 @@ impl<'t> Script<'t> {
                     }
                     space = Some(exporter.space);
                     externs.push(Extern::Memory);
-                    links.push((0, 0));
                 }
                 _ => return Err(link_err("kind mismatch")),
             }
