@@ -267,3 +267,45 @@ fn fac_with_argument() {
         Some(ThreadError::ArgumentTypes)
     );
 }
+
+#[test]
+fn runner_prints_like_wabt_and_round_trips() {
+    use super::runner::{RunOptions, run};
+    let wat = br#"(module (memory 1)
+      (func (export "h") (result i64) (local $i i32) (local $h i64)
+        (local.set $h (i64.const 5381))
+        (loop $l
+          (i32.store8 (local.get $i) (local.get $i))
+          (local.set $h (i64.add (i64.mul (local.get $h) (i64.const 33))
+                                 (i64.load8_u (local.get $i))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 300))))
+        (local.get $h))
+      (func (export "two") (result i32 f64) (i32.const -1) (f64.const 1.5))
+      (func (export "bad") (unreachable)))"#;
+    let plain = run(wat, "h", &RunOptions::default()).expect("runs");
+    assert!(
+        plain.ok && plain.line.starts_with("h() => i64:"),
+        "{}",
+        plain.line
+    );
+    for slice in [1, 7, 64] {
+        let opts = RunOptions {
+            slice: Some(slice),
+            roundtrip: true,
+            ..RunOptions::default()
+        };
+        let sliced = run(wat, "h", &opts).expect("runs");
+        assert_eq!(sliced.line, plain.line);
+        assert!(sliced.slices > 1);
+    }
+    let two = run(wat, "two", &RunOptions::default()).expect("runs");
+    assert_eq!(two.line, "two() => i32:4294967295, f64:1.5");
+    let bad = run(wat, "bad", &RunOptions::default()).expect("runs");
+    assert_eq!(
+        (bad.line.as_str(), bad.ok),
+        ("bad() => error: unreachable", false)
+    );
+    assert!(run(b"(module", "x", &RunOptions::default()).is_err());
+    assert!(run(wat, "missing", &RunOptions::default()).is_err());
+}
