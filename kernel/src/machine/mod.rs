@@ -21,8 +21,11 @@
 //!   the same for tables and dropped segments. Memory is the address space's.
 //!
 //! Fuel is one unit per wasm instruction, charged per straight-line block and
-//! checked at loop headers and calls: a run stops at most one block after its
-//! fuel is used up, and every loop iteration and call costs fuel.
+//! checked at loop headers and calls: every loop iteration and call costs
+//! fuel, and a run stops at the first loop header or call after its fuel is
+//! used up. Only forward code (branches out of blocks, returns) can run in
+//! between, so the overshoot is bounded by the code size of the functions on
+//! the stack.
 //! Floats follow IEEE 754 exactly; every NaN produced by arithmetic is the
 //! canonical quiet NaN, so runs are bit-for-bit deterministic on any host.
 

@@ -133,9 +133,9 @@ impl Thread {
         })
     }
 
-    /// Runs the thread for at most about `fuel` units (one per wasm
-    /// instruction executed, charged per straight-line block and checked at
-    /// loop headers and calls, so a run overshoots by at most one block).
+    /// Runs the thread for about `fuel` units (one per wasm instruction
+    /// executed, charged per straight-line block and checked at loop headers
+    /// and calls; see the module documentation for the bound on overshoot).
     pub fn run(&mut self, instance: &mut Instance, space: &mut AddressSpace, fuel: u64) -> Outcome {
         match &self.status {
             Status::Ready => {}
