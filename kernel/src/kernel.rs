@@ -520,6 +520,28 @@ impl Kernel {
         }
     }
 
+    /// Ends one thread (its entry function returned): it leaves any wait
+    /// and is marked exited; its id is never reused.
+    pub fn exit_thread(&mut self, thread: ThreadId) -> Result<(), KernelError> {
+        if !self.threads.contains_key(&thread) {
+            return Err(KernelError::NoThread(thread));
+        }
+        self.cancel_wait(thread);
+        if let Some(t) = self.threads.get_mut(&thread) {
+            t.state = ThreadState::Exited;
+            t.sys = SyscallState::default();
+        }
+        self.debug_check();
+        Ok(())
+    }
+
+    /// Appends a line to the kernel log on behalf of `task` (the kernel's
+    /// own reports, such as a guest's trap).
+    pub fn log_line(&mut self, task: TaskId, text: String) {
+        let time = self.clock.now();
+        self.log.push(LogLine { time, task, text });
+    }
+
     /// Ends a task: its calls are answered, its phones hung up, its threads
     /// gone. The id is never reused.
     pub fn kill_task(&mut self, task: TaskId) -> Result<(), KernelError> {

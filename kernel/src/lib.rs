@@ -8,10 +8,12 @@
 //! - [`machine`]: the deterministic WebAssembly interpreter.
 //! - [`kernel`]: the [`Kernel`](kernel::Kernel) object owning everything.
 //! - [`task`]: tasks, threads, native tasks, stop/go.
+//! - [`guest`]: WebAssembly tasks bound to the kernel, the fuel scheduler.
 //! - [`ipc`]: phones, answerboxes, calls.
 //! - [`sched`]: clock, entropy, futexes, timeouts, the simulation driver.
 //! - [`syscall`]: the system call ABI (`kernel/ABI.md`).
 
+pub mod guest;
 pub mod ipc;
 pub mod kernel;
 pub mod machine;

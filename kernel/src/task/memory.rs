@@ -21,8 +21,9 @@ pub struct UserFault {
     pub write: bool,
 }
 
-/// A task's memory as the kernel sees it.
-pub trait UserMemory: Send {
+/// A task's memory as the kernel sees it. `Any` lets the guest scheduler
+/// reach the address space behind a guest task's memory.
+pub trait UserMemory: std::any::Any + Send {
     /// Reads `buf.len()` bytes at `addr`; on a fault nothing is read.
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), UserFault>;
     /// Writes `data` at `addr`; on a fault nothing is written.

@@ -1,0 +1,18 @@
+//! Guest tasks: WebAssembly programs bound to the kernel.
+//!
+//! - [`load`]: decoding a module and resolving its `"spartan"` imports to
+//!   system calls by name, with signature checks.
+//! - [`memory`]: [`GuestMemory`], the task's address space as the kernel's
+//!   [`UserMemory`](crate::task::UserMemory).
+//! - [`sched`]: the deterministic fuel [`Scheduler`] running guest threads
+//!   and native programs, issuing host calls through `Kernel::syscall`.
+//! - [`rt`]: a small WAT runtime (imports and helpers) for test programs.
+
+pub mod load;
+pub mod memory;
+pub mod rt;
+pub mod sched;
+
+pub use load::LoadError;
+pub use memory::GuestMemory;
+pub use sched::{GuestError, SchedConfig, SchedStats, Scheduler, guest_space};

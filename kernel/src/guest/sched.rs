@@ -1,0 +1,415 @@
+//! The fuel scheduler: runs guest threads (and native programs) of one
+//! kernel, round-robin in thread-id order, one fuel slice at a time.
+//!
+//! A guest thread's host call goes through [`Kernel::syscall`]: `Done(v)`
+//! completes it and the thread runs on within its slice; `Blocked` leaves
+//! the machine thread *in* the host call (`reissue_host_call`) and the
+//! scheduler moves on. Once the kernel lists the thread as runnable again
+//! the same call is issued again, so the kernel's restart, `completed` and
+//! `active_sync_call` logic decides what it returns. A finished entry
+//! function ends the thread (the last thread ends the task); a trap ends
+//! the task with a line in the kernel log, answering its calls as a kill
+//! does.
+//!
+//! Nothing depends on wall time or hash order: the order is thread-id
+//! round robin, and in simulation mode the virtual clock advances by the
+//! fuel used (`ns_per_fuel`); when nothing can run it jumps to the next
+//! deadline.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+
+use super::load::{LoadError, load};
+use super::memory::GuestMemory;
+use crate::kernel::{Kernel, KernelError};
+use crate::machine::{self, Export, Instance, Limits, Outcome, ThreadError, Value};
+use crate::mm::{AddressSpace, MemLimits};
+use crate::sched::sim::{NativeProgram, RunEnd, Step};
+use crate::syscall::{SyscallReturn, Sysno};
+use crate::task::{TaskId, TaskKind, TaskPolicy, ThreadId, ThreadState};
+
+/// Errors of spawning guest tasks and threads.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("thread: {0}")]
+    Thread(#[from] ThreadError),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error("task {0:?} is not a guest task of this scheduler")]
+    NotGuest(TaskId),
+}
+
+/// Scheduler parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct SchedConfig {
+    /// Fuel (wasm instructions) per slice.
+    pub slice_fuel: u64,
+    /// Virtual nanoseconds per unit of fuel (simulation mode).
+    pub ns_per_fuel: u64,
+    /// Fuel charged for one step of a native program.
+    pub native_step_fuel: u64,
+    pub limits: Limits,
+    pub mem_limits: MemLimits,
+}
+
+impl Default for SchedConfig {
+    fn default() -> Self {
+        SchedConfig {
+            slice_fuel: 10_000,
+            ns_per_fuel: 1,
+            native_step_fuel: 100,
+            limits: Limits::default(),
+            mem_limits: MemLimits::default(),
+        }
+    }
+}
+
+/// A guest task's machine-side state.
+struct GuestTask {
+    instance: Instance,
+    sysnos: Vec<Sysno>,
+}
+
+/// A guest thread's machine-side state.
+struct GuestThread {
+    task: TaskId,
+    machine: machine::Thread,
+    /// Entry to continue at after the start function finished.
+    then: Option<(u32, Vec<Value>)>,
+}
+
+enum Runner {
+    Guest(GuestThread),
+    Native(Box<dyn NativeProgram>),
+}
+
+/// How a guest slice ended.
+enum SliceEnd {
+    /// The thread may run again (out of fuel or blocked).
+    Continue,
+    /// The thread's entry function returned.
+    Finished,
+    /// The task trapped (or the kernel refused it) and was killed.
+    TaskKilled,
+}
+
+/// Counters of a scheduler's work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SchedStats {
+    pub slices: u64,
+    pub fuel: u64,
+    pub host_calls: u64,
+}
+
+/// The fuel scheduler.
+pub struct Scheduler {
+    pub config: SchedConfig,
+    tasks: BTreeMap<TaskId, GuestTask>,
+    runners: BTreeMap<ThreadId, Runner>,
+    cursor: Option<ThreadId>,
+    pub stats: SchedStats,
+}
+
+/// The address space of a guest task, if `task` is one.
+pub fn guest_space(k: &mut Kernel, task: TaskId) -> Option<&mut AddressSpace> {
+    let t = k.tasks.get_mut(&task)?;
+    let any: &mut dyn Any = t.memory.as_mut();
+    any.downcast_mut::<GuestMemory>().map(|m| &mut m.space)
+}
+
+fn widen(v: &Value) -> u64 {
+    match *v {
+        Value::I32(x) => u64::from(x),
+        Value::I64(x) | Value::F64(x) => x,
+        Value::F32(x) => u64::from(x),
+        Value::FuncRef(_) | Value::ExternRef(_) => 0,
+    }
+}
+
+impl Scheduler {
+    pub fn new(config: SchedConfig) -> Self {
+        Scheduler {
+            config,
+            tasks: BTreeMap::new(),
+            runners: BTreeMap::new(),
+            cursor: None,
+            stats: SchedStats::default(),
+        }
+    }
+
+    /// Creates a guest task from a module (`.wasm` or `.wat`) with one
+    /// thread at exported function `entry` (after the start function, if
+    /// the module has one).
+    pub fn spawn_guest(
+        &mut self,
+        k: &mut Kernel,
+        name: &str,
+        policy: TaskPolicy,
+        bytes: &[u8],
+        entry: &str,
+        args: &[Value],
+    ) -> Result<(TaskId, ThreadId), GuestError> {
+        let loaded = load(bytes, &self.config.limits, self.config.mem_limits)?;
+        let entry_idx = match loaded.instance.module().export(entry) {
+            Some(Export::Func(f)) => f,
+            _ => return Err(LoadError::NoEntry(entry.to_string()).into()),
+        };
+        let (first, then) = match loaded.instance.start_function() {
+            Some(s) => {
+                // Check the entry now, so a bad one fails the spawn.
+                machine::Thread::new(&loaded.instance, entry_idx, args)?;
+                (
+                    machine::Thread::new(&loaded.instance, s, &[])?,
+                    Some((entry_idx, args.to_vec())),
+                )
+            }
+            None => (
+                machine::Thread::new(&loaded.instance, entry_idx, args)?,
+                None,
+            ),
+        };
+        let backing = k.new_backing();
+        let memory = Box::new(GuestMemory::new(loaded.space, backing));
+        let task = k.create_task(name, policy, TaskKind::Guest, memory);
+        let thread = k.create_thread(task)?;
+        self.tasks.insert(
+            task,
+            GuestTask {
+                instance: loaded.instance,
+                sysnos: loaded.sysnos,
+            },
+        );
+        self.runners.insert(
+            thread,
+            Runner::Guest(GuestThread {
+                task,
+                machine: first,
+                then,
+            }),
+        );
+        Ok((task, thread))
+    }
+
+    /// Adds a thread to a guest task at exported function `entry`.
+    pub fn spawn_thread(
+        &mut self,
+        k: &mut Kernel,
+        task: TaskId,
+        entry: &str,
+        args: &[Value],
+    ) -> Result<ThreadId, GuestError> {
+        let gt = self.tasks.get(&task).ok_or(GuestError::NotGuest(task))?;
+        let machine = machine::Thread::new(&gt.instance, entry, args)?;
+        let thread = k.create_thread(task)?;
+        self.runners.insert(
+            thread,
+            Runner::Guest(GuestThread {
+                task,
+                machine,
+                then: None,
+            }),
+        );
+        Ok(thread)
+    }
+
+    /// Adds a native program, scheduled in the same round robin.
+    pub fn add_native(&mut self, program: Box<dyn NativeProgram>) {
+        self.runners
+            .insert(program.thread(), Runner::Native(program));
+    }
+
+    /// Threads still managed (not finished), in id order.
+    pub fn threads(&self) -> Vec<ThreadId> {
+        self.runners.keys().copied().collect()
+    }
+
+    /// Forgets threads and tasks the kernel no longer has (killed).
+    fn reap(&mut self, k: &Kernel) {
+        self.runners.retain(|id, _| {
+            k.thread(*id)
+                .is_some_and(|t| t.state != ThreadState::Exited)
+        });
+        self.tasks.retain(|id, _| k.task(*id).is_some());
+    }
+
+    /// Runs at most `max_slices` slices.
+    pub fn run(&mut self, k: &mut Kernel, max_slices: u64) -> RunEnd {
+        for _ in 0..max_slices {
+            self.reap(k);
+            if self.runners.is_empty() {
+                return RunEnd::AllDone;
+            }
+            let runnable = k.runnable_threads();
+            let ready = |id: &ThreadId| runnable.binary_search(id).is_ok();
+            let after = self.cursor.and_then(|c| {
+                self.runners
+                    .range(c..)
+                    .map(|(id, _)| *id)
+                    .find(|id| *id != c && ready(id))
+            });
+            let pick = after.or_else(|| self.runners.keys().copied().find(|id| ready(id)));
+            let Some(pick) = pick else {
+                match k.next_deadline() {
+                    Some(d) => {
+                        k.advance_time_to(d);
+                        continue;
+                    }
+                    None => return RunEnd::Deadlock,
+                }
+            };
+            self.cursor = Some(pick);
+            self.stats.slices += 1;
+            let used = self.run_one(k, pick);
+            self.stats.fuel += used;
+            k.advance_time(used.saturating_mul(self.config.ns_per_fuel));
+        }
+        self.reap(k);
+        if self.runners.is_empty() {
+            RunEnd::AllDone
+        } else {
+            RunEnd::StepLimit
+        }
+    }
+
+    /// Runs one slice of `thread`; returns the fuel used.
+    fn run_one(&mut self, k: &mut Kernel, thread: ThreadId) -> u64 {
+        let slice = self.config.slice_fuel.max(1);
+        let (used, end, task) = match self.runners.get_mut(&thread) {
+            Some(Runner::Native(p)) => {
+                let step = p.step(k);
+                if step == Step::Done {
+                    self.runners.remove(&thread);
+                }
+                return self.config.native_step_fuel;
+            }
+            Some(Runner::Guest(g)) => {
+                let Some(gt) = self.tasks.get_mut(&g.task) else {
+                    return 0;
+                };
+                let (used, end) = guest_slice(k, thread, g, gt, slice, &mut self.stats);
+                (used, end, g.task)
+            }
+            None => return 0,
+        };
+        match end {
+            SliceEnd::Continue => {}
+            SliceEnd::Finished => {
+                self.runners.remove(&thread);
+                let _ = k.exit_thread(thread);
+                let live = k.task(task).is_some_and(|t| {
+                    t.threads.iter().any(|th| {
+                        k.thread(*th)
+                            .is_some_and(|x| x.state != ThreadState::Exited)
+                    })
+                });
+                if !live {
+                    k.log_line(task, format!("task {} exited", task.0));
+                    let _ = k.kill_task(task);
+                    self.tasks.remove(&task);
+                }
+            }
+            SliceEnd::TaskKilled => {
+                self.tasks.remove(&task);
+                self.reap(k);
+            }
+        }
+        used
+    }
+}
+
+/// Kills a guest task with a report in the kernel log.
+fn kill_with_report(k: &mut Kernel, task: TaskId, thread: ThreadId, why: String) {
+    let name = k.task(task).map(|t| t.name.clone()).unwrap_or_default();
+    k.log_line(
+        task,
+        format!(
+            "task {} ({name}) killed: thread {}: {why}",
+            task.0, thread.0
+        ),
+    );
+    let _ = k.kill_task(task);
+}
+
+/// One slice of a guest thread: issues its pending host call, then runs it
+/// until its fuel is used, it blocks, finishes or traps.
+fn guest_slice(
+    k: &mut Kernel,
+    thread: ThreadId,
+    g: &mut GuestThread,
+    gt: &mut GuestTask,
+    slice: u64,
+    stats: &mut SchedStats,
+) -> (u64, SliceEnd) {
+    let mut used = 0u64;
+    loop {
+        if let Some((import, args)) = g.machine.pending_host_call() {
+            // A host call costs one unit, so that time moves on.
+            used += 1;
+            stats.host_calls += 1;
+            let Some(nr) = gt.sysnos.get(import as usize).copied() else {
+                kill_with_report(k, g.task, thread, format!("bad import {import}"));
+                return (used, SliceEnd::TaskKilled);
+            };
+            let args: Vec<u64> = args.iter().map(widen).collect();
+            match k.syscall(thread, nr as u32, &args) {
+                Ok(SyscallReturn::Done(v)) => {
+                    if let Err(e) = g
+                        .machine
+                        .complete_host_call(&gt.instance, &[Value::I64(v as u64)])
+                    {
+                        kill_with_report(k, g.task, thread, e.to_string());
+                        return (used, SliceEnd::TaskKilled);
+                    }
+                }
+                Ok(SyscallReturn::Blocked) => {
+                    if let Err(e) = g.machine.reissue_host_call() {
+                        kill_with_report(k, g.task, thread, e.to_string());
+                        return (used, SliceEnd::TaskKilled);
+                    }
+                    return (used, SliceEnd::Continue);
+                }
+                Err(e) => {
+                    kill_with_report(k, g.task, thread, format!("system call refused: {e}"));
+                    return (used, SliceEnd::TaskKilled);
+                }
+            }
+        }
+        if used >= slice {
+            return (used, SliceEnd::Continue);
+        }
+        let budget = slice - used;
+        let Some(space) = guest_space(k, g.task) else {
+            return (used, SliceEnd::TaskKilled);
+        };
+        let outcome = g.machine.run(&mut gt.instance, space, budget);
+        used += budget.saturating_sub(g.machine.fuel_left());
+        match outcome {
+            Outcome::HostCall { .. } => {}
+            Outcome::OutOfFuel => return (used, SliceEnd::Continue),
+            Outcome::Finished(_) => match g.then.take() {
+                Some((entry, args)) => match machine::Thread::new(&gt.instance, entry, &args) {
+                    Ok(mut next) => {
+                        let n = gt.instance.module().num_globals();
+                        for i in 0..n {
+                            if let Some(v) = g.machine.global(&gt.instance, i) {
+                                next.set_global(&gt.instance, i, v);
+                            }
+                        }
+                        g.machine = next;
+                    }
+                    Err(e) => {
+                        kill_with_report(k, g.task, thread, e.to_string());
+                        return (used, SliceEnd::TaskKilled);
+                    }
+                },
+                None => return (used, SliceEnd::Finished),
+            },
+            Outcome::Trap(t) => {
+                kill_with_report(k, g.task, thread, format!("trap: {t}"));
+                return (used, SliceEnd::TaskKilled);
+            }
+        }
+    }
+}
