@@ -165,10 +165,7 @@ fn guest_calls_native_and_native_calls_guest() {
         &[Value::I32(0), Value::I32(5)],
     );
     k.connect_phone(client, native.id()).expect("phone");
-    s.add_native(Box::new(NativeServer {
-        t: native,
-        left: 5,
-    }));
+    s.add_native(Box::new(NativeServer { t: native, left: 5 }));
     assert_eq!(s.run(&mut k, 10_000), RunEnd::AllDone);
     // (1+100) + ... + (5+100)
     assert_eq!(log_of(&k, client)[0], "515");
