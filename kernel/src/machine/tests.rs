@@ -309,3 +309,21 @@ fn runner_prints_like_wabt_and_round_trips() {
     assert!(run(b"(module", "x", &RunOptions::default()).is_err());
     assert!(run(wat, "missing", &RunOptions::default()).is_err());
 }
+
+#[test]
+fn entry_frame_over_the_stack_limit_is_refused() {
+    let module = Module::new(
+        br#"(module (func (export "wide") (local i64 i64 i64 i64 i64 i64 i64 i64 i64 i64)))"#,
+    )
+    .expect("valid module");
+    let mut space = AddressSpace::new(MemLimits { max_bytes: 1 << 20 });
+    let limits = Limits {
+        max_operand_stack: 4,
+        ..Limits::default()
+    };
+    let instance = Instance::new(module, &mut space, &limits, &[]).expect("instance");
+    match Thread::new(&instance, "wide", &[]) {
+        Err(ThreadError::OperandStackLimit { need, limit: 4 }) => assert!(need >= 10),
+        other => panic!("expected the stack limit error, got {other:?}"),
+    }
+}

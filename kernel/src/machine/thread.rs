@@ -55,6 +55,8 @@ pub enum ThreadError {
     NotInHostCall,
     #[error("results do not match the host call's result types")]
     ResultTypes,
+    #[error("the entry function needs {need} stack slots, more than the limit of {limit}")]
+    OperandStackLimit { need: u64, limit: u32 },
 }
 
 /// A thread of a task. Created at an entry function; runs in slices of fuel.
@@ -114,6 +116,13 @@ impl Thread {
         let code = module.code_of(func).ok_or(ThreadError::NotDefined(func))?;
         if args.len() != code.num_params as usize {
             return Err(ThreadError::ArgumentTypes);
+        }
+        let limit = instance.limits.max_operand_stack;
+        if code.max_height as u64 > u64::from(limit) {
+            return Err(ThreadError::OperandStackLimit {
+                need: code.max_height as u64,
+                limit,
+            });
         }
         let mut stack = vec![0u64; (code.max_height as usize).max(16)];
         for (i, (arg, ty)) in args.iter().zip(code.locals.iter()).enumerate() {
