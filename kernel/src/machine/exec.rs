@@ -75,6 +75,41 @@ pub(crate) fn execute(
             stack[sp]
         }};
     }
+    // Pushes a frame for defined function `$callee` (code `$c`) whose
+    // arguments end at stack index `$args_end`, then continues in it. Traps
+    // (call depth, operand stack) leave `sp` as it was.
+    macro_rules! enter_frame {
+        ($callee:expr, $c:expr, $args_end:expr) => {{
+            let c = $c;
+            let args_end = $args_end;
+            if frames.len() >= limits.max_call_depth as usize {
+                trap!(TrapKind::CallStackExhausted);
+            }
+            let new_fp = args_end - c.num_params as usize;
+            let need = new_fp + c.max_height as usize;
+            if need > stack.len() {
+                if need > max_stack {
+                    trap!(TrapKind::OperandStackExhausted);
+                }
+                let grown = need.max(stack.len() * 2).min(max_stack);
+                stack.resize(grown, 0);
+            }
+            let top = new_fp + c.locals.len();
+            stack[args_end..top].fill(0);
+            frames.push(CallFrame {
+                func,
+                call_pc: pc as u32,
+                fp: fp as u32,
+            });
+            func = $callee;
+            code = c;
+            ops = &code.ops;
+            pc = 0;
+            fp = new_fp;
+            sp = top;
+            continue;
+        }};
+    }
     macro_rules! push {
         ($v:expr) => {{
             let v = $v;
@@ -244,32 +279,7 @@ pub(crate) fn execute(
                 let Some(c) = module.code_of(callee) else {
                     trap!(TrapKind::Unreachable)
                 };
-                if frames.len() >= limits.max_call_depth as usize {
-                    trap!(TrapKind::CallStackExhausted);
-                }
-                let new_fp = sp - c.num_params as usize;
-                let need = new_fp + c.max_height as usize;
-                if need > stack.len() {
-                    if need > max_stack {
-                        trap!(TrapKind::OperandStackExhausted);
-                    }
-                    let grown = need.max(stack.len() * 2).min(max_stack);
-                    stack.resize(grown, 0);
-                }
-                let top = new_fp + c.locals.len();
-                stack[sp..top].fill(0);
-                frames.push(CallFrame {
-                    func,
-                    call_pc: pc as u32,
-                    fp: fp as u32,
-                });
-                func = callee;
-                code = c;
-                ops = &code.ops;
-                pc = 0;
-                fp = new_fp;
-                sp = top;
-                continue;
+                enter_frame!(callee, c, sp);
             }
             Op::CallHost(import) => {
                 if fuel <= 0 {
@@ -308,34 +318,8 @@ pub(crate) fn execute(
                 let Some(c) = module.code_of(callee) else {
                     trap!(TrapKind::Unreachable)
                 };
-                if frames.len() >= limits.max_call_depth as usize {
-                    trap!(TrapKind::CallStackExhausted);
-                }
-                sp -= 1;
-                let new_fp = sp - c.num_params as usize;
-                let need = new_fp + c.max_height as usize;
-                if need > stack.len() {
-                    if need > max_stack {
-                        sp += 1;
-                        trap!(TrapKind::OperandStackExhausted);
-                    }
-                    let grown = need.max(stack.len() * 2).min(max_stack);
-                    stack.resize(grown, 0);
-                }
-                let top = new_fp + c.locals.len();
-                stack[sp..top].fill(0);
-                frames.push(CallFrame {
-                    func,
-                    call_pc: pc as u32,
-                    fp: fp as u32,
-                });
-                func = callee;
-                code = c;
-                ops = &code.ops;
-                pc = 0;
-                fp = new_fp;
-                sp = top;
-                continue;
+                // The table index is consumed; a trap leaves it on the stack.
+                enter_frame!(callee, c, sp - 1);
             }
             Op::Drop => sp -= 1,
             Op::Select => {
