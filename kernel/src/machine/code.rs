@@ -8,6 +8,7 @@
 //! code, with the operand types there, so thread state is saved in module
 //! terms.
 
+use super::fuse::{Bin, Load, Store};
 use super::module::ValType;
 
 macro_rules! define_ops {
@@ -65,6 +66,38 @@ macro_rules! define_ops {
             TableSize(u32),
             TableFill(u32),
             RefIsNull,
+            // Fused ops: one op for a sequence of wasm instructions that
+            // leaves the stack as the sequence would (see `fuse.rs`). `a`,
+            // `b` and `d` are locals, `c` a constant operand (sign-extended
+            // to 64 bits), `S` the top of the stack.
+            /// `local.get a; local.get b; k`.
+            BinLL { k: Bin, a: u32, b: u32 },
+            /// `local.get a; const c; k`.
+            BinLC { k: Bin, a: u32, c: i32 },
+            /// `const c; k`.
+            BinSC { k: Bin, c: i32 },
+            /// `local.get a; local.get b; k; local.set d`.
+            BinLLSet { k: Bin, a: u32, b: u32, d: u32 },
+            /// `local.get a; const c; k; local.set d`.
+            BinLCSet { k: Bin, a: u32, c: i32, d: u32 },
+            /// `const c; k; local.set d`.
+            BinSCSet { k: Bin, c: i32, d: u32 },
+            /// `k; local.set d`.
+            BinSSSet { k: Bin, d: u32 },
+            /// `local.get a; local.get b; k` then jump if the result is not zero.
+            JumpLL { k: Bin, a: u32, b: u32, target: u32 },
+            /// `local.get a; const c; k` then jump if the result is not zero.
+            JumpLC { k: Bin, a: u32, c: i32, target: u32 },
+            /// `const c; k` then jump if the result is not zero.
+            JumpSC { k: Bin, c: i32, target: u32 },
+            /// `k` then jump if the result is not zero.
+            JumpSS { k: Bin, target: u32 },
+            /// `local.get a; load k offset off`.
+            LoadL { k: Load, a: u32, off: u32 },
+            /// `local.get a; local.get v; store k offset off`.
+            StoreLL { k: Store, a: u32, v: u32, off: u32 },
+            /// `local.get a; const c; store k offset off`.
+            StoreLC { k: Store, a: u32, c: i32, off: u32 },
             $($name,)*
         }
 

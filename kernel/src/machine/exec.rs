@@ -9,6 +9,7 @@
 
 use super::Value;
 use super::code::Op;
+use super::fuse::{Load, Store};
 use super::instance::{Instance, check_memory_range};
 use super::num::*;
 use super::thread::{CallFrame, Outcome, Status, Thread};
@@ -172,6 +173,35 @@ pub(crate) fn execute(
             sp -= 2;
         }};
     }
+    // Loads `$n` bytes at `$addr` and converts them, or traps.
+    macro_rules! load_at {
+        ($addr:expr, $n:literal, |$b:ident| $conv:expr) => {{
+            match space.load::<$n>($addr) {
+                Ok($b) => $conv,
+                Err(f) => trap!(TrapKind::MemoryOutOfBounds(f)),
+            }
+        }};
+    }
+    // Stores the low bytes of `$v` at `$addr` as a store of width `$k`, or traps.
+    macro_rules! store_at {
+        ($k:expr, $addr:expr, $v:expr) => {{
+            let (addr, v) = ($addr, $v);
+            let r = match $k {
+                Store::B1 => space.store(addr, [v as u8]),
+                Store::B2 => space.store(addr, (v as u16).to_le_bytes()),
+                Store::B4 => space.store(addr, (v as u32).to_le_bytes()),
+                Store::B8 => space.store(addr, v.to_le_bytes()),
+            };
+            if let Err(f) = r {
+                trap!(TrapKind::MemoryOutOfBounds(f));
+            }
+        }};
+    }
+    macro_rules! local {
+        ($i:expr) => {
+            stack[fp + $i as usize]
+        };
+    }
     macro_rules! cmp {
         (|$a:ident, $b:ident| $e:expr) => {
             bin!(|$a, $b| ($e) as u64)
@@ -244,7 +274,11 @@ pub(crate) fn execute(
             }
             Op::Return(keep) => {
                 let keep = keep as usize;
-                stack.copy_within(sp - keep..sp, fp);
+                match keep {
+                    0 => {}
+                    1 => stack[fp] = stack[sp - 1],
+                    _ => stack.copy_within(sp - keep..sp, fp),
+                }
                 sp = fp + keep;
                 match frames.pop() {
                     Some(caller) => {
@@ -497,6 +531,71 @@ pub(crate) fn execute(
                 sp -= 3;
             }
             Op::RefIsNull => un!(|a| (a == 0) as u64),
+
+            Op::BinLL { k, a, b } => push!(k.eval(local!(a), local!(b))),
+            Op::BinLC { k, a, c } => push!(k.eval(local!(a), c as i64 as u64)),
+            Op::BinSC { k, c } => un!(|x| k.eval(x, c as i64 as u64)),
+            Op::BinLLSet { k, a, b, d } => local!(d) = k.eval(local!(a), local!(b)),
+            Op::BinLCSet { k, a, c, d } => local!(d) = k.eval(local!(a), c as i64 as u64),
+            Op::BinSCSet { k, c, d } => {
+                let x = pop!();
+                local!(d) = k.eval(x, c as i64 as u64);
+            }
+            Op::BinSSSet { k, d } => {
+                let y = pop!();
+                let x = pop!();
+                local!(d) = k.eval(x, y);
+            }
+            Op::JumpLL { k, a, b, target } => {
+                if k.eval(local!(a), local!(b)) as u32 != 0 {
+                    pc = target as usize;
+                    continue;
+                }
+            }
+            Op::JumpLC { k, a, c, target } => {
+                if k.eval(local!(a), c as i64 as u64) as u32 != 0 {
+                    pc = target as usize;
+                    continue;
+                }
+            }
+            Op::JumpSC { k, c, target } => {
+                let x = pop!();
+                if k.eval(x, c as i64 as u64) as u32 != 0 {
+                    pc = target as usize;
+                    continue;
+                }
+            }
+            Op::JumpSS { k, target } => {
+                let y = pop!();
+                let x = pop!();
+                if k.eval(x, y) as u32 != 0 {
+                    pc = target as usize;
+                    continue;
+                }
+            }
+            Op::LoadL { k, a, off } => {
+                let addr = local!(a) as u32 as u64 + off as u64;
+                let v = match k {
+                    Load::U32 => load_at!(addr, 4, |b| u32::from_le_bytes(b) as u64),
+                    Load::U64 => load_at!(addr, 8, |b| u64::from_le_bytes(b)),
+                    Load::I32S8 => load_at!(addr, 1, |b| b[0] as i8 as i32 as u32 as u64),
+                    Load::U8 => load_at!(addr, 1, |b| b[0] as u64),
+                    Load::I32S16 => {
+                        load_at!(addr, 2, |b| i16::from_le_bytes(b) as i32 as u32 as u64)
+                    }
+                    Load::U16 => load_at!(addr, 2, |b| u16::from_le_bytes(b) as u64),
+                    Load::I64S8 => load_at!(addr, 1, |b| b[0] as i8 as i64 as u64),
+                    Load::I64S16 => load_at!(addr, 2, |b| i16::from_le_bytes(b) as i64 as u64),
+                    Load::I64S32 => load_at!(addr, 4, |b| i32::from_le_bytes(b) as i64 as u64),
+                };
+                push!(v);
+            }
+            Op::StoreLL { k, a, v, off } => {
+                store_at!(k, local!(a) as u32 as u64 + off as u64, local!(v))
+            }
+            Op::StoreLC { k, a, c, off } => {
+                store_at!(k, local!(a) as u32 as u64 + off as u64, c as i64 as u64)
+            }
 
             Op::I32Eqz => un!(|a| (a as u32 == 0) as u64),
             Op::I32Eq => cmp!(|a, b| a as u32 == b as u32),

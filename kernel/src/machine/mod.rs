@@ -31,6 +31,7 @@
 
 mod code;
 mod exec;
+mod fuse;
 mod instance;
 mod module;
 mod num;

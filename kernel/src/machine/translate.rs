@@ -14,6 +14,7 @@ use wasmparser::{
 };
 
 use super::code::{FuncCode, Op, ResumeKind, ResumePoint, numeric_op};
+use super::fuse::{fuse, fuse_jump};
 use super::module::{Module, ModuleError, ValType, val_type};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -173,8 +174,22 @@ fn operand_types(v: &FuncValidator<ValidatorResources>) -> Result<Box<[ValType]>
 }
 
 impl Translator<'_> {
+    /// Emits the op of one wasm instruction, fused with the ops before it
+    /// when a fused op covers the sequence; returns its position.
     fn emit(&mut self, op: Op) -> usize {
-        let pc = self.ops.len();
+        match fuse(&self.ops, &op) {
+            Some((fused, replaced)) => self.push_fused(fused, replaced),
+            None => self.push_fused(op, 0),
+        }
+    }
+
+    /// Replaces the last `replaced` ops by `op`, the op of the current wasm
+    /// instruction (fused with them if `replaced > 0`), and charges one unit
+    /// of fuel for the instruction. The op's offset is the instruction's.
+    fn push_fused(&mut self, op: Op, replaced: usize) -> usize {
+        let pc = self.ops.len() - replaced;
+        self.ops.truncate(pc);
+        self.offsets.truncate(pc);
         self.ops.push(op);
         self.offsets.push(self.offset);
         if let Some(i) = self.fuel_at
@@ -183,6 +198,35 @@ impl Translator<'_> {
             *c = c.saturating_add(1);
         }
         pc
+    }
+
+    /// Emits the jump of an `if`: to `target` (patched later if 0) when the
+    /// popped condition is zero, fused with the ops computing the condition
+    /// when possible.
+    fn emit_jump_if_zero(&mut self, target: u32) -> usize {
+        match fuse_jump(&self.ops, target, true) {
+            Some((op, replaced)) => self.push_fused(op, replaced),
+            None => self.push_fused(Op::JumpIfZero(target), 0),
+        }
+    }
+
+    /// True if a branch to `depth` taken with operand-stack height `height`
+    /// (locals included) moves no value: its results are already in place.
+    fn branch_moves_nothing(&self, depth: u32, height: u32) -> bool {
+        let Some(c) = self
+            .ctrl
+            .len()
+            .checked_sub(1 + depth as usize)
+            .and_then(|i| self.ctrl.get(i))
+        else {
+            return false;
+        };
+        let keep = match c.kind {
+            CtrlKind::Func => return false,
+            CtrlKind::Loop => c.params,
+            _ => c.results,
+        };
+        c.height + keep == height
     }
 
     fn pc(&self) -> u32 {
@@ -255,6 +299,12 @@ impl Translator<'_> {
         match self.ops.get_mut(at) {
             Some(Op::Br { target: t, .. } | Op::BrIf { target: t, .. }) => *t = target,
             Some(Op::Jump(t) | Op::JumpIfZero(t)) => *t = target,
+            Some(
+                Op::JumpLL { target: t, .. }
+                | Op::JumpLC { target: t, .. }
+                | Op::JumpSC { target: t, .. }
+                | Op::JumpSS { target: t, .. },
+            ) => *t = target,
             _ => {}
         }
     }
@@ -296,7 +346,7 @@ impl Translator<'_> {
                 let (p, r) = self.block_arity(blockty)?;
                 self.push_ctrl(CtrlKind::If, dead, height.saturating_sub(p + 1), p, r);
                 if !dead {
-                    let at = self.emit(Op::JumpIfZero(0));
+                    let at = self.emit_jump_if_zero(0);
                     if let Some(c) = self.ctrl.last_mut() {
                         c.else_fixup = Some(at);
                     }
@@ -354,11 +404,32 @@ impl Translator<'_> {
             Operator::Unreachable => Op::Unreachable,
             Operator::Br { relative_depth } => {
                 let at = self.ops.len();
-                let op = self.branch_op(relative_depth, at)?;
+                let op = match self.branch_op(relative_depth, at)? {
+                    // Nothing to move: a plain jump.
+                    Op::Br { target, .. } if self.branch_moves_nothing(relative_depth, height) => {
+                        Op::Jump(target)
+                    }
+                    op => op,
+                };
                 self.emit(op);
                 return Ok(());
             }
             Operator::BrIf { relative_depth } => {
+                // After popping the condition, a branch that moves no value
+                // is a plain conditional jump, fused with its condition.
+                if self.branch_moves_nothing(relative_depth, height.saturating_sub(1))
+                    && let Some((_, replaced)) = fuse_jump(&self.ops, 0, false)
+                {
+                    let at = self.ops.len() - replaced;
+                    let Op::Br { target, .. } = self.branch_op(relative_depth, at)? else {
+                        return Err(internal("br_if target"));
+                    };
+                    let (op, replaced) =
+                        fuse_jump(&self.ops, target, false).ok_or_else(|| internal("br_if"))?;
+                    self.push_fused(op, replaced);
+                    self.new_fuel_block();
+                    return Ok(());
+                }
                 let at = self.ops.len();
                 match self.branch_op(relative_depth, at)? {
                     Op::Br {

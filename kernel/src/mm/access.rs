@@ -21,13 +21,35 @@ impl AddressSpace {
     #[inline(always)]
     pub fn load<const N: usize>(&self, addr: u64) -> Result<[u8; N], Fault> {
         let off = (addr & PAGE_MASK) as usize;
-        if let Some(end) = addr.checked_add(N as u64)
-            && end <= self.primary_len
-            && off + N <= PAGE_SIZE as usize
-        {
-            let mut out = [0u8; N];
-            out.copy_from_slice(&self.primary.table.bytes(addr / PAGE_SIZE)[off..off + N]);
-            return Ok(out);
+        let index = addr / PAGE_SIZE;
+        if off + N <= PAGE_SIZE as usize {
+            if let Some(page) = self.cache.read_page(index) {
+                // Safety: a read entry points at the live bytes of page
+                // `index` of the primary area (the cache's invariant, kept
+                // by `primary_mut` and `snapshot`), and `off + N` is within
+                // the page. `&self` excludes every mutation meanwhile.
+                return Ok(unsafe {
+                    page.cast::<u8>()
+                        .add(off)
+                        .cast::<[u8; N]>()
+                        .read_unaligned()
+                });
+            }
+            if addr
+                .checked_add(N as u64)
+                .is_some_and(|end| end <= self.primary_len)
+            {
+                let page = self.primary.table.page_ptr(index);
+                self.cache.set_read(index, page);
+                // Safety: `page_ptr` has just returned the live bytes of the
+                // page, and `off + N` is within it.
+                return Ok(unsafe {
+                    page.cast::<u8>()
+                        .add(off)
+                        .cast::<[u8; N]>()
+                        .read_unaligned()
+                });
+            }
         }
         self.load_slow(addr)
     }
@@ -43,12 +65,38 @@ impl AddressSpace {
     #[inline(always)]
     pub fn store<const N: usize>(&mut self, addr: u64, bytes: [u8; N]) -> Result<(), Fault> {
         let off = (addr & PAGE_MASK) as usize;
-        if let Some(end) = addr.checked_add(N as u64)
-            && end <= self.primary_len
-            && off + N <= PAGE_SIZE as usize
-        {
-            self.primary.page_mut(addr / PAGE_SIZE)[off..off + N].copy_from_slice(&bytes);
-            return Ok(());
+        let index = addr / PAGE_SIZE;
+        if off + N <= PAGE_SIZE as usize {
+            if let Some(page) = self.cache.write_page(index) {
+                // Safety: a write entry points at page `index` of the primary
+                // area, held by its page table alone and already dirty (the
+                // cache's invariant, kept by `primary_mut` and `snapshot`);
+                // `&mut self` excludes every other access, and `off + N` is
+                // within the page.
+                unsafe {
+                    page.cast::<u8>()
+                        .add(off)
+                        .cast::<[u8; N]>()
+                        .write_unaligned(bytes)
+                };
+                return Ok(());
+            }
+            if addr
+                .checked_add(N as u64)
+                .is_some_and(|end| end <= self.primary_len)
+            {
+                let page = self.primary.unique_page_ptr(index);
+                self.cache.set_write(index, page);
+                // Safety: `unique_page_ptr` has just made the page private to
+                // the table and marked it dirty; `off + N` is within it.
+                unsafe {
+                    page.cast::<u8>()
+                        .add(off)
+                        .cast::<[u8; N]>()
+                        .write_unaligned(bytes)
+                };
+                return Ok(());
+            }
         }
         self.store_slow(addr, bytes)
     }
@@ -85,7 +133,7 @@ impl AddressSpace {
     pub fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault> {
         let len = data.len() as u64;
         if self.in_primary(addr, len) {
-            self.primary.write(addr, data);
+            self.primary_mut().write(addr, data);
             return Ok(());
         }
         self.check_range(addr, len, true)?;
@@ -96,7 +144,7 @@ impl AddressSpace {
             let n = (end - at).min(len - done);
             let piece = &data[done as usize..(done + n) as usize];
             match region {
-                Region::Primary => self.primary.write(at, piece),
+                Region::Primary => self.primary_mut().write(at, piece),
                 Region::Area(base) => self.area_mut(base, at)?.write(at - base, piece),
             }
             done += n;
@@ -108,7 +156,7 @@ impl AddressSpace {
     /// nothing is written.
     pub fn fill(&mut self, addr: u64, byte: u8, len: u64) -> Result<(), Fault> {
         if self.in_primary(addr, len) {
-            self.primary.fill(addr, byte, len);
+            self.primary_mut().fill(addr, byte, len);
             return Ok(());
         }
         self.check_range(addr, len, true)?;
@@ -118,7 +166,7 @@ impl AddressSpace {
             let (region, end, _) = self.region_bounds(at).ok_or(Fault::Unmapped { addr: at })?;
             let n = (end - at).min(len - done);
             match region {
-                Region::Primary => self.primary.fill(at, byte, n),
+                Region::Primary => self.primary_mut().fill(at, byte, n),
                 Region::Area(base) => self.area_mut(base, at)?.fill(at - base, byte, n),
             }
             done += n;

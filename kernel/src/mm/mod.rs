@@ -13,6 +13,7 @@
 
 mod access;
 mod area;
+mod cache;
 mod dirty;
 mod fault;
 mod flags;

@@ -71,6 +71,40 @@ impl PageTable {
         }
     }
 
+    /// Where the bytes of page `index` are (the static zero page if it was
+    /// never written), for reading only. The pointer stays valid while the
+    /// slot keeps its page.
+    #[inline]
+    pub(crate) fn page_ptr(&self, index: u64) -> *const Page {
+        match self.get(index) {
+            // `Arc::as_ptr` keeps the allocation's own provenance.
+            Some(page) => Arc::as_ptr(page),
+            None => &ZERO_PAGE,
+        }
+    }
+
+    /// Like [`PageTable::get_mut`], but returns where the page (now
+    /// materialised and held by this table alone) is. Writing through the
+    /// pointer is sound while the slot keeps this page and no clone of the
+    /// table shares it.
+    #[inline]
+    pub(crate) fn unique_page_ptr(&mut self, index: u64) -> *mut Page {
+        let leaf_index = (index >> LEAF_SHIFT) as usize;
+        if leaf_index >= self.leaves.len() {
+            self.leaves.resize(leaf_index + 1, None);
+        }
+        let leaf = Arc::make_mut(self.leaves[leaf_index].get_or_insert_with(empty_leaf));
+        let slot = &mut leaf[(index & LEAF_MASK) as usize];
+        if slot.is_none() {
+            self.resident += 1;
+        }
+        let page = slot.get_or_insert_with(zeroed_page);
+        Arc::make_mut(page);
+        // The pointer carries the allocation's provenance (not that of a
+        // reference), so later reads through the table do not invalidate it.
+        Arc::as_ptr(page).cast_mut()
+    }
+
     /// The page at `index` for writing: materialised if empty, copied first
     /// if a snapshot still shares it (and its leaf likewise).
     #[inline(always)]

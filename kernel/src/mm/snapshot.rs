@@ -102,6 +102,9 @@ impl AddressSpace {
     /// [`SpaceSnapshot`]). Shared backings are locked one at a time while
     /// their tables are cloned.
     pub fn snapshot(&self) -> SpaceSnapshot {
+        // The pages become shared: a cached store would write into the
+        // snapshot, and a store must mark its page dirty again.
+        self.cache.clear();
         let primary = self.has_primary.then(|| AreaSnapshot {
             base: 0,
             size: self.primary_len,
@@ -155,7 +158,7 @@ impl AddressSpace {
     /// Clears every dirty bit (after a checkpoint), including those of the
     /// shared backings this space maps.
     pub fn clear_dirty(&mut self) {
-        self.primary.dirty.clear();
+        self.primary_mut().dirty.clear();
         for area in self.areas.values_mut() {
             match &mut area.backing {
                 Backing::Anonymous(store) => store.dirty.clear(),
@@ -181,7 +184,7 @@ impl AddressSpace {
             });
         }
         match self.region(addr).ok_or(MmError::NotMapped { addr })? {
-            Region::Primary => self.primary.install(addr / PAGE_SIZE, Some(page)),
+            Region::Primary => self.primary_mut().install(addr / PAGE_SIZE, Some(page)),
             Region::Area(base) => {
                 let area = self
                     .areas
@@ -217,7 +220,7 @@ impl AddressSpace {
                         }
                     })?;
                     space.create_primary(pages, Some(max_wasm_pages))?;
-                    space.primary = PageStore {
+                    *space.primary_mut() = PageStore {
                         table: area.pages.clone(),
                         dirty: Default::default(),
                     };

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::area::{Area, Backing};
+use super::cache::AccessCache;
 use super::flags::{AreaFlags, MemLimits};
 use super::shared::{BackingId, SharedBacking};
 use super::store::PageStore;
@@ -24,7 +25,11 @@ pub struct AddressSpace {
     pub(crate) limits: MemLimits,
     /// Size of the primary area in bytes (0 without one).
     pub(crate) primary_len: u64,
+    /// The primary area's pages: read it freely, but mutate it only through
+    /// [`AddressSpace::primary_mut`] (or a store through `cache`).
     pub(crate) primary: PageStore,
+    /// The last primary pages loaded from and stored to (see `cache.rs`).
+    pub(crate) cache: AccessCache,
     pub(crate) has_primary: bool,
     pub(crate) primary_max_pages: u32,
     /// Further areas by base address; none overlaps another or the primary.
@@ -65,11 +70,21 @@ impl AddressSpace {
             limits,
             primary_len: 0,
             primary: PageStore::default(),
+            cache: AccessCache::default(),
             has_primary: false,
             primary_max_pages: 0,
             areas: BTreeMap::new(),
             mapped_bytes: 0,
         }
+    }
+
+    /// The primary area's pages for any change other than a cached store:
+    /// forgets the access cache first, since the change may copy, replace,
+    /// release or clean the cached pages.
+    #[inline]
+    pub(crate) fn primary_mut(&mut self) -> &mut PageStore {
+        self.cache.clear();
+        &mut self.primary
     }
 
     /// The space's limits.

@@ -76,6 +76,15 @@ impl PageStore {
         self.table.get_mut(index)
     }
 
+    /// Like [`PageStore::page_mut`], but returns where the page (marked
+    /// dirty, materialised and held by this store alone) is: see
+    /// [`PageTable::unique_page_ptr`].
+    #[inline]
+    pub(crate) fn unique_page_ptr(&mut self, index: u64) -> *mut Page {
+        self.dirty.set(index);
+        self.table.unique_page_ptr(index)
+    }
+
     /// Installs a page at `index` without marking it dirty (restore).
     pub fn install(&mut self, index: u64, page: Option<Arc<Page>>) {
         self.table.set(index, page);

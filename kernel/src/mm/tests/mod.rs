@@ -3,6 +3,7 @@
 //! test against a plain byte-vector model.
 
 mod access;
+mod cache;
 mod layout;
 mod model;
 mod snapshot;

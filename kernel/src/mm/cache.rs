@@ -1,0 +1,114 @@
+//! The access cache of an address space: the last page of the primary area
+//! loaded from and the last one stored to, so that the interpreter's loads
+//! and stores to the same page skip the page-table walk, the copy-on-write
+//! check and the dirty-bit update.
+//!
+//! What an entry guarantees, as long as it is set:
+//!
+//! - read entry `(index, ptr)`: `ptr` points at the bytes page `index` of
+//!   the primary area reads as now: the page held by slot `index` of the
+//!   primary page table, or [`ZERO_PAGE`](super::ZERO_PAGE) if the slot is
+//!   empty. Page `index` lies wholly inside the primary area.
+//! - write entry `(index, ptr)`: additionally, the slot's page is held by
+//!   nothing but the primary page table (no snapshot shares it) and its dirty
+//!   bit is set, so a store needs no copy and no bookkeeping.
+//!
+//! The address space keeps these true by clearing both entries whenever
+//! anything else could change the primary area's pages, sharing or dirty
+//! bits: every mutation except a store through the write entry goes through
+//! `AddressSpace::primary_mut`, which clears them, and `snapshot()` (which
+//! takes `&self`) clears them before cloning page references. The primary
+//! area never shrinks, so a cached page stays inside it.
+
+use std::cell::Cell;
+
+use super::page_table::Page;
+
+/// No page: an index no address of the 32-bit space has.
+const NONE: u64 = u64::MAX;
+
+/// One cached page: its index in the primary area and where its bytes are.
+#[derive(Clone, Copy)]
+struct Entry {
+    index: u64,
+    page: *mut Page,
+}
+
+const EMPTY: Entry = Entry {
+    index: NONE,
+    page: std::ptr::null_mut(),
+};
+
+/// The read and write entries (see the module documentation).
+pub(crate) struct AccessCache {
+    read: Cell<Entry>,
+    write: Cell<Entry>,
+}
+
+// Safety: the pointers point into pages owned by the address space's own
+// primary page table (or into the immutable static zero page), and the write
+// entry only into pages no one else holds. Moving the space to another
+// thread moves the ownership of those pages with it; nothing here is
+// reachable from another thread. `AccessCache` is not `Sync` (it holds
+// `Cell`s), so `&AddressSpace` cannot be shared between threads either.
+unsafe impl Send for AccessCache {}
+
+impl Default for AccessCache {
+    fn default() -> Self {
+        AccessCache {
+            read: Cell::new(EMPTY),
+            write: Cell::new(EMPTY),
+        }
+    }
+}
+
+impl std::fmt::Debug for AccessCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessCache")
+            .field("read", &self.read.get().index)
+            .field("write", &self.write.get().index)
+            .finish()
+    }
+}
+
+impl AccessCache {
+    /// Forgets both entries.
+    #[inline]
+    pub(crate) fn clear(&self) {
+        self.read.set(EMPTY);
+        self.write.set(EMPTY);
+    }
+
+    /// The cached bytes of page `index` for reading, if it is cached.
+    #[inline(always)]
+    pub(crate) fn read_page(&self, index: u64) -> Option<*const Page> {
+        let e = self.read.get();
+        (e.index == index).then_some(e.page.cast_const())
+    }
+
+    /// The cached page `index` for writing, if it is cached.
+    #[inline(always)]
+    pub(crate) fn write_page(&self, index: u64) -> Option<*mut Page> {
+        let e = self.write.get();
+        (e.index == index).then_some(e.page)
+    }
+
+    /// Caches `page` as the bytes page `index` of the primary area reads as.
+    /// The caller upholds the read-entry guarantee of the module docs.
+    #[inline]
+    pub(crate) fn set_read(&self, index: u64, page: *const Page) {
+        self.read.set(Entry {
+            index,
+            page: page.cast_mut(),
+        });
+    }
+
+    /// Caches `page` as page `index` of the primary area, unshared and
+    /// dirty, for both reading and writing. The caller upholds the
+    /// write-entry guarantee of the module docs.
+    #[inline]
+    pub(crate) fn set_write(&self, index: u64, page: *mut Page) {
+        self.read.set(Entry { index, page });
+        self.write.set(Entry { index, page });
+    }
+}

@@ -1,0 +1,93 @@
+//! The access cache of loads and stores: every event that shares, replaces,
+//! releases or cleans a primary page must make the next store copy and
+//! mark dirty again, and the next load see the current bytes.
+
+use super::super::*;
+use super::space_with_primary;
+
+fn dirty(space: &AddressSpace) -> Vec<u64> {
+    space.dirty_pages().collect()
+}
+
+#[test]
+fn store_after_snapshot_copies_again_and_marks_dirty() {
+    let mut space = space_with_primary(1);
+    // Two stores to one page: the second goes through the cached page.
+    space.store(8, [1u8; 4]).expect("store");
+    space.store(12, [2u8; 4]).expect("store");
+    let first = space.snapshot();
+    space.clear_dirty();
+    assert!(dirty(&space).is_empty());
+    space.store(8, [9u8; 4]).expect("store after snapshot");
+    let mut buf = [0u8; 8];
+    first.read(8, &mut buf).expect("mapped");
+    assert_eq!(
+        buf,
+        [1, 1, 1, 1, 2, 2, 2, 2],
+        "the snapshot saw a later store"
+    );
+    assert_eq!(dirty(&space), vec![0], "store after clear_dirty not marked");
+    assert_eq!(space.load::<4>(8), Ok([9; 4]));
+    // A second snapshot, then stores to the same page again.
+    let second = space.snapshot();
+    space.store(12, [7u8; 4]).expect("store");
+    space.store(13, [6u8; 1]).expect("store");
+    second.read(8, &mut buf).expect("mapped");
+    assert_eq!(buf, [9, 9, 9, 9, 2, 2, 2, 2]);
+    assert_eq!(space.load::<4>(12), Ok([7, 6, 7, 7]));
+}
+
+#[test]
+fn clear_dirty_alone_makes_the_next_store_mark_again() {
+    let mut space = space_with_primary(1);
+    space.store(100, [1u8; 8]).expect("store");
+    space.clear_dirty();
+    space.store(108, [2u8; 8]).expect("store");
+    assert_eq!(dirty(&space), vec![0]);
+}
+
+#[test]
+fn load_sees_writes_through_every_path() {
+    let mut space = space_with_primary(1);
+    // Cache the zero page for reading, then materialise it by a bulk write.
+    assert_eq!(space.load::<2>(PAGE_SIZE + 4), Ok([0, 0]));
+    space.write(PAGE_SIZE + 4, &[5, 6]).expect("write");
+    assert_eq!(space.load::<2>(PAGE_SIZE + 4), Ok([5, 6]));
+    // A shared page cached for reading, then copied by a store.
+    let snap = space.snapshot();
+    assert_eq!(space.load::<1>(PAGE_SIZE + 4), Ok([5]));
+    space.store(PAGE_SIZE + 4, [8]).expect("store");
+    assert_eq!(space.load::<1>(PAGE_SIZE + 4), Ok([8]));
+    let mut b = [0u8];
+    snap.read(PAGE_SIZE + 4, &mut b).expect("mapped");
+    assert_eq!(b, [5]);
+    // Filling the whole page with zeros releases it; then store again.
+    space.fill(PAGE_SIZE, 0, PAGE_SIZE).expect("fill");
+    assert_eq!(space.load::<1>(PAGE_SIZE + 4), Ok([0]));
+    space.store(PAGE_SIZE + 4, [3]).expect("store");
+    assert_eq!(space.load::<1>(PAGE_SIZE + 4), Ok([3]));
+    // Restoring a page replaces it under the cache.
+    let mut page = [0u8; PAGE_SIZE as usize];
+    page[4] = 42;
+    space.restore_page(PAGE_SIZE, &page).expect("restore");
+    assert_eq!(space.load::<1>(PAGE_SIZE + 4), Ok([42]));
+    space.store(PAGE_SIZE + 5, [43]).expect("store");
+    assert_eq!(space.load::<2>(PAGE_SIZE + 4), Ok([42, 43]));
+}
+
+#[test]
+fn store_into_a_restored_page_does_not_write_the_source() {
+    let mut space = space_with_primary(1);
+    space.store(0, [1u8; 4]).expect("store");
+    let snap = space.snapshot();
+    let mut copy =
+        AddressSpace::from_snapshot(MemLimits::unlimited(), &snap, |_| None).expect("restore");
+    copy.store(0, [2u8; 4]).expect("store");
+    copy.store(4, [3u8; 4]).expect("store");
+    space.store(8, [4u8; 4]).expect("store");
+    assert_eq!(space.load::<8>(0), Ok([1, 1, 1, 1, 0, 0, 0, 0]));
+    assert_eq!(copy.load::<12>(0), Ok([2, 2, 2, 2, 3, 3, 3, 3, 0, 0, 0, 0]));
+    let mut b = [0u8; 4];
+    snap.read(0, &mut b).expect("mapped");
+    assert_eq!(b, [1; 4]);
+}
