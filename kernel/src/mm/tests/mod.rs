@@ -5,6 +5,7 @@
 mod access;
 mod layout;
 mod model;
+mod share;
 mod snapshot;
 
 use super::{AddressSpace, MemLimits};
