@@ -194,6 +194,12 @@ impl Kernel {
         b
     }
 
+    /// A fresh identity for a shared backing (taken from the same counter
+    /// as [`Kernel::new_backing`], so the two never name the same object).
+    pub fn new_shared_backing_id(&mut self) -> crate::mm::BackingId {
+        crate::mm::BackingId(self.new_backing().0)
+    }
+
     /// Creates a task with no threads and an empty phone table.
     pub fn create_task(
         &mut self,
@@ -526,13 +532,33 @@ impl Kernel {
         if !self.threads.contains_key(&thread) {
             return Err(KernelError::NoThread(thread));
         }
+        self.end_thread(thread);
+        self.debug_check();
+        Ok(())
+    }
+
+    /// Marks `thread` exited, out of any wait (its id is never reused).
+    pub(crate) fn end_thread(&mut self, thread: ThreadId) {
         self.cancel_wait(thread);
         if let Some(t) = self.threads.get_mut(&thread) {
             t.state = ThreadState::Exited;
             t.sys = SyscallState::default();
         }
-        self.debug_check();
-        Ok(())
+    }
+
+    /// Records a system call that its runner refused before it reached the
+    /// kernel (a guest's `thread_create` with a bad entry) and returns the
+    /// result to give the thread.
+    pub fn refuse_syscall(
+        &mut self,
+        thread: ThreadId,
+        number: u32,
+        args: &[u64],
+        errno: crate::ipc::Errno,
+    ) -> i64 {
+        let result = errno.as_result();
+        self.record(thread, number, args, Some(result));
+        result
     }
 
     /// Appends a line to the kernel log on behalf of `task` (the kernel's

@@ -6,14 +6,13 @@
 //! backing by that backing's id (moved into the upper half of the id space,
 //! so that mm's backing ids and the kernel's counter never meet) and its
 //! index in the backing, so tasks sharing the page meet in one queue.
+//! Areas are the address space's: anonymous when created, shared in place
+//! when first shared.
 
-use crate::mm::{AddressSpace, Fault, PageKey};
+use crate::mm::{self, AddressSpace, AreaFlags, Fault, PageKey, SharedBacking};
 use crate::sched::futex::{BackingId, FutexKey};
-use crate::task::memory::PAGE_SIZE;
+use crate::task::memory::{AreaError, AreaInfo, PAGE_SIZE, shared_futex_key};
 use crate::task::{UserFault, UserMemory};
-
-/// Bit set on futex backing ids derived from mm's shared backings.
-const SHARED_BACKING_BIT: u64 = 1 << 63;
 
 /// The memory of a guest task.
 pub struct GuestMemory {
@@ -71,11 +70,56 @@ impl UserMemory for GuestMemory {
             PageKey::Shared {
                 backing,
                 page_index,
-            } => Ok(FutexKey {
-                backing: BackingId(backing.0 | SHARED_BACKING_BIT),
-                page: page_index,
-                offset,
-            }),
+            } => Ok(shared_futex_key(backing, page_index, offset)),
         }
+    }
+
+    fn areas(&self) -> Vec<AreaInfo> {
+        self.space
+            .area_backings()
+            .into_iter()
+            .map(|(base, size, flags, backing)| AreaInfo {
+                base,
+                size,
+                flags,
+                backing,
+                primary: base == 0 && backing.is_none() && self.space.has_primary(),
+            })
+            .collect()
+    }
+
+    fn check_new_area(&self, base: u64, size: u64) -> Result<(), AreaError> {
+        Ok(self.space.check_new_area(base, size)?)
+    }
+
+    fn create_area(
+        &mut self,
+        base: u64,
+        size: u64,
+        flags: AreaFlags,
+        _id: mm::BackingId,
+    ) -> Result<(), AreaError> {
+        Ok(self.space.create_area(base, size, flags)?)
+    }
+
+    fn destroy_area(&mut self, base: u64) -> Result<(), AreaError> {
+        Ok(self.space.destroy_area(base)?)
+    }
+
+    fn share_area(
+        &mut self,
+        base: u64,
+        new_id: mm::BackingId,
+    ) -> Result<(SharedBacking, AreaFlags), AreaError> {
+        Ok(self.space.share_area(base, new_id)?)
+    }
+
+    fn map_shared(
+        &mut self,
+        base: u64,
+        backing: &SharedBacking,
+        flags: AreaFlags,
+    ) -> Result<(), AreaError> {
+        Ok(self.space.map_shared(base, backing, flags)?)
     }
 }

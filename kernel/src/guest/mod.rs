@@ -7,11 +7,13 @@
 //! - [`sched`]: the deterministic fuel [`Scheduler`] running guest threads
 //!   and native programs, issuing host calls through `Kernel::syscall`.
 //! - [`rt`]: a small WAT runtime (imports and helpers) for test programs.
+//! - `threads`: the scheduler's half of `thread_create` / `thread_exit`.
 
 pub mod load;
 pub mod memory;
 pub mod rt;
 pub mod sched;
+mod threads;
 
 pub use load::LoadError;
 pub use memory::GuestMemory;

@@ -18,6 +18,19 @@
 //! - `$wait (timeout i64) -> i64`: the event kind (or `-errno`);
 //!   `$ev (i i32) -> i64` reads word `i` of the event record.
 //! - `$answer (call i64) (retval i64) (a1 i64) -> i64`.
+//! - `$call_sync3 (phone i32) (method i64) (a1 i64) (a2 i64) (a3 i64) -> i64`:
+//!   `$call_sync` with three arguments.
+//! - `$share_out (phone i32) (base i64) (size i64) (flags i64) -> i64`:
+//!   offers the area at `base` (IPC_M_SHARE_OUT), the answer's return
+//!   value; `$answer_word 1` is then the receiver's base. The receiver
+//!   accepts with `$answer call 0 its_base`.
+//! - `$share_in (phone i32) (dst i64) (size i64) (flags i64) -> i64`: asks
+//!   for an area at `dst` (IPC_M_SHARE_IN); the supplier answers with
+//!   `$answer call 0 its_area_base`.
+//!
+//! Area flags: 1 read, 2 write, 3 both. Threads: `thread_create` takes a
+//! table 0 index, so a program that starts threads declares
+//! `(table 1 funcref)` and `(elem (i32.const 0) $worker)`.
 
 use crate::syscall::{Sysno, WasmTy};
 
@@ -64,6 +77,18 @@ const HELPERS: &str = r#"
   (func $answer (param $call i64) (param $rv i64) (param $a1 i64) (result i64)
     (call $ipc_answer (local.get $call) (local.get $rv) (local.get $a1)
       (i64.const 0) (i64.const 0) (i64.const 0) (i64.const 0)))
+  (func $call_sync3 (param $phone i32) (param $m i64) (param $a1 i64) (param $a2 i64)
+    (param $a3 i64) (result i64)
+    (call $ipc_call_sync (local.get $phone) (local.get $m) (local.get $a1) (local.get $a2)
+      (local.get $a3) (i64.const 0) (i64.const 0) (call $tls)))
+  (func $share_out (param $phone i32) (param $base i64) (param $size i64) (param $flags i64)
+    (result i64)
+    (call $call_sync3 (local.get $phone) (i64.const 5) (local.get $base) (local.get $size)
+      (local.get $flags)))
+  (func $share_in (param $phone i32) (param $dst i64) (param $size i64) (param $flags i64)
+    (result i64)
+    (call $call_sync3 (local.get $phone) (i64.const 6) (local.get $dst) (local.get $size)
+      (local.get $flags)))
 "#;
 
 /// The import declaration of one system call.

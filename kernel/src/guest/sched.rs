@@ -21,6 +21,8 @@ use std::collections::BTreeMap;
 
 use super::load::{LoadError, load};
 use super::memory::GuestMemory;
+use super::threads;
+use crate::ipc::Errno;
 use crate::kernel::{Kernel, KernelError};
 use crate::machine::{self, Export, Instance, Limits, Outcome, ThreadError, Value};
 use crate::mm::{AddressSpace, MemLimits};
@@ -288,8 +290,14 @@ impl Scheduler {
                 let Some(gt) = self.tasks.get_mut(&g.task) else {
                     return 0;
                 };
-                let (used, end) = guest_slice(k, thread, g, gt, slice, &mut self.stats);
-                (used, end, g.task)
+                let mut spawned = Vec::new();
+                let (used, end) =
+                    guest_slice(k, thread, g, gt, slice, &mut self.stats, &mut spawned);
+                let task = g.task;
+                for (id, child) in spawned {
+                    self.runners.insert(id, Runner::Guest(child));
+                }
+                (used, end, task)
             }
             None => return 0,
         };
@@ -341,6 +349,7 @@ fn guest_slice(
     gt: &mut GuestTask,
     slice: u64,
     stats: &mut SchedStats,
+    spawned: &mut Vec<(ThreadId, GuestThread)>,
 ) -> (u64, SliceEnd) {
     let mut used = 0u64;
     loop {
@@ -353,8 +362,36 @@ fn guest_slice(
                 return (used, SliceEnd::TaskKilled);
             };
             let args: Vec<u64> = args.iter().map(widen).collect();
-            match k.syscall(thread, nr as u32, &args) {
+            let mut child = None;
+            let ret = if nr == Sysno::ThreadCreate {
+                child = threads::thread_at_entry(&gt.instance, &g.machine, args[0], args[1]);
+                match child {
+                    None => Ok(SyscallReturn::Done(k.refuse_syscall(
+                        thread,
+                        nr as u32,
+                        &args,
+                        Errno::Invalid,
+                    ))),
+                    Some(_) => k.syscall(thread, nr as u32, &args),
+                }
+            } else {
+                k.syscall(thread, nr as u32, &args)
+            };
+            match ret {
+                Ok(SyscallReturn::Done(_)) if nr == Sysno::ThreadExit => {
+                    return (used, SliceEnd::Finished);
+                }
                 Ok(SyscallReturn::Done(v)) => {
+                    if let (Some(machine), true) = (child.take(), v > 0) {
+                        spawned.push((
+                            ThreadId(v as u64),
+                            GuestThread {
+                                task: g.task,
+                                machine,
+                                then: None,
+                            },
+                        ));
+                    }
                     if let Err(e) = g
                         .machine
                         .complete_host_call(&gt.instance, &[Value::I64(v as u64)])

@@ -39,6 +39,9 @@ pub enum Errno {
     /// No such system call.
     #[error("ENOSYS: no such system call")]
     NoSys = 10,
+    /// The address range is taken by another area.
+    #[error("EADDRINUSE: address range in use")]
+    AddrInUse = 11,
 }
 
 /// The return value of a successful answer.
@@ -46,7 +49,7 @@ pub const EOK: u64 = 0;
 
 impl Errno {
     /// Every errno, for decoding.
-    pub const ALL: [Errno; 10] = [
+    pub const ALL: [Errno; 11] = [
         Errno::NoEntry,
         Errno::Invalid,
         Errno::Hangup,
@@ -57,6 +60,7 @@ impl Errno {
         Errno::NotSupported,
         Errno::Refused,
         Errno::NoSys,
+        Errno::AddrInUse,
     ];
 
     /// `-errno`: the value a system call returns.

@@ -22,11 +22,15 @@ pub const IPC_M_CONNECT_TO_ME: u64 = 3;
 /// connection's receiver-side id in ARG5 of the delivered call. The phone
 /// becomes connected when answered with `EOK` and is freed otherwise.
 pub const IPC_M_CONNECT_ME_TO: u64 = 4;
-/// Share an area of the sender out (ARG1 base, ARG2 size, ARG3 flags).
-/// Recognised; the area transfer itself needs address spaces (not yet).
+/// The sender offers its area at ARG1 (ARG2 = its size, ARG3 = the flags
+/// it grants, ARG4 free for the protocol). The receiver accepts by
+/// answering `EOK` with ARG1 = the base where it maps the area; from then
+/// on both see the same pages (`ipc::share`).
 pub const IPC_M_SHARE_OUT: u64 = 5;
-/// Ask for an area of the receiver to be shared in (ARG1 size, ARG2 flags).
-/// Recognised; the area transfer itself needs address spaces (not yet).
+/// The sender asks for an area of ARG2 bytes to be mapped at its ARG1 with
+/// flags ARG3 (ARG4 free for the protocol). The receiver supplies one by
+/// answering `EOK` with ARG1 = the base of its area of that size; the
+/// answer's ARG1 becomes the caller's base (`ipc::share`).
 pub const IPC_M_SHARE_IN: u64 = 6;
 /// ARG1 = source address, ARG2 = length in the sender; the bytes are copied
 /// into a kernel buffer at send time and into the receiver's memory when

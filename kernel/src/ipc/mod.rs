@@ -13,6 +13,7 @@
 //! - [`send`]: sending, fetching, answering and forwarding;
 //! - [`hangup`]: hanging up, notifications, kernel-made connections and the
 //!   end of a task;
+//! - [`share`]: share-in and share-out of areas, and the sharing query;
 //! - [`errno`], [`method`]: the numbers tasks see.
 
 pub mod answerbox;
@@ -23,6 +24,7 @@ pub mod hangup;
 pub mod method;
 pub mod phone;
 pub mod send;
+pub mod share;
 
 pub use answerbox::Answerbox;
 pub use call::{
@@ -31,3 +33,4 @@ pub use call::{
 };
 pub use errno::{EOK, Errno};
 pub use phone::{MAX_PHONES, Phone, PhoneTable};
+pub use share::{AreaMapping, AreaSharing};

@@ -12,6 +12,7 @@ use super::call::{
 use super::errno::{EOK, Errno};
 use super::method::*;
 use super::phone::Phone;
+use super::share::is_share;
 use crate::kernel::Kernel;
 use crate::task::{IdCounters, TaskId};
 
@@ -59,7 +60,14 @@ impl Kernel {
         let (callee, conn) = self.phone_target(caller, phone)?;
         let connect = match method {
             IPC_M_PHONE_HUNGUP => return Err(Errno::Invalid),
-            IPC_M_SHARE_IN | IPC_M_SHARE_OUT => return Err(Errno::NotSupported),
+            IPC_M_SHARE_OUT => {
+                self.check_share_out(caller, &args)?;
+                None
+            }
+            IPC_M_SHARE_IN => {
+                self.check_share_in(caller, &args)?;
+                None
+            }
             IPC_M_CONNECT_ME_TO => {
                 let t = self.tasks.get_mut(&caller).ok_or(Errno::NoEntry)?;
                 let slot = t.phones.alloc(Phone::Connecting).ok_or(Errno::Limit)?;
@@ -211,7 +219,8 @@ impl Kernel {
     /// `task` answers its dispatched call `rx`. For an `EOK` answer to
     /// IPC_M_DATA_READ, `data` is copied into the caller's memory at the
     /// destination it gave (truncated to its room; ARG2 of the answer
-    /// becomes the length copied).
+    /// becomes the length copied). An `EOK` answer to a share call carries
+    /// out the share (see [`super::share`] for how it can fail).
     pub fn ipc_answer(
         &mut self,
         task: TaskId,
@@ -220,10 +229,23 @@ impl Kernel {
         mut args: [u64; 5],
         data: AnswerData,
     ) -> Result<(), Errno> {
-        let t = self.tasks.get_mut(&task).ok_or(Errno::NoEntry)?;
-        let key = t.answerbox.dispatched.remove(&rx).ok_or(Errno::NoEntry)?;
+        let t = self.tasks.get(&task).ok_or(Errno::NoEntry)?;
+        let key = *t.answerbox.dispatched.get(&rx).ok_or(Errno::NoEntry)?;
         let call = self.calls.get(&key).cloned().ok_or(Errno::NoEntry)?;
         let mut retval = retval;
+        // A refusal on the answerer's side returns here, the call still
+        // dispatched; one on the caller's side becomes the answer.
+        let mut share_failed = None;
+        if retval == EOK
+            && is_share(call.method)
+            && let Err(e) = self.share_on_answer(task, &call, &mut args)?
+        {
+            retval = e.retval();
+            share_failed = Some(e);
+        }
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.answerbox.dispatched.remove(&rx);
+        }
         match &call.connect {
             Some(ConnectInfo::MeTo { phone, conn }) => {
                 // An error answer frees the reserved slot in `finish_call`.
@@ -268,7 +290,11 @@ impl Kernel {
             *p = Phone::Slammed { callee, conn };
         }
         self.finish_call(key, retval, args);
-        Ok(())
+        match share_failed {
+            None => Ok(()),
+            Some(Errno::Hangup) => Err(Errno::Hangup),
+            Some(_) => Err(Errno::Refused),
+        }
     }
 
     /// Completes a call with an answer: off the books, off the caller's

@@ -57,6 +57,18 @@ impl SharedBacking {
         })
     }
 
+    /// A backing of `size` bytes that takes over `store`'s pages and dirty
+    /// bits (an anonymous area becoming shared when it is first shared).
+    pub(crate) fn from_store(
+        id: BackingId,
+        size: u64,
+        store: PageStore,
+    ) -> Result<SharedBacking, MmError> {
+        let b = SharedBacking::new(id, size)?;
+        *b.lock() = store;
+        Ok(b)
+    }
+
     /// The backing's identity.
     pub fn id(&self) -> BackingId {
         self.inner.id

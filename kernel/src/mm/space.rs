@@ -307,8 +307,10 @@ impl AddressSpace {
         (addr - base < area.size).then_some((Region::Area(base), base + area.size, area.flags))
     }
 
-    fn insert_area(&mut self, base: u64, area: Area) -> Result<(), MmError> {
-        let size = area.size;
+    /// Whether an area of `size` bytes could be created or mapped at
+    /// `base` now: page aligned, inside the 4 GiB space, overlapping
+    /// nothing, within the space's limit. Changes nothing.
+    pub fn check_new_area(&self, base: u64, size: u64) -> Result<(), MmError> {
         if !base.is_multiple_of(PAGE_SIZE) || !size.is_multiple_of(PAGE_SIZE) {
             return Err(MmError::Unaligned { base, size });
         }
@@ -332,7 +334,64 @@ impl AddressSpace {
                 existing: b,
             });
         }
-        self.charge(size)?;
+        let requested = self.mapped_bytes.saturating_add(size);
+        if requested > self.limits.max_bytes {
+            return Err(MmError::LimitExceeded {
+                limit: self.limits.max_bytes,
+                requested,
+            });
+        }
+        Ok(())
+    }
+
+    /// The area starting at `base` as a shared backing, with the area's
+    /// flags. An anonymous area becomes shared in place: its pages and
+    /// dirty bits move into a new backing named `new_id` (unused when the
+    /// area is shared already). The primary area cannot be shared.
+    pub fn share_area(
+        &mut self,
+        base: u64,
+        new_id: BackingId,
+    ) -> Result<(SharedBacking, AreaFlags), MmError> {
+        let Some(area) = self.areas.get_mut(&base) else {
+            return Err(if self.has_primary && base == 0 {
+                MmError::PrimaryNotDestroyable
+            } else {
+                MmError::NotFound { base }
+            });
+        };
+        let shared = match &mut area.backing {
+            Backing::Shared(s) => s.clone(),
+            Backing::Anonymous(store) => {
+                let s = SharedBacking::from_store(new_id, area.size, std::mem::take(store))?;
+                area.backing = Backing::Shared(s.clone());
+                s
+            }
+        };
+        Ok((shared, area.flags))
+    }
+
+    /// Base, size, flags and shared backing (if any) of every area in
+    /// ascending base order, the primary area first (never shared).
+    pub fn area_backings(&self) -> Vec<(u64, u64, AreaFlags, Option<BackingId>)> {
+        let primary = self
+            .has_primary
+            .then_some((0, self.primary_len, AreaFlags::RW, None));
+        primary
+            .into_iter()
+            .chain(self.areas.iter().map(|(&b, a)| {
+                let id = match &a.backing {
+                    Backing::Shared(s) => Some(s.id()),
+                    Backing::Anonymous(_) => None,
+                };
+                (b, a.size, a.flags, id)
+            }))
+            .collect()
+    }
+
+    fn insert_area(&mut self, base: u64, area: Area) -> Result<(), MmError> {
+        self.check_new_area(base, area.size)?;
+        self.charge(area.size)?;
         self.areas.insert(base, area);
         Ok(())
     }

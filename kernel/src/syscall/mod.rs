@@ -21,9 +21,11 @@
 //! Calls are the imports of WebAssembly module `"spartan"`; `kernel/ABI.md`
 //! documents each one.
 
+mod area;
 mod ipc;
 mod misc;
 pub mod state;
+mod thread;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,8 +36,17 @@ use crate::kernel::Kernel;
 use crate::sched::futex::FutexKey;
 use crate::task::{TaskId, ThreadId};
 
-/// Version of the system call ABI (names, numbers, signatures, semantics).
+/// Version of the system call ABI: raised by an incompatible change (a
+/// name, number, signature or documented behaviour of an existing call).
 pub const ABI_VERSION: u32 = 1;
+
+/// Revision within [`ABI_VERSION`]: raised by compatible additions (new
+/// calls, errnos, methods; a refusal that becomes a feature). A module
+/// linked against revision `r` links against every later revision of the
+/// same version; a module importing a newer call is refused at load time.
+pub const ABI_REVISION: u32 = 1;
+
+pub use thread::MAX_GUEST_THREADS;
 
 /// Name of the WebAssembly module the system calls are imported from.
 pub const IMPORT_MODULE: &str = "spartan";
@@ -61,6 +72,10 @@ pub enum Sysno {
     IpcHangup = 11,
     FutexWait = 12,
     FutexWake = 13,
+    AsAreaCreate = 14,
+    AsAreaDestroy = 15,
+    ThreadCreate = 16,
+    ThreadExit = 17,
 }
 
 /// Parameter types of an import, as WebAssembly value types.
@@ -73,7 +88,7 @@ pub enum WasmTy {
 use WasmTy::{I32, I64};
 
 impl Sysno {
-    pub const ALL: [Sysno; 14] = [
+    pub const ALL: [Sysno; 18] = [
         Sysno::AbiVersion,
         Sysno::Log,
         Sysno::TaskId,
@@ -88,6 +103,10 @@ impl Sysno {
         Sysno::IpcHangup,
         Sysno::FutexWait,
         Sysno::FutexWake,
+        Sysno::AsAreaCreate,
+        Sysno::AsAreaDestroy,
+        Sysno::ThreadCreate,
+        Sysno::ThreadExit,
     ];
 
     /// The import name in module `"spartan"`.
@@ -107,13 +126,21 @@ impl Sysno {
             Sysno::IpcHangup => "ipc_hangup",
             Sysno::FutexWait => "futex_wait",
             Sysno::FutexWake => "futex_wake",
+            Sysno::AsAreaCreate => "as_area_create",
+            Sysno::AsAreaDestroy => "as_area_destroy",
+            Sysno::ThreadCreate => "thread_create",
+            Sysno::ThreadExit => "thread_exit",
         }
     }
 
     /// Parameter types of the import; every import returns one `i64`.
     pub fn params(self) -> &'static [WasmTy] {
         match self {
-            Sysno::AbiVersion | Sysno::TaskId | Sysno::ThreadId | Sysno::ClockNow => &[],
+            Sysno::AbiVersion
+            | Sysno::TaskId
+            | Sysno::ThreadId
+            | Sysno::ClockNow
+            | Sysno::ThreadExit => &[],
             Sysno::Log => &[I32, I32],
             Sysno::Sleep => &[I64],
             Sysno::IpcCallAsync => &[I32, I64, I64, I64, I64, I64, I64],
@@ -124,6 +151,9 @@ impl Sysno {
             Sysno::IpcHangup => &[I32],
             Sysno::FutexWait => &[I32, I32, I64],
             Sysno::FutexWake => &[I32, I32],
+            Sysno::AsAreaCreate => &[I32, I64, I32],
+            Sysno::AsAreaDestroy => &[I32],
+            Sysno::ThreadCreate => &[I32, I64],
         }
     }
 
@@ -148,6 +178,10 @@ impl Sysno {
             Sysno::IpcHangup => ipc::sys_ipc_hangup,
             Sysno::FutexWait => misc::sys_futex_wait,
             Sysno::FutexWake => misc::sys_futex_wake,
+            Sysno::AsAreaCreate => area::sys_as_area_create,
+            Sysno::AsAreaDestroy => area::sys_as_area_destroy,
+            Sysno::ThreadCreate => thread::sys_thread_create,
+            Sysno::ThreadExit => thread::sys_thread_exit,
         }
     }
 }
@@ -253,7 +287,7 @@ mod tests {
             assert_eq!(Sysno::try_from(i as u32), Ok(*s));
             assert_eq!(Sysno::from_name(s.name()), Some(*s));
         }
-        assert_eq!(Sysno::try_from(14), Err(BadSysno(14)));
+        assert_eq!(Sysno::try_from(18), Err(BadSysno(18)));
         assert_eq!(Sysno::IpcCallAsync.params().len(), 7);
     }
 }

@@ -6,13 +6,15 @@
 //! from addresses (thesis 5.4.6).
 //!
 //! - [`memory`]: the [`UserMemory`] seam and the native tasks' memory.
-//! - [`native`]: the Rust API by which services are tasks.
+//! - [`native`]: the Rust API by which services are tasks (`native_areas`:
+//!   its areas and their sharing with guests).
 //! - [`stop`]: stopping and resuming all threads of a task (udebug's role).
 //! - [`image`]: export and import of a stopped task's IPC and thread state.
 
 pub mod image;
 pub mod memory;
 pub mod native;
+mod native_areas;
 pub mod stop;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ipc::{Answerbox, CallId, CallKey, PhoneTable};
 use crate::syscall::{SyscallState, WaitReason};
-pub use memory::{NativeMemory, UserFault, UserMemory};
+pub use memory::{AreaError, AreaInfo, NativeMemory, UserFault, UserMemory};
 
 /// A task's id: from a kernel counter, never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -10,6 +10,8 @@
 //! once the thread is runnable: this *is* the reissue of a restartable
 //! system call.
 //!
+//! Areas and their sharing with guests are in `native_areas`.
+//!
 //! [`NativeMemory`]: super::NativeMemory
 
 use std::task::Poll;
@@ -159,7 +161,12 @@ impl NativeTask {
         k.syscall(self.thread, nr as u32, args)
     }
 
-    fn nonblocking(&self, k: &mut Kernel, nr: Sysno, args: &[u64]) -> Result<u64, NativeError> {
+    pub(crate) fn nonblocking(
+        &self,
+        k: &mut Kernel,
+        nr: Sysno,
+        args: &[u64],
+    ) -> Result<u64, NativeError> {
         match self.syscall(k, nr, args)? {
             SyscallReturn::Done(v) => check(v),
             // These calls never block; a kernel that says otherwise is wrong.

@@ -6,6 +6,7 @@ mod access;
 mod cache;
 mod layout;
 mod model;
+mod share;
 mod snapshot;
 
 use super::{AddressSpace, MemLimits};

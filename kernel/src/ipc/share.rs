@@ -1,0 +1,198 @@
+//! Share-in and share-out of areas (thesis 3.3 and 3.4), and the query that
+//! tells a checkpoint who shares what.
+//!
+//! - IPC_M_SHARE_OUT: the sender offers its area at ARG1 (ARG2 = size,
+//!   ARG3 = granted flags). The receiver answers `EOK` with ARG1 = the base
+//!   where it maps it.
+//! - IPC_M_SHARE_IN: the sender asks for ARG2 bytes at its ARG1 with flags
+//!   ARG3. The receiver answers `EOK` with ARG1 = the base of its area of
+//!   that size; the answer's ARG1 becomes the caller's base.
+//!
+//! Both are checked when sent (the offered area exists with that size and
+//! grants no more than its own flags, and is not a guest's primary area,
+//! which is never shared; the requested range is free) and
+//! carried out when answered: the supplying side's area becomes a shared
+//! backing in place (its pages move, nothing is copied) and the other side
+//! maps that backing, so both see the same pages and futexes on them meet
+//! (they are keyed by backing page). Whole areas are shared.
+//!
+//! Answering with `EOK` can fail in two ways:
+//! - on the answerer's side (its base is unaligned or taken, it has no area
+//!   there, or that area does not fit the request): the answer is refused
+//!   with that error and the call *stays dispatched*, to be answered again;
+//! - on the caller's side (the caller died, its offered area is gone, its
+//!   requested range was taken meanwhile): the call is answered with that
+//!   error, and the answerer's `ipc_answer` returns `EHANGUP` (caller gone)
+//!   or `EREFUSED` (anything else). Nothing is mapped.
+//!
+//! The sharing relation is not stored twice: [`Kernel::task_areas`] and
+//! [`Kernel::backing_mappings`] read it from the memories themselves (each
+//! area names its backing), so it cannot drift from what tasks really map.
+
+use serde::{Deserialize, Serialize};
+
+use super::call::Call;
+use super::errno::Errno;
+use super::method::{IPC_M_SHARE_IN, IPC_M_SHARE_OUT};
+use crate::kernel::{Kernel, KernelError};
+use crate::mm::{AreaFlags, BackingId};
+use crate::task::TaskId;
+use crate::task::memory::AreaInfo;
+
+/// One mapping of a shared backing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AreaMapping {
+    pub task: TaskId,
+    pub base: u64,
+    pub flags: AreaFlags,
+}
+
+/// An area of a task with the other mappings of its backing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AreaSharing {
+    pub area: AreaInfo,
+    /// Every other mapping of the same backing (other tasks, or other
+    /// bases of this task), by task id then base; empty for private areas.
+    pub others: Vec<AreaMapping>,
+}
+
+/// Result of carrying out a share on an `EOK` answer: `Err` on the
+/// answerer's side (the call stays dispatched), `Ok(Err)` on the caller's
+/// side (the call is answered with that error).
+pub(crate) type ShareResult = Result<Result<(), Errno>, Errno>;
+
+fn flags_arg(v: u64) -> Result<AreaFlags, Errno> {
+    u32::try_from(v)
+        .ok()
+        .and_then(AreaFlags::from_bits)
+        .ok_or(Errno::Invalid)
+}
+
+/// Whether `m` names a method of this module.
+pub(crate) fn is_share(m: u64) -> bool {
+    m == IPC_M_SHARE_OUT || m == IPC_M_SHARE_IN
+}
+
+impl Kernel {
+    /// The area of `task` starting at `base`.
+    fn area_at(&self, task: TaskId, base: u64) -> Option<AreaInfo> {
+        let t = self.tasks.get(&task)?;
+        t.memory.areas().into_iter().find(|a| a.base == base)
+    }
+
+    /// Send-time check of IPC_M_SHARE_OUT: the area at ARG1 exists, has
+    /// ARG2 bytes and has every flag of ARG3.
+    pub(crate) fn check_share_out(&self, caller: TaskId, args: &[u64; 5]) -> Result<(), Errno> {
+        let flags = flags_arg(args[2])?;
+        let area = self.area_at(caller, args[0]).ok_or(Errno::NoEntry)?;
+        if area.primary {
+            return Err(Errno::NotSupported);
+        }
+        if area.size != args[1] || !area.flags.contains(flags) {
+            return Err(Errno::Invalid);
+        }
+        Ok(())
+    }
+
+    /// Send-time check of IPC_M_SHARE_IN: valid flags and ARG2 bytes free
+    /// at ARG1 of the caller.
+    pub(crate) fn check_share_in(&self, caller: TaskId, args: &[u64; 5]) -> Result<(), Errno> {
+        flags_arg(args[2])?;
+        let t = self.tasks.get(&caller).ok_or(Errno::NoEntry)?;
+        t.memory
+            .check_new_area(args[0], args[1])
+            .map_err(|e| e.errno())
+    }
+
+    /// Carries out the share of an `EOK` answer of `task` to `call` with
+    /// answer arguments `args` (ARG1 may be rewritten).
+    pub(crate) fn share_on_answer(
+        &mut self,
+        task: TaskId,
+        call: &Call,
+        args: &mut [u64; 5],
+    ) -> ShareResult {
+        let (base, size) = (call.args[0], call.args[1]);
+        let flags = flags_arg(call.args[2]).map_err(|_| Errno::Invalid)?;
+        let caller_alive = !call.discard_answer && self.tasks.contains_key(&call.caller);
+        // (supplier, its base, mapper, its base)
+        let (supplier, src, mapper, dst) = if call.method == IPC_M_SHARE_OUT {
+            let dst = args[0];
+            let t = self.tasks.get(&task).ok_or(Errno::NoEntry)?;
+            t.memory.check_new_area(dst, size).map_err(|e| e.errno())?;
+            if !caller_alive {
+                return Ok(Err(Errno::Hangup));
+            }
+            match self.area_at(call.caller, base) {
+                Some(a) if a.size == size && a.flags.contains(flags) => {}
+                Some(_) => return Ok(Err(Errno::Invalid)),
+                None => return Ok(Err(Errno::NoEntry)),
+            }
+            (call.caller, base, task, dst)
+        } else {
+            let src = args[0];
+            let a = self.area_at(task, src).ok_or(Errno::NoEntry)?;
+            if a.primary {
+                return Err(Errno::NotSupported);
+            }
+            if a.size != size || !a.flags.contains(flags) {
+                return Err(Errno::Invalid);
+            }
+            if !caller_alive {
+                return Ok(Err(Errno::Hangup));
+            }
+            let ct = self.tasks.get(&call.caller).ok_or(Errno::NoEntry)?;
+            if let Err(e) = ct.memory.check_new_area(base, size) {
+                return Ok(Err(e.errno()));
+            }
+            args[0] = base;
+            (task, src, call.caller, base)
+        };
+        let id = self.new_shared_backing_id();
+        let s = self.tasks.get_mut(&supplier).ok_or(Errno::NoEntry)?;
+        let (backing, _) = s.memory.share_area(src, id).map_err(|e| e.errno())?;
+        let m = self.tasks.get_mut(&mapper).ok_or(Errno::NoEntry)?;
+        m.memory
+            .map_shared(dst, &backing, flags)
+            .map_err(|e| e.errno())?;
+        Ok(Ok(()))
+    }
+
+    /// Every area of `task` with the other mappings of its backing: what a
+    /// checkpoint records about sharing.
+    pub fn task_areas(&self, task: TaskId) -> Result<Vec<AreaSharing>, KernelError> {
+        let t = self.tasks.get(&task).ok_or(KernelError::NoTask(task))?;
+        Ok(t.memory
+            .areas()
+            .into_iter()
+            .map(|area| {
+                let others = match area.backing {
+                    None => Vec::new(),
+                    Some(b) => self
+                        .backing_mappings(b)
+                        .into_iter()
+                        .filter(|m| !(m.task == task && m.base == area.base))
+                        .collect(),
+                };
+                AreaSharing { area, others }
+            })
+            .collect())
+    }
+
+    /// Every mapping of the shared backing `backing`, by task id then base.
+    pub fn backing_mappings(&self, backing: BackingId) -> Vec<AreaMapping> {
+        let mut out = Vec::new();
+        for (id, t) in &self.tasks {
+            for a in t.memory.areas() {
+                if a.backing == Some(backing) {
+                    out.push(AreaMapping {
+                        task: *id,
+                        base: a.base,
+                        flags: a.flags,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
