@@ -4,8 +4,9 @@
 //! thread state.
 //!
 //! Before criterion runs, a summary table is printed: executed wasm
-//! instructions (the machine's fuel, one unit per instruction), the median
-//! time of each engine over a few runs, instructions per second and the
+//! instructions (the machine's fuel, one unit per instruction), the fastest
+//! time of each engine over a few interleaved runs (the one least disturbed
+//! by other load on a shared machine), instructions per second and the
 //! machine/wasmi speed ratio (above 1.0: the machine is faster). Criterion
 //! groups report the same workloads with instructions as throughput.
 
@@ -18,6 +19,9 @@ use spartan_kernel::machine::{ExecState, Instance, Limits, Module, Outcome, Thre
 use spartan_kernel::mm::{AddressSpace, MemLimits};
 
 const WORKLOADS: [&str; 4] = ["fib", "sieve", "hash", "fill"];
+
+/// Runs of each engine per workload in the summary table.
+const REPS: usize = 9;
 
 fn wat_bytes(name: &str) -> Vec<u8> {
     let path = format!(
@@ -57,16 +61,11 @@ fn wasmi_run(engine: &wasmi::Engine, module: &wasmi::Module) -> i64 {
     run.call(&mut store, ()).expect("run")
 }
 
-fn median(mut f: impl FnMut(), reps: usize) -> Duration {
-    let mut times: Vec<Duration> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[reps / 2]
+/// How long one call of `f` takes.
+fn time<T>(f: impl FnOnce() -> T) -> Duration {
+    let t = Instant::now();
+    black_box(f());
+    t.elapsed()
 }
 
 /// Prints the side-by-side summary and returns the instruction counts.
@@ -87,18 +86,12 @@ fn summary() -> Vec<u64> {
             wasmi_run(&engine, &wmodule),
             "{name}: engines disagree"
         );
-        let m = median(
-            || {
-                black_box(machine_run(&module));
-            },
-            7,
-        );
-        let w = median(
-            || {
-                black_box(wasmi_run(&engine, &wmodule));
-            },
-            7,
-        );
+        // Interleaved, so that both engines see the same background load.
+        let (mut m, mut w) = (Duration::MAX, Duration::MAX);
+        for _ in 0..REPS {
+            m = m.min(time(|| machine_run(&module)));
+            w = w.min(time(|| wasmi_run(&engine, &wmodule)));
+        }
         let ips = |d: Duration| instructions as f64 / d.as_secs_f64() / 1e6;
         println!(
             "{name:<8} {instructions:>14} {:>10.2}ms {:>10.2}ms {:>10.1} {:>10.1} {:>8.2}",

@@ -43,7 +43,10 @@ pub(crate) fn execute(
     let mut pc = th.pc as usize;
     let mut sp = th.sp;
     let mut fp = th.fp as usize;
-    let stack = &mut th.stack;
+    // The stack as a slice in a local (pointer and length in registers, not
+    // behind the `Vec`); re-taken whenever the `Vec` grows.
+    let stack_vec = &mut th.stack;
+    let mut stack: &mut [u64] = stack_vec;
     let globals = &mut th.globals;
     let frames = &mut th.frames;
 
@@ -93,7 +96,8 @@ pub(crate) fn execute(
                     trap!(TrapKind::OperandStackExhausted);
                 }
                 let grown = need.max(stack.len() * 2).min(max_stack);
-                stack.resize(grown, 0);
+                stack_vec.resize(grown, 0);
+                stack = stack_vec;
             }
             let top = new_fp + c.locals.len();
             stack[args_end..top].fill(0);

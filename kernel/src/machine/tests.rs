@@ -327,3 +327,42 @@ fn entry_frame_over_the_stack_limit_is_refused() {
         other => panic!("expected the stack limit error, got {other:?}"),
     }
 }
+
+#[test]
+fn typed_function_reference_on_the_stack_round_trips() {
+    // `ref.func` is typed `(ref $t)` by the validator; here it sits on the
+    // stack across a loop header and a call, both resume points.
+    let wat = r#"(module
+      (elem declare func $id)
+      (func $id (param i32) (result i32) (local.get 0))
+      (func (export "run") (result i32) (local $i i32)
+        (ref.func $id)
+        (loop $l
+          (local.set $i (call $id (i32.add (local.get $i) (i32.const 1))))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 50))))
+        (ref.is_null)
+        (i32.add (local.get $i))))"#;
+    let module = Module::new(wat.as_bytes()).expect("typed funcref operand accepted");
+    let mut space = AddressSpace::new(MemLimits::unlimited());
+    let mut inst =
+        Instance::new(module.clone(), &mut space, &Limits::default(), &[]).expect("instance");
+    let mut th = Thread::new(&inst, "run", &[]).expect("thread");
+    let mut stops = 0;
+    loop {
+        match th.run(&mut inst, &mut space, 7) {
+            Outcome::OutOfFuel => {
+                let state = th.export_state(&inst).expect("export");
+                let bytes = postcard::to_allocvec(&state).expect("serialize");
+                let back: ExecState = postcard::from_bytes(&bytes).expect("deserialize");
+                th = Thread::import_state(&inst, &back).expect("import");
+                stops += 1;
+            }
+            Outcome::Finished(v) => {
+                assert_eq!(v, vec![Value::I32(50)]);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(stops > 10, "{stops} stops");
+}

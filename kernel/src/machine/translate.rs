@@ -161,12 +161,23 @@ pub(crate) fn translate_function(
     Ok((code, v.into_allocations()))
 }
 
+/// The machine type of an operand type the validator inferred. The
+/// validator types `ref.func $f` as a typed reference `(ref $t)` to the
+/// function's type, a subtype of `funcref` that 2.0 code cannot declare
+/// but can carry on the stack: the machine holds it as a `funcref`.
+fn operand_type(t: wasmparser::ValType) -> Result<ValType, ModuleError> {
+    match t {
+        wasmparser::ValType::Ref(r) if r.is_concrete_type_ref() => Ok(ValType::FuncRef),
+        other => val_type(other),
+    }
+}
+
 fn operand_types(v: &FuncValidator<ValidatorResources>) -> Result<Box<[ValType]>, ModuleError> {
     let n = v.operand_stack_height() as usize;
     let mut types = Vec::with_capacity(n);
     for depth in (0..n).rev() {
         match v.get_operand_type(depth) {
-            Some(Some(t)) => types.push(val_type(t)?),
+            Some(Some(t)) => types.push(operand_type(t)?),
             _ => return Err(internal("operand of unknown type in reachable code")),
         }
     }
