@@ -209,6 +209,43 @@ impl Kernel {
         }
     }
 
+    /// Maps into `task` at `base`, with `flags`, the shared backing that
+    /// `from` maps at `from_base`: how a restore re-shares an area that
+    /// [`Kernel::task_areas`] recorded with a task that lived on (a
+    /// cooperative service). A private area of `from` becomes shared in
+    /// place. The flags may not exceed those of `from`'s area.
+    pub fn reshare_area(
+        &mut self,
+        task: TaskId,
+        base: u64,
+        flags: AreaFlags,
+        from: TaskId,
+        from_base: u64,
+    ) -> Result<BackingId, Errno> {
+        let src = self.area_at(from, from_base).ok_or(Errno::NoEntry)?;
+        if src.primary {
+            return Err(Errno::NotSupported);
+        }
+        if !src.flags.contains(flags) {
+            return Err(Errno::Invalid);
+        }
+        let t = self.tasks.get(&task).ok_or(Errno::NoEntry)?;
+        t.memory
+            .check_new_area(base, src.size)
+            .map_err(|e| e.errno())?;
+        let id = self.new_shared_backing_id();
+        let f = self.tasks.get_mut(&from).ok_or(Errno::NoEntry)?;
+        let (backing, _) = f.memory.share_area(from_base, id).map_err(|e| e.errno())?;
+        if backing.id() == id {
+            self.rekey_futex_sleepers(from, from_base, src.size);
+        }
+        let t = self.tasks.get_mut(&task).ok_or(Errno::NoEntry)?;
+        t.memory
+            .map_shared(base, &backing, flags)
+            .map_err(|e| e.errno())?;
+        Ok(backing.id())
+    }
+
     /// Every area of `task` with the other mappings of its backing: what a
     /// checkpoint records about sharing.
     pub fn task_areas(&self, task: TaskId) -> Result<Vec<AreaSharing>, KernelError> {
