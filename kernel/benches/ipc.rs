@@ -109,7 +109,7 @@ fn quiet() -> Kernel {
 }
 
 fn round_trips(c: &mut Criterion) {
-    let mut g = c.benchmark_group("ipc_round_trip_native");
+    let mut g = c.benchmark_group("ipc_round_trip");
     g.throughput(Throughput::Elements(1));
 
     g.bench_function("sync", |b| {

@@ -30,7 +30,10 @@
 //!   (IPC state and each thread's serde `SyscallState`); at restore,
 //!   [`Kernel::import_tasks`] creates stopped tasks, after which memory and
 //!   execution state are filled in and [`Kernel::resume_task`] runs them.
-//!   Conversion into `snapfmt` records is left to that layer.
+//!   Conversion into `snapfmt` records is left to that layer. Sharing:
+//!   [`Kernel::task_areas`] lists each area with its backing identity and
+//!   every other mapping of it; [`Kernel::reshare_area`] maps it again at
+//!   restore from a task that lived on (`ipc::share`).
 //! - **Live mode.** With `ClockMode::RealTime` the clock moves by itself;
 //!   the driver calls [`Kernel::advance_time`]`(0)` to fire due timeouts.
 

@@ -284,3 +284,51 @@ fn native_service_shares_out_to_a_guest_and_wakes_it() {
     assert_eq!(log_of(&k, guest), vec!["7", "0", "99", "task 2 exited"]);
     k.check_invariants().expect("invariants");
 }
+
+/// A worker thread sleeps on a word of a private area; then main shares
+/// the area out. The server's wake through its own mapping must reach the
+/// sleeper (whose futex key changed when the area became shared).
+const SLEEPER_THEN_SHARE: &str = r#"
+  (table 1 funcref)
+  (elem (i32.const 0) $worker)
+  (func $worker (param i64)
+    (loop $w
+      (if (i32.eqz (i32.load (i32.const 0x100008)))
+        (then
+          (drop (call $futex_wait (i32.const 0x100008) (i32.const 0) (i64.const -1)))
+          (br $w))))
+    (call $log_num (i64.extend_i32_u (i32.load (i32.const 0x100008)))))
+  (func (export "main") (param $phone i32)
+    (drop (call $as_area_create (i32.const 0x100000) (i64.const 4096) (i32.const 3)))
+    (drop (call $thread_create (i32.const 0) (i64.const 0)))
+    (drop (call $sleep (i64.const 1000000)))
+    (call $log_num (call $share_out (local.get $phone) (i64.const 0x100000) (i64.const 4096) (i64.const 3))))
+"#;
+
+const WAKER: &str = r#"
+  (func (export "main")
+    (drop (call $wait (i64.const -1)))
+    (drop (call $answer (call $ev (i32.const 1)) (i64.const 0) (i64.const 0x200000)))
+    (i32.store (i32.const 0x200008) (i32.const 5))
+    (call $log_num (call $futex_wake (i32.const 0x200008) (i32.const 1))))
+"#;
+
+#[test]
+fn a_sleeper_on_an_area_that_becomes_shared_is_woken_through_the_other_mapping() {
+    let mut k = kernel(4);
+    let mut s = Scheduler::new(SchedConfig::default());
+    let server = spawn(&mut s, &mut k, "waker", WAKER, &[]);
+    let client = spawn(
+        &mut s,
+        &mut k,
+        "sleeper",
+        SLEEPER_THEN_SHARE,
+        &[Value::I32(0)],
+    );
+    k.connect_phone(client, server).expect("phone");
+    assert_eq!(s.run(&mut k, 10_000), RunEnd::AllDone);
+    // One sleeper woken; main's share answered 0; the worker saw 5.
+    assert_eq!(log_of(&k, server), vec!["1", "task 1 exited"]);
+    assert_eq!(log_of(&k, client), vec!["0", "5", "task 2 exited"]);
+    k.check_invariants().expect("invariants");
+}

@@ -402,3 +402,111 @@ fn forwarded_share_in_is_supplied_by_the_final_receiver() {
     assert!(k.task_areas(ns.id()).unwrap().is_empty());
     check(&k);
 }
+
+/// A checkpoint of a client that maps a service's area and has a share-in
+/// pending at that service: after restore (into a fresh memory) the
+/// recorded sharing is re-established with `reshare_area`, and the
+/// pending share-in, sent again by the import, is supplied into the
+/// restored task under its old call id.
+#[test]
+fn sharing_survives_checkpoint_and_restore_through_the_query() {
+    use spartan_kernel::task::TaskId;
+    use spartan_kernel::task::image::TaskImage;
+    use std::collections::BTreeMap;
+
+    let mut k = kernel();
+    let client = spawn(&mut k, "client");
+    let srv = service(&mut k, "srv");
+    let p = connect(&mut k, &client, &srv);
+    srv.area_create(&mut k, B_BASE, SIZE, AreaFlags::RW)
+        .unwrap();
+    srv.area_create(&mut k, B_BASE + SIZE, 4096, AreaFlags::RW)
+        .unwrap();
+    srv.mem_write(&mut k, B_BASE + SIZE, b"second").unwrap();
+    assert!(
+        client
+            .share_in(&mut k, p, A_BASE, SIZE, AreaFlags::RW, 0)
+            .unwrap()
+            .is_pending()
+    );
+    let g = expect_call(&mut k, &srv);
+    srv.answer_share_in(&mut k, g.rx, B_BASE).unwrap();
+    assert_eq!(
+        client
+            .share_in(&mut k, p, A_BASE, SIZE, AreaFlags::RW, 0)
+            .unwrap(),
+        Poll::Ready(())
+    );
+    // A second share-in, pending (not yet fetched) at the checkpoint.
+    let dst2 = A_BASE + 0x10_0000;
+    let id = client
+        .call_async(&mut k, p, IPC_M_SHARE_IN, [dst2, 4096, 3, 0, 0])
+        .unwrap();
+
+    // Checkpoint: stop, export, record the sharing, kill.
+    k.stop_task(client.id()).unwrap();
+    let recorded = k.task_areas(client.id()).unwrap();
+    let image: TaskImage = k.export_task(client.id()).unwrap();
+    k.kill_task(client.id()).unwrap();
+    // The service keeps its pages and goes on writing.
+    srv.mem_write(&mut k, B_BASE, b"after the kill").unwrap();
+    // The dead incarnation's call was re-answered nowhere: drop it.
+    match srv.wait(&mut k, 0).unwrap() {
+        Poll::Ready(spartan_kernel::ipc::Event::Call { rx_id, .. }) => {
+            assert_eq!(
+                errno(srv.answer_share_in(&mut k, rx_id, B_BASE + SIZE)),
+                Errno::Hangup
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    check(&k);
+
+    // Restore into a fresh native task and re-share what was recorded.
+    let outside: BTreeMap<TaskId, TaskId> = [(srv.id(), srv.id())].into();
+    let imported = k.import_tasks(&[image], &outside).unwrap();
+    let new_id = imported.tasks[&client.id()];
+    for a in &recorded {
+        let other = a.others.iter().find(|m| m.task == srv.id()).unwrap();
+        k.reshare_area(new_id, a.area.base, a.area.flags, other.task, other.base)
+            .unwrap();
+    }
+    k.resume_task(new_id).unwrap();
+    let restored =
+        spartan_kernel::task::native::NativeTask::attach(&k, imported.threads[&client.thread()])
+            .unwrap();
+    assert_eq!(
+        restored.mem_read(&k, A_BASE, 14).unwrap(),
+        b"after the kill"
+    );
+    restored.mem_write(&mut k, A_BASE + 20, b"back").unwrap();
+    assert_eq!(srv.mem_read(&k, B_BASE + 20, 4).unwrap(), b"back");
+    // The pending share-in was sent again; the service supplies it now
+    // (after the dead incarnation's hangup message).
+    let mut g = expect_call(&mut k, &srv);
+    while g.method == spartan_kernel::ipc::method::IPC_M_PHONE_HUNGUP {
+        srv.answer(&mut k, g.rx, EOK, [0; 5]).unwrap();
+        g = expect_call(&mut k, &srv);
+    }
+    assert_eq!((g.method, g.args[0]), (IPC_M_SHARE_IN, dst2));
+    srv.answer_share_in(&mut k, g.rx, B_BASE + SIZE).unwrap();
+    let ans = expect_answer(&mut k, &restored);
+    assert_eq!((ans.call_id, ans.retval, ans.args[0]), (id, EOK, dst2));
+    assert_eq!(restored.mem_read(&k, dst2, 6).unwrap(), b"second");
+    // Refusals of reshare_area: no area there, flags beyond the source's.
+    assert_eq!(
+        k.reshare_area(new_id, 0x6000_0000, AreaFlags::RW, srv.id(), 0x7000_0000),
+        Err(Errno::NoEntry)
+    );
+    srv.area_create(&mut k, 0x7000_0000, 4096, AreaFlags::READ)
+        .unwrap();
+    assert_eq!(
+        k.reshare_area(new_id, 0x6000_0000, AreaFlags::RW, srv.id(), 0x7000_0000),
+        Err(Errno::Invalid)
+    );
+    assert_eq!(
+        k.reshare_area(new_id, A_BASE, AreaFlags::READ, srv.id(), 0x7000_0000),
+        Err(Errno::AddrInUse)
+    );
+    check(&k);
+}

@@ -14,7 +14,9 @@
 //! carried out when answered: the supplying side's area becomes a shared
 //! backing in place (its pages move, nothing is copied) and the other side
 //! maps that backing, so both see the same pages and futexes on them meet
-//! (they are keyed by backing page). Whole areas are shared.
+//! (they are keyed by backing page; threads already asleep on a word of an
+//! area that becomes shared are moved to its new key). Whole areas are
+//! shared.
 //!
 //! Answering with `EOK` can fail in two ways:
 //! - on the answerer's side (its base is unaligned or taken, it has no area
@@ -36,8 +38,9 @@ use super::errno::Errno;
 use super::method::{IPC_M_SHARE_IN, IPC_M_SHARE_OUT};
 use crate::kernel::{Kernel, KernelError};
 use crate::mm::{AreaFlags, BackingId};
-use crate::task::TaskId;
+use crate::syscall::WaitReason;
 use crate::task::memory::AreaInfo;
+use crate::task::{TaskId, ThreadState};
 
 /// One mapping of a shared backing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,11 +154,96 @@ impl Kernel {
         let id = self.new_shared_backing_id();
         let s = self.tasks.get_mut(&supplier).ok_or(Errno::NoEntry)?;
         let (backing, _) = s.memory.share_area(src, id).map_err(|e| e.errno())?;
+        if backing.id() == id {
+            self.rekey_futex_sleepers(supplier, src, size);
+        }
         let m = self.tasks.get_mut(&mapper).ok_or(Errno::NoEntry)?;
         m.memory
             .map_shared(dst, &backing, flags)
             .map_err(|e| e.errno())?;
         Ok(Ok(()))
+    }
+
+    /// After `task`'s private area at `[base, base + size)` became shared
+    /// in place, its futex words have new keys (backing pages): threads of
+    /// `task` asleep on them move to the new queues, in their order, so no
+    /// wakeup through any mapping is missed.
+    fn rekey_futex_sleepers(&mut self, task: TaskId, base: u64, size: u64) {
+        let Some(t) = self.tasks.get(&task) else {
+            return;
+        };
+        let mut moves = Vec::new();
+        let mut old_keys = std::collections::BTreeSet::new();
+        for th in &t.threads {
+            let Some(thread) = self.threads.get(th) else {
+                continue;
+            };
+            let (ThreadState::Blocked(WaitReason::Futex(old)), Some(p)) =
+                (&thread.state, &thread.sys.in_progress)
+            else {
+                continue;
+            };
+            let Some(&addr) = p.args.first() else {
+                continue;
+            };
+            if addr >= base
+                && addr - base < size
+                && let Ok(new) = t.memory.futex_key(addr)
+                && new != *old
+            {
+                moves.push((*th, *old, new));
+                old_keys.insert(*old);
+            }
+        }
+        for old in old_keys {
+            for th in self.futexes.sleepers(old) {
+                let Some(&(_, _, new)) = moves.iter().find(|m| m.0 == th) else {
+                    continue;
+                };
+                self.futexes.remove(old, th);
+                self.futexes.enqueue(new, th);
+                if let Some(x) = self.threads.get_mut(&th) {
+                    x.state = ThreadState::Blocked(WaitReason::Futex(new));
+                }
+            }
+        }
+    }
+
+    /// Maps into `task` at `base`, with `flags`, the shared backing that
+    /// `from` maps at `from_base`: how a restore re-shares an area that
+    /// [`Kernel::task_areas`] recorded with a task that lived on (a
+    /// cooperative service). A private area of `from` becomes shared in
+    /// place. The flags may not exceed those of `from`'s area.
+    pub fn reshare_area(
+        &mut self,
+        task: TaskId,
+        base: u64,
+        flags: AreaFlags,
+        from: TaskId,
+        from_base: u64,
+    ) -> Result<BackingId, Errno> {
+        let src = self.area_at(from, from_base).ok_or(Errno::NoEntry)?;
+        if src.primary {
+            return Err(Errno::NotSupported);
+        }
+        if !src.flags.contains(flags) {
+            return Err(Errno::Invalid);
+        }
+        let t = self.tasks.get(&task).ok_or(Errno::NoEntry)?;
+        t.memory
+            .check_new_area(base, src.size)
+            .map_err(|e| e.errno())?;
+        let id = self.new_shared_backing_id();
+        let f = self.tasks.get_mut(&from).ok_or(Errno::NoEntry)?;
+        let (backing, _) = f.memory.share_area(from_base, id).map_err(|e| e.errno())?;
+        if backing.id() == id {
+            self.rekey_futex_sleepers(from, from_base, src.size);
+        }
+        let t = self.tasks.get_mut(&task).ok_or(Errno::NoEntry)?;
+        t.memory
+            .map_shared(base, &backing, flags)
+            .map_err(|e| e.errno())?;
+        Ok(backing.id())
     }
 
     /// Every area of `task` with the other mappings of its backing: what a

@@ -66,6 +66,13 @@ impl FutexTable {
         woken
     }
 
+    /// The sleepers of `key`, oldest first.
+    pub fn sleepers(&self, key: FutexKey) -> Vec<ThreadId> {
+        self.queues
+            .get(&key)
+            .map_or_else(Vec::new, |q| q.iter().copied().collect())
+    }
+
     /// Number of sleepers on `key`.
     pub fn waiters(&self, key: FutexKey) -> usize {
         self.queues.get(&key).map_or(0, VecDeque::len)
