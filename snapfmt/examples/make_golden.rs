@@ -1,11 +1,14 @@
-//! Writes the golden image: `cargo run -p snapfmt --example make_golden -- fixtures/images`
-//! creates `golden-v1/` (directory form) and `golden-v1.tar` (its tar twin)
-//! under the given directory, replacing them. The content is
-//! [`snapfmt::sample`]: deterministic, so rerunning gives identical bytes.
-//! The golden image is committed and must only be regenerated while the
-//! format of version 1.0 is still being defined.
+//! Writes the golden image of the current format version:
+//! `cargo run -p snapfmt --example make_golden -- fixtures/images` creates
+//! `golden-v<major>.<minor>/` (directory form) and
+//! `golden-v<major>.<minor>.tar` (its tar twin) under the given directory,
+//! replacing them. The content is [`snapfmt::sample`]: deterministic, so
+//! rerunning gives identical bytes. Golden images are committed and must
+//! only be regenerated while their version is still being defined; the
+//! 1.0 image is `golden-v1/` and `golden-v1.tar`, written by the 1.0
+//! writer and kept as it is forever.
 
-use snapfmt::{ImageForm, WriterOptions, sample};
+use snapfmt::{FORMAT_VERSION, ImageForm, WriterOptions, sample};
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -15,9 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_else(|| "fixtures/images".into()),
     );
     std::fs::create_dir_all(&dir)?;
+    let stem = format!("golden-v{FORMAT_VERSION}");
     for (name, form) in [
-        ("golden-v1", ImageForm::Directory),
-        ("golden-v1.tar", ImageForm::Tar),
+        (stem.clone(), ImageForm::Directory),
+        (format!("{stem}.tar"), ImageForm::Tar),
     ] {
         let opts = WriterOptions {
             form,
@@ -26,10 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             chunk_pages: 4,
             ..WriterOptions::default()
         };
-        let done = sample::write_sample(&dir.join(name), opts)?;
+        let done = sample::write_sample(&dir.join(&name), opts)?;
         println!(
             "{}: manifest {}",
-            dir.join(name).display(),
+            dir.join(&name).display(),
             done.manifest_digest
         );
     }

@@ -5,7 +5,7 @@
 use crate::limits::{ADDRESS_SPACE_SIZE, MAX_CHUNK_PAGES, PAGE_SIZE};
 use crate::object::{MANIFEST_PATH, valid_object_path};
 use crate::records::*;
-use crate::version::FORMAT_VERSION;
+use crate::version::{FORMAT_1_0, FORMAT_VERSION};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -87,7 +87,18 @@ pub(crate) fn manifest(m: &Manifest, out: &mut Vec<Problem>) {
             );
         }
         match &c.home {
-            ChunkHome::Local { .. } => {
+            ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
+                let plain = matches!(c.home, ChunkHome::LocalPlain { .. });
+                if plain != (m.format_version > FORMAT_1_0) {
+                    p.push(
+                        format!("chunks[{i}].home"),
+                        format!(
+                            "a format {} image stores chunks as {}",
+                            m.format_version,
+                            if plain { "Local" } else { "LocalPlain" }
+                        ),
+                    );
+                }
                 if !local.insert(c.content) {
                     p.push(
                         format!("chunks[{i}].content"),

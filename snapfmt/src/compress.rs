@@ -2,9 +2,9 @@
 //!
 //! Jobs (a chunk's uncompressed pages) go through a bounded channel, so at
 //! most `2 * threads` chunks are in flight and memory use stays bounded
-//! whatever the image size. Each worker derives the chunk's address from
-//! its page digests, compresses it, keeps the raw bytes when compression does not
-//! pay, and returns the finished chunk file.
+//! whatever the image size. Each worker computes the chunk's address (the
+//! SHA-256 of its content), compresses it, keeps the raw bytes when
+//! compression does not pay, and returns the finished chunk file.
 
 use crate::digest::Digest;
 use crate::header::{FLAG_ZSTD, ObjectKind};
@@ -16,8 +16,6 @@ use std::thread::JoinHandle;
 pub(crate) struct Job {
     pub index: u32,
     pub content: Vec<u8>,
-    /// SHA-256 of each page of `content`, in order.
-    pub page_digests: Vec<Digest>,
 }
 
 pub(crate) struct Done {
@@ -115,7 +113,7 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<std::io::Result<Done
 }
 
 fn compress_chunk(c: &mut zstd::bulk::Compressor<'_>, job: Job) -> std::io::Result<Done> {
-    let content_digest = crate::digest::chunk_address(&job.page_digests);
+    let content_digest = Digest::of(&job.content);
     let compressed = c.compress(&job.content)?;
     let pages = (job.content.len() / crate::limits::PAGE_SIZE) as u32;
     let (file, body_len, body_digest) = if compressed.len() < job.content.len() {

@@ -49,14 +49,15 @@ impl fmt::Debug for Digest {
     }
 }
 
-/// The address of a chunk: SHA-256 of the concatenated SHA-256 digests of
-/// its pages (so it commits to the uncompressed content while reusing the
-/// page digests the writer computes for deduplication anyway).
+/// The format 1.0 address of a chunk ([`crate::ChunkHome::Local`]):
+/// SHA-256 of the concatenated SHA-256 digests of its pages. Since 1.1 a
+/// chunk's address is the plain SHA-256 of its content
+/// ([`crate::ChunkHome::LocalPlain`]).
 pub fn chunk_address(page_digests: &[Digest]) -> Digest {
     Digest::of_parts(page_digests.iter().map(|d| &d.0[..]))
 }
 
-/// The address of chunk content (a whole number of pages).
+/// The format 1.0 address of chunk content (a whole number of pages).
 pub fn chunk_address_of(content: &[u8]) -> Digest {
     let digests: Vec<Digest> = content
         .chunks(crate::limits::PAGE_SIZE)

@@ -59,6 +59,15 @@ pub enum ObjectError {
     /// The body is not a valid postcard encoding of the record.
     #[error("record does not decode: {0}")]
     Decode(#[from] postcard::Error),
+    /// Decoding the record would take more memory than its budget
+    /// ([`crate::limits::decode_budget`]).
+    #[error(
+        "record of {len} bytes would take more than its decoding budget of {budget} bytes of memory"
+    )]
+    DecodeBudget { len: u64, budget: u64 },
+    /// A collection in the record declares more elements than bytes remain.
+    #[error("a collection declares more elements than bytes remain in the record")]
+    CountPastInput,
     /// Bytes are left over after the record.
     #[error("{0} trailing bytes after the record")]
     Trailing(usize),

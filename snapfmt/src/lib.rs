@@ -15,6 +15,7 @@
 
 pub mod exec;
 
+mod budget;
 mod check;
 mod compress;
 mod container;
@@ -40,5 +41,5 @@ pub use reader::{ChainLink, Image, ImageStats, PageSource};
 pub use records::*;
 pub use sink::ImageForm;
 pub use validate::{problem_of, validate};
-pub use version::{FORMAT_VERSION, FormatVersion};
+pub use version::{FORMAT_1_0, FORMAT_VERSION, FormatVersion};
 pub use writer::{Finished, ImageInfo, ImageWriter, WriteStats, WriterOptions};

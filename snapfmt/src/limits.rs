@@ -11,10 +11,24 @@ pub const DEFAULT_CHUNK_PAGES: u32 = 64;
 pub const MAX_CHUNK_BODY: u64 = 2 << 20;
 /// Most bytes in the manifest body.
 pub const MAX_MANIFEST_BODY: u64 = 64 << 20;
-/// Decoding a record allocates at most about this many bytes of memory per
-/// byte of content (an empty vector costs one byte of input and 24 of
-/// memory), so the content limits also bound decoding memory.
-pub const DECODE_AMPLIFICATION: u64 = 32;
+/// Memory a record may take once decoded, per byte of its content
+/// (charged as it is decoded, see [`decode_budget`]). Real records take
+/// 2 to 8 bytes per content byte; hostile ones made of empty collections
+/// would take 24 to 48 without the budget.
+pub const DECODE_BUDGET_PER_BYTE: u64 = 16;
+/// Memory every record may take once decoded, whatever its size.
+pub const DECODE_BUDGET_BASE: u64 = 1 << 20;
+/// Most memory any one record may take once decoded.
+pub const MAX_DECODE_BUDGET: u64 = 256 << 20;
+
+/// The memory budget for decoding a record of `content_len` bytes:
+/// `min(16 * len + 1 MiB, 256 MiB)`.
+pub fn decode_budget(content_len: u64) -> u64 {
+    content_len
+        .saturating_mul(DECODE_BUDGET_PER_BYTE)
+        .saturating_add(DECODE_BUDGET_BASE)
+        .min(MAX_DECODE_BUDGET)
+}
 /// Most bytes in a task record, stored or decompressed.
 pub const MAX_TASK_BODY: u64 = 64 << 20;
 /// Most bytes in a module, stored or decompressed.

@@ -5,6 +5,7 @@
 //! bytes present, the body checksum, then (for zstd bodies) the declared
 //! content size against the limit, and only then decompresses and decodes.
 
+use crate::budget::{Budget, Budgeted, Exceeded};
 use crate::digest::Digest;
 use crate::error::ObjectError;
 use crate::header::{FLAG_ZSTD, HEADER_LEN, ObjectHeader, ObjectKind};
@@ -188,13 +189,40 @@ pub fn open_bytes(
     Ok((header, content))
 }
 
-/// Decodes a postcard record that must use every byte of `content`.
+/// Decodes a postcard record that must use every byte of `content`,
+/// within the memory budget of [`decode_budget`] (see `budget.rs`).
 pub fn decode_record<T: DeserializeOwned>(content: &[u8]) -> Result<T, ObjectError> {
-    let (value, rest) = postcard::take_from_bytes(content)?;
-    if !rest.is_empty() {
-        return Err(ObjectError::Trailing(rest.len()));
+    decode_within(content, decode_budget(content.len() as u64)).map(|(value, _)| value)
+}
+
+/// Memory that decoding `content` as a `T` is charged (so a writer can
+/// check that a record stays within what readers accept).
+pub fn decode_cost<T: DeserializeOwned>(content: &[u8]) -> Result<u64, ObjectError> {
+    decode_within::<T>(content, MAX_DECODE_BUDGET).map(|(_, used)| used)
+}
+
+fn decode_within<T: DeserializeOwned>(content: &[u8], limit: u64) -> Result<(T, u64), ObjectError> {
+    let budget = Budget::new(limit);
+    let mut de = postcard::Deserializer::from_bytes(content);
+    let value = T::deserialize(Budgeted {
+        inner: &mut de,
+        budget: &budget,
+    });
+    match (value, budget.exceeded()) {
+        (_, Some(Exceeded::Budget { budget })) => Err(ObjectError::DecodeBudget {
+            len: content.len() as u64,
+            budget,
+        }),
+        (_, Some(Exceeded::Count)) => Err(ObjectError::CountPastInput),
+        (Err(e), None) => Err(e.into()),
+        (Ok(value), None) => {
+            let rest = de.finalize()?;
+            if !rest.is_empty() {
+                return Err(ObjectError::Trailing(rest.len()));
+            }
+            Ok((value, budget.used()))
+        }
     }
-    Ok(value)
 }
 
 /// Checks, unpacks and decodes a whole record file.

@@ -115,7 +115,7 @@ impl Image {
             .chunks
             .iter()
             .enumerate()
-            .filter(|(_, c)| matches!(c.home, ChunkHome::Local { .. }))
+            .filter(|(_, c)| c.home.is_local())
             .map(|(i, c)| (c.content, i as u32))
             .collect();
         Image {
@@ -317,7 +317,9 @@ impl Image {
             )
         })?;
         match entry.home {
-            ChunkHome::Local { .. } => self.local_chunk(index, entry),
+            ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
+                self.local_chunk(index, entry)
+            }
             ChunkHome::Parent => {
                 let mut cur = self.parent()?;
                 while let Some(img) = cur {
@@ -369,11 +371,7 @@ impl Image {
         entry: &ChunkEntry,
         verify_content: bool,
     ) -> Result<Vec<u8>> {
-        let ChunkHome::Local {
-            body_len,
-            body_digest,
-        } = entry.home
-        else {
+        let Some((body_len, body_digest)) = entry.home.local_body() else {
             return Err(Error::invalid(
                 MANIFEST_PATH,
                 format!("chunks[{index}].home"),
@@ -408,15 +406,21 @@ impl Image {
                 ),
             ));
         }
-        if verify_content {
-            let actual = crate::digest::chunk_address_of(&content);
-            if actual != entry.content {
-                return Err(Error::invalid(
-                    &path,
-                    "content",
-                    format!("has address {actual}"),
-                ));
-            }
+        // A plainly addressed chunk stored raw has its address as body
+        // checksum, which was just verified.
+        let raw_plain = header.flags & crate::header::FLAG_ZSTD == 0
+            && matches!(entry.home, ChunkHome::LocalPlain { .. })
+            && body_digest == entry.content;
+        if verify_content
+            && !raw_plain
+            && let Some(actual) = entry.home.address_of(&content)
+            && actual != entry.content
+        {
+            return Err(Error::invalid(
+                &path,
+                "content",
+                format!("has address {actual}"),
+            ));
         }
         Ok(content)
     }
@@ -552,7 +556,9 @@ impl Image {
                 )
             })?;
             let c: Arc<[u8]> = match entry.home {
-                ChunkHome::Local { .. } => self.load_chunk(id, entry, self.verify_content)?.into(),
+                ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
+                    self.load_chunk(id, entry, self.verify_content)?.into()
+                }
                 ChunkHome::Parent => self.chunk(id)?,
             };
             Ok((id, c))
@@ -588,7 +594,7 @@ impl Image {
     pub fn stats(&self) -> Result<ImageStats> {
         let mut s = ImageStats::default();
         for c in &self.manifest.chunks {
-            if let ChunkHome::Local { body_len, .. } = c.home {
+            if let Some((body_len, _)) = c.home.local_body() {
                 s.local_chunks += 1;
                 s.local_content_bytes += u64::from(c.pages) * PAGE_SIZE as u64;
                 s.local_stored_bytes += body_len;

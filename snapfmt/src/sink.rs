@@ -52,6 +52,36 @@ fn fsync_path(path: &Path) -> Result<()> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// Threads that fsync the files of a directory image. One fsync waits for
+/// a journal commit (about 4.5 ms each on the development machine, so
+/// 2,000 chunk files took 9 s one after another); concurrent fsyncs share
+/// commits (400 files: 1.85 s from one thread, 0.09 s from eight).
+const FSYNC_THREADS: usize = 8;
+
+/// fsyncs every path, several at a time; the first error wins.
+fn fsync_all(paths: &[PathBuf]) -> Result<()> {
+    if paths.len() < 2 * FSYNC_THREADS {
+        return paths.iter().try_for_each(|p| fsync_path(p));
+    }
+    let per = paths.len().div_ceil(FSYNC_THREADS);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = paths
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().try_for_each(|p| fsync_path(p))))
+            .collect();
+        let mut first = Ok(());
+        for h in handles {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(Error::Usage("an fsync thread panicked".into())));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    })
+}
+
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -122,9 +152,7 @@ impl Sink {
     pub(crate) fn commit(mut self, target: &Path, overwrite: bool) -> Result<()> {
         let tmp = match &mut self {
             Sink::Dir { tmp, written } => {
-                for p in written.iter() {
-                    fsync_path(p)?;
-                }
+                fsync_all(written)?;
                 fsync_path(tmp)?;
                 tmp.clone()
             }

@@ -33,7 +33,10 @@ fn object_field(e: &ObjectError) -> &'static str {
         ObjectError::TooLong { .. } | ObjectError::LengthMismatch { .. } => "header.body_len",
         ObjectError::Checksum { .. } => "header.checksum",
         ObjectError::Decompress(_) | ObjectError::DecompressedTooLong { .. } => "body (zstd)",
-        ObjectError::Decode(_) | ObjectError::Trailing(_) => "body (record)",
+        ObjectError::Decode(_)
+        | ObjectError::Trailing(_)
+        | ObjectError::DecodeBudget { .. }
+        | ObjectError::CountPastInput => "body (record)",
     }
 }
 
@@ -79,7 +82,7 @@ fn validate_at(path: &Path, depth: usize, out: &mut Vec<Problem>) {
     let mut expected: BTreeSet<String> = m.objects.iter().map(|o| o.path.clone()).collect();
     expected.insert(MANIFEST_PATH.to_string());
     for c in &m.chunks {
-        if matches!(c.home, ChunkHome::Local { .. }) {
+        if c.home.is_local() {
             expected.insert(object::chunk_path(&c.content));
         }
     }
@@ -176,7 +179,7 @@ fn validate_at(path: &Path, depth: usize, out: &mut Vec<Problem>) {
 
     // Chunks: every local chunk fully checked, every chunk referenced.
     for (i, c) in m.chunks.iter().enumerate() {
-        if matches!(c.home, ChunkHome::Local { .. })
+        if c.home.is_local()
             && let Err(e) = image.load_chunk(i as u32, c, true)
         {
             add(out, path, e);

@@ -15,7 +15,10 @@ pub struct FormatVersion {
 }
 
 /// The version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 0 };
+pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 1 };
+
+/// Format 1.0 (chunk addresses over page digests).
+pub const FORMAT_1_0: FormatVersion = FormatVersion { major: 1, minor: 0 };
 
 impl FormatVersion {
     /// Whether a reader of version `self` may read data written as `other`.

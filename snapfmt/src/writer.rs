@@ -113,7 +113,6 @@ pub struct ImageWriter {
     chunks: Vec<Option<ChunkEntry>>,
     open: Vec<u8>,
     open_index: u32,
-    open_digests: Vec<Digest>,
     spare: Vec<Vec<u8>>,
     dedup: HashMap<Digest, PageLoc>,
     area_pages: BTreeMap<(u64, u64), Vec<(u32, PageLoc)>>,
@@ -152,7 +151,6 @@ impl ImageWriter {
             chunks: Vec::new(),
             open: Vec::new(),
             open_index: 0,
-            open_digests: Vec::new(),
             spare: Vec::new(),
             dedup: HashMap::new(),
             area_pages: BTreeMap::new(),
@@ -231,7 +229,6 @@ impl ImageWriter {
                     slot: (self.open.len() / PAGE_SIZE) as u32,
                 };
                 self.open.extend_from_slice(page);
-                self.open_digests.push(digest);
                 self.dedup.insert(digest, loc);
                 if self.open.len() >= self.opts.chunk_pages as usize * PAGE_SIZE {
                     self.flush_open()?;
@@ -414,7 +411,20 @@ impl ImageWriter {
                     "task {id} is not a checkpointable member of the set"
                 )));
             }
-            let file = object::encode_record(ObjectKind::Task, task, Some(self.opts.level))
+            let body = postcard::to_allocvec(task)
+                .map_err(|e| Error::io(&self.target, std::io::Error::other(e)))?;
+            // Never write what a reader would refuse.
+            if body.len() as u64 > crate::limits::MAX_TASK_BODY {
+                return Err(Error::Usage(format!(
+                    "task {id}: the record is {} bytes, over the limit of {}",
+                    body.len(),
+                    crate::limits::MAX_TASK_BODY
+                )));
+            }
+            object::decode_record::<TaskRecord>(&body).map_err(|e| {
+                Error::Usage(format!("task {id}: readers would refuse the record: {e}"))
+            })?;
+            let file = object::encode_bytes(ObjectKind::Task, &body, Some(self.opts.level))
                 .map_err(|e| Error::io(&self.target, e))?;
             self.put_object(&object::task_path(id), &file)?;
         }
@@ -470,12 +480,10 @@ impl ImageWriter {
             self.receive_one()?;
         }
         let content = std::mem::take(&mut self.open);
-        let page_digests = std::mem::take(&mut self.open_digests);
         self.pool
             .submit(Job {
                 index: self.open_index,
                 content,
-                page_digests,
             })
             .map_err(|e| Error::io(&self.target, e))?;
         self.in_flight += 1;
@@ -522,7 +530,7 @@ impl ImageWriter {
             self.chunks[done.index as usize] = Some(ChunkEntry {
                 content: done.content_digest,
                 pages: done.pages,
-                home: ChunkHome::Local {
+                home: ChunkHome::LocalPlain {
                     body_len: done.body_len,
                     body_digest: done.body_digest,
                 },

@@ -21,9 +21,18 @@ fn assert_detected(img: &Path, what: &str) {
 
 #[test]
 fn every_flipped_byte_and_truncation_of_the_directory_form_is_detected() {
+    flip_and_truncate_every_file(&golden_dir());
+}
+
+#[test]
+fn every_flipped_byte_and_truncation_of_the_1_1_directory_form_is_detected() {
+    flip_and_truncate_every_file(&golden_dir_v1_1());
+}
+
+fn flip_and_truncate_every_file(golden: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("img");
-    copy_dir(&golden_dir(), &img);
+    copy_dir(golden, &img);
     assert!(deep_read(&img).is_ok());
     let mut cases = 0;
     for f in files(&img) {

@@ -1,6 +1,6 @@
-//! The golden image of format 1.0, committed in `fixtures/images/`, must be
-//! readable by every future reader of major version 1. Never regenerate it
-//! from this test.
+//! The golden images of formats 1.0 and 1.1, committed in
+//! `fixtures/images/`, must be readable by every future reader of major
+//! version 1. Never regenerate them from this test.
 
 mod common;
 use common::*;
@@ -9,13 +9,49 @@ use snapfmt::*;
 
 #[test]
 fn golden_v1_reads_in_both_forms() {
+    let m = check_golden([golden_dir(), golden_tar()], FORMAT_1_0);
+    assert!(
+        m.chunks
+            .iter()
+            .all(|c| matches!(c.home, ChunkHome::Local { .. }))
+    );
+    // 1.0 addresses are over page digests.
+    let img = Image::open(golden_dir()).unwrap();
+    let c = img.chunk(0).unwrap();
+    assert_eq!(chunk_address_of(&c), m.chunks[0].content);
+    assert_ne!(Digest::of(&c), m.chunks[0].content);
+}
+
+#[test]
+fn golden_v1_1_reads_in_both_forms() {
+    let v1_1 = FormatVersion { major: 1, minor: 1 };
+    let m = check_golden([golden_dir_v1_1(), golden_tar_v1_1()], v1_1);
+    assert!(
+        m.chunks
+            .iter()
+            .all(|c| matches!(c.home, ChunkHome::LocalPlain { .. }))
+    );
+    // 1.1 addresses are the plain SHA-256 of the content, and the pages
+    // are those of the 1.0 golden image.
+    let img = Image::open(golden_dir_v1_1()).unwrap();
+    let old = Image::open(golden_dir()).unwrap();
+    for (i, c) in m.chunks.iter().enumerate() {
+        let content = img.chunk(i as u32).unwrap();
+        assert_eq!(Digest::of(&content), c.content);
+        assert_eq!(old.chunk(i as u32).unwrap(), content);
+    }
+}
+
+/// Checks what both golden images hold; returns the manifest.
+fn check_golden(paths: [std::path::PathBuf; 2], version: FormatVersion) -> Manifest {
     let mut digests = Vec::new();
-    for path in [golden_dir(), golden_tar()] {
+    let mut manifest = None;
+    for path in paths {
         assert_eq!(validate(&path), vec![], "{}", path.display());
         deep_read(&path).unwrap();
         let img = Image::open(&path).unwrap();
         let m = img.manifest();
-        assert_eq!(m.format_version, FormatVersion { major: 1, minor: 0 });
+        assert_eq!(m.format_version, version);
         assert_eq!(m.task_zero, 7);
         assert_eq!(m.created.seconds, 1_700_000_000);
         assert_eq!(m.options.file_policy, FilePolicy::BackupOverwrite);
@@ -48,9 +84,11 @@ fn golden_v1_reads_in_both_forms() {
         img.read_page(9, SHARED_BASE_9, &mut page).unwrap();
         assert_eq!(page.as_slice(), sample_page(100));
         digests.push(img.manifest_digest());
+        manifest = Some(m.clone());
     }
     assert_eq!(
         digests[0], digests[1],
         "the tar twin holds the same manifest"
     );
+    manifest.unwrap()
 }

@@ -26,7 +26,11 @@ fn open_with_manifest(manifest: &[u8]) -> Result<Image> {
 
 #[test]
 fn newer_minor_is_refused_naming_both_versions() {
-    let err = open_with_manifest(&with_version(1, 1))
+    let newer = FormatVersion {
+        minor: FORMAT_VERSION.minor + 1,
+        ..FORMAT_VERSION
+    };
+    let err = open_with_manifest(&with_version(newer.major, newer.minor))
         .err()
         .expect("must be refused");
     let msg = err.to_string();
@@ -41,7 +45,9 @@ fn newer_minor_is_refused_naming_both_versions() {
         "{msg}"
     );
     assert!(
-        msg.contains("1.1") && msg.contains("1.0") && msg.contains("manifest.spm"),
+        msg.contains(&newer.to_string())
+            && msg.contains(&FORMAT_VERSION.to_string())
+            && msg.contains("manifest.spm"),
         "{msg}"
     );
 }
@@ -64,7 +70,7 @@ fn other_major_is_refused_naming_both_versions() {
             "{msg}"
         );
         assert!(
-            msg.contains(&format!("{major}.0")) && msg.contains("1.0"),
+            msg.contains(&format!("{major}.0")) && msg.contains(&FORMAT_VERSION.to_string()),
             "{msg}"
         );
     }
@@ -107,6 +113,8 @@ fn older_minor_is_read_by_a_newer_reader() {
         ObjectHeader::parse_as(&other, reader),
         Err(ObjectError::OtherMajor { .. })
     ));
-    // The current reader reads the image written at the current version.
+    // The current reader reads the 1.0 image and the one written at the
+    // current version.
     assert!(Image::open(golden_dir()).is_ok());
+    assert!(Image::open(golden_dir_v1_1()).is_ok());
 }

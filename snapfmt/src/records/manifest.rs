@@ -108,9 +108,12 @@ pub struct ParentRef {
 #[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkEntry {
-    /// The chunk's address, a digest of its uncompressed content: SHA-256
-    /// of the concatenated SHA-256 digests of its pages
-    /// ([`crate::chunk_address`]).
+    /// The chunk's address, a digest of its uncompressed content. For
+    /// [`ChunkHome::LocalPlain`] chunks (format 1.1) it is the SHA-256 of
+    /// the content; for [`ChunkHome::Local`] chunks (format 1.0) the
+    /// SHA-256 of the concatenated SHA-256 digests of its pages
+    /// ([`crate::chunk_address`]); a [`ChunkHome::Parent`] entry carries
+    /// the address of the ancestor's entry, whichever rule made it.
     pub content: Digest,
     /// Number of 4 KiB pages in the chunk (1..=MAX_CHUNK_PAGES).
     pub pages: u32,
@@ -122,12 +125,48 @@ pub struct ChunkEntry {
 #[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChunkHome {
-    /// In this image, file `chunks/<content>.spc` with this body length and
-    /// body SHA-256 (the file header's checksum).
+    /// Format 1.0 only: in this image, file `chunks/<content>.spc` with
+    /// this body length and body SHA-256 (the file header's checksum); the
+    /// address is SHA-256 over the page digests. Read, never written.
     Local { body_len: u64, body_digest: Digest },
     /// In the parent chain: the nearest ancestor whose manifest lists a
-    /// chunk with the same content digest.
+    /// local chunk with the same content digest.
     Parent,
+    /// Since format 1.1: in this image, like `Local`, but the address is
+    /// the plain SHA-256 of the uncompressed content.
+    LocalPlain { body_len: u64, body_digest: Digest },
+}
+
+impl ChunkHome {
+    /// Body length and body SHA-256 of a chunk stored in this image.
+    pub fn local_body(&self) -> Option<(u64, Digest)> {
+        match *self {
+            ChunkHome::Local {
+                body_len,
+                body_digest,
+            }
+            | ChunkHome::LocalPlain {
+                body_len,
+                body_digest,
+            } => Some((body_len, body_digest)),
+            ChunkHome::Parent => None,
+        }
+    }
+
+    /// Whether the chunk is stored in this image.
+    pub fn is_local(&self) -> bool {
+        self.local_body().is_some()
+    }
+
+    /// The address of `content` under this home's rule (`None` for a
+    /// parent chunk, which the ancestor checks).
+    pub fn address_of(&self, content: &[u8]) -> Option<Digest> {
+        match self {
+            ChunkHome::Local { .. } => Some(crate::digest::chunk_address_of(content)),
+            ChunkHome::LocalPlain { .. } => Some(Digest::of(content)),
+            ChunkHome::Parent => None,
+        }
+    }
 }
 
 /// A file of the image other than the manifest and chunks.

@@ -11,6 +11,13 @@ pub fn golden_dir() -> PathBuf {
 pub fn golden_tar() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.tar")
 }
+/// The golden images of format 1.1 (plain chunk addresses).
+pub fn golden_dir_v1_1() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.1")
+}
+pub fn golden_tar_v1_1() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.1.tar")
+}
 
 /// Reads everything a restore would: manifest, every task record, every
 /// embedded module and stored file backup, every page of every area, and
