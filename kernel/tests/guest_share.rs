@@ -332,3 +332,54 @@ fn a_sleeper_on_an_area_that_becomes_shared_is_woken_through_the_other_mapping()
     assert_eq!(log_of(&k, client), vec!["0", "5", "task 2 exited"]);
     k.check_invariants().expect("invariants");
 }
+
+/// Supplies its area at 3 MiB (holding "abc") to one share-in, first
+/// trying a base where it has no area (ENOENT, the call stays dispatched).
+const GUEST_SUPPLIER: &str = r#"
+  (data (i32.const 0x400) "abc")
+  (func (export "main")
+    (drop (call $as_area_create (i32.const 0x300000) (i64.const 8192) (i32.const 3)))
+    (memory.copy (i32.const 0x300000) (i32.const 0x400) (i32.const 3))
+    (drop (call $wait (i64.const -1)))
+    (call $log_num (call $ev (i32.const 4)))
+    (call $log_num (call $answer (call $ev (i32.const 1)) (i64.const 0) (i64.const 0x500000)))
+    (call $log_num (call $answer (call $ev (i32.const 1)) (i64.const 0) (i64.const 0x300000))))
+"#;
+
+/// Shares the supplier's area in at 1 MiB, prints it, then destroys its
+/// mapping (again: ENOENT; the primary area: ENOTSUP).
+const GUEST_REQUESTER: &str = r#"
+  (func (export "main") (param $phone i32)
+    (call $log_num (call $share_in (local.get $phone) (i64.const 0x100000) (i64.const 8192) (i64.const 1)))
+    (call $log_num (call $answer_word (i32.const 1)))
+    (call $print (i32.const 0x100000) (i32.const 3))
+    (call $log_num (call $as_area_destroy (i32.const 0x100000)))
+    (call $log_num (call $as_area_destroy (i32.const 0x100000)))
+    (call $log_num (call $as_area_destroy (i32.const 0))))
+"#;
+
+#[test]
+fn guest_supplies_a_share_in_to_another_guest() {
+    let mut k = kernel(5);
+    let mut s = Scheduler::new(SchedConfig {
+        slice_fuel: 60,
+        ..SchedConfig::default()
+    });
+    let supplier = spawn(&mut s, &mut k, "supplier", GUEST_SUPPLIER, &[]);
+    let requester = spawn(
+        &mut s,
+        &mut k,
+        "requester",
+        GUEST_REQUESTER,
+        &[Value::I32(0)],
+    );
+    k.connect_phone(requester, supplier).expect("phone");
+    assert_eq!(s.run(&mut k, 10_000), RunEnd::AllDone);
+    // Method 6; ENOENT (1) for the base without an area; then mapped.
+    assert_eq!(log_of(&k, supplier), vec!["6", "-1", "0", "task 1 exited"]);
+    assert_eq!(
+        log_of(&k, requester),
+        vec!["0", "1048576", "abc", "0", "-1", "-8", "task 2 exited"]
+    );
+    k.check_invariants().expect("invariants");
+}
