@@ -7,7 +7,10 @@
 //! - [`sched`]: the deterministic fuel [`Scheduler`] running guest threads
 //!   and native programs, issuing host calls through `Kernel::syscall`.
 //! - [`rt`]: a small WAT runtime (imports and helpers) for test programs.
+//! - [`image`]: the scheduler's side of checkpoint/restore (machine state
+//!   of a task's threads out, restored tasks and threads in).
 
+pub mod image;
 pub mod load;
 pub mod memory;
 pub mod rt;
@@ -15,4 +18,4 @@ pub mod sched;
 
 pub use load::LoadError;
 pub use memory::GuestMemory;
-pub use sched::{GuestError, SchedConfig, SchedStats, Scheduler, guest_space};
+pub use sched::{GuestError, SchedConfig, SchedStats, Scheduler, guest_space, guest_space_ref};
