@@ -44,6 +44,7 @@ use std::collections::BTreeSet;
 
 use crate::guest::Scheduler;
 use crate::kernel::Kernel;
+use crate::syscall::{SyscallReturn, Sysno, WaitReason};
 use crate::task::{TaskId, ThreadId, ThreadState};
 
 /// A stopped checkpoint set, with the threads that were asleep in a
@@ -91,7 +92,11 @@ pub fn stop(k: &mut Kernel, set: &[TaskId]) -> Result<Stopped, CheckpointError> 
 
 impl Stopped {
     /// Resumes the tasks this stop stopped; threads that were asleep go
-    /// back to sleep in their call.
+    /// back to sleep in their call. Meant for a resume right after the
+    /// capture (nothing ran in between, as in [`freeze`]): a futex wait
+    /// goes back into its queue unchecked, so a wakeup sent while the task
+    /// was stopped would be missed; after a longer stop use
+    /// `Kernel::resume_task`, whose reissue rechecks the futex word.
     pub fn resume(&self, k: &mut Kernel) {
         for &t in &self.stopped_here {
             let _ = k.resume_task(t);
@@ -101,20 +106,39 @@ impl Stopped {
     }
 }
 
-/// Issues again, at once, the system call each of `threads` was asleep in
-/// when it was stopped, so that it sleeps again without taking a turn of
-/// the scheduler (a thread whose call can finish now keeps the result, as
-/// after a wakeup, thesis 5.3.6).
+/// Puts each of `threads` back to sleep in the system call it was asleep
+/// in when it was stopped, without a turn of the scheduler. A futex wait
+/// goes straight back into its queue (its word may have changed since it
+/// went to sleep, and the wakeup it waits for has not happened yet); any
+/// other call is issued again at once, which sleeps again, as the state
+/// that woke nobody is unchanged (a call that can finish now keeps its
+/// result, as after a wakeup, thesis 5.3.6).
 pub(crate) fn back_to_sleep(k: &mut Kernel, threads: &[ThreadId]) {
     for &th in threads {
-        let Some(p) = k.thread(th).and_then(|t| {
+        let Some((task, p)) = k.thread(th).and_then(|t| {
             (t.state == ThreadState::Runnable && t.sys.completed.is_none())
-                .then(|| t.sys.in_progress.clone())
+                .then(|| t.sys.in_progress.clone().map(|p| (t.task, p)))
                 .flatten()
         }) else {
             continue;
         };
-        if let Ok(crate::syscall::SyscallReturn::Done(v)) = k.syscall(th, p.number, &p.args)
+        if p.number == Sysno::FutexWait as u32 {
+            let key = p
+                .args
+                .first()
+                .and_then(|addr| k.task(task).map(|t| t.memory.futex_key(*addr)));
+            if let Some(Ok(key)) = key {
+                if let Some(t) = k.threads.get_mut(&th) {
+                    t.state = ThreadState::Blocked(WaitReason::Futex(key));
+                }
+                k.futexes.enqueue(key, th);
+                if let Some(d) = p.deadline {
+                    k.timeouts.insert(d, th);
+                }
+                continue;
+            }
+        }
+        if let Ok(SyscallReturn::Done(v)) = k.syscall(th, p.number, &p.args)
             && let Some(t) = k.threads.get_mut(&th)
         {
             t.sys.in_progress = Some(p);
