@@ -228,6 +228,7 @@ impl Kernel {
                 counters: IdCounters::default(),
                 memory,
                 stopped: false,
+                id_view: Default::default(),
             },
         );
         id

@@ -12,7 +12,10 @@
 //! - [`ipc`]: phones, answerboxes, calls.
 //! - [`sched`]: clock, entropy, futexes, timeouts, the simulation driver.
 //! - [`syscall`]: the system call ABI (`kernel/ABI.md`).
+//! - [`checkpoint`]: checkpoint/restore of guest task sets into and from
+//!   snapshot images; the per-task id view.
 
+pub mod checkpoint;
 pub mod guest;
 pub mod ipc;
 pub mod kernel;

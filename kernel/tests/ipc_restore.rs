@@ -136,8 +136,10 @@ fn sync_call_to_a_cooperative_service_is_sent_again_once() {
 }
 
 #[test]
-fn undelivered_sync_call_inside_the_set_is_sent_again_once() {
-    // Case 2: the receiver is checkpointable and had not fetched the call.
+fn undelivered_sync_call_inside_the_set_is_kept_and_not_sent_twice() {
+    // Case 2: the receiver is checkpointable and had not fetched the call:
+    // it is back in the receiver's queue with its ids, and the caller's
+    // reissue waits for its answer instead of sending it again.
     let mut k = kernel();
     let client = spawn(&mut k, "client");
     let server = spawn(&mut k, "server");
@@ -151,7 +153,7 @@ fn undelivered_sync_call_inside_the_set_is_sent_again_once() {
     let imgs = checkpoint_and_kill(&mut k, &[&client, &server]);
     let imp = restore(&mut k, &imgs, &[]);
     let (c, s) = (handle(&k, &imp, &client), handle(&k, &imp, &server));
-    assert!(k.task(s.id()).unwrap().answerbox.calls.is_empty());
+    assert_eq!(k.task(s.id()).unwrap().answerbox.calls.len(), 1);
     assert!(
         c.call_sync(&mut k, p, REQ, [1, 0, 0, 0, 0])
             .unwrap()

@@ -41,6 +41,13 @@ pub enum GuestError {
     Kernel(#[from] KernelError),
     #[error("task {0:?} is not a guest task of this scheduler")]
     NotGuest(TaskId),
+    #[error("thread {0:?} has no machine state in this scheduler")]
+    NoRunner(ThreadId),
+    #[error("thread {thread:?}: {error}")]
+    State {
+        thread: ThreadId,
+        error: machine::StateError,
+    },
 }
 
 /// Scheduler parameters.
@@ -69,20 +76,24 @@ impl Default for SchedConfig {
 }
 
 /// A guest task's machine-side state.
-struct GuestTask {
-    instance: Instance,
-    sysnos: Vec<Sysno>,
+pub(super) struct GuestTask {
+    pub(super) instance: Instance,
+    pub(super) sysnos: Vec<Sysno>,
+    /// The module as a WebAssembly binary (what an image bundles).
+    pub(super) module: std::sync::Arc<[u8]>,
+    /// How the task was started: entry export and its arguments.
+    pub(super) args: Vec<String>,
 }
 
 /// A guest thread's machine-side state.
-struct GuestThread {
-    task: TaskId,
-    machine: machine::Thread,
+pub(super) struct GuestThread {
+    pub(super) task: TaskId,
+    pub(super) machine: machine::Thread,
     /// Entry to continue at after the start function finished.
-    then: Option<(u32, Vec<Value>)>,
+    pub(super) then: Option<(u32, Vec<Value>)>,
 }
 
-enum Runner {
+pub(super) enum Runner {
     Guest(GuestThread),
     Native(Box<dyn NativeProgram>),
 }
@@ -108,9 +119,9 @@ pub struct SchedStats {
 /// The fuel scheduler.
 pub struct Scheduler {
     pub config: SchedConfig,
-    tasks: BTreeMap<TaskId, GuestTask>,
-    runners: BTreeMap<ThreadId, Runner>,
-    cursor: Option<ThreadId>,
+    pub(super) tasks: BTreeMap<TaskId, GuestTask>,
+    pub(super) runners: BTreeMap<ThreadId, Runner>,
+    pub(super) cursor: Option<ThreadId>,
     pub stats: SchedStats,
 }
 
@@ -121,7 +132,15 @@ pub fn guest_space(k: &mut Kernel, task: TaskId) -> Option<&mut AddressSpace> {
     any.downcast_mut::<GuestMemory>().map(|m| &mut m.space)
 }
 
-fn widen(v: &Value) -> u64 {
+/// The address space of a guest task, read-only.
+pub fn guest_space_ref(k: &Kernel, task: TaskId) -> Option<&AddressSpace> {
+    let t = k.tasks.get(&task)?;
+    let any: &dyn Any = t.memory.as_ref();
+    any.downcast_ref::<GuestMemory>().map(|m| &m.space)
+}
+
+/// A host call argument widened to a system call word.
+pub(crate) fn widen(v: &Value) -> u64 {
     match *v {
         Value::I32(x) => u64::from(x),
         Value::I64(x) | Value::F64(x) => x,
@@ -153,7 +172,13 @@ impl Scheduler {
         entry: &str,
         args: &[Value],
     ) -> Result<(TaskId, ThreadId), GuestError> {
-        let loaded = load(bytes, &self.config.limits, self.config.mem_limits)?;
+        // Images bundle the binary form; a text module is converted once
+        // (if that fails, `load` reports the module's error).
+        let binary: Vec<u8> = match wat::parse_bytes(bytes) {
+            Ok(b) => b.into_owned(),
+            Err(_) => bytes.to_vec(),
+        };
+        let loaded = load(&binary, &self.config.limits, self.config.mem_limits)?;
         let entry_idx = match loaded.instance.module().export(entry) {
             Some(Export::Func(f)) => f,
             _ => return Err(LoadError::NoEntry(entry.to_string()).into()),
@@ -181,6 +206,10 @@ impl Scheduler {
             GuestTask {
                 instance: loaded.instance,
                 sysnos: loaded.sysnos,
+                module: binary.into(),
+                args: std::iter::once(entry.to_string())
+                    .chain(args.iter().map(|v| format!("{v:?}")))
+                    .collect(),
             },
         );
         self.runners.insert(
@@ -313,7 +342,8 @@ impl Scheduler {
                     })
                 });
                 if !live {
-                    k.log_line(task, format!("task {} exited", task.0));
+                    let seen = k.peek_task_id_seen_by(task, task);
+                    k.log_line(task, format!("task {seen} exited"));
                     let _ = k.kill_task(task);
                     self.tasks.remove(&task);
                 }
@@ -330,12 +360,13 @@ impl Scheduler {
 /// Kills a guest task with a report in the kernel log.
 fn kill_with_report(k: &mut Kernel, task: TaskId, thread: ThreadId, why: String) {
     let name = k.task(task).map(|t| t.name.clone()).unwrap_or_default();
+    let (seen_task, seen_thread) = (
+        k.peek_task_id_seen_by(task, task),
+        k.peek_thread_id_seen(thread),
+    );
     k.log_line(
         task,
-        format!(
-            "task {} ({name}) killed: thread {}: {why}",
-            task.0, thread.0
-        ),
+        format!("task {seen_task} ({name}) killed: thread {seen_thread}: {why}"),
     );
     let _ = k.kill_task(task);
 }

@@ -195,9 +195,19 @@ impl Thread {
                 offset: frame.code_offset,
             };
             let in_call = k < last || matches!(state.suspension, Suspension::HostCall { .. });
+            // Where an entry or loop header shares its offset with a call or
+            // an inner loop, the later point is taken: the ops in between
+            // only charge fuel the stopped thread has already paid, so a
+            // restored thread spends its fuel exactly as the original
+            // (a thread that never ran is charged that block once less).
             let rp = code
                 .resume_at_offset(frame.code_offset)
-                .find(|rp| !in_call || matches!(rp.kind, ResumeKind::Call { .. }))
+                .filter(|rp| !in_call || matches!(rp.kind, ResumeKind::Call { .. }))
+                .filter(|rp| {
+                    frame_operand_types(rp, in_call)
+                        .is_some_and(|t| t.len() == frame.operands.len())
+                })
+                .last()
                 .ok_or(bad_offset)?;
             let types = frame_operand_types(rp, in_call).ok_or(StateError::BadOffset {
                 frame: k,

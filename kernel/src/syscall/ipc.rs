@@ -120,7 +120,10 @@ pub(super) fn sys_ipc_wait(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
     if t.memory.check(ptr, EVENT_BYTES as u64, true).is_err() {
         return fail(Errno::Fault);
     }
-    if let Some(ev) = k.ipc_fetch(cx.task) {
+    if let Some(mut ev) = k.ipc_fetch(cx.task) {
+        if let crate::ipc::Event::Call { sender, .. } = &mut ev {
+            *sender = TaskId(k.task_id_seen_by(cx.task, *sender));
+        }
         let kind = ev.to_words()[0] as i64;
         let Some(t) = k.tasks.get_mut(&cx.task) else {
             return fail(Errno::NoEntry);

@@ -36,14 +36,14 @@ pub(super) fn sys_log(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
     Done(0)
 }
 
-/// `task_id() -> id`
-pub(super) fn sys_task_id(_k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
-    Done(cx.task.0 as i64)
+/// `task_id() -> id` (as the task's id view shows it)
+pub(super) fn sys_task_id(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
+    Done(k.task_id_seen_by(cx.task, cx.task) as i64)
 }
 
-/// `thread_id() -> id`
-pub(super) fn sys_thread_id(_k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
-    Done(cx.thread.0 as i64)
+/// `thread_id() -> id` (as the task's id view shows it)
+pub(super) fn sys_thread_id(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
+    Done(k.thread_id_seen(cx.thread) as i64)
 }
 
 /// `clock_now() -> ns`

@@ -15,16 +15,17 @@
 //! ids and queues. Tasks outside the set (cooperative services) are named
 //! through a map from their old to their current ids. Pending calls:
 //! - held by a task of the set: recreated in the same queue (`calls` or
-//!   `dispatched`, same receiver-side id), except an undelivered
-//!   synchronous call, which the caller's reissue sends again;
+//!   `dispatched`, same receiver-side id);
 //! - sent to a task outside the set: an asynchronous one is sent again
 //!   with its sender-side id through the same phone; a synchronous one is
 //!   sent again by the reissue;
 //! - the three cases of thesis 5.4.8 for synchronous calls: outside
-//!   receiver or undelivered: `active_sync_call` is cleared so the reissue
-//!   sends the call once; delivered to a set member: the call is put back
-//!   into its `dispatched` queue and the caller keeps `active_sync_call`,
-//!   so it is not sent twice and its answer reaches the same thread.
+//!   receiver: `active_sync_call` is cleared so the reissue sends the call
+//!   once; sent to a set member, delivered or not: the call is put back
+//!   into the same queue (`dispatched` or `calls`) with its ids and the
+//!   caller keeps `active_sync_call`, so it is not sent twice, ids go on
+//!   exactly as without the checkpoint, and its answer reaches the same
+//!   thread.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -275,8 +276,17 @@ impl Kernel {
                 }
                 self.file_imported(call, true)
             }
-            // Undelivered synchronous call (case 2) or a synchronous call to
-            // a task outside the set (case 1): the reissue sends it again.
+            // Undelivered synchronous call between two set members (case
+            // 2): back into the receiver's `calls` with its ids; the caller
+            // keeps `active_sync_call`, so its reissue waits for the answer
+            // instead of sending again.
+            (Some(receiver), false) if old.sync.is_some() && in_set_caller.is_some() => {
+                call.receiver = receiver;
+                call.caller = in_set_caller.unwrap_or(call.caller);
+                self.file_imported(call, false)
+            }
+            // A synchronous call to a task outside the set (case 1), or
+            // from a client outside it: the reissue sends it again.
             (_, _) if old.sync.is_some() => {
                 if let Some(w) = &old.sync {
                     self.clear_sync(w, old.call_id, done);

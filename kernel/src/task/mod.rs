@@ -105,6 +105,8 @@ pub struct Task {
     pub memory: Box<dyn UserMemory>,
     /// Set while the task is stopped (its threads do not run).
     pub stopped: bool,
+    /// The task and thread ids this task sees (identity unless restored).
+    pub id_view: crate::checkpoint::IdView,
 }
 
 /// Where a thread stands.

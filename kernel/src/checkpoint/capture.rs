@@ -1,0 +1,380 @@
+//! Capturing a stopped checkpoint set: everything the image will hold,
+//! taken while the tasks are stopped, in time independent of their memory
+//! size. Pages are captured as copy-on-write references (mm's
+//! `snapshot()`), so the tasks may run again (or be killed) before the
+//! image is written ([`Capture::write`](super::write)).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use snapfmt::exec::Value;
+use snapfmt::{
+    AreaRecord, Backing, BufferKind, CallQueue, Digest, IdMapping, ModuleRef, PageMap, Peer,
+    PendingCall, PhoneSlot, Sharing, SyscallState, TaskMeta, TaskRecord, ThreadContext, area_flags,
+};
+
+use super::supplement::{
+    CallDetail, ConnectDetail, PhoneState, SUPPLEMENT_VERSION, TaskSupplement, ThreadDetail,
+};
+use super::{CheckpointError, Stopped};
+use crate::guest::{Scheduler, guest_space_ref};
+use crate::ipc::{Call, CallBuffer, ConnectInfo, Phone};
+use crate::kernel::Kernel;
+use crate::mm::{AreaKind, SpaceSnapshot};
+use crate::task::{TaskId, TaskPolicy};
+
+/// One task of a capture.
+pub struct CapturedTask {
+    /// Its id at checkpoint time (the image's name for it).
+    pub task: TaskId,
+    /// The record, with empty page maps and a placeholder module
+    /// reference (both are filled when the image is written).
+    pub record: TaskRecord,
+    /// The module as a WebAssembly binary.
+    pub module: Arc<[u8]>,
+    /// Its memory, by copy-on-write page references.
+    pub space: SpaceSnapshot,
+    pub supplement: TaskSupplement,
+}
+
+/// A captured checkpoint set.
+pub struct Capture {
+    /// In ascending task id order.
+    pub tasks: Vec<CapturedTask>,
+    /// Kernel time of the capture (ns).
+    pub time_ns: u64,
+    /// The task the checkpoint was asked for (the first of the set).
+    pub task_zero: TaskId,
+}
+
+/// The kernel build hash as a digest.
+pub fn build_hash() -> Digest {
+    Digest::from_hex(crate::KERNEL_BUILD_HASH).unwrap_or(Digest::of(b"unknown kernel build"))
+}
+
+/// How a task id outside the image is named: the set's tasks by id,
+/// cooperative services by their persistent id, anything else as outside.
+pub(crate) fn peer_of(k: &Kernel, set: &BTreeSet<TaskId>, t: TaskId) -> Peer {
+    if set.contains(&t) {
+        return Peer::Task(t.0);
+    }
+    match k.task(t).map(|t| &t.policy) {
+        Some(TaskPolicy::Cooperative { service_id }) => Peer::Service(service_id.clone()),
+        _ => Peer::Outside(t.0),
+    }
+}
+
+/// Captures the tasks of `stopped` (several tasks per set; the first is
+/// task zero). Every task must be a stopped, checkpointable guest task of
+/// `s`.
+pub fn capture(k: &Kernel, s: &Scheduler, stopped: &Stopped) -> Result<Capture, CheckpointError> {
+    let set = &stopped.set;
+    let task_zero = *set.first().ok_or(CheckpointError::EmptySet)?;
+    let members: BTreeSet<TaskId> = set.iter().copied().collect();
+    let mut tasks = Vec::with_capacity(members.len());
+    for &task in &members {
+        tasks.push(capture_task(k, s, &members, task, stopped)?);
+    }
+    Ok(Capture {
+        tasks,
+        time_ns: k.now(),
+        task_zero,
+    })
+}
+
+fn capture_task(
+    k: &Kernel,
+    s: &Scheduler,
+    set: &BTreeSet<TaskId>,
+    task: TaskId,
+    stopped: &Stopped,
+) -> Result<CapturedTask, CheckpointError> {
+    let image = k.export_task(task)?;
+    let guest = s.export_guest(k, task)?;
+    let space = guest_space_ref(k, task)
+        .ok_or(CheckpointError::NotGuest(task))?
+        .snapshot();
+    let now = k.now();
+    let peer = |t: TaskId| peer_of(k, set, t);
+    let hash = build_hash();
+
+    let mut threads = Vec::with_capacity(image.threads.len());
+    let mut details = Vec::with_capacity(image.threads.len());
+    for ti in &image.threads {
+        let g = guest
+            .threads
+            .iter()
+            .find(|g| g.thread == ti.id)
+            .ok_or(CheckpointError::NoMachineState(ti.id))?;
+        let syscall = match (&ti.sys.in_progress, ti.sys.completed) {
+            (_, Some(v)) => SyscallState::Complete {
+                results: vec![Value::I64(v as u64)],
+            },
+            (Some(_), None) => SyscallState::Reissue,
+            (None, None) => SyscallState::None,
+        };
+        threads.push(ThreadContext {
+            thread_id: ti.id.0,
+            exec: g.exec.clone(),
+            syscall,
+            active_sync_call: ti.sys.active_sync_call.map(|c| c.0),
+            kernel_build_hash: hash,
+        });
+        details.push(ThreadDetail {
+            seen_id: k.peek_thread_id_seen(ti.id),
+            index: ti.index,
+            remaining_ns: ti
+                .sys
+                .in_progress
+                .as_ref()
+                .and_then(|p| p.deadline)
+                .map(|d| d.saturating_sub(now)),
+            then: g.then.clone(),
+            blocked: stopped.blocked.contains(&ti.id),
+        });
+    }
+
+    let mut phones = Vec::with_capacity(image.phones.len());
+    let mut phone_states = Vec::new();
+    for (i, slot) in image.phones.iter().enumerate() {
+        phones.push(match slot {
+            None => PhoneSlot::Free,
+            Some(Phone::Connecting) => {
+                phone_states.push((i as u32, PhoneState::Connecting));
+                PhoneSlot::Free
+            }
+            Some(Phone::Connected { callee, conn }) => PhoneSlot::Connected(snapfmt::Phone {
+                peer: peer(*callee),
+                receiver_side_id: conn.0,
+            }),
+            Some(Phone::Slammed { callee, conn }) => {
+                phone_states.push((i as u32, PhoneState::Slammed));
+                PhoneSlot::Connected(snapfmt::Phone {
+                    peer: peer(*callee),
+                    receiver_side_id: conn.0,
+                })
+            }
+        });
+    }
+
+    let mut calls = Vec::new();
+    let mut call_details = Vec::new();
+    let mut push = |c: &Call, queue: CallQueue, other: TaskId, phone: Option<u32>| {
+        let (record, detail) = call_records(c, queue, peer(other), phone, &peer);
+        calls.push(record);
+        call_details.push(detail);
+    };
+    for c in &image.held {
+        let queue = if c.dispatched {
+            CallQueue::Dispatched
+        } else {
+            CallQueue::Undispatched
+        };
+        push(c, queue, c.caller, None);
+    }
+    for c in &image.out_calls {
+        let queue = if c.sync.is_some() {
+            CallQueue::Synchronous
+        } else if c.forwarded_by.is_empty() {
+            CallQueue::Sent
+        } else {
+            CallQueue::Forwarded
+        };
+        push(c, queue, c.receiver, c.caller_phone.map(|p| p.0));
+    }
+    for a in &image.answers {
+        let mut words = [a.retval; 6];
+        words[1..].copy_from_slice(&a.args);
+        calls.push(PendingCall {
+            queue: CallQueue::UndeliveredAnswer,
+            sender_side_id: a.call_id.0,
+            receiver_side_id: 0,
+            phone: None,
+            // The kernel does not keep who answered.
+            peer: Peer::Outside(0),
+            words,
+            thread: None,
+            buffer: None,
+        });
+        call_details.push(CallDetail::Answer);
+    }
+
+    let areas = space
+        .areas
+        .iter()
+        .map(|a| {
+            let (backing, sharing) = match a.kind {
+                AreaKind::Primary { max_wasm_pages } => (
+                    Backing::Primary {
+                        max_pages: Some(max_wasm_pages),
+                    },
+                    Vec::new(),
+                ),
+                AreaKind::Anonymous => (Backing::Anonymous, Vec::new()),
+                AreaKind::Shared { backing } => {
+                    (Backing::Anonymous, holders(k, set, task, backing))
+                }
+            };
+            let mut flags = 0;
+            if a.flags.readable() {
+                flags |= area_flags::READ;
+            }
+            if a.flags.writable() {
+                flags |= area_flags::WRITE;
+            }
+            AreaRecord {
+                base: a.base,
+                size: a.size,
+                flags,
+                backing,
+                sharing,
+                pages: PageMap::default(),
+            }
+        })
+        .collect();
+
+    // Every task id the task has seen from the kernel, and the id it has
+    // for each member of the set (members pass each other their ids).
+    let t = k.task(task).ok_or(CheckpointError::NotGuest(task))?;
+    let mut view = t.id_view.tasks.clone();
+    for m in set {
+        view.show(*m, m.0);
+    }
+    let id_view = view
+        .iter()
+        .map(|(seen, real)| IdMapping {
+            seen,
+            refers_to: peer(real),
+        })
+        .collect();
+
+    let record = TaskRecord {
+        meta: TaskMeta {
+            task_id: task.0,
+            name: image.name.clone(),
+            args: guest.args.clone(),
+            cwd: String::new(),
+            module: ModuleRef::Embedded {
+                sha256: Digest::of(&[]),
+                len: 0,
+            },
+            id_view,
+        },
+        instance: guest.instance.clone(),
+        threads,
+        areas,
+        phones,
+        calls,
+        coop_blobs: Vec::new(),
+        file_backups: Vec::new(),
+    };
+    let supplement = TaskSupplement {
+        version: SUPPLEMENT_VERSION,
+        counters: image.counters.clone(),
+        phones: phone_states,
+        calls: call_details,
+        notifications: image
+            .notifications
+            .iter()
+            .map(|n| (n.method, n.args))
+            .collect(),
+        threads: details,
+    };
+    Ok(CapturedTask {
+        task,
+        record,
+        module: guest.module.clone(),
+        space,
+        supplement,
+    })
+}
+
+/// The other holders of a shared backing and where they map it.
+fn holders(
+    k: &Kernel,
+    set: &BTreeSet<TaskId>,
+    me: TaskId,
+    backing: crate::mm::BackingId,
+) -> Vec<Sharing> {
+    let mut out = Vec::new();
+    for other in k.task_ids() {
+        if other == me {
+            continue;
+        }
+        let Some(space) = guest_space_ref(k, other) else {
+            continue;
+        };
+        for (base, _, _) in space.areas() {
+            if space
+                .shared_backing(base)
+                .is_some_and(|b| b.id() == backing)
+            {
+                out.push(Sharing {
+                    with: peer_of(k, set, other),
+                    base,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A kernel call as a record and its supplement detail.
+fn call_records(
+    c: &Call,
+    queue: CallQueue,
+    other: Peer,
+    phone: Option<u32>,
+    peer: &dyn Fn(TaskId) -> Peer,
+) -> (PendingCall, CallDetail) {
+    let mut words = [c.method; 6];
+    words[1..].copy_from_slice(&c.args);
+    let (buffer, read) = match &c.buffer {
+        CallBuffer::None => (None, None),
+        CallBuffer::Write(bytes) => (
+            Some(snapfmt::CallBuffer {
+                kind: BufferKind::DataWrite,
+                bytes: bytes.clone(),
+            }),
+            None,
+        ),
+        CallBuffer::Read { dst, room } => (None, Some((*dst, *room))),
+    };
+    let connect = c.connect.as_ref().map(|ci| match ci {
+        ConnectInfo::MeTo { phone, conn } => ConnectDetail::MeTo {
+            phone: phone.0,
+            conn: conn.0,
+        },
+        ConnectInfo::ToReceiver {
+            target,
+            conn,
+            phone,
+        } => ConnectDetail::ToReceiver {
+            target: peer(*target),
+            conn: conn.0,
+            phone: phone.map(|p| p.0),
+        },
+    });
+    let record = PendingCall {
+        queue,
+        sender_side_id: c.call_id.0,
+        receiver_side_id: c.rx_id.0,
+        phone,
+        peer: other,
+        words,
+        thread: c.sync.as_ref().map(|w| w.thread.0),
+        buffer,
+    };
+    let detail = CallDetail::Call {
+        caller: peer(c.caller),
+        receiver: peer(c.receiver),
+        caller_phone: c.caller_phone.map(|p| p.0),
+        conn: c.conn.0,
+        forwarded_by: c.forwarded_by.iter().map(|t| peer(*t)).collect(),
+        answer_ptr: c.sync.as_ref().map(|w| w.answer_ptr),
+        read,
+        connect,
+        discard_answer: c.discard_answer,
+    };
+    (record, detail)
+}

@@ -1,0 +1,157 @@
+//! The kernel half of checkpoint/restore (thesis 5.1.2, 5.3, 5.4.6-5.4.9):
+//! a stopped set of guest tasks into a snapfmt image, and an image back
+//! into new tasks of a running kernel (the same one, or one booted
+//! afterwards).
+//!
+//! Checkpoint is two steps, so that the time the tasks are stopped does
+//! not depend on their memory size:
+//!
+//! 1. [`capture`] (tasks stopped with [`stop`]): per task, the
+//!    IPC and system call state (`Kernel::export_task`), each thread's
+//!    execution state in module terms and the instance state (the
+//!    scheduler's `export_guest`), copy-on-write references to every page
+//!    (mm's `snapshot()`), areas with their sharing, the id view. The
+//!    tasks may then be resumed, or killed.
+//! 2. [`Capture::write`]: the image, with snapfmt's streaming writer.
+//!
+//! [`restore`] reads an image (directory or tar) and recreates its tasks:
+//! modules, areas and pages, instances and threads at their states (a
+//! thread blocked in a system call issues it again; one whose wakeup had
+//! already happened finishes it with the kept result, thesis 5.3.6), and
+//! through `Kernel::import_tasks` phones with their slots, holes and
+//! connection ids, pending calls in their queues with their ids and
+//! buffers, and synchronous-call bookkeeping (thesis 5.4.8). Everything
+//! that can fail is checked before the kernel is touched; a failure
+//! afterwards removes what was created.
+//!
+//! Modules: [`capture`], [`write`], [`restore`], [`supplement`] (kernel
+//! state the 1.0 record has no field for), [`id_view`] (the ids a task
+//! sees), [`error`].
+
+pub mod capture;
+pub mod error;
+pub mod id_view;
+pub mod restore;
+pub mod supplement;
+pub mod write;
+
+pub use capture::{Capture, CapturedTask, capture};
+pub use error::{CheckpointError, RestoreError};
+pub use id_view::IdView;
+pub use restore::{RestoreOptions, Restored, restore};
+
+use std::collections::BTreeSet;
+
+use crate::guest::Scheduler;
+use crate::kernel::Kernel;
+use crate::syscall::{SyscallReturn, Sysno, WaitReason};
+use crate::task::{TaskId, ThreadId, ThreadState};
+
+/// A stopped checkpoint set, with the threads that were asleep in a
+/// system call when it was stopped (they go back to sleep on resume and
+/// after restore, instead of spending a turn reissuing the call).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stopped {
+    /// The tasks, task zero first.
+    pub set: Vec<TaskId>,
+    /// Threads of the set that were blocked.
+    pub blocked: BTreeSet<ThreadId>,
+    /// Tasks this stop stopped (the others were stopped already).
+    stopped_here: Vec<TaskId>,
+}
+
+/// Stops every task of `set` (task zero first) at a consistent point.
+pub fn stop(k: &mut Kernel, set: &[TaskId]) -> Result<Stopped, CheckpointError> {
+    let mut out = Stopped {
+        set: set.to_vec(),
+        ..Stopped::default()
+    };
+    for &t in set {
+        if k.is_stopped(t)? {
+            continue;
+        }
+        let threads: Vec<ThreadId> = k
+            .task(t)
+            .map(|x| x.threads.iter().copied().collect())
+            .unwrap_or_default();
+        for th in threads {
+            if k.thread(th)
+                .is_some_and(|x| matches!(x.state, ThreadState::Blocked(_)))
+            {
+                out.blocked.insert(th);
+            }
+        }
+        if let Err(e) = k.stop_task(t) {
+            out.resume(k);
+            return Err(e.into());
+        }
+        out.stopped_here.push(t);
+    }
+    Ok(out)
+}
+
+impl Stopped {
+    /// Resumes the tasks this stop stopped; threads that were asleep go
+    /// back to sleep in their call. Meant for a resume right after the
+    /// capture (nothing ran in between, as in [`freeze`]): a futex wait
+    /// goes back into its queue unchecked, so a wakeup sent while the task
+    /// was stopped would be missed; after a longer stop use
+    /// `Kernel::resume_task`, whose reissue rechecks the futex word.
+    pub fn resume(&self, k: &mut Kernel) {
+        for &t in &self.stopped_here {
+            let _ = k.resume_task(t);
+        }
+        let blocked: Vec<ThreadId> = self.blocked.iter().copied().collect();
+        back_to_sleep(k, &blocked);
+    }
+}
+
+/// Puts each of `threads` back to sleep in the system call it was asleep
+/// in when it was stopped, without a turn of the scheduler. A futex wait
+/// goes straight back into its queue (its word may have changed since it
+/// went to sleep, and the wakeup it waits for has not happened yet); any
+/// other call is issued again at once, which sleeps again, as the state
+/// that woke nobody is unchanged (a call that can finish now keeps its
+/// result, as after a wakeup, thesis 5.3.6).
+pub(crate) fn back_to_sleep(k: &mut Kernel, threads: &[ThreadId]) {
+    for &th in threads {
+        let Some((task, p)) = k.thread(th).and_then(|t| {
+            (t.state == ThreadState::Runnable && t.sys.completed.is_none())
+                .then(|| t.sys.in_progress.clone().map(|p| (t.task, p)))
+                .flatten()
+        }) else {
+            continue;
+        };
+        if p.number == Sysno::FutexWait as u32 {
+            let key = p
+                .args
+                .first()
+                .and_then(|addr| k.task(task).map(|t| t.memory.futex_key(*addr)));
+            if let Some(Ok(key)) = key {
+                if let Some(t) = k.threads.get_mut(&th) {
+                    t.state = ThreadState::Blocked(WaitReason::Futex(key));
+                }
+                k.futexes.enqueue(key, th);
+                if let Some(d) = p.deadline {
+                    k.timeouts.insert(d, th);
+                }
+                continue;
+            }
+        }
+        if let Ok(SyscallReturn::Done(v)) = k.syscall(th, p.number, &p.args)
+            && let Some(t) = k.threads.get_mut(&th)
+        {
+            t.sys.in_progress = Some(p);
+            t.sys.completed = Some(v);
+        }
+    }
+}
+
+/// Stops `set`, captures it and resumes it: the whole freeze of a
+/// checkpoint.
+pub fn freeze(k: &mut Kernel, s: &Scheduler, set: &[TaskId]) -> Result<Capture, CheckpointError> {
+    let stopped = stop(k, set)?;
+    let captured = capture(k, s, &stopped);
+    stopped.resume(k);
+    captured
+}

@@ -1,0 +1,76 @@
+//! Writing a [`Capture`] as an image with snapfmt's streaming
+//! [`ImageWriter`]: modules bundled, every materialised page fed from the
+//! captured page references (zero pages are free, identical pages stored
+//! once), task records, and the kernel supplements in the manifest's
+//! `options.extra`. This runs after the tasks were resumed or killed: the
+//! freeze does not depend on it.
+
+use std::path::Path;
+
+use snapfmt::{
+    CheckpointOptions, Finished, ImageInfo, ImageWriter, Role, SetMember, Timestamp, WriterOptions,
+};
+
+use super::CheckpointError;
+use super::capture::{Capture, build_hash};
+use super::supplement::extra_key;
+
+impl Capture {
+    /// The manifest fields of this capture (creation time is the kernel
+    /// time of the capture: virtual in simulation).
+    pub fn image_info(&self) -> ImageInfo {
+        let mut options = CheckpointOptions {
+            bundle_modules: true,
+            ..CheckpointOptions::default()
+        };
+        for t in &self.tasks {
+            options
+                .extra
+                .insert(extra_key(t.task.0), t.supplement.encode());
+        }
+        ImageInfo {
+            tool_version: format!("spartan-kernel {}", env!("CARGO_PKG_VERSION")),
+            kernel_build_hash: build_hash(),
+            kernel_abi_version: crate::ABI_VERSION,
+            created: Timestamp {
+                seconds: (self.time_ns / 1_000_000_000) as i64,
+                nanos: (self.time_ns % 1_000_000_000) as u32,
+            },
+            task_zero: self.task_zero.0,
+            options,
+            checkpoint_set: self
+                .tasks
+                .iter()
+                .map(|t| SetMember {
+                    task_id: t.task.0,
+                    name: t.record.meta.name.clone(),
+                    role: Role::Checkpointable,
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes the image to `target` (a directory, or a tar file if
+    /// `opts.form` says so), crash-safely.
+    pub fn write(&self, target: &Path, opts: WriterOptions) -> Result<Finished, CheckpointError> {
+        let mut w = ImageWriter::create(target, self.image_info(), opts)?;
+        for t in &self.tasks {
+            let module = w.add_module(&t.module)?;
+            for area in &t.space.areas {
+                for (index, page) in area.pages() {
+                    let index = u32::try_from(index).map_err(|_| {
+                        CheckpointError::Inconsistent(format!(
+                            "task {}: page {index} of area {:#x}",
+                            t.task.0, area.base
+                        ))
+                    })?;
+                    w.add_page(t.task.0, area.base, index, &page[..])?;
+                }
+            }
+            let mut record = t.record.clone();
+            record.meta.module = module;
+            w.add_task(record)?;
+        }
+        Ok(w.finish()?)
+    }
+}

@@ -1,0 +1,268 @@
+//! Shared set-up of the checkpoint tests: scenarios of communicating WAT
+//! guest tasks (bodies in `fixtures/wat/ckpt`), a world (kernel +
+//! scheduler) running them in simulation, what a run shows (log lines and
+//! completed system calls, by task name and the thread id the task sees),
+//! memory digests, and checkpoint + kill + restore through an image on
+//! disk.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+use snapfmt::{Image, ImageForm, WriterOptions};
+use spartan_kernel::checkpoint::{self, RestoreOptions, Restored, restore::capture_time_ns};
+use spartan_kernel::guest::{SchedConfig, Scheduler, guest_space_ref, rt};
+use spartan_kernel::kernel::{Kernel, KernelConfig};
+use spartan_kernel::machine::Value;
+use spartan_kernel::sched::sim::RunEnd;
+use spartan_kernel::task::{TaskId, TaskPolicy, ThreadId};
+
+pub const SERVER: &str = include_str!("../../../fixtures/wat/ckpt/server.wat");
+pub const SYNC_CLIENT: &str = include_str!("../../../fixtures/wat/ckpt/sync_client.wat");
+pub const ASYNC_CLIENT: &str = include_str!("../../../fixtures/wat/ckpt/async_client.wat");
+pub const FORWARDER: &str = include_str!("../../../fixtures/wat/ckpt/forwarder.wat");
+pub const WORKER: &str = include_str!("../../../fixtures/wat/ckpt/worker.wat");
+pub const FUTEX_PAIR: &str = include_str!("../../../fixtures/wat/ckpt/futex_pair.wat");
+
+/// One guest program of a scenario.
+#[derive(Clone)]
+pub struct Prog {
+    pub name: &'static str,
+    pub body: &'static str,
+    pub args: Vec<Value>,
+    /// Further threads, by entry export.
+    pub threads: Vec<&'static str>,
+}
+
+/// Tasks, their phones (from, to: indices into `progs`, connected in this
+/// order), and the scheduler's slice.
+#[derive(Clone)]
+pub struct Scenario {
+    pub progs: Vec<Prog>,
+    pub phones: Vec<(usize, usize)>,
+    pub slice_fuel: u64,
+}
+
+pub fn prog(name: &'static str, body: &'static str, args: &[Value]) -> Prog {
+    Prog {
+        name,
+        body,
+        args: args.to_vec(),
+        threads: Vec::new(),
+    }
+}
+
+/// A kernel and scheduler running a scenario, with names for everything.
+pub struct World {
+    pub k: Kernel,
+    pub s: Scheduler,
+    /// The scenario's tasks (current ids, by program index).
+    pub tasks: Vec<TaskId>,
+    task_names: BTreeMap<TaskId, String>,
+    labels: BTreeMap<ThreadId, (String, u64)>,
+    config: SchedConfig,
+}
+
+/// What a run shows: log lines and completed system calls, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Shown {
+    pub log: Vec<(u64, String, String)>,
+    pub calls: Vec<(u64, String, u64, u32, Vec<u64>, i64)>,
+}
+
+impl Shown {
+    pub fn extend(&mut self, other: Shown) {
+        self.log.extend(other.log);
+        self.calls.extend(other.calls);
+    }
+}
+
+pub fn sched_config(slice_fuel: u64) -> SchedConfig {
+    SchedConfig {
+        slice_fuel,
+        ..SchedConfig::default()
+    }
+}
+
+/// Boots a kernel and spawns the scenario.
+pub fn boot(sc: &Scenario, seed: u64) -> World {
+    let config = sched_config(sc.slice_fuel);
+    let mut w = World {
+        k: Kernel::new(KernelConfig::simulation(seed)),
+        s: Scheduler::new(config),
+        tasks: Vec::new(),
+        task_names: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        config,
+    };
+    for p in &sc.progs {
+        let (task, _) =
+            w.s.spawn_guest(
+                &mut w.k,
+                p.name,
+                TaskPolicy::Checkpointable,
+                rt::program(p.body).as_bytes(),
+                "main",
+                &p.args,
+            )
+            .expect("guest loads");
+        for entry in &p.threads {
+            w.s.spawn_thread(&mut w.k, task, entry, &[])
+                .expect("thread starts");
+        }
+        w.tasks.push(task);
+    }
+    for &(from, to) in &sc.phones {
+        w.k.connect_phone(w.tasks[from], w.tasks[to])
+            .expect("phone connects");
+    }
+    w.relabel();
+    w
+}
+
+impl World {
+    /// A freshly booted, empty kernel with the same configuration ("after
+    /// a reboot").
+    pub fn reboot(&self, seed: u64) -> World {
+        World {
+            k: Kernel::new(KernelConfig::simulation(seed)),
+            s: Scheduler::new(self.config),
+            tasks: Vec::new(),
+            task_names: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            config: self.config,
+        }
+    }
+
+    /// Names every live task and thread (by task name and seen thread id).
+    pub fn relabel(&mut self) {
+        for t in self.k.task_ids() {
+            let task = self.k.task(t).expect("listed");
+            self.task_names.insert(t, task.name.clone());
+            for th in task.threads.clone() {
+                let seen = self.k.peek_thread_id_seen(th);
+                self.labels.insert(th, (task.name.clone(), seen));
+            }
+        }
+    }
+
+    /// Runs slices until virtual time reaches `t`.
+    pub fn run_to(&mut self, t: u64) {
+        while self.k.now() < t {
+            match self.s.run(&mut self.k, 1) {
+                RunEnd::AllDone | RunEnd::Deadlock => break,
+                RunEnd::StepLimit => {}
+            }
+        }
+    }
+
+    /// What the run has shown so far (blocked issues of system calls are
+    /// not shown: they are the scheduler's business, not the program's).
+    pub fn shown(&self) -> Shown {
+        let name = |t: &TaskId| self.task_names.get(t).cloned().unwrap_or_default();
+        Shown {
+            log: self
+                .k
+                .log()
+                .iter()
+                .map(|l| (l.time, name(&l.task), l.text.clone()))
+                .collect(),
+            calls: self
+                .k
+                .trace()
+                .iter()
+                .filter_map(|e| {
+                    let (task, thread) = self.labels.get(&e.thread).cloned()?;
+                    Some((e.time, task, thread, e.number, e.args.clone(), e.result?))
+                })
+                .collect(),
+        }
+    }
+
+    /// SHA-256 of every live task's memory (areas, and every page), by
+    /// task name.
+    pub fn digests(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for t in self.k.task_ids() {
+            let Some(space) = guest_space_ref(&self.k, t) else {
+                continue;
+            };
+            let snap = space.snapshot();
+            let mut h = Sha256::new();
+            for a in &snap.areas {
+                h.update(a.base.to_le_bytes());
+                h.update(a.size.to_le_bytes());
+                for (i, page) in a.pages() {
+                    h.update(i.to_le_bytes());
+                    h.update(&page[..]);
+                }
+            }
+            let name = self.k.task(t).expect("listed").name.clone();
+            out.insert(name, hex::encode(h.finalize()));
+        }
+        out
+    }
+
+    /// Checkpoints the scenario's tasks into an image at `path`, kills
+    /// them, and restores the image into `into` (this world again, or a
+    /// rebooted one). Returns the restored world.
+    pub fn checkpoint_kill_restore(
+        mut self,
+        path: &Path,
+        form: ImageForm,
+        reboot_seed: Option<u64>,
+    ) -> (World, Shown, Restored) {
+        let stopped = checkpoint::stop(&mut self.k, &self.tasks).expect("stop");
+        let capture = checkpoint::capture(&self.k, &self.s, &stopped).expect("capture");
+        for t in &self.tasks {
+            self.k.kill_task(*t).expect("kill");
+        }
+        let opts = WriterOptions {
+            form,
+            threads: 1,
+            ..WriterOptions::default()
+        };
+        capture.write(path, opts).expect("image written");
+        let image = Image::open(path).expect("image opens");
+        let cursor = self.s.cursor();
+        let (mut w, before) = match reboot_seed {
+            None => (self, Shown::default()),
+            Some(seed) => {
+                let before = self.shown();
+                let mut fresh = self.reboot(seed);
+                fresh.k.advance_time_to(capture_time_ns(&image));
+                (fresh, before)
+            }
+        };
+        let restored = checkpoint::restore(&mut w.k, &mut w.s, &image, &RestoreOptions::default())
+            .expect("restore");
+        w.s.set_cursor(cursor);
+        w.s.remap_cursor(&restored.threads);
+        w.tasks = restored.tasks.values().copied().collect();
+        w.relabel();
+        (w, before, restored)
+    }
+}
+
+/// Asserts two sequences are equal, showing the first difference with a
+/// little context instead of both whole sequences.
+pub fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) {
+    let first = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    if first == got.len() && got.len() == want.len() {
+        return;
+    }
+    let from = first.saturating_sub(3);
+    panic!(
+        "{what}: first difference at {first} (lengths {} vs {})\n got:  {:#?}\n want: {:#?}",
+        got.len(),
+        want.len(),
+        &got[from..(first + 3).min(got.len())],
+        &want[from..(first + 3).min(want.len())]
+    );
+}
