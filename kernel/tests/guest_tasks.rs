@@ -357,3 +357,28 @@ fn a_guest_learns_the_version_and_the_revision() {
         vec!["v1".to_string(), format!("task {} exited", old_task.0)]
     );
 }
+
+#[test]
+fn an_idle_simulation_jumps_exactly_to_the_next_deadline() {
+    use spartan_kernel::syscall::Sysno;
+    let mut k = kernel(5);
+    // No doorbell: nothing outside the run can steer a simulation.
+    assert!(k.waker().is_none());
+    let mut s = Scheduler::new(SchedConfig::default());
+    let body = r#"
+      (func (export "main") (drop (call $sleep (i64.const 1000000000))))
+    "#;
+    spawn(&mut s, &mut k, "sleeper", body, &[]);
+    assert_eq!(s.run(&mut k, 100), RunEnd::AllDone);
+    let sleeps: Vec<(u64, Option<i64>)> = k
+        .trace()
+        .iter()
+        .filter(|e| e.number == Sysno::Sleep as u32)
+        .map(|e| (e.time, e.result))
+        .collect();
+    // Blocked at t0; nothing else could run, so virtual time jumped to the
+    // deadline and the reissue ran there, not a nanosecond later.
+    assert_eq!(sleeps.len(), 2, "{sleeps:?}");
+    let t0 = sleeps[0].0;
+    assert_eq!(sleeps, vec![(t0, None), (t0 + 1_000_000_000, Some(0))]);
+}
