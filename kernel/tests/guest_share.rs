@@ -383,3 +383,54 @@ fn guest_supplies_a_share_in_to_another_guest() {
     );
     k.check_invariants().expect("invariants");
 }
+
+/// Offers its area at 1 MiB, replaces it by another of the same size at
+/// the same base, then logs the answer's return value.
+const REPLACER: &str = r#"
+  (func (export "main") (param $phone i32)
+    (drop (call $as_area_create (i32.const 0x100000) (i64.const 4096) (i32.const 3)))
+    (call $log_num (call $ipc_call_async (local.get $phone) (i64.const 5)
+      (i64.const 0x100000) (i64.const 4096) (i64.const 3) (i64.const 0) (i64.const 0)))
+    (call $log_num (call $as_area_destroy (i32.const 0x100000)))
+    (call $log_num (call $as_area_create (i32.const 0x100000) (i64.const 4096) (i32.const 3)))
+    (i32.store (i32.const 0x100000) (i32.const 7))
+    (call $log_num (call $wait (i64.const -1)))
+    (call $log_num (call $ev (i32.const 4))))
+"#;
+
+#[test]
+fn a_guest_offer_of_a_destroyed_area_never_shares_its_replacement() {
+    let mut k = kernel(6);
+    let mut s = Scheduler::new(SchedConfig::default());
+    let srv = k.spawn_native("srv", TaskPolicy::Neither);
+    let guest = spawn(&mut s, &mut k, "replacer", REPLACER, &[Value::I32(0)]);
+    k.connect_phone(guest, srv.id()).expect("phone");
+    assert_eq!(s.run(&mut k, 1000), RunEnd::Deadlock);
+    let rx = match srv.wait(&mut k, 0).expect("wait") {
+        Poll::Ready(Event::Call {
+            rx_id, method: 5, ..
+        }) => rx_id,
+        other => panic!("expected the offer, got {other:?}"),
+    };
+    assert_eq!(
+        srv.accept_share_out(&mut k, rx, 0x10_0000),
+        Err(spartan_kernel::task::native::NativeError::Errno(
+            spartan_kernel::ipc::Errno::Refused
+        ))
+    );
+    assert!(k.task_areas(srv.id()).expect("srv").is_empty());
+    assert_eq!(srv.mem_read(&k, 0x10_0000, 4).expect("read"), [0; 4]);
+    assert_eq!(s.run(&mut k, 1000), RunEnd::AllDone);
+    // Call id 1, destroy and create succeed, an answer (2) with -ENOENT.
+    assert_eq!(
+        log_of(&k, guest),
+        vec![
+            "1",
+            "0",
+            "0",
+            "2",
+            "-1",
+            &format!("task {} exited", guest.0)
+        ]
+    );
+}

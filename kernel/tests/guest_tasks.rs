@@ -308,3 +308,77 @@ fn same_seed_same_trace_and_log() {
     // 4 clients: result + exit; server: exit; blockers: 7 + exit.
     assert_eq!(log1.len(), 4 * 2 + 1 + 8, "{log1:?}");
 }
+
+#[test]
+fn a_guest_learns_the_version_and_the_revision() {
+    use spartan_kernel::syscall::ABI_REVISION;
+    let mut k = kernel(3);
+    let mut s = Scheduler::new(SchedConfig::default());
+    let body = r#"
+      (func (export "main")
+        (call $log_num (call $abi_version))
+        (call $log_num (call $abi_revision)))
+    "#;
+    let (task, _) = spawn(&mut s, &mut k, "abi", body, &[]);
+    // A module written before revision 2: it imports only abi_version and
+    // still reads the bare version.
+    let old = r#"
+      (module
+        (import "spartan" "abi_version" (func $abi_version (result i64)))
+        (import "spartan" "log" (func $log (param i32 i32) (result i64)))
+        (memory 1)
+        (data (i32.const 0) "v1")
+        (func (export "main")
+          (if (i64.eq (call $abi_version) (i64.const 1))
+            (then (drop (call $log (i32.const 0) (i32.const 2)))))))
+    "#;
+    let (old_task, _) = s
+        .spawn_guest(
+            &mut k,
+            "old",
+            TaskPolicy::Checkpointable,
+            old.as_bytes(),
+            "main",
+            &[],
+        )
+        .expect("a revision-0 module loads");
+    assert_eq!(s.run(&mut k, 100), RunEnd::AllDone);
+    assert_eq!(
+        log_of(&k, task),
+        vec![
+            spartan_kernel::ABI_VERSION.to_string(),
+            ABI_REVISION.to_string(),
+            format!("task {} exited", task.0)
+        ]
+    );
+    assert_eq!(ABI_REVISION, 2);
+    assert_eq!(
+        log_of(&k, old_task),
+        vec!["v1".to_string(), format!("task {} exited", old_task.0)]
+    );
+}
+
+#[test]
+fn an_idle_simulation_jumps_exactly_to_the_next_deadline() {
+    use spartan_kernel::syscall::Sysno;
+    let mut k = kernel(5);
+    // No doorbell: nothing outside the run can steer a simulation.
+    assert!(k.waker().is_none());
+    let mut s = Scheduler::new(SchedConfig::default());
+    let body = r#"
+      (func (export "main") (drop (call $sleep (i64.const 1000000000))))
+    "#;
+    spawn(&mut s, &mut k, "sleeper", body, &[]);
+    assert_eq!(s.run(&mut k, 100), RunEnd::AllDone);
+    let sleeps: Vec<(u64, Option<i64>)> = k
+        .trace()
+        .iter()
+        .filter(|e| e.number == Sysno::Sleep as u32)
+        .map(|e| (e.time, e.result))
+        .collect();
+    // Blocked at t0; nothing else could run, so virtual time jumped to the
+    // deadline and the reissue ran there, not a nanosecond later.
+    assert_eq!(sleeps.len(), 2, "{sleeps:?}");
+    let t0 = sleeps[0].0;
+    assert_eq!(sleeps, vec![(t0, None), (t0 + 1_000_000_000, Some(0))]);
+}

@@ -272,6 +272,63 @@ fn caller_side_failures_answer_the_call_with_the_error() {
 }
 
 #[test]
+fn a_share_out_offer_is_bound_to_its_area_not_to_its_base() {
+    let mut k = kernel();
+    let a = spawn(&mut k, "a");
+    let b = service(&mut k, "b");
+    let p = connect(&mut k, &a, &b);
+    a.area_create(&mut k, A_BASE, SIZE, AreaFlags::RW).unwrap();
+    a.mem_write(&mut k, A_BASE, b"offered").unwrap();
+    let old = a
+        .share_out_start(&mut k, p, A_BASE, AreaFlags::RW, 0)
+        .unwrap();
+    // The offered area is replaced by another of the same size at the same
+    // base before the receiver answers.
+    a.area_destroy(&mut k, A_BASE).unwrap();
+    a.area_create(&mut k, A_BASE, SIZE, AreaFlags::RW).unwrap();
+    a.mem_write(&mut k, A_BASE, b"private").unwrap();
+    let g = expect_call(&mut k, &b);
+    assert_eq!(g.args[..2], [A_BASE, SIZE]);
+    assert_eq!(
+        errno(b.accept_share_out(&mut k, g.rx, B_BASE)),
+        Errno::Refused
+    );
+    let ans = expect_answer(&mut k, &a);
+    assert_eq!(
+        (ans.call_id, Errno::from_result(ans.retval as i64)),
+        (old, Some(Errno::NoEntry))
+    );
+    // Nothing was mapped and the new area is shared with no one.
+    assert!(k.task_areas(b.id()).unwrap().is_empty());
+    assert!(k.task_areas(a.id()).unwrap()[0].others.is_empty());
+    assert_eq!(b.mem_read(&k, B_BASE, 7).unwrap(), [0; 7]);
+
+    // An offer made after the replacement is the new area's own.
+    let new = a
+        .share_out_start(&mut k, p, A_BASE, AreaFlags::READ, 0)
+        .unwrap();
+    let g = expect_call(&mut k, &b);
+    b.accept_share_out(&mut k, g.rx, B_BASE).unwrap();
+    let ans = expect_answer(&mut k, &a);
+    assert_eq!((ans.call_id, ans.retval), (new, EOK));
+    assert_eq!(b.mem_read(&k, B_BASE, 7).unwrap(), b"private");
+
+    // A revoked offer stays revoked across checkpoint and restore: the
+    // flag travels with the pending call.
+    a.area_create(&mut k, 0x3000_0000, 4096, AreaFlags::RW)
+        .unwrap();
+    a.share_out_start(&mut k, p, 0x3000_0000, AreaFlags::RW, 0)
+        .unwrap();
+    a.area_destroy(&mut k, 0x3000_0000).unwrap();
+    k.stop_task(a.id()).unwrap();
+    let image = k.export_task(a.id()).unwrap();
+    assert_eq!(image.out_calls.len(), 1);
+    assert!(image.out_calls[0].offer_revoked);
+    k.resume_task(a.id()).unwrap();
+    check(&k);
+}
+
+#[test]
 fn hangup_during_a_share_answers_once_and_maps_nothing() {
     let mut k = kernel();
     let a = spawn(&mut k, "a");

@@ -14,7 +14,8 @@
 //! Nothing depends on wall time or hash order: the order is thread-id
 //! round robin, and in simulation mode the virtual clock advances by the
 //! fuel used (`ns_per_fuel`); when nothing can run it jumps to the next
-//! deadline.
+//! deadline ([`Kernel::idle`]; in live mode the host thread sleeps until
+//! then, or until the kernel's waker is rung: `RunEnd::Woken`).
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use crate::ipc::Errno;
 use crate::kernel::{Kernel, KernelError};
 use crate::machine::{self, Export, Instance, Limits, Outcome, ThreadError, Value};
 use crate::mm::{AddressSpace, MemLimits};
+use crate::sched::clock::Idle;
 use crate::sched::sim::{NativeProgram, RunEnd, Step};
 use crate::syscall::{SyscallReturn, Sysno};
 use crate::task::{TaskId, TaskKind, TaskPolicy, ThreadId, ThreadState};
@@ -282,12 +284,10 @@ impl Scheduler {
             });
             let pick = after.or_else(|| self.runners.keys().copied().find(|id| ready(id)));
             let Some(pick) = pick else {
-                match k.next_deadline() {
-                    Some(d) => {
-                        k.advance_time_to(d);
-                        continue;
-                    }
-                    None => return RunEnd::Deadlock,
+                match k.idle() {
+                    Idle::Deadline => continue,
+                    Idle::Woken => return RunEnd::Woken,
+                    Idle::Nothing => return RunEnd::Deadlock,
                 }
             };
             self.cursor = Some(pick);

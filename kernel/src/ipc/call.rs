@@ -93,6 +93,12 @@ pub struct Call {
     pub connect: Option<ConnectInfo>,
     /// Answer goes nowhere (kernel-generated calls, dead callers).
     pub discard_answer: bool,
+    /// IPC_M_SHARE_OUT only: the offered area was destroyed after the call
+    /// was sent. The offer is bound to that area, not to its base, so an
+    /// `EOK` answer fails on the caller's side (`ENOENT`) even if another
+    /// area starts at the same base by then (`ipc::share`).
+    #[serde(default)]
+    pub offer_revoked: bool,
 }
 
 /// An answer waiting in the caller's answerbox.

@@ -45,6 +45,7 @@ impl Kernel {
             buffer: CallBuffer::None,
             connect: None,
             discard_answer: true,
+            offer_revoked: false,
         });
     }
 

@@ -114,6 +114,7 @@ impl Kernel {
             buffer,
             connect,
             discard_answer: false,
+            offer_revoked: false,
         };
         self.enqueue_call(call);
         Ok(call_id)

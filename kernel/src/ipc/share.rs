@@ -11,7 +11,11 @@
 //! Both are checked when sent (the offered area exists with that size and
 //! grants no more than its own flags, and is not a guest's primary area,
 //! which is never shared; the requested range is free) and
-//! carried out when answered: the supplying side's area becomes a shared
+//! carried out when answered. A share-out offer is bound to the area it
+//! was checked against, not to its base: destroying that area revokes the
+//! offer ([`Kernel::revoke_share_offers`], from `as_area_destroy`), so an
+//! area created later at the same base is never shared by it. When
+//! answered, the offer is carried out: the supplying side's area becomes a shared
 //! backing in place (its pages move, nothing is copied) and the other side
 //! maps that backing, so both see the same pages and futexes on them meet
 //! (they are keyed by backing page; threads already asleep on a word of an
@@ -22,8 +26,9 @@
 //! - on the answerer's side (its base is unaligned or taken, it has no area
 //!   there, or that area does not fit the request): the answer is refused
 //!   with that error and the call *stays dispatched*, to be answered again;
-//! - on the caller's side (the caller died, its offered area is gone, its
-//!   requested range was taken meanwhile): the call is answered with that
+//! - on the caller's side (the caller died, its offered area is gone, even
+//!   if replaced by another at the same base, its requested range was taken
+//!   meanwhile): the call is answered with that
 //!   error, and the answerer's `ipc_answer` returns `EHANGUP` (caller gone)
 //!   or `EREFUSED` (anything else). Nothing is mapped.
 //!
@@ -126,6 +131,9 @@ impl Kernel {
             if !caller_alive {
                 return Ok(Err(Errno::Hangup));
             }
+            if call.offer_revoked {
+                return Ok(Err(Errno::NoEntry));
+            }
             match self.area_at(call.caller, base) {
                 Some(a) if a.size == size && a.flags.contains(flags) => {}
                 Some(_) => return Ok(Err(Errno::Invalid)),
@@ -162,6 +170,25 @@ impl Kernel {
             .map_shared(dst, &backing, flags)
             .map_err(|e| e.errno())?;
         Ok(Ok(()))
+    }
+
+    /// `task` destroyed its area at `base`: its unanswered offers of that
+    /// area (IPC_M_SHARE_OUT calls with ARG1 = `base`, forwarded ones
+    /// included) are revoked, so that answering one never shares an area
+    /// created at that base afterwards. The calls stay where they are and
+    /// are answered as usual; an `EOK` answer gives the caller `ENOENT`.
+    pub(crate) fn revoke_share_offers(&mut self, task: TaskId, base: u64) {
+        let Some(t) = self.tasks.get(&task) else {
+            return;
+        };
+        for key in t.out_calls.values() {
+            if let Some(c) = self.calls.get_mut(key)
+                && c.method == IPC_M_SHARE_OUT
+                && c.args[0] == base
+            {
+                c.offer_revoked = true;
+            }
+        }
     }
 
     /// After `task`'s private area at `[base, base + size)` became shared

@@ -2,10 +2,13 @@
 //!
 //! Every source of nondeterminism a task can observe enters through this
 //! module: the [`clock::Clock`] (virtual in simulation, monotonic host time
-//! in live mode) and the seeded [`entropy::Entropy`] that the simulation
-//! uses to pick the next thread.
+//! in live mode, with its [`clock::Waker`], the doorbell external input
+//! rings to end an idle wait) and the seeded [`entropy::Entropy`] that the
+//! simulation uses to pick the next thread.
 //!
 //! - [`clock`]: the clock trait and its two implementations.
+//! - [`idle`]: what the kernel does when no thread can run
+//!   ([`Kernel::idle`](crate::kernel::Kernel::idle)).
 //! - [`entropy`]: seeded randomness.
 //! - [`futex`]: futex keys and wait queues.
 //! - [`timeout`]: deadlines of blocked threads.
@@ -14,5 +17,6 @@
 pub mod clock;
 pub mod entropy;
 pub mod futex;
+pub mod idle;
 pub mod sim;
 pub mod timeout;

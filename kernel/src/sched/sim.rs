@@ -3,10 +3,12 @@
 //! Each program is a state machine bound to one native thread. At every
 //! step the driver picks one runnable program with the kernel's seeded
 //! [`Entropy`](super::entropy::Entropy), lets it make progress, and moves
-//! virtual time on by a fixed quantum; when nothing is runnable it jumps
-//! to the next deadline. The same seed gives the same interleaving, hence
-//! the same trace.
+//! virtual time on by a fixed quantum; when nothing is runnable it idles
+//! ([`Kernel::idle`]: a jump to the next deadline in simulation, a sleep in
+//! live mode). The same seed gives the same interleaving, hence the same
+//! trace.
 
+use super::clock::Idle;
 use crate::kernel::Kernel;
 use crate::task::ThreadId;
 
@@ -32,10 +34,15 @@ pub trait NativeProgram {
 pub enum RunEnd {
     /// Every program finished.
     AllDone,
-    /// Nothing can run and no deadline is pending.
+    /// Nothing can run and nothing could change that: no deadline is
+    /// pending and (live mode) no waker exists.
     Deadlock,
     /// The step budget ran out.
     StepLimit,
+    /// Live mode only: nothing could run and the kernel's
+    /// [`Waker`](super::clock::Waker) was rung. Deliver what arrived, then
+    /// run again.
+    Woken,
 }
 
 /// The driver.
@@ -71,12 +78,10 @@ impl Simulation {
                 if self.done.iter().all(|d| *d) {
                     return RunEnd::AllDone;
                 }
-                match k.next_deadline() {
-                    Some(d) => {
-                        k.advance_time_to(d);
-                        continue;
-                    }
-                    None => return RunEnd::Deadlock,
+                match k.idle() {
+                    Idle::Deadline => continue,
+                    Idle::Woken => return RunEnd::Woken,
+                    Idle::Nothing => return RunEnd::Deadlock,
                 }
             }
             let pick = ready[k.entropy().below(ready.len() as u64) as usize];

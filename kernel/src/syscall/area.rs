@@ -24,13 +24,18 @@ pub(super) fn sys_as_area_create(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutc
     }
 }
 
-/// `as_area_destroy(base) -> 0`
+/// `as_area_destroy(base) -> 0`; revokes the task's pending share-out
+/// offers of that area.
 pub(super) fn sys_as_area_destroy(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
+    let base = cx.arg(0);
     let Some(t) = k.tasks.get_mut(&cx.task) else {
         return Done(Errno::NoEntry.as_result());
     };
-    match t.memory.destroy_area(cx.arg(0)) {
-        Ok(()) => Done(0),
+    match t.memory.destroy_area(base) {
+        Ok(()) => {
+            k.revoke_share_offers(cx.task, base);
+            Done(0)
+        }
         Err(e) => Done(e.errno().as_result()),
     }
 }

@@ -1,6 +1,6 @@
 //! System calls other than IPC: identity, the kernel log, time and futexes.
 
-use super::{ABI_VERSION, FOREVER, SyscallCtx, SyscallOutcome, WaitReason};
+use super::{ABI_REVISION, ABI_VERSION, FOREVER, SyscallCtx, SyscallOutcome, WaitReason};
 use crate::ipc::Errno;
 use crate::kernel::{Kernel, LogLine};
 use crate::task::memory::read_vec;
@@ -13,6 +13,12 @@ pub const MAX_LOG: u64 = 4096;
 /// `abi_version() -> ABI_VERSION`
 pub(super) fn sys_abi_version(_k: &mut Kernel, _cx: &SyscallCtx) -> SyscallOutcome {
     Done(i64::from(ABI_VERSION))
+}
+
+/// `abi_revision() -> ABI_REVISION` (since revision 2): how a guest learns
+/// the revision without changing what `abi_version` returns to older ones.
+pub(super) fn sys_abi_revision(_k: &mut Kernel, _cx: &SyscallCtx) -> SyscallOutcome {
+    Done(i64::from(ABI_REVISION))
 }
 
 /// `log(ptr, len) -> 0`

@@ -44,7 +44,9 @@ pub const ABI_VERSION: u32 = 1;
 /// calls, errnos, methods; a refusal that becomes a feature). A module
 /// linked against revision `r` links against every later revision of the
 /// same version; a module importing a newer call is refused at load time.
-pub const ABI_REVISION: u32 = 1;
+/// Guests read it with `abi_revision` (call 18, since revision 2);
+/// `abi_version` keeps returning the version alone.
+pub const ABI_REVISION: u32 = 2;
 
 pub use thread::MAX_GUEST_THREADS;
 
@@ -76,6 +78,7 @@ pub enum Sysno {
     AsAreaDestroy = 15,
     ThreadCreate = 16,
     ThreadExit = 17,
+    AbiRevision = 18,
 }
 
 /// Parameter types of an import, as WebAssembly value types.
@@ -88,7 +91,7 @@ pub enum WasmTy {
 use WasmTy::{I32, I64};
 
 impl Sysno {
-    pub const ALL: [Sysno; 18] = [
+    pub const ALL: [Sysno; 19] = [
         Sysno::AbiVersion,
         Sysno::Log,
         Sysno::TaskId,
@@ -107,6 +110,7 @@ impl Sysno {
         Sysno::AsAreaDestroy,
         Sysno::ThreadCreate,
         Sysno::ThreadExit,
+        Sysno::AbiRevision,
     ];
 
     /// The import name in module `"spartan"`.
@@ -130,6 +134,7 @@ impl Sysno {
             Sysno::AsAreaDestroy => "as_area_destroy",
             Sysno::ThreadCreate => "thread_create",
             Sysno::ThreadExit => "thread_exit",
+            Sysno::AbiRevision => "abi_revision",
         }
     }
 
@@ -140,7 +145,8 @@ impl Sysno {
             | Sysno::TaskId
             | Sysno::ThreadId
             | Sysno::ClockNow
-            | Sysno::ThreadExit => &[],
+            | Sysno::ThreadExit
+            | Sysno::AbiRevision => &[],
             Sysno::Log => &[I32, I32],
             Sysno::Sleep => &[I64],
             Sysno::IpcCallAsync => &[I32, I64, I64, I64, I64, I64, I64],
@@ -182,6 +188,7 @@ impl Sysno {
             Sysno::AsAreaDestroy => area::sys_as_area_destroy,
             Sysno::ThreadCreate => thread::sys_thread_create,
             Sysno::ThreadExit => thread::sys_thread_exit,
+            Sysno::AbiRevision => misc::sys_abi_revision,
         }
     }
 }
@@ -287,7 +294,7 @@ mod tests {
             assert_eq!(Sysno::try_from(i as u32), Ok(*s));
             assert_eq!(Sysno::from_name(s.name()), Some(*s));
         }
-        assert_eq!(Sysno::try_from(18), Err(BadSysno(18)));
+        assert_eq!(Sysno::try_from(19), Err(BadSysno(19)));
         assert_eq!(Sysno::IpcCallAsync.params().len(), 7);
     }
 }
