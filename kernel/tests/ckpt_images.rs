@@ -220,3 +220,33 @@ fn restored_tasks_keep_seeing_their_ids_after_a_reboot() {
     assert_eq!(fresh.k.task_meant_by(nc, alias), bystander.id());
     assert_eq!(fresh.k.task_meant_by(nc, server.0), ns);
 }
+
+#[test]
+fn images_of_running_sets_validate_clean() {
+    // Cut at many points of a forwarding scenario, so that calls sit in
+    // every queue: each image passes snapfmt's deep validation.
+    let mut pair = prog("futex", FUTEX_PAIR, &[]);
+    pair.threads.push("pong");
+    let sc = Scenario {
+        progs: vec![
+            prog("worker", WORKER, &[]),
+            prog("forwarder", FORWARDER, &[Value::I32(0)]),
+            prog("client", SYNC_CLIENT, &[Value::I32(0)]),
+            prog("async", ASYNC_CLIENT, &[Value::I32(0)]),
+            pair,
+        ],
+        phones: vec![(1, 0), (2, 1), (3, 1)],
+        slice_fuel: 37,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, cut) in (1..12u64).map(|i| i * 1_709).enumerate() {
+        let mut w = boot(&sc, 1);
+        w.run_to(cut);
+        let stopped = checkpoint::stop(&mut w.k, &w.tasks).expect("stop");
+        let c = checkpoint::capture(&w.k, &w.s, &stopped).expect("capture");
+        let path = dir.path().join(format!("i{i}"));
+        write(&c, &path);
+        let problems = snapfmt::validate(&path);
+        assert!(problems.is_empty(), "cut {cut}: {problems:?}");
+    }
+}
