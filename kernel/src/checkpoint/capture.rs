@@ -375,6 +375,7 @@ fn call_records(
         read,
         connect,
         discard_answer: c.discard_answer,
+        offer_revoked: c.offer_revoked,
     };
     (record, detail)
 }

@@ -45,7 +45,8 @@ pub struct RestoreOptions {
     pub outside: BTreeMap<u64, TaskId>,
     /// Refuse threads saved by another kernel build.
     pub check_build_hash: bool,
-    /// Resume the tasks at once (otherwise they stay stopped).
+    /// Resume the tasks at once (otherwise they stay stopped until
+    /// [`Restored::resume`]).
     pub resume: bool,
     /// Threads decoding page chunks.
     pub threads: usize,
@@ -69,6 +70,21 @@ pub struct Restored {
     pub tasks: BTreeMap<u64, TaskId>,
     /// Thread id in the image -> new thread id.
     pub threads: BTreeMap<ThreadId, ThreadId>,
+    /// Restored threads that were asleep in a system call at the
+    /// checkpoint (they go back to sleep when resumed).
+    pub asleep: Vec<ThreadId>,
+}
+
+impl Restored {
+    /// Resumes the restored tasks (after a restore with `resume: false`):
+    /// threads that were asleep go back to sleep in their call without
+    /// taking a turn of the scheduler.
+    pub fn resume(&self, k: &mut Kernel) {
+        for new in self.tasks.values() {
+            let _ = k.resume_task(*new);
+        }
+        back_to_sleep(k, &self.asleep);
+    }
 }
 
 /// Kernel time (ns) at which the image was captured.
@@ -133,7 +149,7 @@ pub fn restore(
     let shared = shared_backings(k, &records, &keys)?;
     let mut prepared = Vec::with_capacity(records.len());
     for (id, record, supplement) in records {
-        prepared.push(prepare(k, s, image, opts, id, record, supplement, &shared)?);
+        prepared.push(prepare(s, image, opts, id, record, supplement, &shared)?);
     }
 
     // The system call in progress was recorded by import index.
@@ -159,6 +175,7 @@ pub fn restore(
             .map(|(old, new)| (old.0, *new))
             .collect(),
         threads: imported.threads.clone(),
+        asleep: Vec::new(),
     };
     let mut asleep = Vec::new();
     for p in prepared {
@@ -193,11 +210,9 @@ pub fn restore(
         let args = p.record.meta.args.clone();
         s.install_guest(new, p.instance, p.sysnos, p.module, args, threads);
     }
+    done.asleep = asleep;
     if opts.resume {
-        for new in done.tasks.values() {
-            let _ = k.resume_task(*new);
-        }
-        back_to_sleep(k, &asleep);
+        done.resume(k);
     }
     done.threads.retain(|_, new| k.thread(*new).is_some());
     Ok(done)
@@ -374,6 +389,7 @@ fn task_image(
                     read,
                     connect,
                     discard_answer,
+                    offer_revoked,
                 },
             ) => {
                 let buffer = match (&pc.buffer, read) {
@@ -431,6 +447,7 @@ fn task_image(
                     buffer,
                     connect,
                     discard_answer: *discard_answer,
+                    offer_revoked: *offer_revoked,
                 };
                 let (is_caller, is_receiver) =
                     (call.caller == TaskId(id), call.receiver == TaskId(id));
@@ -593,9 +610,7 @@ fn shared_backings(
 }
 
 /// Builds one task's memory, module instance and threads from the image.
-#[allow(clippy::too_many_arguments)]
 fn prepare(
-    k: &Kernel,
     s: &Scheduler,
     image: &Image,
     opts: &RestoreOptions,
@@ -604,7 +619,6 @@ fn prepare(
     supplement: TaskSupplement,
     shared: &SharedMap,
 ) -> Result<Prepared, RestoreError> {
-    let _ = k;
     let sha = match &record.meta.module {
         ModuleRef::Embedded { sha256, .. } => *sha256,
         ModuleRef::External { path, .. } => {

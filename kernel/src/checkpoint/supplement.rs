@@ -89,6 +89,10 @@ pub enum CallDetail {
         connect: Option<ConnectDetail>,
         /// The answer goes nowhere (kernel-made calls, dead callers).
         discard_answer: bool,
+        /// A share-out offer whose area was destroyed (`as_area_destroy`):
+        /// accepting it maps nothing.
+        #[serde(default)]
+        offer_revoked: bool,
     },
     /// An undelivered answer (nothing beyond the record).
     Answer,
@@ -142,10 +146,10 @@ pub enum SupplementError {
 }
 
 impl TaskSupplement {
-    /// The `options.extra` value.
+    /// The `options.extra` value. (Encoding into a vector cannot fail for
+    /// these plain types; an empty value would be refused on decode.)
     pub fn encode(&self) -> String {
-        let bytes = postcard::to_allocvec(self).unwrap_or_default();
-        hex::encode(bytes)
+        hex::encode(postcard::to_allocvec(self).unwrap_or_default())
     }
 
     /// Reads and checks the supplement of `task_id` from an extra map.
@@ -158,6 +162,12 @@ impl TaskSupplement {
             .get(&key)
             .ok_or_else(|| SupplementError::Missing(key.clone()))?;
         let bytes = hex::decode(text).map_err(|_| SupplementError::Hex { key: key.clone() })?;
+        // The version leads, so another layout is named as such.
+        if let Ok((found, _)) = postcard::take_from_bytes::<u32>(&bytes)
+            && found != SUPPLEMENT_VERSION
+        {
+            return Err(SupplementError::Version { key, found });
+        }
         let s: TaskSupplement =
             postcard::from_bytes(&bytes).map_err(|e| SupplementError::Decode {
                 key: key.clone(),
@@ -170,5 +180,57 @@ impl TaskSupplement {
             });
         }
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn sample() -> TaskSupplement {
+        TaskSupplement {
+            version: SUPPLEMENT_VERSION,
+            counters: IdCounters::default(),
+            phones: vec![(2, PhoneState::Slammed)],
+            calls: vec![CallDetail::Answer],
+            notifications: vec![(7, [1, 2, 3, 4, 5])],
+            threads: vec![ThreadDetail {
+                seen_id: 4,
+                index: 0,
+                remaining_ns: Some(9),
+                then: None,
+                blocked: true,
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_bad_values_by_key() {
+        let mut extra = BTreeMap::new();
+        extra.insert(extra_key(3), sample().encode());
+        assert_eq!(TaskSupplement::decode(&extra, 3), Ok(sample()));
+        assert!(matches!(
+            TaskSupplement::decode(&extra, 4),
+            Err(SupplementError::Missing(k)) if k == "kernel.task.4"
+        ));
+        extra.insert(extra_key(3), "zz".into());
+        assert!(matches!(
+            TaskSupplement::decode(&extra, 3),
+            Err(SupplementError::Hex { .. })
+        ));
+        let mut v2 = sample();
+        v2.version = 2;
+        extra.insert(extra_key(3), v2.encode());
+        assert!(matches!(
+            TaskSupplement::decode(&extra, 3),
+            Err(SupplementError::Version { found: 2, .. })
+        ));
+        let enc = sample().encode();
+        extra.insert(extra_key(3), enc[..enc.len() - 4].to_string());
+        assert!(matches!(
+            TaskSupplement::decode(&extra, 3),
+            Err(SupplementError::Decode { .. })
+        ));
     }
 }

@@ -154,6 +154,7 @@ impl World {
             match self.s.run(&mut self.k, 1) {
                 RunEnd::AllDone | RunEnd::Deadlock => break,
                 RunEnd::StepLimit => {}
+                RunEnd::Woken => unreachable!("the simulation clock has no waker"),
             }
         }
     }

@@ -1,0 +1,168 @@
+//! Checkpoint/restore of a guest task with 64 MiB and 1 GiB of touched
+//! memory, side by side (DESIGN section 8):
+//!
+//! - freeze: the time the task is stopped (stop, capture of every kernel
+//!   and machine state and of copy-on-write page references, resume);
+//!   target under 1 ms, independent of memory size;
+//! - export: writing the captured set as an image (directory, zstd level 3,
+//!   2 threads, fsynced), done while the task runs on;
+//! - import: opening the image and restoring the task until it is ready to
+//!   run (target under 10 ms independent of image size).
+//!
+//! A bench binary (`harness = false`): `cargo bench -p spartan-kernel
+//! --bench checkpoint` prints a table. `SPARTAN_CKPT_MIB` (default
+//! `64,1024`) picks the sizes, `SPARTAN_CKPT_FREEZES` (default 50) the
+//! number of timed freezes (median and maximum are shown).
+
+use std::time::{Duration, Instant};
+
+use snapfmt::{Image, WriterOptions};
+use spartan_kernel::checkpoint::{self, RestoreOptions};
+use spartan_kernel::guest::{SchedConfig, Scheduler, rt};
+use spartan_kernel::kernel::{Kernel, KernelConfig};
+use spartan_kernel::machine::Value;
+use spartan_kernel::task::TaskPolicy;
+
+/// Grows memory by `$pages` wasm pages, writes each 4 KiB page's index at
+/// its start (every page touched and distinct), then waits forever.
+const TOUCHER: &str = r#"
+  (func (export "main") (param $wasm_pages i32) (local $i i32) (local $n i32)
+    (drop (memory.grow (local.get $wasm_pages)))
+    (local.set $n (i32.shl (i32.add (local.get $wasm_pages) (i32.const 1)) (i32.const 4)))
+    (loop $touch
+      (i64.store (i32.shl (local.get $i) (i32.const 12))
+        (i64.add (i64.extend_i32_u (local.get $i)) (i64.const 1)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $touch (i32.lt_u (local.get $i) (local.get $n))))
+    (loop $forever
+      (drop (call $wait (i64.const -1)))
+      (br $forever)))
+"#;
+
+fn config() -> SchedConfig {
+    SchedConfig {
+        slice_fuel: 1 << 40,
+        ..SchedConfig::default()
+    }
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+struct Row {
+    mib: u64,
+    freeze_median: Duration,
+    freeze_max: Duration,
+    export: Duration,
+    stored_mib: f64,
+    import: Duration,
+}
+
+fn measure(mib: u64, freezes: usize) -> Row {
+    let mut k = Kernel::new(KernelConfig {
+        audit: false,
+        trace: false,
+        ..KernelConfig::simulation(1)
+    });
+    let mut s = Scheduler::new(config());
+    let wasm_pages = (mib * 16) as u32 - 1;
+    let (task, _) = s
+        .spawn_guest(
+            &mut k,
+            "toucher",
+            TaskPolicy::Checkpointable,
+            rt::program(TOUCHER).as_bytes(),
+            "main",
+            &[Value::I32(wasm_pages)],
+        )
+        .expect("guest loads");
+    s.run(&mut k, 4);
+    let space = spartan_kernel::guest::guest_space_ref(&k, task).expect("guest");
+    assert_eq!(space.resident_bytes(), mib << 20, "all memory touched");
+
+    let mut times = Vec::with_capacity(freezes);
+    let mut capture = None;
+    for _ in 0..freezes {
+        let t0 = Instant::now();
+        let c = checkpoint::freeze(&mut k, &s, &[task]).expect("freeze");
+        times.push(t0.elapsed());
+        capture = Some(c);
+    }
+    let capture = capture.expect("at least one freeze");
+    let freeze_max = *times.iter().max().expect("times");
+    let freeze_median = median(&mut times);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("image");
+    let t0 = Instant::now();
+    let done = capture
+        .write(
+            &path,
+            WriterOptions {
+                threads: 2,
+                ..WriterOptions::default()
+            },
+        )
+        .expect("image written");
+    let export = t0.elapsed();
+    drop(capture);
+
+    let mut k2 = Kernel::new(KernelConfig {
+        audit: false,
+        trace: false,
+        ..KernelConfig::simulation(2)
+    });
+    let mut s2 = Scheduler::new(config());
+    let t0 = Instant::now();
+    let image = Image::open(&path).expect("image opens");
+    let restored =
+        checkpoint::restore(&mut k2, &mut s2, &image, &RestoreOptions::default()).expect("restore");
+    let import = t0.elapsed();
+    let new = restored.tasks[&task.0];
+    let space = spartan_kernel::guest::guest_space_ref(&k2, new).expect("guest");
+    assert_eq!(space.resident_bytes(), mib << 20, "all memory restored");
+    Row {
+        mib,
+        freeze_median,
+        freeze_max,
+        export,
+        stored_mib: done.stats.chunk_stored_bytes as f64 / (1 << 20) as f64,
+        import,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter is not supported.
+    let sizes: Vec<u64> = std::env::var("SPARTAN_CKPT_MIB")
+        .unwrap_or_else(|_| "64,1024".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let freezes: usize = std::env::var("SPARTAN_CKPT_FREEZES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50)
+        .max(1);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("checkpoint bench, load average at start: {}", load.trim());
+    println!(
+        "{:>8} {:>14} {:>12} {:>12} {:>12} {:>12}",
+        "memory", "freeze median", "freeze max", "export", "stored", "import"
+    );
+    for mib in sizes {
+        let r = measure(mib, freezes);
+        println!(
+            "{:>5} MiB {:>11.1} us {:>9.1} us {:>9.1} ms {:>8.2} MiB {:>9.1} ms",
+            r.mib,
+            r.freeze_median.as_secs_f64() * 1e6,
+            r.freeze_max.as_secs_f64() * 1e6,
+            r.export.as_secs_f64() * 1e3,
+            r.stored_mib,
+            r.import.as_secs_f64() * 1e3
+        );
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at end: {}", load.trim());
+}
