@@ -219,9 +219,18 @@ pub(crate) fn execute(
     }
 
     loop {
-        let Some(op) = ops.get(pc) else {
-            trap!(TrapKind::Unreachable);
-        };
+        // Safety: `pc < ops.len()`. Translation refuses code whose control
+        // flow is not closed (`FuncCode::control_flow_is_closed`): its last
+        // op never falls through, and every branch target, `BrTable` entry
+        // and resume point is inside the code. `pc` starts at 0 (entry, code
+        // never empty), at a resume point (thread creation, import,
+        // `execute` returning), or at a call op + 1 (return to a caller,
+        // `complete_host_call`; a call op is never last); every op below
+        // either moves to its successor (it is not last, so the successor
+        // exists), jumps to a checked target, or leaves the loop. Skipping
+        // the bounds check here lets the compiler duplicate the dispatch
+        // into the handlers (measured: sieve 0.25 -> 0.19 s user time).
+        let op = unsafe { ops.get_unchecked(pc) };
         match *op {
             Op::Fuel(cost) => fuel -= cost as i64,
             Op::LoopHeader(cost) => {

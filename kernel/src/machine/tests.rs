@@ -366,3 +366,29 @@ fn typed_function_reference_on_the_stack_round_trips() {
     }
     assert!(stops > 10, "{stops} stops");
 }
+
+#[test]
+fn translated_control_flow_is_closed() {
+    // Code ending in an endless loop: nothing falls off the end.
+    let module = Module::new(
+        br#"(module (func (export "spin") (loop (br 0)))
+                    (func (result i32) (block (br 0)) (i32.const 1)))"#,
+    )
+    .expect("module");
+    for code in &module.code {
+        assert!(code.control_flow_is_closed(), "{:?}", code.ops);
+    }
+    // The check refuses what the interpreter could not run unchecked.
+    let mut bad = module.code[1].clone();
+    assert!(bad.control_flow_is_closed());
+    bad.ops.insert(0, code::Op::Jump(bad.ops.len() as u32 + 1));
+    assert!(!bad.control_flow_is_closed(), "target past the end");
+    let mut bad = module.code[1].clone();
+    bad.ops.pop();
+    bad.ops.push(code::Op::Fuel(0));
+    assert!(!bad.control_flow_is_closed(), "last op falls through");
+    let mut bad = module.code[1].clone();
+    let last = bad.ops.len() - 1;
+    bad.ops.insert(last, code::Op::BrTable(1));
+    assert!(!bad.control_flow_is_closed(), "br_table entries missing");
+}

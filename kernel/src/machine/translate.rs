@@ -149,6 +149,15 @@ pub(crate) fn translate_function(
         t.max_height = t.max_height.max(nlocals + v.operand_stack_height());
     }
     ops.finish()?;
+    // Code that ends in unreachable code (after a loop that never exits,
+    // say) gets an op that cannot be reached, so that no op falls off the end.
+    if !matches!(
+        t.ops.last(),
+        Some(Op::Return(_) | Op::Unreachable | Op::Jump(_) | Op::Br { .. })
+    ) {
+        t.ops.push(Op::Unreachable);
+        t.offsets.push(t.offset);
+    }
     let code = FuncCode {
         num_params: ty.params.len() as u32,
         locals: locals.into_boxed_slice(),
@@ -158,6 +167,9 @@ pub(crate) fn translate_function(
         resume: t.resume,
         max_height: t.max_height.saturating_add(1),
     };
+    if !code.control_flow_is_closed() {
+        return Err(internal("control flow leaves the code"));
+    }
     Ok((code, v.into_allocations()))
 }
 
