@@ -21,6 +21,9 @@ macro_rules! define_ops {
             Fuel(u32),
             /// Loop header: stop here if fuel is used up, else charge.
             LoopHeader(u32),
+            /// Give back fuel charged for the rest of a block that a taken
+            /// branch left early (in a stub the branch jumps to).
+            Refund(u32),
             Unreachable,
             Jump(u32),
             /// Pop a condition; jump if it is zero (an `if` without taking it).

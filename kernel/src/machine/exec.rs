@@ -3,7 +3,8 @@
 //! Registers of the loop (`pc`, `sp`, `fp`, the current code) live in local
 //! variables and are written back to the [`Thread`] whenever the loop
 //! returns. The stack holds untyped 64-bit slots; typed values exist only at
-//! the API boundary. Fuel is charged by `Fuel`/`LoopHeader` ops and checked
+//! the API boundary. Fuel is charged by `Fuel`/`LoopHeader` ops (and given
+//! back by `Refund` when a branch skips code already charged) and checked
 //! at loop headers and calls, which are resume points: stopping there leaves
 //! the thread exactly at the op, so the next run executes it again.
 
@@ -239,6 +240,7 @@ pub(crate) fn execute(
                 }
                 fuel -= cost as i64;
             }
+            Op::Refund(n) => fuel += n as i64,
             Op::Unreachable => trap!(TrapKind::Unreachable),
             Op::Jump(target) => {
                 pc = target as usize;

@@ -392,3 +392,28 @@ fn translated_control_flow_is_closed() {
     bad.ops.insert(last, code::Op::BrTable(1));
     assert!(!bad.control_flow_is_closed(), "br_table entries missing");
 }
+
+#[test]
+fn fuel_counts_executed_instructions_when_a_branch_skips_code() {
+    let module = Module::new(
+        br#"(module (func (export "f") (param i32) (result i32)
+              (block $b
+                (br_if $b (local.get 0))
+                (local.set 0 (i32.const 5))
+                (if (i32.eqz (local.get 0)) (then (local.set 0 (i32.const 6)))))
+              (local.get 0)))"#,
+    )
+    .expect("module");
+    let used = |arg: u32| {
+        let mut space = AddressSpace::new(MemLimits::unlimited());
+        let mut inst =
+            Instance::new(module.clone(), &mut space, &Limits::default(), &[]).expect("instance");
+        let mut th = Thread::new(&inst, "f", &[Value::I32(arg)]).expect("thread");
+        let out = th.run(&mut inst, &mut space, 1000);
+        (out, 1000 - th.fuel_left())
+    };
+    // Taken: local.get, br_if, local.get, return.
+    assert_eq!(used(1), (Outcome::Finished(vec![Value::I32(1)]), 4));
+    // Not taken: 2 + const, set, get, eqz, if (not taken) + get, return.
+    assert_eq!(used(0), (Outcome::Finished(vec![Value::I32(5)]), 9));
+}
