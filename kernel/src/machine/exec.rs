@@ -87,7 +87,9 @@ pub(crate) fn execute(
         ($callee:expr, $c:expr, $args_end:expr) => {{
             let c = $c;
             let args_end = $args_end;
-            if frames.len() >= limits.max_call_depth as usize {
+            // `frames` holds the callers: the callee makes `frames.len() + 2`
+            // active frames, at most `max_call_depth` (what import accepts).
+            if frames.len() + 2 > limits.max_call_depth as usize {
                 trap!(TrapKind::CallStackExhausted);
             }
             let new_fp = args_end - c.num_params as usize;

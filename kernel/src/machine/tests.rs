@@ -417,3 +417,42 @@ fn fuel_counts_executed_instructions_when_a_branch_skips_code() {
     // Not taken: 2 + const, set, get, eqz, if (not taken) + get, return.
     assert_eq!(used(0), (Outcome::Finished(vec![Value::I32(5)]), 9));
 }
+
+#[test]
+fn call_depth_limit_counts_active_frames_and_round_trips_at_the_limit() {
+    let module = Module::new(
+        br#"(module (func $r (export "r") (param i32) (result i32)
+              (if (result i32) (local.get 0)
+                (then (call $r (i32.sub (local.get 0) (i32.const 1))))
+                (else (i32.const 7)))))"#,
+    )
+    .expect("module");
+    let limits = Limits {
+        max_call_depth: 10,
+        ..Limits::default()
+    };
+    let run = |depth: u32, fuel: u64| {
+        let mut space = AddressSpace::new(MemLimits::unlimited());
+        let mut inst = Instance::new(module.clone(), &mut space, &limits, &[]).expect("instance");
+        let mut th = Thread::new(&inst, "r", &[Value::I32(depth)]).expect("thread");
+        loop {
+            match th.run(&mut inst, &mut space, fuel) {
+                Outcome::OutOfFuel => {
+                    let state = th.export_state(&inst).expect("export");
+                    th = Thread::import_state(&inst, &state).expect("import at any depth");
+                }
+                other => return other,
+            }
+        }
+    };
+    // r(9) makes 10 active frames: the limit.
+    assert_eq!(run(9, 1 << 20), Outcome::Finished(vec![Value::I32(7)]));
+    assert_eq!(run(9, 1), Outcome::Finished(vec![Value::I32(7)]));
+    assert!(matches!(
+        run(10, 1 << 20),
+        Outcome::Trap(Trap {
+            kind: TrapKind::CallStackExhausted,
+            ..
+        })
+    ));
+}
