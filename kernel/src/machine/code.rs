@@ -1,6 +1,7 @@
 //! The machine's internal code: what one function body is translated into.
 //!
-//! A compact stack code over untyped 64-bit slots. Branches carry their
+//! A compact stack code over untyped 64-bit slots, with fused ops for the
+//! commonest short instruction sequences (`fuse.rs`). Branches carry their
 //! target position and the operand-stack height (counted from the frame
 //! base, locals included) and number of values kept, all precomputed by the
 //! translator. Nothing in here is ever exported: the resume table maps the
@@ -20,6 +21,9 @@ macro_rules! define_ops {
             Fuel(u32),
             /// Loop header: stop here if fuel is used up, else charge.
             LoopHeader(u32),
+            /// Give back fuel charged for the rest of a block that a taken
+            /// branch left early (in a stub the branch jumps to).
+            Refund(u32),
             Unreachable,
             Jump(u32),
             /// Pop a condition; jump if it is zero (an `if` without taking it).
@@ -202,6 +206,33 @@ impl FuncCode {
         self.resume[start..]
             .iter()
             .take_while(move |r| r.offset == offset)
+    }
+
+    /// Checks the control-flow invariant the interpreter loop relies on to
+    /// read ops without a bounds check: the code is not empty, its last op
+    /// never falls through (so every op that does has a successor), every
+    /// branch target is a position in the code, every `BrTable` has all its
+    /// entries, and every resume point is a position in the code.
+    pub fn control_flow_is_closed(&self) -> bool {
+        let len = self.ops.len();
+        let in_code = |t: u32| (t as usize) < len;
+        let last_closes = matches!(
+            self.ops.last(),
+            Some(Op::Return(_) | Op::Unreachable | Op::Jump(_) | Op::Br { .. })
+        );
+        last_closes
+            && self.resume.iter().all(|r| in_code(r.pc))
+            && self.ops.iter().enumerate().all(|(pc, op)| match *op {
+                Op::Jump(t) | Op::JumpIfZero(t) => in_code(t),
+                Op::Br { target, .. }
+                | Op::BrIf { target, .. }
+                | Op::JumpLL { target, .. }
+                | Op::JumpLC { target, .. }
+                | Op::JumpSC { target, .. }
+                | Op::JumpSS { target, .. } => in_code(target),
+                Op::BrTable(n) => pc + 1 + (n as usize) < len,
+                _ => true,
+            })
     }
 
     /// Wasm code offset of the op at `pc`.

@@ -3,7 +3,8 @@
 //! Registers of the loop (`pc`, `sp`, `fp`, the current code) live in local
 //! variables and are written back to the [`Thread`] whenever the loop
 //! returns. The stack holds untyped 64-bit slots; typed values exist only at
-//! the API boundary. Fuel is charged by `Fuel`/`LoopHeader` ops and checked
+//! the API boundary. Fuel is charged by `Fuel`/`LoopHeader` ops (and given
+//! back by `Refund` when a branch skips code already charged) and checked
 //! at loop headers and calls, which are resume points: stopping there leaves
 //! the thread exactly at the op, so the next run executes it again.
 
@@ -86,7 +87,9 @@ pub(crate) fn execute(
         ($callee:expr, $c:expr, $args_end:expr) => {{
             let c = $c;
             let args_end = $args_end;
-            if frames.len() >= limits.max_call_depth as usize {
+            // `frames` holds the callers: the callee makes `frames.len() + 2`
+            // active frames, at most `max_call_depth` (what import accepts).
+            if frames.len() + 2 > limits.max_call_depth as usize {
                 trap!(TrapKind::CallStackExhausted);
             }
             let new_fp = args_end - c.num_params as usize;
@@ -219,9 +222,18 @@ pub(crate) fn execute(
     }
 
     loop {
-        let Some(op) = ops.get(pc) else {
-            trap!(TrapKind::Unreachable);
-        };
+        // Safety: `pc < ops.len()`. Translation refuses code whose control
+        // flow is not closed (`FuncCode::control_flow_is_closed`): its last
+        // op never falls through, and every branch target, `BrTable` entry
+        // and resume point is inside the code. `pc` starts at 0 (entry, code
+        // never empty), at a resume point (thread creation, import,
+        // `execute` returning), or at a call op + 1 (return to a caller,
+        // `complete_host_call`; a call op is never last); every op below
+        // either moves to its successor (it is not last, so the successor
+        // exists), jumps to a checked target, or leaves the loop. Skipping
+        // the bounds check here lets the compiler duplicate the dispatch
+        // into the handlers (measured: sieve 0.25 -> 0.19 s user time).
+        let op = unsafe { ops.get_unchecked(pc) };
         match *op {
             Op::Fuel(cost) => fuel -= cost as i64,
             Op::LoopHeader(cost) => {
@@ -230,6 +242,7 @@ pub(crate) fn execute(
                 }
                 fuel -= cost as i64;
             }
+            Op::Refund(n) => fuel += n as i64,
             Op::Unreachable => trap!(TrapKind::Unreachable),
             Op::Jump(target) => {
                 pc = target as usize;

@@ -20,7 +20,8 @@
 //!   everything. [`Instance::export_state`] / [`Instance::import_state`] do
 //!   the same for tables and dropped segments. Memory is the address space's.
 //!
-//! Fuel is one unit per wasm instruction, charged per straight-line block and
+//! Fuel is one unit per wasm instruction, charged in advance per block of
+//! code between branch targets (what a branch skips is refunded) and
 //! checked at loop headers and calls: every loop iteration and call costs
 //! fuel, and a run stops at the first loop header or call after its fuel is
 //! used up. Only forward code (branches out of blocks, returns) can run in

@@ -366,3 +366,93 @@ fn typed_function_reference_on_the_stack_round_trips() {
     }
     assert!(stops > 10, "{stops} stops");
 }
+
+#[test]
+fn translated_control_flow_is_closed() {
+    // Code ending in an endless loop: nothing falls off the end.
+    let module = Module::new(
+        br#"(module (func (export "spin") (loop (br 0)))
+                    (func (result i32) (block (br 0)) (i32.const 1)))"#,
+    )
+    .expect("module");
+    for code in &module.code {
+        assert!(code.control_flow_is_closed(), "{:?}", code.ops);
+    }
+    // The check refuses what the interpreter could not run unchecked.
+    let mut bad = module.code[1].clone();
+    assert!(bad.control_flow_is_closed());
+    bad.ops.insert(0, code::Op::Jump(bad.ops.len() as u32 + 1));
+    assert!(!bad.control_flow_is_closed(), "target past the end");
+    let mut bad = module.code[1].clone();
+    bad.ops.pop();
+    bad.ops.push(code::Op::Fuel(0));
+    assert!(!bad.control_flow_is_closed(), "last op falls through");
+    let mut bad = module.code[1].clone();
+    let last = bad.ops.len() - 1;
+    bad.ops.insert(last, code::Op::BrTable(1));
+    assert!(!bad.control_flow_is_closed(), "br_table entries missing");
+}
+
+#[test]
+fn fuel_counts_executed_instructions_when_a_branch_skips_code() {
+    let module = Module::new(
+        br#"(module (func (export "f") (param i32) (result i32)
+              (block $b
+                (br_if $b (local.get 0))
+                (local.set 0 (i32.const 5))
+                (if (i32.eqz (local.get 0)) (then (local.set 0 (i32.const 6)))))
+              (local.get 0)))"#,
+    )
+    .expect("module");
+    let used = |arg: u32| {
+        let mut space = AddressSpace::new(MemLimits::unlimited());
+        let mut inst =
+            Instance::new(module.clone(), &mut space, &Limits::default(), &[]).expect("instance");
+        let mut th = Thread::new(&inst, "f", &[Value::I32(arg)]).expect("thread");
+        let out = th.run(&mut inst, &mut space, 1000);
+        (out, 1000 - th.fuel_left())
+    };
+    // Taken: local.get, br_if, local.get, return.
+    assert_eq!(used(1), (Outcome::Finished(vec![Value::I32(1)]), 4));
+    // Not taken: 2 + const, set, get, eqz, if (not taken) + get, return.
+    assert_eq!(used(0), (Outcome::Finished(vec![Value::I32(5)]), 9));
+}
+
+#[test]
+fn call_depth_limit_counts_active_frames_and_round_trips_at_the_limit() {
+    let module = Module::new(
+        br#"(module (func $r (export "r") (param i32) (result i32)
+              (if (result i32) (local.get 0)
+                (then (call $r (i32.sub (local.get 0) (i32.const 1))))
+                (else (i32.const 7)))))"#,
+    )
+    .expect("module");
+    let limits = Limits {
+        max_call_depth: 10,
+        ..Limits::default()
+    };
+    let run = |depth: u32, fuel: u64| {
+        let mut space = AddressSpace::new(MemLimits::unlimited());
+        let mut inst = Instance::new(module.clone(), &mut space, &limits, &[]).expect("instance");
+        let mut th = Thread::new(&inst, "r", &[Value::I32(depth)]).expect("thread");
+        loop {
+            match th.run(&mut inst, &mut space, fuel) {
+                Outcome::OutOfFuel => {
+                    let state = th.export_state(&inst).expect("export");
+                    th = Thread::import_state(&inst, &state).expect("import at any depth");
+                }
+                other => return other,
+            }
+        }
+    };
+    // r(9) makes 10 active frames: the limit.
+    assert_eq!(run(9, 1 << 20), Outcome::Finished(vec![Value::I32(7)]));
+    assert_eq!(run(9, 1), Outcome::Finished(vec![Value::I32(7)]));
+    assert!(matches!(
+        run(10, 1 << 20),
+        Outcome::Trap(Trap {
+            kind: TrapKind::CallStackExhausted,
+            ..
+        })
+    ));
+}

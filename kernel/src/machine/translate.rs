@@ -3,10 +3,13 @@
 //! Validation and translation go hand in hand: every operator is given to
 //! wasmparser's `FuncValidator` first, and the translator reads operand
 //! stack heights and types from it. Unreachable code is validated but not
-//! translated. Fuel is charged per straight-line block (a `Fuel` op, or the
-//! `LoopHeader` op of a loop, counts the ops that follow it) and checked at
-//! loop headers and calls; those places, plus function entry, are the
-//! resume points recorded with their wasm offset and operand types.
+//! translated. Fuel is charged in advance per block of code between branch
+//! targets (a `Fuel` op, or the `LoopHeader` op of a loop, counts the wasm
+//! instructions that follow it up to the next branch target); a conditional
+//! branch taken out of the middle of such a block jumps through a stub that
+//! refunds the rest. Fuel is checked at loop headers and calls; those
+//! places, plus function entry, are the resume points recorded with their
+//! wasm offset and operand types.
 
 use wasmparser::{
     BlockType, FuncValidator, FuncValidatorAllocations, FunctionBody, Operator, OperatorsReader,
@@ -51,6 +54,13 @@ struct Translator<'m> {
     ctrl: Vec<Ctrl>,
     /// The op charging fuel for the current straight-line block.
     fuel_at: Option<usize>,
+    /// Conditional branches inside the current block, with the block's
+    /// count just after each: taken, they skip the rest of the block,
+    /// which was charged in advance and must be refunded.
+    early_exits: Vec<(usize, u32)>,
+    /// Branches whose target becomes a refund stub at the end of the code:
+    /// (branch position, fuel to refund).
+    refunds: Vec<(usize, u32)>,
     max_height: u32,
     offset: u32,
     func_results: u32,
@@ -100,6 +110,8 @@ pub(crate) fn translate_function(
             else_fixup: None,
         }],
         fuel_at: None,
+        early_exits: Vec::new(),
+        refunds: Vec::new(),
         max_height: nlocals,
         offset: 0,
         func_results: ty.results.len() as u32,
@@ -149,6 +161,17 @@ pub(crate) fn translate_function(
         t.max_height = t.max_height.max(nlocals + v.operand_stack_height());
     }
     ops.finish()?;
+    t.close_fuel_block();
+    // Code that ends in unreachable code (after a loop that never exits,
+    // say) gets an op that cannot be reached, so that no op falls off the end.
+    if !matches!(
+        t.ops.last(),
+        Some(Op::Return(_) | Op::Unreachable | Op::Jump(_) | Op::Br { .. })
+    ) {
+        t.ops.push(Op::Unreachable);
+        t.offsets.push(t.offset);
+    }
+    t.emit_refund_stubs();
     let code = FuncCode {
         num_params: ty.params.len() as u32,
         locals: locals.into_boxed_slice(),
@@ -158,6 +181,9 @@ pub(crate) fn translate_function(
         resume: t.resume,
         max_height: t.max_height.saturating_add(1),
     };
+    if !code.control_flow_is_closed() {
+        return Err(internal("control flow leaves the code"));
+    }
     Ok((code, v.into_allocations()))
 }
 
@@ -244,8 +270,62 @@ impl Translator<'_> {
         self.ops.len() as u32
     }
 
+    /// The fuel the current block charges so far.
+    fn block_fuel(&self) -> u32 {
+        match self.fuel_at.and_then(|i| self.ops.get(i)) {
+            Some(Op::Fuel(c) | Op::LoopHeader(c)) => *c,
+            _ => 0,
+        }
+    }
+
+    /// Continues the current block past the conditional branch just
+    /// emitted at `at` (instead of starting a block with its own `Fuel` op):
+    /// the fall-through costs no dispatch, and a taken branch is refunded
+    /// what the rest of the block charged.
+    fn continue_after_branch(&mut self, at: usize) {
+        let charged = self.block_fuel();
+        self.early_exits.push((at, charged));
+    }
+
+    /// Ends the current block: records the refund each early exit from it
+    /// owes.
+    fn close_fuel_block(&mut self) {
+        let total = self.block_fuel();
+        for (at, charged) in std::mem::take(&mut self.early_exits) {
+            if total > charged {
+                self.refunds.push((at, total - charged));
+            }
+        }
+    }
+
+    /// Appends a stub `Refund(n); Jump(target)` for every branch owing a
+    /// refund and points the branch at it. Targets are final by now.
+    fn emit_refund_stubs(&mut self) {
+        for (at, n) in std::mem::take(&mut self.refunds) {
+            let target = match self.ops.get(at) {
+                Some(
+                    Op::BrIf { target, .. }
+                    | Op::JumpIfZero(target)
+                    | Op::JumpLL { target, .. }
+                    | Op::JumpLC { target, .. }
+                    | Op::JumpSC { target, .. }
+                    | Op::JumpSS { target, .. },
+                ) => *target,
+                _ => continue,
+            };
+            let stub = self.pc();
+            let offset = self.offsets.get(at).copied().unwrap_or(0);
+            self.ops.push(Op::Refund(n));
+            self.offsets.push(offset);
+            self.ops.push(Op::Jump(target));
+            self.offsets.push(offset);
+            self.patch(at, stub);
+        }
+    }
+
     /// Starts a new straight-line block (after a branch target or a fork).
     fn new_fuel_block(&mut self) {
+        self.close_fuel_block();
         let pc = self.ops.len();
         self.ops.push(Op::Fuel(0));
         self.offsets.push(self.offset);
@@ -344,6 +424,7 @@ impl Translator<'_> {
                         offset: self.offset,
                         operands: types.unwrap_or_default(),
                     });
+                    self.close_fuel_block();
                     self.ops.push(Op::LoopHeader(0));
                     self.offsets.push(self.offset);
                     self.fuel_at = Some(pc as usize);
@@ -361,7 +442,7 @@ impl Translator<'_> {
                     if let Some(c) = self.ctrl.last_mut() {
                         c.else_fixup = Some(at);
                     }
-                    self.new_fuel_block();
+                    self.continue_after_branch(at);
                 }
                 return Ok(());
             }
@@ -437,8 +518,8 @@ impl Translator<'_> {
                     };
                     let (op, replaced) =
                         fuse_jump(&self.ops, target, false).ok_or_else(|| internal("br_if"))?;
-                    self.push_fused(op, replaced);
-                    self.new_fuel_block();
+                    let at = self.push_fused(op, replaced);
+                    self.continue_after_branch(at);
                     return Ok(());
                 }
                 let at = self.ops.len();
@@ -448,19 +529,20 @@ impl Translator<'_> {
                         height,
                         keep,
                     } => {
-                        self.emit(Op::BrIf {
+                        let at = self.emit(Op::BrIf {
                             target,
                             height,
                             keep,
                         });
+                        self.continue_after_branch(at);
                     }
                     ret => {
                         let skip = at as u32 + 2;
                         self.emit(Op::JumpIfZero(skip));
                         self.emit(ret);
+                        self.new_fuel_block();
                     }
                 }
-                self.new_fuel_block();
                 return Ok(());
             }
             Operator::BrTable { targets } => {
