@@ -285,3 +285,56 @@ pub(crate) fn task(t: &TaskRecord, file: &str, m: &Manifest, out: &mut Vec<Probl
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+    use crate::version::FormatVersion;
+
+    fn with_home(version: FormatVersion, home: ChunkHome) -> Vec<Problem> {
+        let mut m = Manifest {
+            format_version: version,
+            tool_version: "t".into(),
+            kernel_build_hash: Digest::default(),
+            kernel_abi_version: 1,
+            created: Default::default(),
+            task_zero: 1,
+            options: Default::default(),
+            checkpoint_set: vec![SetMember {
+                task_id: 1,
+                name: "t".into(),
+                role: Role::Checkpointable,
+            }],
+            parent: None,
+            chunks: vec![],
+            objects: vec![],
+        };
+        m.chunks.push(ChunkEntry {
+            content: Digest::default(),
+            pages: 1,
+            home,
+        });
+        let mut out = Vec::new();
+        manifest(&m, &mut out);
+        out.retain(|p| p.field == "chunks[0].home");
+        out
+    }
+
+    #[test]
+    fn each_version_uses_its_own_local_chunk_variant() {
+        let body = (1, Digest::default());
+        let local = ChunkHome::Local {
+            body_len: body.0,
+            body_digest: body.1,
+        };
+        let plain = ChunkHome::LocalPlain {
+            body_len: body.0,
+            body_digest: body.1,
+        };
+        assert!(with_home(FORMAT_1_0, local.clone()).is_empty());
+        assert!(with_home(FORMAT_VERSION, plain.clone()).is_empty());
+        assert_eq!(with_home(FORMAT_1_0, plain).len(), 1);
+        assert_eq!(with_home(FORMAT_VERSION, local).len(), 1);
+    }
+}

@@ -2,9 +2,11 @@
 //!
 //! Jobs (a chunk's uncompressed pages) go through a bounded channel, so at
 //! most `2 * threads` chunks are in flight and memory use stays bounded
-//! whatever the image size. Each worker computes the chunk's address (the
-//! SHA-256 of its content), compresses it, keeps the raw bytes when
-//! compression does not pay, and returns the finished chunk file.
+//! whatever the image size. Each worker hashes the chunk's pages when asked
+//! (the writer deduplicates with these digests, in chunk order), computes
+//! the chunk's address (the SHA-256 of its content), compresses it, keeps
+//! the raw bytes when compression does not pay, and returns the finished
+//! chunk file.
 
 use crate::digest::Digest;
 use crate::header::{FLAG_ZSTD, ObjectKind};
@@ -16,6 +18,8 @@ use std::thread::JoinHandle;
 pub(crate) struct Job {
     pub index: u32,
     pub content: Vec<u8>,
+    /// Also return the SHA-256 of every page.
+    pub hash_pages: bool,
 }
 
 pub(crate) struct Done {
@@ -26,8 +30,11 @@ pub(crate) struct Done {
     pub body_digest: Digest,
     /// The whole chunk file (header and body).
     pub file: Vec<u8>,
-    /// The content buffer, handed back for reuse.
+    /// The content buffer, handed back for reuse (or for rebuilding the
+    /// chunk without duplicate pages).
     pub spare: Vec<u8>,
+    /// SHA-256 of each page, if the job asked for them.
+    pub page_digests: Option<Vec<Digest>>,
 }
 
 pub(crate) struct Pool {
@@ -113,6 +120,12 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<std::io::Result<Done
 }
 
 fn compress_chunk(c: &mut zstd::bulk::Compressor<'_>, job: Job) -> std::io::Result<Done> {
+    let page_digests = job.hash_pages.then(|| {
+        job.content
+            .chunks(crate::limits::PAGE_SIZE)
+            .map(Digest::of)
+            .collect()
+    });
     let content_digest = Digest::of(&job.content);
     let compressed = c.compress(&job.content)?;
     let pages = (job.content.len() / crate::limits::PAGE_SIZE) as u32;
@@ -139,5 +152,6 @@ fn compress_chunk(c: &mut zstd::bulk::Compressor<'_>, job: Job) -> std::io::Resu
         body_digest,
         file,
         spare: job.content,
+        page_digests,
     })
 }

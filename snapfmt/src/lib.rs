@@ -24,6 +24,7 @@ mod error;
 pub mod header;
 pub mod limits;
 pub mod object;
+mod prefetch;
 mod reader;
 mod records;
 pub mod sample;

@@ -135,10 +135,11 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Decompresses a checked body if its header says it is compressed.
-pub fn unpack(header: &ObjectHeader, body: &[u8]) -> Result<Vec<u8>, ObjectError> {
+/// The content size a checked body declares: its length, or the content
+/// size its zstd frame records (checked against the kind's limit).
+pub fn content_len(header: &ObjectHeader, body: &[u8]) -> Result<u64, ObjectError> {
     if header.flags & FLAG_ZSTD == 0 {
-        return Ok(body.to_vec());
+        return Ok(body.len() as u64);
     }
     let limit = decoded_limit(header.kind);
     let size = match zstd::zstd_safe::get_frame_content_size(body) {
@@ -153,9 +154,36 @@ pub fn unpack(header: &ObjectHeader, body: &[u8]) -> Result<Vec<u8>, ObjectError
     if size > limit {
         return Err(ObjectError::DecompressedTooLong { size, limit });
     }
-    // `size` is at most `limit`, which fits in memory by construction.
-    let mut out = Vec::with_capacity(size as usize);
-    DECOMPRESSOR.with(|d| -> Result<(), ObjectError> {
+    Ok(size)
+}
+
+/// Decompresses a checked body if its header says it is compressed.
+pub fn unpack(header: &ObjectHeader, body: &[u8]) -> Result<Vec<u8>, ObjectError> {
+    if header.flags & FLAG_ZSTD == 0 {
+        return Ok(body.to_vec());
+    }
+    // At most the kind's limit, which fits in memory by construction.
+    let size = content_len(header, body)? as usize;
+    let mut out = vec![0u8; size];
+    unpack_into(header, body, &mut out)?;
+    Ok(out)
+}
+
+/// Unpacks a checked body straight into `out`, which must be exactly as
+/// long as the content ([`content_len`]): no intermediate buffer.
+pub fn unpack_into(header: &ObjectHeader, body: &[u8], out: &mut [u8]) -> Result<(), ObjectError> {
+    let size = content_len(header, body)?;
+    if size != out.len() as u64 {
+        return Err(ObjectError::Decompress(format!(
+            "content is {size} bytes, {} expected",
+            out.len()
+        )));
+    }
+    if header.flags & FLAG_ZSTD == 0 {
+        out.copy_from_slice(body);
+        return Ok(());
+    }
+    let written = DECOMPRESSOR.with(|d| -> Result<usize, ObjectError> {
         let mut d = d.borrow_mut();
         if d.is_none() {
             let fresh = zstd::bulk::Decompressor::new()
@@ -164,19 +192,17 @@ pub fn unpack(header: &ObjectHeader, body: &[u8]) -> Result<Vec<u8>, ObjectError
         }
         match d.as_mut() {
             Some(d) => d
-                .decompress_to_buffer(body, &mut out)
-                .map(|_| ())
+                .decompress_to_buffer(body, out)
                 .map_err(|e| ObjectError::Decompress(e.to_string())),
             None => Err(ObjectError::Decompress("no decompressor".into())),
         }
     })?;
-    if out.len() as u64 != size {
+    if written as u64 != size {
         return Err(ObjectError::Decompress(format!(
-            "frame declares {size} bytes but holds {}",
-            out.len()
+            "frame declares {size} bytes but holds {written}"
         )));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Checks and unpacks a whole file: its content bytes.

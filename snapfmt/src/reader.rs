@@ -355,7 +355,6 @@ impl Image {
             return Ok(Arc::clone(c));
         }
         let content = self.load_chunk(index, entry, self.verify_content)?;
-        let content: Arc<[u8]> = content.into();
         let mut cache = self.cache.lock().map_err(|_| poisoned())?;
         if cache.len() >= CHUNK_CACHE {
             cache.remove(0);
@@ -370,7 +369,7 @@ impl Image {
         index: u32,
         entry: &ChunkEntry,
         verify_content: bool,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Arc<[u8]>> {
         let Some((body_len, body_digest)) = entry.home.local_body() else {
             return Err(Error::invalid(
                 MANIFEST_PATH,
@@ -394,18 +393,22 @@ impl Image {
                 format!("differs from the manifest's chunks[{index}]"),
             ));
         }
-        let content = object::unpack(&header, body).map_err(obj_err)?;
-        if content.len() != entry.pages as usize * PAGE_SIZE {
+        let expected = entry.pages as u64 * PAGE_SIZE as u64;
+        let declared = object::content_len(&header, body).map_err(obj_err)?;
+        if declared != expected {
             return Err(Error::invalid(
                 &path,
                 "content",
-                format!(
-                    "{} bytes, the manifest says {} pages",
-                    content.len(),
-                    entry.pages
-                ),
+                format!("{declared} bytes, the manifest says {} pages", entry.pages),
             ));
         }
+        // Decompressed straight into the shared buffer callers get (no
+        // copy from a temporary). `expected` is at most 1 MiB (checked
+        // against the kind's limit by `content_len`).
+        let mut content: Arc<[u8]> = std::iter::repeat_n(0u8, expected as usize).collect();
+        let out = Arc::get_mut(&mut content)
+            .ok_or_else(|| Error::Usage("a fresh chunk buffer is shared".into()))?;
+        object::unpack_into(&header, body, out).map_err(obj_err)?;
         // A plainly addressed chunk stored raw has its address as body
         // checksum, which was just verified.
         let raw_plain = header.flags & crate::header::FLAG_ZSTD == 0
@@ -481,18 +484,18 @@ impl Image {
     }
 
     /// Calls `f(page index, page)` for every page of `area` (a task record
-    /// area of this image) in page order, zero pages included. Chunks are
-    /// read and decoded ahead by `threads` threads in batches, so this is
-    /// the fast way to read a whole area; memory use stays at a few
-    /// batches of chunks.
+    /// area of this image) in page order, zero pages included. `threads`
+    /// threads read, check and decompress the area's chunks ahead of `f`
+    /// in the order `f` needs them (`prefetch.rs`), each chunk
+    /// straight into the buffer whose pages `f` is given, so this is the
+    /// fast way to read a whole area; memory use stays at a few chunks
+    /// per thread.
     pub fn for_each_page(
         &self,
         area: &AreaRecord,
         threads: usize,
         mut f: impl FnMut(u32, &[u8]) -> Result<()>,
     ) -> Result<()> {
-        let threads = threads.max(1);
-        let batch = 4 * threads;
         let total = u32::try_from(area.size / PAGE_SIZE as u64)
             .map_err(|_| Error::invalid(MANIFEST_PATH, "areas.size", "area too large"))?;
         // Chunks in order of first use.
@@ -504,90 +507,67 @@ impl Image {
             .map(|r| r.chunk)
             .filter(|c| seen.insert(*c))
             .collect();
-        let mut next = 0usize;
-        let mut decoded: BTreeMap<u32, Arc<[u8]>> = BTreeMap::new();
         let zero = [0u8; PAGE_SIZE];
-        let mut page = 0u32;
-        for run in &area.pages.runs {
-            while page < run.first_page.min(total) {
-                f(page, &zero)?;
-                page += 1;
-            }
-            let chunk = match decoded.get(&run.chunk) {
-                Some(c) => Arc::clone(c),
-                None if order.get(next) == Some(&run.chunk) => {
-                    let ids = &order[next..(next + batch).min(order.len())];
-                    next += ids.len();
-                    decoded = self.decode_batch(ids, threads)?;
-                    decoded
-                        .get(&run.chunk)
-                        .cloned()
-                        .ok_or_else(|| Error::Usage("batch lost a chunk".into()))?
+        crate::prefetch::in_order(
+            &order,
+            threads,
+            |id| self.chunk_uncached(id),
+            |next| {
+                let mut current: Option<(u32, Arc<[u8]>)> = None;
+                let mut page = 0u32;
+                for run in &area.pages.runs {
+                    while page < run.first_page.min(total) {
+                        f(page, &zero)?;
+                        page += 1;
+                    }
+                    let chunk = match &current {
+                        Some((id, c)) if *id == run.chunk => Arc::clone(c),
+                        _ if next.upcoming() == Some(run.chunk) => {
+                            let c = next.take()?;
+                            current = Some((run.chunk, Arc::clone(&c)));
+                            c
+                        }
+                        // A chunk used again later (a duplicate page).
+                        _ => self.chunk(run.chunk)?,
+                    };
+                    for i in 0..run.count {
+                        let start = (run.first_slot as usize + i as usize) * PAGE_SIZE;
+                        let src = chunk.get(start..start + PAGE_SIZE).ok_or_else(|| {
+                            Error::invalid(
+                                MANIFEST_PATH,
+                                "chunks",
+                                format!("slot past chunk {}", run.chunk),
+                            )
+                        })?;
+                        f(run.first_page.saturating_add(i), src)?;
+                    }
+                    page = run.first_page.saturating_add(run.count);
                 }
-                None => self.chunk(run.chunk)?,
-            };
-            for i in 0..run.count {
-                let start = (run.first_slot as usize + i as usize) * PAGE_SIZE;
-                let src = chunk.get(start..start + PAGE_SIZE).ok_or_else(|| {
-                    Error::invalid(
-                        MANIFEST_PATH,
-                        "chunks",
-                        format!("slot past chunk {}", run.chunk),
-                    )
-                })?;
-                f(run.first_page.saturating_add(i), src)?;
-            }
-            page = run.first_page.saturating_add(run.count);
-        }
-        while page < total {
-            f(page, &zero)?;
-            page += 1;
-        }
-        Ok(())
+                while page < total {
+                    f(page, &zero)?;
+                    page += 1;
+                }
+                Ok(())
+            },
+        )
     }
 
-    fn decode_batch(&self, ids: &[u32], threads: usize) -> Result<BTreeMap<u32, Arc<[u8]>>> {
-        let decode_one = |id: u32| -> Result<(u32, Arc<[u8]>)> {
-            let entry = self.manifest.chunks.get(id as usize).ok_or_else(|| {
-                Error::invalid(
-                    MANIFEST_PATH,
-                    "chunks",
-                    format!("chunk {id} is past the chunk table"),
-                )
-            })?;
-            let c: Arc<[u8]> = match entry.home {
-                ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
-                    self.load_chunk(id, entry, self.verify_content)?.into()
-                }
-                ChunkHome::Parent => self.chunk(id)?,
-            };
-            Ok((id, c))
-        };
-        if threads == 1 || ids.len() == 1 {
-            return ids.iter().map(|&id| decode_one(id)).collect();
-        }
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads.min(ids.len()))
-                .map(|t| {
-                    let decode_one = &decode_one;
-                    s.spawn(move || {
-                        ids.iter()
-                            .skip(t)
-                            .step_by(threads)
-                            .map(|&id| decode_one(id))
-                            .collect::<Result<Vec<_>>>()
-                    })
-                })
-                .collect();
-            let mut out = BTreeMap::new();
-            for h in handles {
-                let part = h
-                    .join()
-                    .map_err(|_| Error::Usage("a chunk decoding thread panicked".into()))??;
-                out.extend(part);
+    /// Chunk `id` read and decoded without going through the cache (bulk
+    /// reads would only evict what random reads need).
+    fn chunk_uncached(&self, id: u32) -> Result<Arc<[u8]>> {
+        let entry = self.manifest.chunks.get(id as usize).ok_or_else(|| {
+            Error::invalid(
+                MANIFEST_PATH,
+                "chunks",
+                format!("chunk {id} is past the chunk table"),
+            )
+        })?;
+        match entry.home {
+            ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
+                self.load_chunk(id, entry, self.verify_content)
             }
-            Ok(out)
-        })
+            ChunkHome::Parent => self.chunk(id),
+        }
     }
 
     /// Byte and page counts.

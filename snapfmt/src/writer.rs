@@ -1,11 +1,15 @@
 //! The streaming, parallel, crash-safe image writer.
 //!
 //! The caller feeds pages one at a time ([`ImageWriter::add_page`]); zero
-//! pages are dropped, every other page is hashed and, unless an identical
-//! page is already stored, appended to the open chunk. Full chunks go to a
-//! pool of compression threads ([`crate::compress`]) through a bounded
-//! queue, so memory use is bounded by a few chunks whatever the image
-//! size. Task records and the manifest are written by
+//! pages are dropped, every other page is appended to the open chunk as it
+//! is. Full chunks go to a pool of threads ([`crate::compress`]) through a
+//! bounded queue, so memory use is bounded by a few chunks whatever the
+//! image size. The pool hashes each page, addresses and compresses the
+//! chunk; the feeding thread only copies. Deduplication then happens as
+//! chunks come back, strictly in chunk order (so the output never depends
+//! on thread timing): a page whose digest was stored before is pointed at
+//! the stored slot, and a chunk that held such pages is rebuilt without
+//! them and compressed again (rare: only duplicate pages cost that). Task records and the manifest are written by
 //! [`ImageWriter::finish`], the manifest last, and the temporary sibling is
 //! then fsynced and renamed into place ([`crate::sink`]).
 
@@ -92,6 +96,19 @@ pub struct Finished {
     pub stats: WriteStats,
 }
 
+/// Who a fed page belongs to: task id, area base, page index.
+type Owner = (u64, u64, u32);
+
+/// What deduplication did to a chunk.
+enum Dedup {
+    /// Every page is new: write the chunk as compressed.
+    Keep,
+    /// Some pages were duplicates: rebuilt and sent to be compressed again.
+    Rebuilt,
+    /// Every page was a duplicate: no chunk.
+    Removed,
+}
+
 struct ParentState {
     image: Image,
     reference: ParentRef,
@@ -112,7 +129,12 @@ pub struct ImageWriter {
     next_write: u32,
     chunks: Vec<Option<ChunkEntry>>,
     open: Vec<u8>,
-    open_index: u32,
+    /// Owner `(task, area base, page index)` of each page of `open`.
+    open_owners: Vec<Owner>,
+    /// Owners of the pages of chunks sent but not yet deduplicated.
+    owners: BTreeMap<u32, Vec<Owner>>,
+    /// Chunks that turned out to hold only duplicates (no chunk entry).
+    removed: std::collections::BTreeSet<u32>,
     spare: Vec<Vec<u8>>,
     dedup: HashMap<Digest, PageLoc>,
     area_pages: BTreeMap<(u64, u64), Vec<(u32, PageLoc)>>,
@@ -150,7 +172,9 @@ impl ImageWriter {
             next_write: 0,
             chunks: Vec::new(),
             open: Vec::new(),
-            open_index: 0,
+            open_owners: Vec::new(),
+            owners: BTreeMap::new(),
+            removed: std::collections::BTreeSet::new(),
             spare: Vec::new(),
             dedup: HashMap::new(),
             area_pages: BTreeMap::new(),
@@ -210,36 +234,17 @@ impl ImageWriter {
             self.stats.zero_pages += 1;
             return Ok(());
         }
-        let digest = Digest::of(page);
-        let loc = match self.dedup.get(&digest) {
-            Some(&loc) => {
-                self.stats.duplicate_pages += 1;
-                loc
-            }
-            None => {
-                if self.open.is_empty() {
-                    self.open_index = self.new_chunk_index()?;
-                    self.open = self.spare.pop().unwrap_or_default();
-                    self.open.clear();
-                    self.open
-                        .reserve(self.opts.chunk_pages as usize * PAGE_SIZE);
-                }
-                let loc = PageLoc {
-                    chunk: self.open_index,
-                    slot: (self.open.len() / PAGE_SIZE) as u32,
-                };
-                self.open.extend_from_slice(page);
-                self.dedup.insert(digest, loc);
-                if self.open.len() >= self.opts.chunk_pages as usize * PAGE_SIZE {
-                    self.flush_open()?;
-                }
-                loc
-            }
-        };
-        self.area_pages
-            .entry((task_id, area_base))
-            .or_default()
-            .push((page_index, loc));
+        if self.open.is_empty() {
+            self.open = self.spare.pop().unwrap_or_default();
+            self.open.clear();
+            self.open
+                .reserve(self.opts.chunk_pages as usize * PAGE_SIZE);
+        }
+        self.open.extend_from_slice(page);
+        self.open_owners.push((task_id, area_base, page_index));
+        if self.open.len() >= self.opts.chunk_pages as usize * PAGE_SIZE {
+            self.flush_open()?;
+        }
         Ok(())
     }
 
@@ -362,10 +367,28 @@ impl ImageWriter {
         while self.in_flight > 0 {
             self.receive_one()?;
         }
+        // Chunk indices without the removed chunks.
+        let mut remap = Vec::with_capacity(self.chunks.len());
+        let mut kept = 0u32;
+        for i in 0..self.chunks.len() as u32 {
+            if self.removed.contains(&i) {
+                remap.push(None);
+            } else {
+                remap.push(Some(kept));
+                kept += 1;
+            }
+        }
         let mut tasks = std::mem::take(&mut self.tasks);
         for (&id, task) in tasks.iter_mut() {
             for area in task.areas.iter_mut() {
                 let mut pages = self.area_pages.remove(&(id, area.base)).unwrap_or_default();
+                for (_, loc) in pages.iter_mut() {
+                    loc.chunk = remap
+                        .get(loc.chunk as usize)
+                        .copied()
+                        .flatten()
+                        .ok_or_else(|| Error::Usage("a page lost its chunk".into()))?;
+                }
                 pages.sort_by_key(|p| p.0);
                 let area_pages = area.size / PAGE_SIZE as u64;
                 for w in pages.windows(2) {
@@ -428,9 +451,13 @@ impl ImageWriter {
                 .map_err(|e| Error::io(&self.target, e))?;
             self.put_object(&object::task_path(id), &file)?;
         }
+        let removed = std::mem::take(&mut self.removed);
         let chunks = self
             .chunks
             .drain(..)
+            .enumerate()
+            .filter(|(i, _)| !removed.contains(&(*i as u32)))
+            .map(|(_, c)| c)
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Error::Usage("a chunk was never completed".into()))?;
         let mut checkpoint_set = self.info.checkpoint_set.clone();
@@ -476,18 +503,26 @@ impl ImageWriter {
     }
 
     fn flush_open(&mut self) -> Result<()> {
+        let index = self.new_chunk_index()?;
+        let content = std::mem::take(&mut self.open);
+        self.owners
+            .insert(index, std::mem::take(&mut self.open_owners));
+        self.submit(Job {
+            index,
+            content,
+            hash_pages: true,
+        })
+    }
+
+    fn submit(&mut self, job: Job) -> Result<()> {
         if self.in_flight >= self.pool.capacity {
             self.receive_one()?;
         }
-        let content = std::mem::take(&mut self.open);
         self.pool
-            .submit(Job {
-                index: self.open_index,
-                content,
-            })
+            .submit(job)
             .map_err(|e| Error::io(&self.target, e))?;
         self.in_flight += 1;
-        // Write whatever is already done without waiting.
+        // Take whatever is already done without waiting.
         while let Ok(r) = self.pool.done.try_recv() {
             self.in_flight -= 1;
             self.accept(r)?;
@@ -506,8 +541,9 @@ impl ImageWriter {
         self.accept(r)
     }
 
-    /// Takes a finished chunk and writes every chunk that is next in index
-    /// order (so tar output is deterministic).
+    /// Takes a finished chunk and handles every chunk that is next in index
+    /// order: deduplicates its pages (first pass), then writes it (so
+    /// dedup and tar output are deterministic).
     fn accept(&mut self, r: std::io::Result<Done>) -> Result<()> {
         let done = r.map_err(|e| Error::io(&self.target, e))?;
         self.reorder.insert(done.index, done);
@@ -516,12 +552,20 @@ impl ImageWriter {
                 .chunks
                 .get(self.next_write as usize)
                 .is_some_and(|c| c.is_some())
+                || self.removed.contains(&self.next_write)
             {
                 self.next_write += 1;
             }
-            let Some(done) = self.reorder.remove(&self.next_write) else {
+            let Some(mut done) = self.reorder.remove(&self.next_write) else {
                 return Ok(());
             };
+            if let Some(digests) = done.page_digests.take() {
+                match self.dedup_chunk(&mut done, &digests)? {
+                    Dedup::Keep => {}
+                    Dedup::Rebuilt => return Ok(()),
+                    Dedup::Removed => continue,
+                }
+            }
             self.sink
                 .put(&object::chunk_path(&done.content_digest), &done.file)?;
             self.stats.chunks_written += 1;
@@ -540,6 +584,57 @@ impl ImageWriter {
             }
             self.next_write += 1;
         }
+    }
+
+    /// Points every page of chunk `done` at its stored slot: the first copy
+    /// of each content in chunk order is stored, later ones point at it.
+    /// If some pages were duplicates, the chunk is rebuilt from the others
+    /// and sent to be compressed again (or removed, if none is left).
+    fn dedup_chunk(&mut self, done: &mut Done, digests: &[Digest]) -> Result<Dedup> {
+        let index = done.index;
+        let owners = self.owners.remove(&index).unwrap_or_default();
+        let mut kept: Vec<usize> = Vec::with_capacity(digests.len());
+        for (slot, (digest, &(task, base, page))) in digests.iter().zip(&owners).enumerate() {
+            let loc = match self.dedup.get(digest) {
+                Some(&loc) => {
+                    self.stats.duplicate_pages += 1;
+                    loc
+                }
+                None => {
+                    let loc = PageLoc {
+                        chunk: index,
+                        slot: kept.len() as u32,
+                    };
+                    self.dedup.insert(*digest, loc);
+                    kept.push(slot);
+                    loc
+                }
+            };
+            self.area_pages
+                .entry((task, base))
+                .or_default()
+                .push((page, loc));
+        }
+        if kept.len() == digests.len() {
+            return Ok(Dedup::Keep);
+        }
+        if kept.is_empty() {
+            self.removed.insert(index);
+            self.next_write += 1;
+            return Ok(Dedup::Removed);
+        }
+        let mut content = self.spare.pop().unwrap_or_default();
+        content.clear();
+        for &slot in &kept {
+            let start = slot * PAGE_SIZE;
+            content.extend_from_slice(&done.spare[start..start + PAGE_SIZE]);
+        }
+        self.submit(Job {
+            index,
+            content,
+            hash_pages: false,
+        })?;
+        Ok(Dedup::Rebuilt)
     }
 
     fn put_blob(&mut self, kind: ObjectKind, path: &str, bytes: &[u8]) -> Result<()> {

@@ -31,14 +31,32 @@ fn golden_v1_1_reads_in_both_forms() {
             .iter()
             .all(|c| matches!(c.home, ChunkHome::LocalPlain { .. }))
     );
-    // 1.1 addresses are the plain SHA-256 of the content, and the pages
-    // are those of the 1.0 golden image.
+    // 1.1 addresses are the plain SHA-256 of the content, and the memory
+    // is that of the 1.0 golden image, page for page.
     let img = Image::open(golden_dir_v1_1()).unwrap();
-    let old = Image::open(golden_dir()).unwrap();
     for (i, c) in m.chunks.iter().enumerate() {
         let content = img.chunk(i as u32).unwrap();
         assert_eq!(Digest::of(&content), c.content);
-        assert_eq!(old.chunk(i as u32).unwrap(), content);
+    }
+    let old = Image::open(golden_dir()).unwrap();
+    assert_eq!(img.task_ids(), old.task_ids());
+    for id in img.task_ids() {
+        let (new_t, old_t) = (img.task(id).unwrap(), old.task(id).unwrap());
+        assert_eq!(new_t.areas.len(), old_t.areas.len());
+        for (a, b) in new_t.areas.iter().zip(&old_t.areas) {
+            let (mut pa, mut pb) = (Vec::new(), Vec::new());
+            img.for_each_page(a, 2, |_, p| {
+                pa.extend_from_slice(p);
+                Ok(())
+            })
+            .unwrap();
+            old.for_each_page(b, 1, |_, p| {
+                pb.extend_from_slice(p);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(pa, pb, "task {id} area {:#x}", a.base);
+        }
     }
 }
 

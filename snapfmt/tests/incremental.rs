@@ -115,3 +115,36 @@ fn incremental_image_keeps_parent_pages_and_detects_a_broken_chain() {
             .is_err()
     );
 }
+
+#[test]
+fn a_1_1_child_of_a_1_0_parent_reads_and_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("golden-v1");
+    copy_dir(&golden_dir(), &base);
+    let inc = dir.path().join("inc");
+    child(&base, &inc).unwrap();
+    assert_eq!(validate(&inc), vec![]);
+    let img = Image::open(&inc).unwrap();
+    let m = img.manifest();
+    assert_eq!(m.format_version, FORMAT_VERSION);
+    // The new chunk is plainly addressed; the kept ones carry the 1.0
+    // parent's addresses.
+    assert!(
+        m.chunks
+            .iter()
+            .any(|c| matches!(c.home, ChunkHome::LocalPlain { .. }))
+    );
+    assert!(m.chunks.iter().any(|c| c.home == ChunkHome::Parent));
+    let mut page = [0u8; PAGE_SIZE];
+    assert_eq!(
+        img.read_page(7, 0x3000, &mut page).unwrap(),
+        PageSource::Local
+    );
+    assert_eq!(page.as_slice(), sample_page(999));
+    assert_eq!(
+        img.read_page(7, 0x6000, &mut page).unwrap(),
+        PageSource::Parent
+    );
+    assert_eq!(page.as_slice(), sample_page(1));
+    deep_read(&inc).unwrap();
+}
