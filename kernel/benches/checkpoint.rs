@@ -7,16 +7,21 @@
 //! - export: writing the captured set as an image (directory, zstd level 3,
 //!   2 threads, fsynced), done while the task runs on;
 //! - import: opening the image and restoring the task until it is ready to
-//!   run (target under 10 ms independent of image size).
+//!   run (target under 10 ms independent of image size); `decode` is the
+//!   reader's share of it alone (every page decoded, none installed).
 //!
 //! A bench binary (`harness = false`): `cargo bench -p spartan-kernel
 //! --bench checkpoint` prints a table. `SPARTAN_CKPT_MIB` (default
 //! `64,1024`) picks the sizes, `SPARTAN_CKPT_FREEZES` (default 50) the
-//! number of timed freezes (median and maximum are shown).
+//! number of timed freezes (median and maximum are shown). Knobs for
+//! locating costs: `SPARTAN_CKPT_FORM=tar` writes one tar file instead of
+//! a directory, `SPARTAN_CKPT_CHUNK_PAGES=n` sets the writer's pages per
+//! chunk (one chunk file each in a directory image), and
+//! `SPARTAN_CKPT_VERIFY=0` skips the reader's chunk content check.
 
 use std::time::{Duration, Instant};
 
-use snapfmt::{Image, WriterOptions};
+use snapfmt::{Image, ImageForm, WriterOptions};
 use spartan_kernel::checkpoint::{self, RestoreOptions};
 use spartan_kernel::guest::{SchedConfig, Scheduler, rt};
 use spartan_kernel::kernel::{Kernel, KernelConfig};
@@ -46,6 +51,24 @@ fn config() -> SchedConfig {
     }
 }
 
+/// The writer options the knobs ask for.
+fn writer_options() -> WriterOptions {
+    let mut opts = WriterOptions {
+        threads: 2,
+        ..WriterOptions::default()
+    };
+    if std::env::var("SPARTAN_CKPT_FORM").is_ok_and(|f| f == "tar") {
+        opts.form = ImageForm::Tar;
+    }
+    if let Some(n) = std::env::var("SPARTAN_CKPT_CHUNK_PAGES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        opts.chunk_pages = n;
+    }
+    opts
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -57,7 +80,30 @@ struct Row {
     freeze_max: Duration,
     export: Duration,
     stored_mib: f64,
+    decode: Duration,
     import: Duration,
+}
+
+/// Time to decode every page of the image without installing any (the
+/// reader's share of an import), with the same verification and threads.
+fn decode_only(path: &std::path::Path, verify: bool) -> Duration {
+    let mut image = Image::open(path).expect("image opens");
+    image.set_verify_content(verify);
+    let t0 = Instant::now();
+    let mut nonzero = 0u64;
+    for id in image.task_ids() {
+        let task = image.task(id).expect("task record");
+        for area in &task.areas {
+            image
+                .for_each_page(area, 2, |_, bytes| {
+                    nonzero += u64::from(bytes.iter().any(|b| *b != 0));
+                    Ok(())
+                })
+                .expect("pages decode");
+        }
+    }
+    std::hint::black_box(nonzero);
+    t0.elapsed()
 }
 
 fn measure(mib: u64, freezes: usize) -> Row {
@@ -98,13 +144,7 @@ fn measure(mib: u64, freezes: usize) -> Row {
     let path = dir.path().join("image");
     let t0 = Instant::now();
     let done = capture
-        .write(
-            &path,
-            WriterOptions {
-                threads: 2,
-                ..WriterOptions::default()
-            },
-        )
+        .write(&path, writer_options())
         .expect("image written");
     let export = t0.elapsed();
     drop(capture);
@@ -115,8 +155,11 @@ fn measure(mib: u64, freezes: usize) -> Row {
         ..KernelConfig::simulation(2)
     });
     let mut s2 = Scheduler::new(config());
+    let verify = std::env::var("SPARTAN_CKPT_VERIFY").map_or(true, |v| v != "0");
+    let decode = decode_only(&path, verify);
     let t0 = Instant::now();
-    let image = Image::open(&path).expect("image opens");
+    let mut image = Image::open(&path).expect("image opens");
+    image.set_verify_content(verify);
     let restored =
         checkpoint::restore(&mut k2, &mut s2, &image, &RestoreOptions::default()).expect("restore");
     let import = t0.elapsed();
@@ -129,6 +172,7 @@ fn measure(mib: u64, freezes: usize) -> Row {
         freeze_max,
         export,
         stored_mib: done.stats.chunk_stored_bytes as f64 / (1 << 20) as f64,
+        decode,
         import,
     }
 }
@@ -148,18 +192,19 @@ fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("checkpoint bench, load average at start: {}", load.trim());
     println!(
-        "{:>8} {:>14} {:>12} {:>12} {:>12} {:>12}",
-        "memory", "freeze median", "freeze max", "export", "stored", "import"
+        "{:>8} {:>14} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "memory", "freeze median", "freeze max", "export", "stored", "decode", "import"
     );
     for mib in sizes {
         let r = measure(mib, freezes);
         println!(
-            "{:>5} MiB {:>11.1} us {:>9.1} us {:>9.1} ms {:>8.2} MiB {:>9.1} ms",
+            "{:>5} MiB {:>11.1} us {:>9.1} us {:>9.1} ms {:>8.2} MiB {:>9.1} ms {:>9.1} ms",
             r.mib,
             r.freeze_median.as_secs_f64() * 1e6,
             r.freeze_max.as_secs_f64() * 1e6,
             r.export.as_secs_f64() * 1e3,
             r.stored_mib,
+            r.decode.as_secs_f64() * 1e3,
             r.import.as_secs_f64() * 1e3
         );
     }

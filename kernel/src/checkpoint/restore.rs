@@ -28,7 +28,7 @@ use crate::ipc::{
 };
 use crate::kernel::Kernel;
 use crate::machine::{self, Extern, Instance, Module};
-use crate::mm::{AddressSpace, AreaFlags, BackingId, SharedBacking, WASM_PAGE_SIZE};
+use crate::mm::{AddressSpace, AreaFlags, BackingId, Page, SharedBacking, WASM_PAGE_SIZE};
 use crate::syscall::{PendingSyscall, SyscallState, Sysno};
 use crate::task::image::{TaskImage, ThreadImage};
 use crate::task::{TaskId, TaskKind, TaskPolicy, ThreadId};
@@ -735,11 +735,14 @@ fn load_pages(
         if bytes.iter().all(|b| *b == 0) {
             return Ok(());
         }
-        let Ok(page) = <&[u8; PAGE_SIZE]>::try_from(bytes) else {
+        // One allocation and one copy straight from the decoded chunk into
+        // the page's final place (`restore_page(&Page)` went through a
+        // 4 KiB temporary); the slice-to-array conversion moves no bytes.
+        let Ok(page) = Arc::<Page>::try_from(Arc::<[u8]>::from(bytes)) else {
             return Err(snapfmt::Error::Usage("page of the wrong size".into()));
         };
         let addr = area.base + u64::from(index) * PAGE_SIZE as u64;
-        if let Err(e) = space.restore_page(addr, page) {
+        if let Err(e) = space.install_page(addr, page) {
             mm_err = Some(e);
             return Err(snapfmt::Error::Usage("page install failed".into()));
         }
