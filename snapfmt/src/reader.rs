@@ -22,6 +22,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// How many decoded chunks a reader keeps.
 const CHUNK_CACHE: usize = 8;
 
+/// Stored chunk files up to about this size keep their read buffer.
+const READ_BUF_KEEP: usize = 1 << 20;
+
+thread_local! {
+    /// The buffer chunk files are read into, one per thread, reused (a
+    /// fresh one would be page-faulted in for every chunk).
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Where a page read by [`Image::read_page`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageSource {
@@ -385,6 +394,44 @@ impl Image {
         verify_content: bool,
         reuse: Option<Arc<[u8]>>,
     ) -> Result<Arc<[u8]>> {
+        if entry.home.local_body().is_none() {
+            return Err(Error::invalid(
+                MANIFEST_PATH,
+                format!("chunks[{index}].home"),
+                "not a local chunk",
+            ));
+        }
+        let path = object::chunk_path(&entry.content);
+        READ_BUF.with(|buf| {
+            // A chunk being loaded on this thread already (not done by
+            // snapfmt, but a caller's `f` could) gets a buffer of its own.
+            let mut own = Vec::new();
+            let mut guard = buf.try_borrow_mut();
+            let bytes = match guard.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => &mut own,
+            };
+            self.source
+                .read_into(&path, object::stored_limit(ObjectKind::Chunk), bytes)?;
+            let r = self.unpack_chunk(index, entry, verify_content, reuse, &path, bytes);
+            // Keep a chunk-sized buffer, not an outsized one.
+            if bytes.capacity() > 2 * READ_BUF_KEEP {
+                *bytes = Vec::new();
+            }
+            r
+        })
+    }
+
+    /// Checks and decompresses the chunk file `bytes` of local chunk `index`.
+    fn unpack_chunk(
+        &self,
+        index: u32,
+        entry: &ChunkEntry,
+        verify_content: bool,
+        reuse: Option<Arc<[u8]>>,
+        path: &str,
+        bytes: &[u8],
+    ) -> Result<Arc<[u8]>> {
         let Some((body_len, body_digest)) = entry.home.local_body() else {
             return Err(Error::invalid(
                 MANIFEST_PATH,
@@ -392,18 +439,14 @@ impl Image {
                 "not a local chunk",
             ));
         };
-        let path = object::chunk_path(&entry.content);
-        let bytes = self
-            .source
-            .read(&path, object::stored_limit(ObjectKind::Chunk))?;
         let obj_err = |error| Error::Object {
-            file: path.clone(),
+            file: path.to_string(),
             error,
         };
-        let (header, body) = object::check(&bytes, ObjectKind::Chunk).map_err(obj_err)?;
+        let (header, body) = object::check(bytes, ObjectKind::Chunk).map_err(obj_err)?;
         if header.checksum != body_digest || header.body_len != body_len {
             return Err(Error::invalid(
-                &path,
+                path,
                 "header.checksum",
                 format!("differs from the manifest's chunks[{index}]"),
             ));
@@ -412,7 +455,7 @@ impl Image {
         let declared = object::content_len(&header, body).map_err(obj_err)?;
         if declared != expected {
             return Err(Error::invalid(
-                &path,
+                path,
                 "content",
                 format!("{declared} bytes, the manifest says {} pages", entry.pages),
             ));
@@ -438,7 +481,7 @@ impl Image {
             && actual != entry.content
         {
             return Err(Error::invalid(
-                &path,
+                path,
                 "content",
                 format!("has address {actual}"),
             ));
