@@ -9,8 +9,9 @@
 //! chunk file.
 
 use crate::digest::Digest;
-use crate::header::{FLAG_ZSTD, ObjectKind};
+use crate::header::{FLAG_ZSTD, HEADER_LEN, ObjectHeader, ObjectKind};
 use crate::object::assemble;
+use crate::version::FORMAT_VERSION;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -20,6 +21,10 @@ pub(crate) struct Job {
     pub content: Vec<u8>,
     /// Also return the SHA-256 of every page.
     pub hash_pages: bool,
+    /// A buffer for the chunk file, reused from an earlier chunk (its
+    /// content is irrelevant; a reused buffer spares the page faults of a
+    /// fresh one).
+    pub file_buf: Vec<u8>,
 }
 
 pub(crate) struct Done {
@@ -127,15 +132,28 @@ fn compress_chunk(c: &mut zstd::bulk::Compressor<'_>, job: Job) -> std::io::Resu
             .collect()
     });
     let content_digest = Digest::of(&job.content);
-    let compressed = c.compress(&job.content)?;
     let pages = (job.content.len() / crate::limits::PAGE_SIZE) as u32;
-    let (file, body_len, body_digest) = if compressed.len() < job.content.len() {
-        let d = Digest::of(&compressed);
-        (
-            assemble(ObjectKind::Chunk, FLAG_ZSTD, &compressed, d),
-            compressed.len(),
-            d,
-        )
+    // Compressed straight behind the header's place in the file buffer
+    // (no separate compressed buffer, no copy).
+    let mut file = job.file_buf;
+    file.clear();
+    file.resize(
+        HEADER_LEN + zstd::zstd_safe::compress_bound(job.content.len()),
+        0,
+    );
+    let compressed_len = c.compress_to_buffer(&job.content, &mut file[HEADER_LEN..])?;
+    let (file, body_len, body_digest) = if compressed_len < job.content.len() {
+        file.truncate(HEADER_LEN + compressed_len);
+        let d = Digest::of(&file[HEADER_LEN..]);
+        let header = ObjectHeader {
+            version: FORMAT_VERSION,
+            kind: ObjectKind::Chunk,
+            flags: FLAG_ZSTD,
+            body_len: compressed_len as u64,
+            checksum: d,
+        };
+        file[..HEADER_LEN].copy_from_slice(&header.encode());
+        (file, compressed_len, d)
     } else {
         // Stored raw: the body checksum is the content digest.
         (

@@ -59,6 +59,15 @@ impl Source {
     /// Reads file `name`, refusing (before allocating) a file whose body
     /// would exceed `body_limit`.
     pub(crate) fn read(&self, name: &str, body_limit: u64) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.read_into(name, body_limit, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`read`](Self::read) into `buf` (cleared first), so that a caller
+    /// reading many files can reuse one buffer.
+    pub(crate) fn read_into(&self, name: &str, body_limit: u64, buf: &mut Vec<u8>) -> Result<()> {
+        buf.clear();
         let too_long = |size: u64| Error::Object {
             file: name.to_string(),
             error: ObjectError::TooLong {
@@ -83,16 +92,16 @@ impl Source {
                 if size > cap {
                     return Err(too_long(size));
                 }
-                let mut buf = Vec::with_capacity(size as usize);
+                buf.reserve(size as usize);
                 // Read at most `cap + 1` bytes in case the file grows meanwhile.
                 (&mut f)
                     .take(cap + 1)
-                    .read_to_end(&mut buf)
+                    .read_to_end(buf)
                     .map_err(|e| Error::io(&p, e))?;
                 if buf.len() as u64 > cap {
                     return Err(too_long(buf.len() as u64));
                 }
-                Ok(buf)
+                Ok(())
             }
             Source::Tar { path, file, index } => {
                 let &(offset, size) = index.get(name).ok_or_else(|| Error::Missing {
@@ -101,10 +110,10 @@ impl Source {
                 if size > cap {
                     return Err(too_long(size));
                 }
-                let mut buf = vec![0u8; size as usize];
-                file.read_exact_at(&mut buf, offset)
+                buf.resize(size as usize, 0);
+                file.read_exact_at(buf, offset)
                     .map_err(|e| Error::io(path, e))?;
-                Ok(buf)
+                Ok(())
             }
         }
     }

@@ -22,6 +22,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// How many decoded chunks a reader keeps.
 const CHUNK_CACHE: usize = 8;
 
+/// Stored chunk files up to about this size keep their read buffer.
+const READ_BUF_KEEP: usize = 1 << 20;
+
+thread_local! {
+    /// The buffer chunk files are read into, one per thread, reused (a
+    /// fresh one would be page-faulted in for every chunk).
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Where a page read by [`Image::read_page`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageSource {
@@ -370,6 +379,59 @@ impl Image {
         entry: &ChunkEntry,
         verify_content: bool,
     ) -> Result<Arc<[u8]>> {
+        self.load_chunk_into(index, entry, verify_content, None)
+    }
+
+    /// [`load_chunk`](Self::load_chunk), decompressing into `reuse` when
+    /// it is unshared and of the right length (a fresh buffer otherwise).
+    /// Every byte of the buffer is overwritten before it is returned
+    /// (`unpack_into` fails unless the content fills it exactly), so
+    /// nothing of its previous content survives.
+    fn load_chunk_into(
+        &self,
+        index: u32,
+        entry: &ChunkEntry,
+        verify_content: bool,
+        reuse: Option<Arc<[u8]>>,
+    ) -> Result<Arc<[u8]>> {
+        if entry.home.local_body().is_none() {
+            return Err(Error::invalid(
+                MANIFEST_PATH,
+                format!("chunks[{index}].home"),
+                "not a local chunk",
+            ));
+        }
+        let path = object::chunk_path(&entry.content);
+        READ_BUF.with(|buf| {
+            // A chunk being loaded on this thread already (not done by
+            // snapfmt, but a caller's `f` could) gets a buffer of its own.
+            let mut own = Vec::new();
+            let mut guard = buf.try_borrow_mut();
+            let bytes = match guard.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => &mut own,
+            };
+            self.source
+                .read_into(&path, object::stored_limit(ObjectKind::Chunk), bytes)?;
+            let r = self.unpack_chunk(index, entry, verify_content, reuse, &path, bytes);
+            // Keep a chunk-sized buffer, not an outsized one.
+            if bytes.capacity() > 2 * READ_BUF_KEEP {
+                *bytes = Vec::new();
+            }
+            r
+        })
+    }
+
+    /// Checks and decompresses the chunk file `bytes` of local chunk `index`.
+    fn unpack_chunk(
+        &self,
+        index: u32,
+        entry: &ChunkEntry,
+        verify_content: bool,
+        reuse: Option<Arc<[u8]>>,
+        path: &str,
+        bytes: &[u8],
+    ) -> Result<Arc<[u8]>> {
         let Some((body_len, body_digest)) = entry.home.local_body() else {
             return Err(Error::invalid(
                 MANIFEST_PATH,
@@ -377,18 +439,14 @@ impl Image {
                 "not a local chunk",
             ));
         };
-        let path = object::chunk_path(&entry.content);
-        let bytes = self
-            .source
-            .read(&path, object::stored_limit(ObjectKind::Chunk))?;
         let obj_err = |error| Error::Object {
-            file: path.clone(),
+            file: path.to_string(),
             error,
         };
-        let (header, body) = object::check(&bytes, ObjectKind::Chunk).map_err(obj_err)?;
+        let (header, body) = object::check(bytes, ObjectKind::Chunk).map_err(obj_err)?;
         if header.checksum != body_digest || header.body_len != body_len {
             return Err(Error::invalid(
-                &path,
+                path,
                 "header.checksum",
                 format!("differs from the manifest's chunks[{index}]"),
             ));
@@ -397,7 +455,7 @@ impl Image {
         let declared = object::content_len(&header, body).map_err(obj_err)?;
         if declared != expected {
             return Err(Error::invalid(
-                &path,
+                path,
                 "content",
                 format!("{declared} bytes, the manifest says {} pages", entry.pages),
             ));
@@ -405,7 +463,10 @@ impl Image {
         // Decompressed straight into the shared buffer callers get (no
         // copy from a temporary). `expected` is at most 1 MiB (checked
         // against the kind's limit by `content_len`).
-        let mut content: Arc<[u8]> = std::iter::repeat_n(0u8, expected as usize).collect();
+        // A reused buffer saves zeroing and page-faulting a fresh one.
+        let reuse = reuse.filter(|b| b.len() as u64 == expected && Arc::strong_count(b) == 1);
+        let mut content: Arc<[u8]> =
+            reuse.unwrap_or_else(|| std::iter::repeat_n(0u8, expected as usize).collect());
         let out = Arc::get_mut(&mut content)
             .ok_or_else(|| Error::Usage("a fresh chunk buffer is shared".into()))?;
         object::unpack_into(&header, body, out).map_err(obj_err)?;
@@ -420,7 +481,7 @@ impl Image {
             && actual != entry.content
         {
             return Err(Error::invalid(
-                &path,
+                path,
                 "content",
                 format!("has address {actual}"),
             ));
@@ -508,10 +569,16 @@ impl Image {
             .filter(|c| seen.insert(*c))
             .collect();
         let zero = [0u8; PAGE_SIZE];
+        // Buffers of chunks `f` is done with, decompressed into again.
+        let spare: Mutex<Vec<Arc<[u8]>>> = Mutex::new(Vec::new());
+        let spare_max = threads.max(1) + 2;
         crate::prefetch::in_order(
             &order,
             threads,
-            |id| self.chunk_uncached(id),
+            |id| {
+                let reuse = spare.lock().map_err(|_| poisoned())?.pop();
+                self.chunk_uncached(id, reuse)
+            },
             |next| {
                 let mut current: Option<(u32, Arc<[u8]>)> = None;
                 let mut page = 0u32;
@@ -524,7 +591,14 @@ impl Image {
                         Some((id, c)) if *id == run.chunk => Arc::clone(c),
                         _ if next.upcoming() == Some(run.chunk) => {
                             let c = next.take()?;
-                            current = Some((run.chunk, Arc::clone(&c)));
+                            if let Some((_, mut old)) = current.replace((run.chunk, Arc::clone(&c)))
+                                && Arc::get_mut(&mut old).is_some()
+                            {
+                                let mut spare = spare.lock().map_err(|_| poisoned())?;
+                                if spare.len() < spare_max {
+                                    spare.push(old);
+                                }
+                            }
                             c
                         }
                         // A chunk used again later (a duplicate page).
@@ -554,7 +628,7 @@ impl Image {
 
     /// Chunk `id` read and decoded without going through the cache (bulk
     /// reads would only evict what random reads need).
-    fn chunk_uncached(&self, id: u32) -> Result<Arc<[u8]>> {
+    fn chunk_uncached(&self, id: u32, reuse: Option<Arc<[u8]>>) -> Result<Arc<[u8]>> {
         let entry = self.manifest.chunks.get(id as usize).ok_or_else(|| {
             Error::invalid(
                 MANIFEST_PATH,
@@ -564,7 +638,7 @@ impl Image {
         })?;
         match entry.home {
             ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
-                self.load_chunk(id, entry, self.verify_content)
+                self.load_chunk_into(id, entry, self.verify_content, reuse)
             }
             ChunkHome::Parent => self.chunk(id),
         }

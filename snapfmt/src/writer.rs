@@ -136,6 +136,8 @@ pub struct ImageWriter {
     /// Chunks that turned out to hold only duplicates (no chunk entry).
     removed: std::collections::BTreeSet<u32>,
     spare: Vec<Vec<u8>>,
+    /// Chunk file buffers, written and handed back for reuse.
+    spare_files: Vec<Vec<u8>>,
     dedup: HashMap<Digest, PageLoc>,
     area_pages: BTreeMap<(u64, u64), Vec<(u32, PageLoc)>>,
     tasks: BTreeMap<u64, TaskRecord>,
@@ -176,6 +178,7 @@ impl ImageWriter {
             owners: BTreeMap::new(),
             removed: std::collections::BTreeSet::new(),
             spare: Vec::new(),
+            spare_files: Vec::new(),
             dedup: HashMap::new(),
             area_pages: BTreeMap::new(),
             tasks: BTreeMap::new(),
@@ -505,12 +508,14 @@ impl ImageWriter {
     fn flush_open(&mut self) -> Result<()> {
         let index = self.new_chunk_index()?;
         let content = std::mem::take(&mut self.open);
+        let file_buf = self.spare_files.pop().unwrap_or_default();
         self.owners
             .insert(index, std::mem::take(&mut self.open_owners));
         self.submit(Job {
             index,
             content,
             hash_pages: true,
+            file_buf,
         })
     }
 
@@ -579,8 +584,13 @@ impl ImageWriter {
                     body_digest: done.body_digest,
                 },
             });
-            if self.spare.len() < 4 {
+            // Enough buffers to go round every chunk in flight.
+            let keep = self.pool.capacity + 2;
+            if self.spare.len() < keep {
                 self.spare.push(done.spare);
+            }
+            if self.spare_files.len() < keep {
+                self.spare_files.push(done.file);
             }
             self.next_write += 1;
         }
@@ -629,10 +639,12 @@ impl ImageWriter {
             let start = slot * PAGE_SIZE;
             content.extend_from_slice(&done.spare[start..start + PAGE_SIZE]);
         }
+        let file_buf = self.spare_files.pop().unwrap_or_default();
         self.submit(Job {
             index,
             content,
             hash_pages: false,
+            file_buf,
         })?;
         Ok(Dedup::Rebuilt)
     }
