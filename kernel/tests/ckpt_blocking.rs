@@ -1,0 +1,442 @@
+//! Checkpoints taken while a guest thread is blocked in each blocking
+//! system call of kernel/ABI.md (`sleep`, `ipc_call_sync` for a protocol
+//! call, a data write, a data read, a share-out and a share-in,
+//! `ipc_wait` for a call, for an answer and to a timeout, `futex_wait`
+//! woken within a task, across tasks and to a timeout), while a thread
+//! made by `thread_create` is blocked or running, and while two tasks
+//! meet through an area one shared out to the other. Every cut goes
+//! through a real image on disk and is restored into the same kernel and
+//! into a freshly booted one; the rest of the run (results, log, memory)
+//! must equal the uninterrupted run.
+
+mod ckpt_common;
+
+use ckpt_common::*;
+use snapfmt::ImageForm;
+use spartan_kernel::machine::Value;
+use spartan_kernel::sched::sim::RunEnd;
+use spartan_kernel::syscall::WaitReason;
+use spartan_kernel::task::ThreadState;
+
+const SLEEPER: &str = include_str!("../../fixtures/wat/ckpt/blocking_sleeper.wat");
+const B_SERVER: &str = include_str!("../../fixtures/wat/ckpt/blocking_server.wat");
+const B_CLIENT: &str = include_str!("../../fixtures/wat/ckpt/blocking_client.wat");
+const THREAD_PAIR: &str = include_str!("../../fixtures/wat/ckpt/thread_pair.wat");
+const OFFERER: &str = include_str!("../../fixtures/wat/ckpt/share_offerer.wat");
+const ACCEPTER: &str = include_str!("../../fixtures/wat/ckpt/share_accepter.wat");
+
+/// Virtual time by which every scenario here has ended.
+const END: u64 = 10_000_000;
+/// Slices after which a cut point counts as never reached.
+const MAX_SLICES: u64 = 200_000;
+
+/// Which blocking call a thread is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum In {
+    Sleep,
+    Wait,
+    Sync,
+    Futex,
+}
+
+fn is_in(state: &ThreadState, call: In) -> bool {
+    matches!(
+        (state, call),
+        (ThreadState::Blocked(WaitReason::Sleep), In::Sleep)
+            | (ThreadState::Blocked(WaitReason::Answerbox), In::Wait)
+            | (ThreadState::Blocked(WaitReason::SyncAnswer(_)), In::Sync)
+            | (ThreadState::Blocked(WaitReason::Futex(_)), In::Futex)
+    )
+}
+
+/// A cut point: thread `thread` (index within its task) of program `prog`
+/// is blocked in `call` (or, for `None`, runnable) after the task logged
+/// exactly `lines` lines (any number for `None`).
+#[derive(Clone, Copy, Debug)]
+struct Cut {
+    prog: usize,
+    thread: u64,
+    call: Option<In>,
+    lines: Option<usize>,
+}
+
+fn blocked(prog: usize, call: In, lines: usize) -> Cut {
+    Cut {
+        prog,
+        thread: 0,
+        call: Some(call),
+        lines: Some(lines),
+    }
+}
+
+fn lines_of(w: &World, prog: usize) -> usize {
+    let task = w.tasks[prog];
+    w.k.log().iter().filter(|l| l.task == task).count()
+}
+
+fn at_cut(w: &World, cut: Cut) -> bool {
+    let Some(task) = w.k.task(w.tasks[cut.prog]) else {
+        return false;
+    };
+    if cut.lines.is_some_and(|n| lines_of(w, cut.prog) != n) {
+        return false;
+    }
+    task.threads.iter().any(|&th| {
+        w.k.thread(th).is_some_and(|t| {
+            t.index == cut.thread
+                && match cut.call {
+                    Some(call) => is_in(&t.state, call),
+                    None => t.state == ThreadState::Runnable,
+                }
+        })
+    })
+}
+
+/// One slice; names threads made meanwhile (so their calls are shown).
+/// False once the run has ended.
+fn step(w: &mut World) -> bool {
+    let end = w.s.run(&mut w.k, 1);
+    w.relabel();
+    matches!(end, RunEnd::StepLimit) && w.k.now() < END
+}
+
+fn run_out(w: &mut World) {
+    let mut n = 0;
+    while step(w) {
+        n += 1;
+        assert!(n < MAX_SLICES, "the scenario does not end");
+    }
+}
+
+/// Runs to the cut point, checkpoints through a directory image, kills
+/// the set, restores it (into this kernel or a rebooted one) and runs to
+/// the end; everything shown and the memory must equal the uninterrupted
+/// run. Returns the log lines of the whole run (before and after the cut)
+/// that the programs wrote (not the kernel's own "task ... exited").
+fn check(sc: &Scenario, cut: Cut, reboot: bool) -> Vec<(String, String)> {
+    let mut whole = boot(sc, 1);
+    run_out(&mut whole);
+    let mut w = boot(sc, 1);
+    let mut n = 0;
+    while !at_cut(&w, cut) {
+        assert!(step(&mut w), "the run ended before {cut:?}");
+        n += 1;
+        assert!(n < MAX_SLICES, "{cut:?} never reached");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("image");
+    let (mut w, mut shown, _) =
+        w.checkpoint_kill_restore(&path, ImageForm::Directory, reboot.then_some(7));
+    run_out(&mut w);
+    shown.extend(w.shown());
+    let expected = whole.shown();
+    assert_same("calls", &shown.calls, &expected.calls);
+    assert_same("log", &shown.log, &expected.log);
+    assert_eq!(w.digests(), whole.digests());
+    program_lines(&shown)
+}
+
+fn program_lines(shown: &Shown) -> Vec<(String, String)> {
+    shown
+        .log
+        .iter()
+        .filter(|l| !l.2.starts_with("task "))
+        .map(|l| (l.1.clone(), l.2.clone()))
+        .collect()
+}
+
+fn lines_by(lines: &[(String, String)], name: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.0 == name)
+        .map(|l| l.1.clone())
+        .collect()
+}
+
+fn both(sc: &Scenario, cut: Cut) {
+    check(sc, cut, false);
+    check(sc, cut, true);
+}
+
+fn sleeper() -> Scenario {
+    Scenario {
+        progs: vec![prog("sleeper", SLEEPER, &[])],
+        phones: vec![],
+        slice_fuel: 50,
+    }
+}
+
+fn client_server() -> Scenario {
+    Scenario {
+        progs: vec![
+            prog("server", B_SERVER, &[]),
+            prog("client", B_CLIENT, &[Value::I32(0)]),
+        ],
+        phones: vec![(1, 0)],
+        slice_fuel: 50,
+    }
+}
+
+#[test]
+fn the_uninterrupted_runs_show_what_the_programs_say() {
+    let mut w = boot(&client_server(), 1);
+    run_out(&mut w);
+    let all = program_lines(&w.shown());
+    let log = |name: &str| lines_by(&all, name);
+    assert_eq!(
+        log("client"),
+        [
+            "41",
+            "0",
+            "12",
+            "0",
+            "9",
+            "pong-data",
+            "4",
+            "2",
+            "11",
+            "0",
+            "2097152",
+            "0",
+            "99",
+            "21",
+            "1"
+        ]
+    );
+    assert_eq!(
+        log("server"),
+        [
+            "1",
+            "1024",
+            "1",
+            "7",
+            "hello-server",
+            "1",
+            "8",
+            "1",
+            "1024",
+            "1",
+            "5",
+            "0",
+            "1",
+            "6",
+            "0",
+            "1",
+            "55"
+        ]
+    );
+    let mut s = boot(&sleeper(), 1);
+    run_out(&mut s);
+    let lines = lines_by(&program_lines(&s.shown()), "sleeper");
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    assert_eq!(
+        (&lines[1], &lines[3], &lines[5]),
+        (&"0".into(), &"-5".into(), &"-5".into())
+    );
+}
+
+// The table: every blocking call, each cut restored into the same kernel
+// and into a rebooted one.
+
+#[test]
+fn sleep() {
+    both(&sleeper(), blocked(0, In::Sleep, 1));
+}
+
+#[test]
+fn futex_wait_that_times_out() {
+    both(&sleeper(), blocked(0, In::Futex, 3));
+}
+
+#[test]
+fn ipc_wait_that_times_out() {
+    both(&sleeper(), blocked(0, In::Wait, 5));
+}
+
+#[test]
+fn ipc_wait_for_a_call() {
+    both(&client_server(), blocked(0, In::Wait, 0));
+}
+
+#[test]
+fn ipc_wait_for_an_answer() {
+    both(&client_server(), blocked(1, In::Wait, 7));
+}
+
+#[test]
+fn ipc_call_sync_protocol_call() {
+    both(&client_server(), blocked(1, In::Sync, 0));
+}
+
+#[test]
+fn ipc_call_sync_data_write() {
+    both(&client_server(), blocked(1, In::Sync, 1));
+}
+
+#[test]
+fn ipc_call_sync_data_read() {
+    both(&client_server(), blocked(1, In::Sync, 3));
+}
+
+#[test]
+fn ipc_call_sync_share_out_pending() {
+    both(&client_server(), blocked(1, In::Sync, 9));
+}
+
+#[test]
+fn ipc_call_sync_share_in_pending() {
+    both(&client_server(), blocked(1, In::Sync, 11));
+}
+
+#[test]
+fn futex_wait_on_a_shared_out_area_woken_by_the_other_task() {
+    both(&client_server(), blocked(1, In::Futex, 13));
+}
+
+#[test]
+fn futex_wait_on_a_shared_in_area_woken_by_the_other_task() {
+    both(
+        &client_server(),
+        Cut {
+            prog: 0,
+            thread: 0,
+            call: Some(In::Futex),
+            lines: None,
+        },
+    );
+}
+
+// Threads made by thread_create.
+
+fn thread_pair() -> Scenario {
+    Scenario {
+        progs: vec![prog("threads", THREAD_PAIR, &[])],
+        phones: vec![],
+        slice_fuel: 50,
+    }
+}
+
+#[test]
+fn a_created_thread_blocked_in_futex_wait() {
+    both(
+        &thread_pair(),
+        Cut {
+            prog: 0,
+            thread: 1,
+            call: Some(In::Futex),
+            lines: None,
+        },
+    );
+}
+
+#[test]
+fn a_created_thread_running_while_its_creator_is_blocked() {
+    // Main has logged its thread id and sum; the worker its global copy
+    // and the value; the worker computes, main sleeps on 0x504.
+    let sc = thread_pair();
+    let cut = Cut {
+        prog: 0,
+        thread: 1,
+        call: None,
+        lines: Some(4),
+    };
+    let main_blocked = Cut {
+        prog: 0,
+        thread: 0,
+        call: Some(In::Futex),
+        lines: Some(4),
+    };
+    let mut w = boot(&sc, 1);
+    while !(at_cut(&w, cut) && at_cut(&w, main_blocked)) {
+        assert!(step(&mut w), "no such cut");
+    }
+    check(&sc, cut, false);
+    let lines = lines_by(&check(&sc, cut, true), "threads");
+    // The creator's 7 copied into the worker and main's own 7 at the end;
+    // main's sum, the value handed over, and the worker's 100 + 3 after
+    // the restore.
+    let count = |v: &str| lines.iter().filter(|l| *l == v).count();
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    assert_eq!(count("7"), 2, "{lines:?}");
+    assert_eq!(
+        (count("2001000"), count("21"), count("103")),
+        (1, 1, 1),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("7"));
+}
+
+// An area shared between two checkpointable tasks through IPC share-out.
+
+fn share_pair() -> Scenario {
+    Scenario {
+        progs: vec![
+            prog("accepter", ACCEPTER, &[]),
+            prog("offerer", OFFERER, &[Value::I32(0)]),
+        ],
+        phones: vec![(1, 0)],
+        slice_fuel: 40,
+    }
+}
+
+fn one_backing(w: &World) {
+    let find = |name: &str| {
+        w.k.task_ids()
+            .into_iter()
+            .find(|&t| w.k.task(t).is_some_and(|x| x.name == name))
+            .expect("task lives")
+    };
+    let a = w.k.task_areas(find("offerer")).expect("offerer");
+    let b = w.k.task_areas(find("accepter")).expect("accepter");
+    assert_eq!(a.len(), 2);
+    assert_eq!(b.len(), 2);
+    assert!(a[1].area.backing.is_some());
+    assert_eq!(a[1].area.backing, b[1].area.backing);
+}
+
+#[test]
+fn a_shared_area_is_one_backing_after_restore() {
+    let sc = share_pair();
+    for (lines, reboot) in [(1, false), (6, true), (12, false), (25, true)] {
+        // The accepter waits for round `lines`, the offerer for its ack.
+        let cut = Cut {
+            prog: 0,
+            thread: 0,
+            call: Some(In::Futex),
+            lines: None,
+        };
+        let mut w = boot(&sc, 1);
+        while !(at_cut(&w, cut) && lines_of(&w, 1) == lines) {
+            assert!(step(&mut w), "no cut at {lines}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut r, mut shown, _) = w.checkpoint_kill_restore(
+            &dir.path().join("image"),
+            ImageForm::Directory,
+            reboot.then_some(9),
+        );
+        one_backing(&r);
+        run_out(&mut r);
+        shown.extend(r.shown());
+        let mut whole = boot(&sc, 1);
+        run_out(&mut whole);
+        let expected = whole.shown();
+        assert_same("calls", &shown.calls, &expected.calls);
+        assert_same("log", &shown.log, &expected.log);
+        let all = program_lines(&shown);
+        let last = |name: &str| lines_by(&all, name);
+        let off = last("offerer");
+        assert_eq!(off.len(), 32, "{off:?}");
+        // 1000 + (1+..+30) + 10*(1+..+30), and the accepter's 2000.
+        assert_eq!(off[30..], ["6115".to_string(), "2000".to_string()][..]);
+        assert_eq!(
+            last("accepter")[2..],
+            ["6115".to_string(), "2000".to_string()][..]
+        );
+    }
+}
+
+#[test]
+fn a_pending_share_out_between_two_tasks_answered_after_restore() {
+    both(&share_pair(), blocked(1, In::Sync, 0));
+}
