@@ -16,7 +16,7 @@ use snapfmt::ImageForm;
 use spartan_kernel::machine::Value;
 use spartan_kernel::sched::sim::RunEnd;
 use spartan_kernel::syscall::WaitReason;
-use spartan_kernel::task::ThreadState;
+use spartan_kernel::task::{Thread, ThreadState};
 
 const SLEEPER: &str = include_str!("../../fixtures/wat/ckpt/blocking_sleeper.wat");
 const B_SERVER: &str = include_str!("../../fixtures/wat/ckpt/blocking_server.wat");
@@ -37,11 +37,19 @@ enum In {
     Wait,
     Sync,
     Futex,
+    /// Woken by a wakeup that already delivered the result of call number
+    /// `n` (thesis 5.3.6), but not yet run: the reissue must return it.
+    Delivered(u32),
 }
 
-fn is_in(state: &ThreadState, call: In) -> bool {
+fn is_in(t: &Thread, call: In) -> bool {
+    if let In::Delivered(n) = call {
+        return t.state == ThreadState::Runnable
+            && t.sys.completed.is_some()
+            && t.sys.in_progress.as_ref().is_some_and(|p| p.number == n);
+    }
     matches!(
-        (state, call),
+        (&t.state, call),
         (ThreadState::Blocked(WaitReason::Sleep), In::Sleep)
             | (ThreadState::Blocked(WaitReason::Answerbox), In::Wait)
             | (ThreadState::Blocked(WaitReason::SyncAnswer(_)), In::Sync)
@@ -85,7 +93,7 @@ fn at_cut(w: &World, cut: Cut) -> bool {
         w.k.thread(th).is_some_and(|t| {
             t.index == cut.thread
                 && match cut.call {
-                    Some(call) => is_in(&t.state, call),
+                    Some(call) => is_in(t, call),
                     None => t.state == ThreadState::Runnable,
                 }
         })
@@ -439,4 +447,94 @@ fn a_shared_area_is_one_backing_after_restore() {
 #[test]
 fn a_pending_share_out_between_two_tasks_answered_after_restore() {
     both(&share_pair(), blocked(1, In::Sync, 0));
+}
+
+// Results delivered by a wakeup before the stop, not yet seen by the
+// thread: the restored thread gets them without the call running again
+// (a synchronous call is never sent twice, its answer reaches it).
+
+const IPC_CALL_SYNC: u32 = 7;
+const FUTEX_WAIT: u32 = 12;
+
+fn delivered(prog: usize, thread: u64, n: u32) -> Cut {
+    Cut {
+        prog,
+        thread,
+        call: Some(In::Delivered(n)),
+        lines: None,
+    }
+}
+
+#[test]
+fn an_answer_delivered_before_the_stop() {
+    both(&client_server(), delivered(1, 0, IPC_CALL_SYNC));
+}
+
+#[test]
+fn a_futex_wake_delivered_before_the_stop_across_tasks() {
+    both(&share_pair(), delivered(0, 0, FUTEX_WAIT));
+}
+
+#[test]
+fn a_futex_wake_delivered_before_the_stop_to_a_created_thread() {
+    both(&thread_pair(), delivered(0, 1, FUTEX_WAIT));
+}
+
+/// Cuts at every `every`-th slice of a scenario while all its tasks live,
+/// alternately into the same kernel and a rebooted one; the number of
+/// cuts.
+fn sweep(sc: &Scenario, every: u64) -> usize {
+    let mut whole = boot(sc, 1);
+    run_out(&mut whole);
+    let expected = whole.shown();
+    let digests = whole.digests();
+    let mut cuts = 0;
+    let mut at = every;
+    loop {
+        let mut w = boot(sc, 1);
+        let mut ran = 0;
+        while ran < at && step(&mut w) {
+            ran += 1;
+        }
+        if ran < at || w.tasks.iter().any(|&t| w.k.task(t).is_none()) {
+            return cuts;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reboot = (cuts % 2 == 1).then_some(11);
+        let (mut r, mut shown, _) =
+            w.checkpoint_kill_restore(&dir.path().join("image"), ImageForm::Directory, reboot);
+        run_out(&mut r);
+        shown.extend(r.shown());
+        assert_same(
+            &format!("calls, cut at slice {at}"),
+            &shown.calls,
+            &expected.calls,
+        );
+        assert_same(
+            &format!("log, cut at slice {at}"),
+            &shown.log,
+            &expected.log,
+        );
+        assert_eq!(r.digests(), digests, "memory, cut at slice {at}");
+        cuts += 1;
+        at += every;
+    }
+}
+
+#[test]
+fn cuts_all_along_the_client_and_server() {
+    let cuts = sweep(&client_server(), 3);
+    assert!(cuts > 50, "{cuts}");
+}
+
+#[test]
+fn cuts_all_along_the_shared_area_ping_pong() {
+    let cuts = sweep(&share_pair(), 3);
+    assert!(cuts > 50, "{cuts}");
+}
+
+#[test]
+fn cuts_all_along_the_thread_pair() {
+    let cuts = sweep(&thread_pair(), 8);
+    assert!(cuts > 50, "{cuts}");
 }
