@@ -4,10 +4,13 @@
 //! `ipc_wait` for a call, for an answer and to a timeout, `futex_wait`
 //! woken within a task, across tasks and to a timeout), while a thread
 //! made by `thread_create` is blocked or running, and while two tasks
-//! meet through an area one shared out to the other. Every cut goes
-//! through a real image on disk and is restored into the same kernel and
-//! into a freshly booted one; the rest of the run (results, log, memory)
-//! must equal the uninterrupted run.
+//! meet through an area one shared out to the other (one backing after
+//! restore). Also: results a wakeup delivered before the stop, pending
+//! share calls queued or dispatched at the server, and sweeps of cuts all
+//! along each scenario. Every cut goes through a real image on disk and is
+//! restored into the same kernel or into a freshly booted one; the rest of
+//! the run (system call results, log, memory) must equal the uninterrupted
+//! run.
 
 mod ckpt_common;
 
@@ -122,14 +125,29 @@ fn run_out(w: &mut World) {
 /// run. Returns the log lines of the whole run (before and after the cut)
 /// that the programs wrote (not the kernel's own "task ... exited").
 fn check(sc: &Scenario, cut: Cut, reboot: bool) -> Vec<(String, String)> {
+    check_all(sc, &[cut], reboot)
+}
+
+/// [`check`] at the first slice boundary where all of `cuts` hold.
+fn check_all(sc: &Scenario, cuts: &[Cut], reboot: bool) -> Vec<(String, String)> {
+    check_when(sc, cuts, &|_| true, reboot)
+}
+
+/// [`check_all`] where `also` holds too.
+fn check_when(
+    sc: &Scenario,
+    cuts: &[Cut],
+    also: &dyn Fn(&World) -> bool,
+    reboot: bool,
+) -> Vec<(String, String)> {
     let mut whole = boot(sc, 1);
     run_out(&mut whole);
     let mut w = boot(sc, 1);
     let mut n = 0;
-    while !at_cut(&w, cut) {
-        assert!(step(&mut w), "the run ended before {cut:?}");
+    while !(cuts.iter().all(|&c| at_cut(&w, c)) && also(&w)) {
+        assert!(step(&mut w), "the run ended before {cuts:?}");
         n += 1;
-        assert!(n < MAX_SLICES, "{cut:?} never reached");
+        assert!(n < MAX_SLICES, "{cuts:?} never reached");
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("image");
@@ -354,12 +372,8 @@ fn a_created_thread_running_while_its_creator_is_blocked() {
         call: Some(In::Futex),
         lines: Some(4),
     };
-    let mut w = boot(&sc, 1);
-    while !(at_cut(&w, cut) && at_cut(&w, main_blocked)) {
-        assert!(step(&mut w), "no such cut");
-    }
-    check(&sc, cut, false);
-    let lines = lines_by(&check(&sc, cut, true), "threads");
+    check_all(&sc, &[cut, main_blocked], false);
+    let lines = lines_by(&check_all(&sc, &[cut, main_blocked], true), "threads");
     // The creator's 7 copied into the worker and main's own 7 at the end;
     // main's sum, the value handed over, and the worker's 100 + 3 after
     // the restore.
@@ -537,4 +551,60 @@ fn cuts_all_along_the_shared_area_ping_pong() {
 fn cuts_all_along_the_thread_pair() {
     let cuts = sweep(&thread_pair(), 8);
     assert!(cuts > 50, "{cuts}");
+}
+
+// A pending share call in the states of thesis 5.4.8 that the server can
+// see: sent and queued (the server woken, not yet fetched it), and
+// dispatched (fetched, being worked on, unanswered). The third state,
+// answered but not yet seen by the caller, is `an_answer_delivered_...`.
+
+fn server_at(lines: usize) -> Cut {
+    Cut {
+        prog: 0,
+        thread: 0,
+        call: None,
+        lines: Some(lines),
+    }
+}
+
+/// Whether the server's answerbox holds `queued` calls not yet fetched
+/// and `dispatched` fetched but unanswered ones.
+fn server_box(queued: usize, dispatched: usize) -> impl Fn(&World) -> bool {
+    move |w: &World| {
+        w.k.task(w.tasks[0]).is_some_and(|t| {
+            t.answerbox.calls.len() == queued && t.answerbox.dispatched.len() == dispatched
+        })
+    }
+}
+
+fn pending_share(client_lines: usize, server_lines: usize, queued: bool) {
+    let (q, d) = if queued { (1, 0) } else { (0, 1) };
+    for reboot in [false, true] {
+        check_when(
+            &client_server(),
+            &[blocked(1, In::Sync, client_lines), server_at(server_lines)],
+            &server_box(q, d),
+            reboot,
+        );
+    }
+}
+
+#[test]
+fn a_share_out_queued_at_the_server() {
+    pending_share(9, 9, true);
+}
+
+#[test]
+fn a_share_out_dispatched_and_unanswered() {
+    pending_share(9, 11, false);
+}
+
+#[test]
+fn a_share_in_queued_at_the_server() {
+    pending_share(11, 12, true);
+}
+
+#[test]
+fn a_share_in_dispatched_and_unanswered() {
+    pending_share(11, 14, false);
 }
