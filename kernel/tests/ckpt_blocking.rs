@@ -248,7 +248,9 @@ fn the_uninterrupted_runs_show_what_the_programs_say() {
             "6",
             "0",
             "1",
-            "55"
+            "55",
+            "1",
+            "-5"
         ]
     );
     let mut s = boot(&sleeper(), 1);
