@@ -4,8 +4,9 @@
 //! `local.get i; local.get n; i32.lt_u; br_if`, `local.get p; i32.load`, ...).
 //!
 //! A fused op leaves the operand stack, locals and memory exactly as its
-//! sequence would, and its wasm offset is that of the last instruction of
-//! the sequence, the only one that can trap (a load or store). Fusion only
+//! sequence would, and its wasm offset is that of the one instruction of
+//! the sequence that can trap (a load or store): the last one, except in
+//! `BinLLoad` ([`trap_offset_is_replaced_last`]). Fusion only
 //! ever replaces the ops at the end of the current straight-line block, and
 //! never a `Fuel`, `LoopHeader`, call or branch op, so no branch target and
 //! no resume point falls inside a fused op: every place where `run` can stop
@@ -278,10 +279,16 @@ pub(crate) fn fuse(tail: &[Op], op: &Op) -> Option<(Op, usize)> {
     if let Some(k) = Bin::of(op) {
         return match (x, y) {
             (Some(&Op::LocalGet(a)), Some(&Op::LocalGet(b))) => Some((Op::BinLL { k, a, b }, 2)),
-            (Some(&Op::LocalGet(a)), Some(&Op::Const(v))) => {
+            (Some(&Op::LocalGet(a)), Some(&Op::LoadL { k: l, a: b, off })) => {
+                Some((Op::BinLLoad { k, a, l, b, off }, 2))
+            }
+            (Some(&Op::LocalGet(a)), Some(&Op::Const(v))) if k.imm(v).is_some() => {
                 k.imm(v).map(|c| (Op::BinLC { k, a, c }, 2))
             }
-            (_, Some(&Op::Const(v))) => k.imm(v).map(|c| (Op::BinSC { k, c }, 1)),
+            (_, Some(&Op::Const(v))) => Some(match k.imm(v) {
+                Some(c) => (Op::BinSC { k, c }, 1),
+                None => (Op::BinSW { k, c: v }, 1),
+            }),
             _ => None,
         };
     }
@@ -301,6 +308,7 @@ pub(crate) fn fuse(tail: &[Op], op: &Op) -> Option<(Op, usize)> {
             &Op::BinLL { k, a, b } => Some((Op::BinLLSet { k, a, b, d }, 1)),
             &Op::BinLC { k, a, c } => Some((Op::BinLCSet { k, a, c, d }, 1)),
             &Op::BinSC { k, c } => Some((Op::BinSCSet { k, c, d }, 1)),
+            &Op::BinSW { k, c } => Some((Op::BinSWSet { k, c, d }, 1)),
             other => Bin::of(other).map(|k| (Op::BinSSSet { k, d }, 1)),
         },
         _ => {
@@ -320,6 +328,12 @@ pub(crate) fn fuse(tail: &[Op], op: &Op) -> Option<(Op, usize)> {
             }
         }
     }
+}
+
+/// True if the fused op `op` takes the wasm offset of the last op it
+/// replaces (its load) rather than that of the instruction completing it.
+pub(crate) fn trap_offset_is_replaced_last(op: &Op) -> bool {
+    matches!(op, Op::BinLLoad { .. })
 }
 
 /// A conditional jump to `target` fused with the ops at the end of `tail`
@@ -409,6 +423,12 @@ mod tests {
         (i64.load (local.get 0)))
       (func (export "oob") (param i32) (result i64)
         (i64.load offset=8 (local.get 0)))
+      (func (export "xor_load") (param i64 i32) (result i64)
+        (i64.xor (local.get 0) (i64.load8_u offset=2 (local.get 1))))
+      (func (export "wide_set") (param i64) (result i64)
+        (local $h i64)
+        (local.set $h (i64.mul (local.get 0) (i64.const 1099511628211)))
+        (local.get $h))
     )"#;
 
     fn call(name: &str, args: &[Value]) -> Outcome {
@@ -452,6 +472,15 @@ mod tests {
         );
         assert_eq!(i64_result("if_ge_s", &[Value::I32(0), Value::I32(0)]), 1);
         assert_eq!(i64_result("store_load", &[Value::I32(16)]), -256 + 0xff);
+        assert_eq!(
+            i64_result("xor_load", &[Value::I64(0x100), Value::I32(14)]),
+            0x100,
+            "fresh memory reads zero"
+        );
+        assert_eq!(
+            i64_result("wide_set", &[Value::I64(-3i64 as u64)]),
+            (-3i64).wrapping_mul(1099511628211)
+        );
     }
 
     #[test]
@@ -465,13 +494,25 @@ mod tests {
     }
 
     #[test]
+    fn fused_load_operand_traps_at_the_load() {
+        let Outcome::Trap(t) = call("xor_load", &[Value::I64(0), Value::I32(65535)]) else {
+            panic!("no trap");
+        };
+        // `local.get 0` at 1, `local.get 1` at 3, the load at 5, the xor at 8.
+        assert_eq!(t.offset, 5, "{t:?}");
+    }
+
+    #[test]
     fn patterns_are_fused() {
         let module = Module::new(PATTERNS.as_bytes()).expect("module");
         let ops = |i: usize| module.code[i].ops.clone();
         assert!(matches!(ops(0)[1], Op::BinLC { k: Bin::I32Or, .. }));
         assert!(matches!(ops(1)[1], Op::BinLLSet { k: Bin::I32Shl, .. }));
-        // 0x1_0000_0000 does not fit an immediate: a plain add remains.
-        assert!(ops(2).contains(&Op::I64Add));
+        // 0x1_0000_0000 does not fit an immediate: the wide form.
+        assert!(ops(2).contains(&Op::BinSW {
+            k: Bin::I64Add,
+            c: 0x1_0000_0000
+        }));
         assert!(
             ops(3)
                 .iter()
@@ -499,6 +540,18 @@ mod tests {
                 .iter()
                 .any(|op| matches!(op, Op::JumpLL { k: Bin::I32LtS, .. }))
         );
+        assert!(ops(8).contains(&Op::BinLLoad {
+            k: Bin::I64Xor,
+            a: 0,
+            l: Load::U8,
+            b: 1,
+            off: 2
+        }));
+        assert!(ops(9).contains(&Op::BinSWSet {
+            k: Bin::I64Mul,
+            c: 1099511628211,
+            d: 1
+        }));
         let mem = ops(6);
         assert!(mem.iter().any(|op| matches!(
             op,

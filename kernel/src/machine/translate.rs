@@ -17,7 +17,7 @@ use wasmparser::{
 };
 
 use super::code::{FuncCode, Op, ResumeKind, ResumePoint, numeric_op};
-use super::fuse::{fuse, fuse_jump};
+use super::fuse::{fuse, fuse_jump, trap_offset_is_replaced_last};
 use super::module::{Module, ModuleError, ValType, val_type};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -215,7 +215,16 @@ impl Translator<'_> {
     /// when a fused op covers the sequence; returns its position.
     fn emit(&mut self, op: Op) -> usize {
         match fuse(&self.ops, &op) {
-            Some((fused, replaced)) => self.push_fused(fused, replaced),
+            Some((fused, replaced)) => {
+                let keep = trap_offset_is_replaced_last(&fused)
+                    .then(|| self.offsets.last().copied())
+                    .flatten();
+                let at = self.push_fused(fused, replaced);
+                if let (Some(o), Some(slot)) = (keep, self.offsets.get_mut(at)) {
+                    *slot = o;
+                }
+                at
+            }
             None => self.push_fused(op, 0),
         }
     }
@@ -298,7 +307,7 @@ impl Translator<'_> {
         }
     }
 
-    /// Appends a stub `Refund(n); Jump(target)` for every branch owing a
+    /// Appends a stub `Refund { fuel: n, target }` for every branch owing a
     /// refund and points the branch at it. Targets are final by now.
     fn emit_refund_stubs(&mut self) {
         for (at, n) in std::mem::take(&mut self.refunds) {
@@ -315,9 +324,7 @@ impl Translator<'_> {
             };
             let stub = self.pc();
             let offset = self.offsets.get(at).copied().unwrap_or(0);
-            self.ops.push(Op::Refund(n));
-            self.offsets.push(offset);
-            self.ops.push(Op::Jump(target));
+            self.ops.push(Op::Refund { fuel: n, target });
             self.offsets.push(offset);
             self.patch(at, stub);
         }
