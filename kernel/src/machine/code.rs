@@ -107,6 +107,10 @@ macro_rules! define_ops {
             /// `a` and the value loaded at local `b` + `off`. Its offset is
             /// the load's, the instruction that can trap.
             BinLLoad { k: Bin, a: u32, l: Load, b: u32, off: u32 },
+            /// `local.get a; load l offset off; k` with the constant 0 (or
+            /// nothing, `k` comparing with 0) then jump if the result is not
+            /// zero. Its offset is the load's, the instruction that can trap.
+            JumpLoadZ { k: Bin, l: Load, a: u32, off: u32, target: u32 },
             /// `local.get a; local.get v; store k offset off`.
             StoreLL { k: Store, a: u32, v: u32, off: u32 },
             /// `local.get a; const c; store k offset off`.
@@ -239,7 +243,8 @@ impl FuncCode {
                 | Op::JumpLL { target, .. }
                 | Op::JumpLC { target, .. }
                 | Op::JumpSC { target, .. }
-                | Op::JumpSS { target, .. } => in_code(target),
+                | Op::JumpSS { target, .. }
+                | Op::JumpLoadZ { target, .. } => in_code(target),
                 Op::BrTable(n) => pc + 1 + (n as usize) < len,
                 _ => true,
             })

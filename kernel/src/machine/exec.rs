@@ -645,6 +645,18 @@ pub(crate) fn execute(
                 let y = load_kind!(l, local!(b) as u32 as u64 + off as u64);
                 push!(k.eval(local!(a), y));
             }
+            Op::JumpLoadZ {
+                k,
+                l,
+                a,
+                off,
+                target,
+            } => {
+                let v = load_kind!(l, local!(a) as u32 as u64 + off as u64);
+                if k.eval(v, 0) as u32 != 0 {
+                    goto!(target);
+                }
+            }
             Op::StoreLL { k, a, v, off } => {
                 store_at!(k, local!(a) as u32 as u64 + off as u64, local!(v))
             }

@@ -17,7 +17,7 @@ use wasmparser::{
 };
 
 use super::code::{FuncCode, Op, ResumeKind, ResumePoint, numeric_op};
-use super::fuse::{fuse, fuse_jump, trap_offset_is_replaced_last};
+use super::fuse::{fuse, fuse_jump, trapping_replaced};
 use super::module::{Module, ModuleError, ValType, val_type};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -215,29 +215,27 @@ impl Translator<'_> {
     /// when a fused op covers the sequence; returns its position.
     fn emit(&mut self, op: Op) -> usize {
         match fuse(&self.ops, &op) {
-            Some((fused, replaced)) => {
-                let keep = trap_offset_is_replaced_last(&fused)
-                    .then(|| self.offsets.last().copied())
-                    .flatten();
-                let at = self.push_fused(fused, replaced);
-                if let (Some(o), Some(slot)) = (keep, self.offsets.get_mut(at)) {
-                    *slot = o;
-                }
-                at
-            }
+            Some((fused, replaced)) => self.push_fused(fused, replaced),
             None => self.push_fused(op, 0),
         }
     }
 
     /// Replaces the last `replaced` ops by `op`, the op of the current wasm
     /// instruction (fused with them if `replaced > 0`), and charges one unit
-    /// of fuel for the instruction. The op's offset is the instruction's.
+    /// of fuel for the instruction. The op's offset is the instruction's,
+    /// or that of the replaced load if the fused op traps there.
     fn push_fused(&mut self, op: Op, replaced: usize) -> usize {
         let pc = self.ops.len() - replaced;
+        let offset = self
+            .ops
+            .get(pc..)
+            .and_then(|tail| trapping_replaced(&op, tail))
+            .and_then(|i| self.offsets.get(pc + i).copied())
+            .unwrap_or(self.offset);
         self.ops.truncate(pc);
         self.offsets.truncate(pc);
         self.ops.push(op);
-        self.offsets.push(self.offset);
+        self.offsets.push(offset);
         if let Some(i) = self.fuel_at
             && let Some(Op::Fuel(c) | Op::LoopHeader(c)) = self.ops.get_mut(i)
         {
@@ -318,7 +316,8 @@ impl Translator<'_> {
                     | Op::JumpLL { target, .. }
                     | Op::JumpLC { target, .. }
                     | Op::JumpSC { target, .. }
-                    | Op::JumpSS { target, .. },
+                    | Op::JumpSS { target, .. }
+                    | Op::JumpLoadZ { target, .. },
                 ) => *target,
                 _ => continue,
             };
@@ -401,7 +400,8 @@ impl Translator<'_> {
                 Op::JumpLL { target: t, .. }
                 | Op::JumpLC { target: t, .. }
                 | Op::JumpSC { target: t, .. }
-                | Op::JumpSS { target: t, .. },
+                | Op::JumpSS { target: t, .. }
+                | Op::JumpLoadZ { target: t, .. },
             ) => *t = target,
             _ => {}
         }
