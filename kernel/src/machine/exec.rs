@@ -240,30 +240,10 @@ pub(crate) fn execute(
         }};
     }
 
-    // Jumps to `$target` and runs a `Fuel` or `LoopHeader` op found there
-    // in place, exactly as its own dispatch would (a loop header with no
-    // fuel left stops the thread at the header), saving that dispatch on
-    // every loop iteration. Neither op is ever last in the code (both fall
-    // through), so `pc + 1` is a position in it.
+    // Jumps to `$target`.
     macro_rules! goto {
         ($target:expr) => {{
             pc = $target as usize;
-            // Safety: `pc` is a branch target, inside the code (see the
-            // dispatch below).
-            match unsafe { *ops.get_unchecked(pc) } {
-                Op::Fuel(cost) => {
-                    fuel -= cost as i64;
-                    pc += 1;
-                }
-                Op::LoopHeader(cost) => {
-                    if fuel <= 0 {
-                        out_of_fuel!();
-                    }
-                    fuel -= cost as i64;
-                    pc += 1;
-                }
-                _ => {}
-            }
             continue;
         }};
     }
