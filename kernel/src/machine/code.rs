@@ -21,9 +21,10 @@ macro_rules! define_ops {
             Fuel(u32),
             /// Loop header: stop here if fuel is used up, else charge.
             LoopHeader(u32),
-            /// Give back fuel charged for the rest of a block that a taken
-            /// branch left early (in a stub the branch jumps to).
-            Refund(u32),
+            /// Give back `fuel` charged for the rest of a block that a taken
+            /// branch left early, then jump to `target` (a stub the branch
+            /// jumps to).
+            Refund { fuel: u32, target: u32 },
             Unreachable,
             Jump(u32),
             /// Pop a condition; jump if it is zero (an `if` without taking it).
@@ -86,6 +87,10 @@ macro_rules! define_ops {
             BinLCSet { k: Bin, a: u32, c: i32, d: u32 },
             /// `const c; k; local.set d`.
             BinSCSet { k: Bin, c: i32, d: u32 },
+            /// `const c; k` with a constant too wide for `BinSC`.
+            BinSW { k: Bin, c: u64 },
+            /// `const c; k; local.set d` with a constant too wide for `BinSCSet`.
+            BinSWSet { k: Bin, c: u64, d: u32 },
             /// `k; local.set d`.
             BinSSSet { k: Bin, d: u32 },
             /// `local.get a; local.get b; k` then jump if the result is not zero.
@@ -98,6 +103,14 @@ macro_rules! define_ops {
             JumpSS { k: Bin, target: u32 },
             /// `local.get a; load k offset off`.
             LoadL { k: Load, a: u32, off: u32 },
+            /// `local.get a; local.get b; load l offset off; k`: the local
+            /// `a` and the value loaded at local `b` + `off`. Its offset is
+            /// the load's, the instruction that can trap.
+            BinLLoad { k: Bin, a: u32, l: Load, b: u32, off: u32 },
+            /// `local.get a; load l offset off; k` with the constant 0 (or
+            /// nothing, `k` comparing with 0) then jump if the result is not
+            /// zero. Its offset is the load's, the instruction that can trap.
+            JumpLoadZ { k: Bin, l: Load, a: u32, off: u32, target: u32 },
             /// `local.get a; local.get v; store k offset off`.
             StoreLL { k: Store, a: u32, v: u32, off: u32 },
             /// `local.get a; const c; store k offset off`.
@@ -218,7 +231,7 @@ impl FuncCode {
         let in_code = |t: u32| (t as usize) < len;
         let last_closes = matches!(
             self.ops.last(),
-            Some(Op::Return(_) | Op::Unreachable | Op::Jump(_) | Op::Br { .. })
+            Some(Op::Return(_) | Op::Unreachable | Op::Jump(_) | Op::Br { .. } | Op::Refund { .. })
         );
         last_closes
             && self.resume.iter().all(|r| in_code(r.pc))
@@ -226,10 +239,12 @@ impl FuncCode {
                 Op::Jump(t) | Op::JumpIfZero(t) => in_code(t),
                 Op::Br { target, .. }
                 | Op::BrIf { target, .. }
+                | Op::Refund { target, .. }
                 | Op::JumpLL { target, .. }
                 | Op::JumpLC { target, .. }
                 | Op::JumpSC { target, .. }
-                | Op::JumpSS { target, .. } => in_code(target),
+                | Op::JumpSS { target, .. }
+                | Op::JumpLoadZ { target, .. } => in_code(target),
                 Op::BrTable(n) => pc + 1 + (n as usize) < len,
                 _ => true,
             })

@@ -204,6 +204,25 @@ pub(crate) fn execute(
             }
         }};
     }
+    // Loads a value of fused-load kind `$k` at `$addr`, or traps.
+    macro_rules! load_kind {
+        ($k:expr, $addr:expr) => {{
+            let addr = $addr;
+            match $k {
+                Load::U32 => load_at!(addr, 4, |b| u32::from_le_bytes(b) as u64),
+                Load::U64 => load_at!(addr, 8, |b| u64::from_le_bytes(b)),
+                Load::I32S8 => load_at!(addr, 1, |b| b[0] as i8 as i32 as u32 as u64),
+                Load::U8 => load_at!(addr, 1, |b| b[0] as u64),
+                Load::I32S16 => {
+                    load_at!(addr, 2, |b| i16::from_le_bytes(b) as i32 as u32 as u64)
+                }
+                Load::U16 => load_at!(addr, 2, |b| u16::from_le_bytes(b) as u64),
+                Load::I64S8 => load_at!(addr, 1, |b| b[0] as i8 as i64 as u64),
+                Load::I64S16 => load_at!(addr, 2, |b| i16::from_le_bytes(b) as i64 as u64),
+                Load::I64S32 => load_at!(addr, 4, |b| i32::from_le_bytes(b) as i64 as u64),
+            }
+        }};
+    }
     macro_rules! local {
         ($i:expr) => {
             stack[fp + $i as usize]
@@ -218,6 +237,14 @@ pub(crate) fn execute(
         () => {{
             save!();
             return (Outcome::OutOfFuel, fuel);
+        }};
+    }
+
+    // Jumps to `$target`.
+    macro_rules! goto {
+        ($target:expr) => {{
+            pc = $target as usize;
+            continue;
         }};
     }
 
@@ -242,16 +269,17 @@ pub(crate) fn execute(
                 }
                 fuel -= cost as i64;
             }
-            Op::Refund(n) => fuel += n as i64,
+            Op::Refund { fuel: n, target } => {
+                fuel += n as i64;
+                goto!(target);
+            }
             Op::Unreachable => trap!(TrapKind::Unreachable),
             Op::Jump(target) => {
-                pc = target as usize;
-                continue;
+                goto!(target);
             }
             Op::JumpIfZero(target) => {
                 if pop!() as u32 == 0 {
-                    pc = target as usize;
-                    continue;
+                    goto!(target);
                 }
             }
             Op::Br {
@@ -265,8 +293,7 @@ pub(crate) fn execute(
                     stack.copy_within(sp - keep..sp, dst);
                     sp = dst + keep;
                 }
-                pc = target as usize;
-                continue;
+                goto!(target);
             }
             Op::BrIf {
                 target,
@@ -280,8 +307,7 @@ pub(crate) fn execute(
                         stack.copy_within(sp - keep..sp, dst);
                         sp = dst + keep;
                     }
-                    pc = target as usize;
-                    continue;
+                    goto!(target);
                 }
             }
             Op::BrTable(len) => {
@@ -558,6 +584,11 @@ pub(crate) fn execute(
                 let x = pop!();
                 local!(d) = k.eval(x, c as i64 as u64);
             }
+            Op::BinSW { k, c } => un!(|x| k.eval(x, c)),
+            Op::BinSWSet { k, c, d } => {
+                let x = pop!();
+                local!(d) = k.eval(x, c);
+            }
             Op::BinSSSet { k, d } => {
                 let y = pop!();
                 let x = pop!();
@@ -565,47 +596,46 @@ pub(crate) fn execute(
             }
             Op::JumpLL { k, a, b, target } => {
                 if k.eval(local!(a), local!(b)) as u32 != 0 {
-                    pc = target as usize;
-                    continue;
+                    goto!(target);
                 }
             }
             Op::JumpLC { k, a, c, target } => {
                 if k.eval(local!(a), c as i64 as u64) as u32 != 0 {
-                    pc = target as usize;
-                    continue;
+                    goto!(target);
                 }
             }
             Op::JumpSC { k, c, target } => {
                 let x = pop!();
                 if k.eval(x, c as i64 as u64) as u32 != 0 {
-                    pc = target as usize;
-                    continue;
+                    goto!(target);
                 }
             }
             Op::JumpSS { k, target } => {
                 let y = pop!();
                 let x = pop!();
                 if k.eval(x, y) as u32 != 0 {
-                    pc = target as usize;
-                    continue;
+                    goto!(target);
                 }
             }
             Op::LoadL { k, a, off } => {
-                let addr = local!(a) as u32 as u64 + off as u64;
-                let v = match k {
-                    Load::U32 => load_at!(addr, 4, |b| u32::from_le_bytes(b) as u64),
-                    Load::U64 => load_at!(addr, 8, |b| u64::from_le_bytes(b)),
-                    Load::I32S8 => load_at!(addr, 1, |b| b[0] as i8 as i32 as u32 as u64),
-                    Load::U8 => load_at!(addr, 1, |b| b[0] as u64),
-                    Load::I32S16 => {
-                        load_at!(addr, 2, |b| i16::from_le_bytes(b) as i32 as u32 as u64)
-                    }
-                    Load::U16 => load_at!(addr, 2, |b| u16::from_le_bytes(b) as u64),
-                    Load::I64S8 => load_at!(addr, 1, |b| b[0] as i8 as i64 as u64),
-                    Load::I64S16 => load_at!(addr, 2, |b| i16::from_le_bytes(b) as i64 as u64),
-                    Load::I64S32 => load_at!(addr, 4, |b| i32::from_le_bytes(b) as i64 as u64),
-                };
+                let v = load_kind!(k, local!(a) as u32 as u64 + off as u64);
                 push!(v);
+            }
+            Op::BinLLoad { k, a, l, b, off } => {
+                let y = load_kind!(l, local!(b) as u32 as u64 + off as u64);
+                push!(k.eval(local!(a), y));
+            }
+            Op::JumpLoadZ {
+                k,
+                l,
+                a,
+                off,
+                target,
+            } => {
+                let v = load_kind!(l, local!(a) as u32 as u64 + off as u64);
+                if k.eval(v, 0) as u32 != 0 {
+                    goto!(target);
+                }
             }
             Op::StoreLL { k, a, v, off } => {
                 store_at!(k, local!(a) as u32 as u64 + off as u64, local!(v))

@@ -4,8 +4,9 @@
 //! `local.get i; local.get n; i32.lt_u; br_if`, `local.get p; i32.load`, ...).
 //!
 //! A fused op leaves the operand stack, locals and memory exactly as its
-//! sequence would, and its wasm offset is that of the last instruction of
-//! the sequence, the only one that can trap (a load or store). Fusion only
+//! sequence would, and its wasm offset is that of the one instruction of
+//! the sequence that can trap (a load or store): the last one, except in
+//! `BinLLoad` and `JumpLoadZ` ([`trapping_replaced`]). Fusion only
 //! ever replaces the ops at the end of the current straight-line block, and
 //! never a `Fuel`, `LoopHeader`, call or branch op, so no branch target and
 //! no resume point falls inside a fused op: every place where `run` can stop
@@ -278,10 +279,16 @@ pub(crate) fn fuse(tail: &[Op], op: &Op) -> Option<(Op, usize)> {
     if let Some(k) = Bin::of(op) {
         return match (x, y) {
             (Some(&Op::LocalGet(a)), Some(&Op::LocalGet(b))) => Some((Op::BinLL { k, a, b }, 2)),
-            (Some(&Op::LocalGet(a)), Some(&Op::Const(v))) => {
+            (Some(&Op::LocalGet(a)), Some(&Op::LoadL { k: l, a: b, off })) => {
+                Some((Op::BinLLoad { k, a, l, b, off }, 2))
+            }
+            (Some(&Op::LocalGet(a)), Some(&Op::Const(v))) if k.imm(v).is_some() => {
                 k.imm(v).map(|c| (Op::BinLC { k, a, c }, 2))
             }
-            (_, Some(&Op::Const(v))) => k.imm(v).map(|c| (Op::BinSC { k, c }, 1)),
+            (_, Some(&Op::Const(v))) => Some(match k.imm(v) {
+                Some(c) => (Op::BinSC { k, c }, 1),
+                None => (Op::BinSW { k, c: v }, 1),
+            }),
             _ => None,
         };
     }
@@ -301,6 +308,7 @@ pub(crate) fn fuse(tail: &[Op], op: &Op) -> Option<(Op, usize)> {
             &Op::BinLL { k, a, b } => Some((Op::BinLLSet { k, a, b, d }, 1)),
             &Op::BinLC { k, a, c } => Some((Op::BinLCSet { k, a, c, d }, 1)),
             &Op::BinSC { k, c } => Some((Op::BinSCSet { k, c, d }, 1)),
+            &Op::BinSW { k, c } => Some((Op::BinSWSet { k, c, d }, 1)),
             other => Bin::of(other).map(|k| (Op::BinSSSet { k, d }, 1)),
         },
         _ => {
@@ -322,18 +330,58 @@ pub(crate) fn fuse(tail: &[Op], op: &Op) -> Option<(Op, usize)> {
     }
 }
 
+/// For a fused op that takes the wasm offset of one of the ops it replaces
+/// (`replaced`), its load, rather than that of the instruction completing
+/// it: the position of that op in `replaced`.
+pub(crate) fn trapping_replaced(op: &Op, replaced: &[Op]) -> Option<usize> {
+    if !matches!(op, Op::BinLLoad { .. } | Op::JumpLoadZ { .. }) {
+        return None;
+    }
+    replaced.iter().rposition(|r| matches!(r, Op::LoadL { .. }))
+}
+
 /// A conditional jump to `target` fused with the ops at the end of `tail`
 /// that compute its condition: taken when the condition is not zero, or
 /// when it is zero if `if_zero`. `None` if the tail computes the condition
 /// in no way a fused jump can express.
 pub(crate) fn fuse_jump(tail: &[Op], target: u32, if_zero: bool) -> Option<(Op, usize)> {
+    let pick = |k: Bin| if if_zero { k.negated() } else { Some(k) };
+    // A condition loaded from memory, or a loaded value compared with zero.
+    match *tail {
+        [.., Op::LoadL { k: l, a, off }] => {
+            let k = if if_zero { Bin::I32Eq } else { Bin::I32Ne };
+            return Some((
+                Op::JumpLoadZ {
+                    k,
+                    l,
+                    a,
+                    off,
+                    target,
+                },
+                1,
+            ));
+        }
+        [.., Op::LoadL { k: l, a, off }, Op::BinSC { k, c: 0 }] => {
+            let k = pick(k)?;
+            return Some((
+                Op::JumpLoadZ {
+                    k,
+                    l,
+                    a,
+                    off,
+                    target,
+                },
+                2,
+            ));
+        }
+        _ => {}
+    }
     let y = tail.last()?;
     // A condition read from a local: compare it with zero.
     if let &Op::LocalGet(a) = y {
         let k = if if_zero { Bin::I32Eq } else { Bin::I32Ne };
         return Some((Op::JumpLC { k, a, c: 0, target }, 1));
     }
-    let pick = |k: Bin| if if_zero { k.negated() } else { Some(k) };
     Some(match *y {
         Op::BinLL { k, a, b } => (
             Op::JumpLL {
@@ -381,6 +429,7 @@ mod tests {
     /// chosen where a wrong immediate or a missing i32 mask would show.
     const PATTERNS: &str = r#"(module
       (memory 1)
+      (data (i32.const 200) "\07")
       (func (export "or_minus_one") (param i32) (result i64)
         (i64.extend_i32_u (i32.or (local.get 0) (i32.const -1))))
       (func (export "shl_local") (param i32 i32) (result i64)
@@ -409,6 +458,15 @@ mod tests {
         (i64.load (local.get 0)))
       (func (export "oob") (param i32) (result i64)
         (i64.load offset=8 (local.get 0)))
+      (func (export "xor_load") (param i64 i32) (result i64)
+        (i64.xor (local.get 0) (i64.load8_u offset=2 (local.get 1))))
+      (func (export "if_byte") (param i32) (result i64)
+        (if (result i64) (i32.eqz (i32.load8_u offset=1 (local.get 0)))
+          (then (i64.const 1)) (else (i64.const 2))))
+      (func (export "wide_set") (param i64) (result i64)
+        (local $h i64)
+        (local.set $h (i64.mul (local.get 0) (i64.const 1099511628211)))
+        (local.get $h))
     )"#;
 
     fn call(name: &str, args: &[Value]) -> Outcome {
@@ -452,6 +510,21 @@ mod tests {
         );
         assert_eq!(i64_result("if_ge_s", &[Value::I32(0), Value::I32(0)]), 1);
         assert_eq!(i64_result("store_load", &[Value::I32(16)]), -256 + 0xff);
+        assert_eq!(
+            i64_result("xor_load", &[Value::I64(0x100), Value::I32(198)]),
+            0x107,
+            "byte 7 at 200"
+        );
+        assert_eq!(
+            i64_result("if_byte", &[Value::I32(199)]),
+            2,
+            "byte 7 at 200"
+        );
+        assert_eq!(i64_result("if_byte", &[Value::I32(100)]), 1);
+        assert_eq!(
+            i64_result("wide_set", &[Value::I64(-3i64 as u64)]),
+            (-3i64).wrapping_mul(1099511628211)
+        );
     }
 
     #[test]
@@ -465,13 +538,30 @@ mod tests {
     }
 
     #[test]
+    fn fused_load_operand_traps_at_the_load() {
+        let Outcome::Trap(t) = call("xor_load", &[Value::I64(0), Value::I32(65535)]) else {
+            panic!("no trap");
+        };
+        // `local.get 0` at 1, `local.get 1` at 3, the load at 5, the xor at 8.
+        assert_eq!(t.offset, 5, "{t:?}");
+        let Outcome::Trap(t) = call("if_byte", &[Value::I32(65535)]) else {
+            panic!("no trap");
+        };
+        // `local.get 0` at 1, the load at 3, `i32.eqz` at 6, `if` at 7.
+        assert_eq!(t.offset, 3, "{t:?}");
+    }
+
+    #[test]
     fn patterns_are_fused() {
         let module = Module::new(PATTERNS.as_bytes()).expect("module");
         let ops = |i: usize| module.code[i].ops.clone();
         assert!(matches!(ops(0)[1], Op::BinLC { k: Bin::I32Or, .. }));
         assert!(matches!(ops(1)[1], Op::BinLLSet { k: Bin::I32Shl, .. }));
-        // 0x1_0000_0000 does not fit an immediate: a plain add remains.
-        assert!(ops(2).contains(&Op::I64Add));
+        // 0x1_0000_0000 does not fit an immediate: the wide form.
+        assert!(ops(2).contains(&Op::BinSW {
+            k: Bin::I64Add,
+            c: 0x1_0000_0000
+        }));
         assert!(
             ops(3)
                 .iter()
@@ -499,6 +589,27 @@ mod tests {
                 .iter()
                 .any(|op| matches!(op, Op::JumpLL { k: Bin::I32LtS, .. }))
         );
+        assert!(ops(8).contains(&Op::BinLLoad {
+            k: Bin::I64Xor,
+            a: 0,
+            l: Load::U8,
+            b: 1,
+            off: 2
+        }));
+        assert!(ops(9).iter().any(|op| matches!(
+            op,
+            Op::JumpLoadZ {
+                k: Bin::I32Ne,
+                l: Load::U8,
+                off: 1,
+                ..
+            }
+        )));
+        assert!(ops(10).contains(&Op::BinSWSet {
+            k: Bin::I64Mul,
+            c: 1099511628211,
+            d: 1
+        }));
         let mem = ops(6);
         assert!(mem.iter().any(|op| matches!(
             op,

@@ -17,7 +17,7 @@ use wasmparser::{
 };
 
 use super::code::{FuncCode, Op, ResumeKind, ResumePoint, numeric_op};
-use super::fuse::{fuse, fuse_jump};
+use super::fuse::{fuse, fuse_jump, trapping_replaced};
 use super::module::{Module, ModuleError, ValType, val_type};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -222,13 +222,20 @@ impl Translator<'_> {
 
     /// Replaces the last `replaced` ops by `op`, the op of the current wasm
     /// instruction (fused with them if `replaced > 0`), and charges one unit
-    /// of fuel for the instruction. The op's offset is the instruction's.
+    /// of fuel for the instruction. The op's offset is the instruction's,
+    /// or that of the replaced load if the fused op traps there.
     fn push_fused(&mut self, op: Op, replaced: usize) -> usize {
         let pc = self.ops.len() - replaced;
+        let offset = self
+            .ops
+            .get(pc..)
+            .and_then(|tail| trapping_replaced(&op, tail))
+            .and_then(|i| self.offsets.get(pc + i).copied())
+            .unwrap_or(self.offset);
         self.ops.truncate(pc);
         self.offsets.truncate(pc);
         self.ops.push(op);
-        self.offsets.push(self.offset);
+        self.offsets.push(offset);
         if let Some(i) = self.fuel_at
             && let Some(Op::Fuel(c) | Op::LoopHeader(c)) = self.ops.get_mut(i)
         {
@@ -298,7 +305,7 @@ impl Translator<'_> {
         }
     }
 
-    /// Appends a stub `Refund(n); Jump(target)` for every branch owing a
+    /// Appends a stub `Refund { fuel: n, target }` for every branch owing a
     /// refund and points the branch at it. Targets are final by now.
     fn emit_refund_stubs(&mut self) {
         for (at, n) in std::mem::take(&mut self.refunds) {
@@ -309,15 +316,14 @@ impl Translator<'_> {
                     | Op::JumpLL { target, .. }
                     | Op::JumpLC { target, .. }
                     | Op::JumpSC { target, .. }
-                    | Op::JumpSS { target, .. },
+                    | Op::JumpSS { target, .. }
+                    | Op::JumpLoadZ { target, .. },
                 ) => *target,
                 _ => continue,
             };
             let stub = self.pc();
             let offset = self.offsets.get(at).copied().unwrap_or(0);
-            self.ops.push(Op::Refund(n));
-            self.offsets.push(offset);
-            self.ops.push(Op::Jump(target));
+            self.ops.push(Op::Refund { fuel: n, target });
             self.offsets.push(offset);
             self.patch(at, stub);
         }
@@ -394,7 +400,8 @@ impl Translator<'_> {
                 Op::JumpLL { target: t, .. }
                 | Op::JumpLC { target: t, .. }
                 | Op::JumpSC { target: t, .. }
-                | Op::JumpSS { target: t, .. },
+                | Op::JumpSS { target: t, .. }
+                | Op::JumpLoadZ { target: t, .. },
             ) => *t = target,
             _ => {}
         }
