@@ -35,7 +35,10 @@
 //!   every other mapping of it; [`Kernel::reshare_area`] maps it again at
 //!   restore from a task that lived on (`ipc::share`).
 //! - **Live mode.** With `ClockMode::RealTime` the clock moves by itself;
-//!   the driver calls [`Kernel::advance_time`]`(0)` to fire due timeouts.
+//!   the driver calls [`Kernel::advance_time`]`(0)` to fire due timeouts,
+//!   and `Kernel::idle` when nothing can run: it sleeps until the next
+//!   deadline or until another host thread rings the `Kernel::waker`
+//!   (how outside input gets the kernel's attention).
 
 use std::collections::BTreeMap;
 
