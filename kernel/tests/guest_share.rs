@@ -6,40 +6,18 @@
 
 use std::task::Poll;
 
-use spartan_kernel::guest::{SchedConfig, Scheduler, rt};
+use spartan_kernel::guest::{SchedConfig, Scheduler};
 use spartan_kernel::ipc::method::IPC_M_SHARE_IN;
 use spartan_kernel::ipc::{AreaMapping, EOK, Event};
-use spartan_kernel::kernel::{Kernel, KernelConfig};
+use spartan_kernel::kernel::Kernel;
 use spartan_kernel::machine::Value;
 use spartan_kernel::mm::AreaFlags;
 use spartan_kernel::sched::sim::{NativeProgram, RunEnd, Step};
 use spartan_kernel::task::native::NativeTask;
-use spartan_kernel::task::{TaskId, TaskPolicy, ThreadId};
+use spartan_kernel::task::{TaskPolicy, ThreadId};
 
-fn kernel(seed: u64) -> Kernel {
-    Kernel::new(KernelConfig::simulation(seed))
-}
-
-fn spawn(s: &mut Scheduler, k: &mut Kernel, name: &str, body: &str, args: &[Value]) -> TaskId {
-    s.spawn_guest(
-        k,
-        name,
-        TaskPolicy::Checkpointable,
-        rt::program(body).as_bytes(),
-        "main",
-        args,
-    )
-    .expect("guest loads")
-    .0
-}
-
-fn log_of(k: &Kernel, task: TaskId) -> Vec<String> {
-    k.log()
-        .iter()
-        .filter(|l| l.task == task)
-        .map(|l| l.text.clone())
-        .collect()
-}
+mod guest_common;
+use guest_common::{kernel, log_of, spawn};
 
 /// Offers its area at 1 MiB (holding 21) to the server, then sleeps on the
 /// futex at +4 until the server wrote the reply there. Stays alive at the
@@ -85,8 +63,8 @@ fn guest_shares_out_to_guest_and_they_meet_on_a_futex() {
         slice_fuel: 40,
         ..SchedConfig::default()
     });
-    let server = spawn(&mut s, &mut k, "accepter", ACCEPTER, &[]);
-    let client = spawn(&mut s, &mut k, "offerer", OFFERER, &[Value::I32(0)]);
+    let server = spawn(&mut s, &mut k, "accepter", ACCEPTER, &[]).0;
+    let client = spawn(&mut s, &mut k, "offerer", OFFERER, &[Value::I32(0)]).0;
     k.connect_phone(client, server).expect("phone");
     // Both end blocked forever on a private futex.
     assert_eq!(s.run(&mut k, 100_000), RunEnd::Deadlock);
@@ -199,7 +177,7 @@ fn guest_shares_in_a_native_services_area() {
     native
         .mem_write(&mut k, SUPPLIER_BASE, b"hello")
         .expect("write");
-    let guest = spawn(&mut s, &mut k, "client", SHARER_IN, &[Value::I32(0)]);
+    let guest = spawn(&mut s, &mut k, "client", SHARER_IN, &[Value::I32(0)]).0;
     k.connect_phone(guest, native.id()).expect("phone");
     s.add_native(Box::new(Supplier {
         t: native,
@@ -272,7 +250,7 @@ fn native_service_shares_out_to_a_guest_and_wakes_it() {
     native
         .area_create(&mut k, SUPPLIER_BASE, 4096, AreaFlags::RW)
         .expect("area");
-    let guest = spawn(&mut s, &mut k, "guest", ACCEPT_AND_WAIT, &[]);
+    let guest = spawn(&mut s, &mut k, "guest", ACCEPT_AND_WAIT, &[]).0;
     let phone = k.connect_phone(native.id(), guest).expect("phone");
     s.add_native(Box::new(Offerer {
         t: native,
@@ -317,14 +295,15 @@ const WAKER: &str = r#"
 fn a_sleeper_on_an_area_that_becomes_shared_is_woken_through_the_other_mapping() {
     let mut k = kernel(4);
     let mut s = Scheduler::new(SchedConfig::default());
-    let server = spawn(&mut s, &mut k, "waker", WAKER, &[]);
+    let server = spawn(&mut s, &mut k, "waker", WAKER, &[]).0;
     let client = spawn(
         &mut s,
         &mut k,
         "sleeper",
         SLEEPER_THEN_SHARE,
         &[Value::I32(0)],
-    );
+    )
+    .0;
     k.connect_phone(client, server).expect("phone");
     assert_eq!(s.run(&mut k, 10_000), RunEnd::AllDone);
     // One sleeper woken; main's share answered 0; the worker saw 5.
@@ -365,14 +344,15 @@ fn guest_supplies_a_share_in_to_another_guest() {
         slice_fuel: 60,
         ..SchedConfig::default()
     });
-    let supplier = spawn(&mut s, &mut k, "supplier", GUEST_SUPPLIER, &[]);
+    let supplier = spawn(&mut s, &mut k, "supplier", GUEST_SUPPLIER, &[]).0;
     let requester = spawn(
         &mut s,
         &mut k,
         "requester",
         GUEST_REQUESTER,
         &[Value::I32(0)],
-    );
+    )
+    .0;
     k.connect_phone(requester, supplier).expect("phone");
     assert_eq!(s.run(&mut k, 10_000), RunEnd::AllDone);
     // Method 6; ENOENT (1) for the base without an area; then mapped.
@@ -403,7 +383,7 @@ fn a_guest_offer_of_a_destroyed_area_never_shares_its_replacement() {
     let mut k = kernel(6);
     let mut s = Scheduler::new(SchedConfig::default());
     let srv = k.spawn_native("srv", TaskPolicy::Neither);
-    let guest = spawn(&mut s, &mut k, "replacer", REPLACER, &[Value::I32(0)]);
+    let guest = spawn(&mut s, &mut k, "replacer", REPLACER, &[Value::I32(0)]).0;
     k.connect_phone(guest, srv.id()).expect("phone");
     assert_eq!(s.run(&mut k, 1000), RunEnd::Deadlock);
     let rx = match srv.wait(&mut k, 0).expect("wait") {

@@ -5,13 +5,16 @@
 
 use std::task::Poll;
 
-use spartan_kernel::guest::{SchedConfig, Scheduler, rt};
+use spartan_kernel::guest::{SchedConfig, Scheduler};
 use spartan_kernel::ipc::Event;
-use spartan_kernel::kernel::{Kernel, KernelConfig};
+use spartan_kernel::kernel::Kernel;
 use spartan_kernel::machine::Value;
 use spartan_kernel::sched::sim::{NativeProgram, RunEnd, Step};
 use spartan_kernel::task::native::NativeTask;
-use spartan_kernel::task::{TaskId, TaskPolicy, ThreadId};
+use spartan_kernel::task::{TaskPolicy, ThreadId};
+
+mod guest_common;
+use guest_common::{kernel, log_of, spawn};
 
 /// A server: answers `n` protocol calls with `a1 * 2`, then exits (kernel
 /// methods such as a client's hangup are answered but not counted).
@@ -58,36 +61,6 @@ const ASYNC_CLIENT: &str = r#"
       (br_if $collect (i64.ne (local.get $i) (i64.const 0))))
     (call $log_num (local.get $sum)))
 "#;
-
-fn kernel(seed: u64) -> Kernel {
-    Kernel::new(KernelConfig::simulation(seed))
-}
-
-fn spawn(
-    s: &mut Scheduler,
-    k: &mut Kernel,
-    name: &str,
-    body: &str,
-    args: &[Value],
-) -> (TaskId, ThreadId) {
-    s.spawn_guest(
-        k,
-        name,
-        TaskPolicy::Checkpointable,
-        rt::program(body).as_bytes(),
-        "main",
-        args,
-    )
-    .expect("guest loads")
-}
-
-fn log_of(k: &Kernel, task: TaskId) -> Vec<String> {
-    k.log()
-        .iter()
-        .filter(|l| l.task == task)
-        .map(|l| l.text.clone())
-        .collect()
-}
 
 #[test]
 fn guest_to_guest_sync_and_async_round_trips() {

@@ -3,35 +3,14 @@
 //! blocked in a system call while another runs, per-thread globals, bad
 //! entries, the thread limit, and determinism.
 
-use spartan_kernel::guest::{SchedConfig, Scheduler, rt};
-use spartan_kernel::kernel::{Kernel, KernelConfig};
+use spartan_kernel::guest::{SchedConfig, Scheduler};
+use spartan_kernel::kernel::Kernel;
 use spartan_kernel::sched::sim::RunEnd;
 use spartan_kernel::syscall::{MAX_GUEST_THREADS, SyscallReturn, Sysno, WaitReason};
-use spartan_kernel::task::{TaskId, TaskPolicy, ThreadId, ThreadState};
+use spartan_kernel::task::{TaskId, TaskPolicy, ThreadState};
 
-fn kernel(seed: u64) -> Kernel {
-    Kernel::new(KernelConfig::simulation(seed))
-}
-
-fn spawn(s: &mut Scheduler, k: &mut Kernel, body: &str) -> (TaskId, ThreadId) {
-    s.spawn_guest(
-        k,
-        "threads",
-        TaskPolicy::Checkpointable,
-        rt::program(body).as_bytes(),
-        "main",
-        &[],
-    )
-    .expect("guest loads")
-}
-
-fn log_of(k: &Kernel, task: TaskId) -> Vec<String> {
-    k.log()
-        .iter()
-        .filter(|l| l.task == task)
-        .map(|l| l.text.clone())
-        .collect()
-}
+mod guest_common;
+use guest_common::{kernel, log_of, spawn};
 
 /// The worker sleeps on the futex at its argument until main stores a
 /// value there, doubles it into the next word, wakes main and exits
@@ -84,7 +63,7 @@ fn pair_run(seed: u64) -> (Kernel, TaskId) {
         slice_fuel: 100,
         ..SchedConfig::default()
     });
-    let (task, main) = spawn(&mut s, &mut k, PAIR);
+    let (task, main) = spawn(&mut s, &mut k, "threads", PAIR, &[]);
     // Part way: the worker sleeps in futex_wait while main computes.
     assert_eq!(s.run(&mut k, 30), RunEnd::StepLimit);
     let threads = s.threads();
@@ -150,7 +129,7 @@ const BAD_ENTRIES: &str = r#"
 fn bad_entries_are_refused_with_einval() {
     let mut k = kernel(2);
     let mut s = Scheduler::new(SchedConfig::default());
-    let (task, _) = spawn(&mut s, &mut k, BAD_ENTRIES);
+    let (task, _) = spawn(&mut s, &mut k, "threads", BAD_ENTRIES, &[]);
     assert_eq!(s.run(&mut k, 1000), RunEnd::AllDone);
     assert_eq!(
         log_of(&k, task),
@@ -168,8 +147,10 @@ fn bad_entries_are_refused_with_einval() {
     let (task, _) = spawn(
         &mut s,
         &mut k,
+        "threads",
         r#"(func (export "main")
              (call $log_num (call $thread_create (i32.const 0) (i64.const 0))))"#,
+        &[],
     );
     assert_eq!(s.run(&mut k, 1000), RunEnd::AllDone);
     assert_eq!(log_of(&k, task)[0], "-2");
@@ -198,7 +179,7 @@ fn thread_limit_and_native_tasks() {
         slice_fuel: 1_000_000,
         ..SchedConfig::default()
     });
-    let (task, _) = spawn(&mut s, &mut k, MANY);
+    let (task, _) = spawn(&mut s, &mut k, "threads", MANY, &[]);
     assert_eq!(s.run(&mut k, 10_000), RunEnd::AllDone);
     let log = log_of(&k, task);
     assert_eq!(log[0], (MAX_GUEST_THREADS - 1).to_string());
