@@ -9,7 +9,7 @@
 //! chunk file.
 
 use crate::digest::Digest;
-use crate::header::{FLAG_ZSTD, HEADER_LEN, ObjectHeader, ObjectKind};
+use crate::header::{FLAG_XXH3, FLAG_ZSTD, HEADER_LEN, ObjectHeader, ObjectKind};
 use crate::object::assemble;
 use crate::version::FORMAT_VERSION;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -144,11 +144,14 @@ fn compress_chunk(c: &mut zstd::bulk::Compressor<'_>, job: Job) -> std::io::Resu
     let compressed_len = c.compress_to_buffer(&job.content, &mut file[HEADER_LEN..])?;
     let (file, body_len, body_digest) = if compressed_len < job.content.len() {
         file.truncate(HEADER_LEN + compressed_len);
-        let d = Digest::of(&file[HEADER_LEN..]);
+        // The content is committed to by its SHA-256 address; the body
+        // needs only a damage check before decompression (FLAG_XXH3).
+        let flags = FLAG_ZSTD | FLAG_XXH3;
+        let d = crate::object::body_checksum(flags, &file[HEADER_LEN..]);
         let header = ObjectHeader {
             version: FORMAT_VERSION,
             kind: ObjectKind::Chunk,
-            flags: FLAG_ZSTD,
+            flags,
             body_len: compressed_len as u64,
             checksum: d,
         };

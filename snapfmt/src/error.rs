@@ -38,6 +38,9 @@ pub enum ObjectError {
     /// The header sets flag bits this version does not define.
     #[error("unknown header flags {flags:#06x}")]
     UnknownFlags { flags: u16 },
+    /// A flag the file's kind may not set (XXH3 outside a chunk).
+    #[error("header flags {flags:#06x} are not allowed in a {kind} file")]
+    FlagNotAllowed { flags: u16, kind: &'static str },
     /// Header bytes 56..64 are not zero.
     #[error("reserved header bytes are not zero")]
     Reserved,
@@ -47,7 +50,8 @@ pub enum ObjectError {
     /// The declared body length differs from the bytes present.
     #[error("body length {declared} in the header, but {actual} bytes follow it")]
     LengthMismatch { declared: u64, actual: u64 },
-    /// The body's SHA-256 differs from the header's checksum.
+    /// The body's checksum (SHA-256, or XXH3-128 under flag bit 1)
+    /// differs from the header's.
     #[error("body checksum mismatch: header says {expected}, body hashes to {actual}")]
     Checksum { expected: Digest, actual: Digest },
     /// The zstd frame is malformed or lacks its content size.

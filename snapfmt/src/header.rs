@@ -6,9 +6,11 @@
 //!      8    2 major      u16 little endian
 //!     10    2 minor      u16 little endian
 //!     12    2 kind       u16 little endian (ObjectKind)
-//!     14    2 flags      u16 little endian (bit 0: body is one zstd frame)
+//!     14    2 flags      u16 little endian (bit 0: body is one zstd frame;
+//!                        bit 1, since 1.2, chunks only: checksum is XXH3-128)
 //!     16    8 body_len   u64 little endian, bytes following the header
-//!     24   32 checksum   SHA-256 of the body bytes exactly as stored
+//!     24   32 checksum   SHA-256 of the body bytes exactly as stored (or,
+//!                        with bit 1, their XXH3-128, then 16 zero bytes)
 //!     56    8 reserved   zero
 //! ```
 //!
@@ -26,8 +28,24 @@ pub const HEADER_LEN: usize = 64;
 pub const MAGIC: [u8; 8] = *b"\x89SPTIMG\n";
 /// Flag bit 0: the body is a single zstd frame (with its content size).
 pub const FLAG_ZSTD: u16 = 1;
+/// Flag bit 1 (since 1.2, chunk files only): the checksum is the XXH3-128
+/// of the body (16 bytes, little endian) followed by 16 zero bytes, not its
+/// SHA-256. A chunk's content is committed to by its SHA-256 address, which
+/// readers check after decompressing; the body checksum only has to catch
+/// damage before the decompressor sees the body, and XXH3 does that at a
+/// small fraction of SHA-256's cost.
+pub const FLAG_XXH3: u16 = 2;
 /// Every flag this version knows.
-pub const KNOWN_FLAGS: u16 = FLAG_ZSTD;
+pub const KNOWN_FLAGS: u16 = FLAG_ZSTD | FLAG_XXH3;
+
+/// The flags a file of `version` may set.
+pub fn known_flags(version: FormatVersion) -> u16 {
+    if version.minor >= 2 {
+        KNOWN_FLAGS
+    } else {
+        FLAG_ZSTD
+    }
+}
 
 /// What a file holds. Stored as a `u16` at header offset 12.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -134,8 +152,14 @@ impl ObjectHeader {
         let kind =
             ObjectKind::from_u16(kind_n).ok_or(ObjectError::UnknownKind { found: kind_n })?;
         let flags = u16_at(14);
-        if flags & !KNOWN_FLAGS != 0 {
+        if flags & !known_flags(version) != 0 {
             return Err(ObjectError::UnknownFlags { flags });
+        }
+        if flags & FLAG_XXH3 != 0 && kind != ObjectKind::Chunk {
+            return Err(ObjectError::FlagNotAllowed {
+                flags,
+                kind: kind.name(),
+            });
         }
         if h[56..64].iter().any(|&b| b != 0) {
             return Err(ObjectError::Reserved);

@@ -8,7 +8,7 @@
 use crate::budget::{Budget, Budgeted, Exceeded};
 use crate::digest::Digest;
 use crate::error::ObjectError;
-use crate::header::{FLAG_ZSTD, HEADER_LEN, ObjectHeader, ObjectKind};
+use crate::header::{FLAG_XXH3, FLAG_ZSTD, HEADER_LEN, ObjectHeader, ObjectKind};
 use crate::limits::*;
 use crate::version::FORMAT_VERSION;
 use serde::Serialize;
@@ -51,6 +51,18 @@ pub fn decoded_limit(kind: ObjectKind) -> u64 {
         ObjectKind::Chunk => u64::from(MAX_CHUNK_PAGES) * PAGE_SIZE as u64,
         other => stored_limit(other),
     }
+}
+
+/// The checksum of `body` as a header with `flags` records it: SHA-256,
+/// or with [`FLAG_XXH3`] the XXH3-128 of the body (little endian) followed
+/// by 16 zero bytes.
+pub fn body_checksum(flags: u16, body: &[u8]) -> Digest {
+    if flags & FLAG_XXH3 == 0 {
+        return Digest::of(body);
+    }
+    let mut d = [0u8; 32];
+    d[..16].copy_from_slice(&xxhash_rust::xxh3::xxh3_128(body).to_le_bytes());
+    Digest(d)
 }
 
 /// A whole file: header for `body` (already compressed if `flags` says
@@ -119,7 +131,7 @@ pub fn check(bytes: &[u8], expected: ObjectKind) -> Result<(ObjectHeader, &[u8])
             actual: body.len() as u64,
         });
     }
-    let actual = Digest::of(body);
+    let actual = body_checksum(header.flags, body);
     if actual != header.checksum {
         return Err(ObjectError::Checksum {
             expected: header.checksum,

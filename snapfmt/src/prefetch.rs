@@ -1,12 +1,15 @@
 //! Loading a known sequence of chunks ahead of their consumer.
 //!
-//! [`in_order`] runs `threads` workers that claim the next chunk of the
-//! sequence as soon as they are free (no lock-step batches: a slow chunk
-//! holds up only itself) and a consumer that takes the results strictly in
-//! sequence order. At most `2 * threads` chunks are claimed but not yet
-//! taken, so memory stays bounded whatever the sequence's length. When the
-//! consumer returns (done or failed), the workers stop claiming and are
-//! joined before `in_order` returns.
+//! [`in_order`] loads on `threads` threads: the caller's own and
+//! `threads - 1` workers. Workers claim the next chunk of the sequence as
+//! soon as they are free (no lock-step batches: a slow chunk holds up only
+//! itself); the consumer takes the results strictly in sequence order, and
+//! when the one it needs is not ready it claims and loads the next
+//! unclaimed chunk itself instead of sleeping, so `threads` threads are
+//! busy on `threads` cores and none is only waiting. At most `2 * threads`
+//! chunks are claimed but not yet taken, so memory stays bounded whatever
+//! the sequence's length. When the consumer returns (done or failed), the
+//! workers stop claiming and are joined before `in_order` returns.
 
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -45,7 +48,8 @@ pub(crate) struct Next<'a, T> {
 enum Source<'a, T> {
     /// One thread: load on demand.
     Inline(&'a (dyn Fn(u32) -> Result<T> + Sync)),
-    Workers(&'a Shared<T>),
+    /// Workers, and the consumer helping them.
+    Workers(&'a Shared<T>, &'a (dyn Fn(u32) -> Result<T> + Sync)),
 }
 
 impl<T> Next<'_, T> {
@@ -63,13 +67,31 @@ impl<T> Next<'_, T> {
         self.pos += 1;
         match &self.source {
             Source::Inline(load) => load(id),
-            Source::Workers(shared) => {
+            Source::Workers(shared, load) => {
                 let mut st = shared.lock()?;
                 loop {
                     if let Some(r) = st.ready.remove(&pos) {
                         st.taken = pos + 1;
                         shared.changed.notify_all();
                         return r;
+                    }
+                    if pos == st.claim || st.claim < (st.taken + shared.window).min(self.ids.len())
+                    {
+                        // Nothing to wait for, or work to do meanwhile:
+                        // load the first unclaimed chunk on this thread.
+                        let mine = st.claim;
+                        st.claim += 1;
+                        drop(st);
+                        let r = load_caught(*load, self.ids[mine]);
+                        if mine == pos {
+                            st = shared.lock()?;
+                            st.taken = pos + 1;
+                            shared.changed.notify_all();
+                            return r;
+                        }
+                        st = shared.lock()?;
+                        st.ready.insert(mine, r);
+                        continue;
                     }
                     st = shared
                         .changed
@@ -108,13 +130,13 @@ pub(crate) fn in_order<T: Send, R>(
         window: 2 * threads,
     };
     std::thread::scope(|s| {
-        for _ in 0..threads.min(ids.len()) {
+        for _ in 1..threads.min(ids.len()) {
             s.spawn(|| worker(ids, &shared, &load));
         }
         let mut next = Next {
             ids,
             pos: 0,
-            source: Source::Workers(&shared),
+            source: Source::Workers(&shared, &load),
         };
         let r = consume(&mut next);
         if let Ok(mut st) = shared.state.lock() {
@@ -146,16 +168,22 @@ fn worker<T>(ids: &[u32], shared: &Shared<T>, load: &(impl Fn(u32) -> Result<T> 
             st.claim += 1;
             st.claim - 1
         };
-        // A panicking load becomes an error for the consumer, which would
-        // otherwise wait for this result forever.
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(ids[pos])))
-            .unwrap_or_else(|_| Err(Error::Usage("a chunk loading thread panicked".into())));
+        let r = load_caught(load, ids[pos]);
         let Ok(mut st) = shared.state.lock() else {
             return;
         };
         st.ready.insert(pos, r);
         shared.changed.notify_all();
     }
+}
+
+/// `load(id)`, with a panic turned into an error: a worker's panic would
+/// leave the consumer waiting for its result forever, and the consumer's
+/// would leave the workers waiting for window space while the scope joins
+/// them.
+fn load_caught<T>(load: &(impl Fn(u32) -> Result<T> + Sync + ?Sized), id: u32) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(id)))
+        .unwrap_or_else(|_| Err(Error::Usage("a chunk loading thread panicked".into())))
 }
 
 #[cfg(test)]
@@ -195,6 +223,31 @@ mod tests {
                 },
             );
             assert!(r.is_err());
+        }
+    }
+
+    #[test]
+    fn a_panicking_load_is_an_error_on_any_thread() {
+        let ids: Vec<u32> = (0..64).collect();
+        for threads in [2, 3] {
+            for bad in [0, 1, 5, 63] {
+                let r: Result<u32> = in_order(
+                    &ids,
+                    threads,
+                    |id| {
+                        assert!(id != bad, "load {id} fails");
+                        Ok(id)
+                    },
+                    |next| {
+                        let mut sum = 0;
+                        while next.upcoming().is_some() {
+                            sum += next.take()?;
+                        }
+                        Ok(sum)
+                    },
+                );
+                assert!(r.is_err(), "threads {threads}, bad {bad}");
+            }
         }
     }
 }

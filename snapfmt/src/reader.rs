@@ -546,8 +546,9 @@ impl Image {
 
     /// Calls `f(page index, page)` for every page of `area` (a task record
     /// area of this image) in page order, zero pages included. `threads`
-    /// threads read, check and decompress the area's chunks ahead of `f`
-    /// in the order `f` needs them (`prefetch.rs`), each chunk
+    /// threads (the calling thread among them, between calls of `f`)
+    /// read, check and decompress the area's chunks ahead of `f` in the
+    /// order `f` needs them (`prefetch.rs`), each chunk
     /// straight into the buffer whose pages `f` is given, so this is the
     /// fast way to read a whole area; memory use stays at a few chunks
     /// per thread.

@@ -28,7 +28,7 @@ fn object_field(e: &ObjectError) -> &'static str {
         ObjectError::BadMagic { .. } => "header.magic",
         ObjectError::OtherMajor { .. } | ObjectError::NewerMinor { .. } => "header.version",
         ObjectError::UnknownKind { .. } | ObjectError::WrongKind { .. } => "header.kind",
-        ObjectError::UnknownFlags { .. } => "header.flags",
+        ObjectError::UnknownFlags { .. } | ObjectError::FlagNotAllowed { .. } => "header.flags",
         ObjectError::Reserved => "header.reserved",
         ObjectError::TooLong { .. } | ObjectError::LengthMismatch { .. } => "header.body_len",
         ObjectError::Checksum { .. } => "header.checksum",

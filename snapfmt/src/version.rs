@@ -15,7 +15,7 @@ pub struct FormatVersion {
 }
 
 /// The version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 1 };
+pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 2 };
 
 /// Format 1.0 (chunk addresses over page digests).
 pub const FORMAT_1_0: FormatVersion = FormatVersion { major: 1, minor: 0 };

@@ -1,4 +1,4 @@
-//! The golden images of formats 1.0 and 1.1, committed in
+//! The golden images of formats 1.0, 1.1 and 1.2, committed in
 //! `fixtures/images/`, must be readable by every future reader of major
 //! version 1. Never regenerate them from this test.
 
@@ -56,6 +56,44 @@ fn golden_v1_1_reads_in_both_forms() {
             })
             .unwrap();
             assert_eq!(pa, pb, "task {id} area {:#x}", a.base);
+        }
+    }
+}
+
+#[test]
+fn golden_v1_2_reads_in_both_forms() {
+    let v1_2 = FormatVersion { major: 1, minor: 2 };
+    let m = check_golden([golden_dir_v1_2(), golden_tar_v1_2()], v1_2);
+    // Same memory and addresses as 1.1: only the chunk body checksum
+    // changed.
+    let m1 = Image::open(golden_dir_v1_1()).unwrap().manifest().clone();
+    let addrs = |m: &Manifest| m.chunks.iter().map(|c| c.content).collect::<Vec<_>>();
+    assert_eq!(addrs(&m), addrs(&m1));
+    // Every compressed chunk body is checked by XXH3-128, every other
+    // file by SHA-256; every file still validates by its header's rule.
+    let mut xxh3 = 0;
+    for c in &m.chunks {
+        let path = golden_dir_v1_2().join(snapfmt::object::chunk_path(&c.content));
+        let bytes = std::fs::read(&path).unwrap();
+        let (h, body) = snapfmt::object::check(&bytes, ObjectKind::Chunk).unwrap();
+        assert_eq!(
+            h.flags & header::FLAG_XXH3 != 0,
+            h.flags & header::FLAG_ZSTD != 0,
+            "{}",
+            path.display()
+        );
+        if h.flags & header::FLAG_XXH3 != 0 {
+            xxh3 += 1;
+            assert_ne!(h.checksum, Digest::of(body));
+            assert_eq!(h.checksum.0[16..], [0u8; 16]);
+        }
+    }
+    assert!(xxh3 > 0, "no chunk of the 1.2 golden image uses XXH3");
+    for f in files(&golden_dir_v1_2()) {
+        let bytes = std::fs::read(&f).unwrap();
+        let h = ObjectHeader::parse(&bytes).unwrap();
+        if h.kind != ObjectKind::Chunk {
+            assert_eq!(h.flags & header::FLAG_XXH3, 0, "{}", f.display());
         }
     }
 }

@@ -117,4 +117,57 @@ fn older_minor_is_read_by_a_newer_reader() {
     // current version.
     assert!(Image::open(golden_dir()).is_ok());
     assert!(Image::open(golden_dir_v1_1()).is_ok());
+    assert!(Image::open(golden_dir_v1_2()).is_ok());
+}
+
+/// A chunk file of the 1.2 golden image whose body is checked by XXH3.
+fn xxh3_chunk() -> Vec<u8> {
+    files(&golden_dir_v1_2())
+        .into_iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .find(|b| ObjectHeader::parse(b).is_ok_and(|h| h.flags & header::FLAG_XXH3 != 0))
+        .expect("the 1.2 golden image has a zstd chunk")
+}
+
+#[test]
+fn the_xxh3_flag_exists_from_1_2_on_and_only_for_chunks() {
+    let chunk = xxh3_chunk();
+    // A 1.1 file cannot set it (1.1 readers would not know it).
+    let mut old = chunk.clone();
+    old[10..12].copy_from_slice(&1u16.to_le_bytes());
+    assert!(matches!(
+        ObjectHeader::parse(&old),
+        Err(ObjectError::UnknownFlags { .. })
+    ));
+    // A 1.1 reader refuses the 1.2 file by its version, before its flags.
+    assert!(matches!(
+        ObjectHeader::parse_as(&chunk, FormatVersion { major: 1, minor: 1 }),
+        Err(ObjectError::NewerMinor { .. })
+    ));
+    // Outside a chunk it is refused: a manifest's checksum is the
+    // image's identity and stays SHA-256.
+    let mut manifest = std::fs::read(golden_dir_v1_2().join("manifest.spm")).unwrap();
+    let flags = u16::from_le_bytes([manifest[14], manifest[15]]) | header::FLAG_XXH3;
+    manifest[14..16].copy_from_slice(&flags.to_le_bytes());
+    assert!(matches!(
+        ObjectHeader::parse(&manifest),
+        Err(ObjectError::FlagNotAllowed { .. })
+    ));
+    // Dropping the flag makes the (XXH3) checksum a wrong SHA-256.
+    let mut plain = chunk.clone();
+    let flags = u16::from_le_bytes([plain[14], plain[15]]) & !header::FLAG_XXH3;
+    plain[14..16].copy_from_slice(&flags.to_le_bytes());
+    assert!(matches!(
+        snapfmt::object::check(&plain, ObjectKind::Chunk),
+        Err(ObjectError::Checksum { .. })
+    ));
+    // A damaged body is caught by XXH3 before decompression.
+    let mut bad = chunk.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(matches!(
+        snapfmt::object::check(&bad, ObjectKind::Chunk),
+        Err(ObjectError::Checksum { .. })
+    ));
+    assert!(snapfmt::object::check(&chunk, ObjectKind::Chunk).is_ok());
 }

@@ -133,7 +133,10 @@ pub enum ChunkHome {
     /// local chunk with the same content digest.
     Parent,
     /// Since format 1.1: in this image, like `Local`, but the address is
-    /// the plain SHA-256 of the uncompressed content.
+    /// the plain SHA-256 of the uncompressed content. Since 1.2,
+    /// `body_digest` (always equal to the file header's checksum) is the
+    /// body's XXH3-128 padded with zeros when the header sets
+    /// [`crate::header::FLAG_XXH3`].
     LocalPlain { body_len: u64, body_digest: Digest },
 }
 
