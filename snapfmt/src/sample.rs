@@ -338,7 +338,7 @@ pub fn sample_kernel_state() -> KernelTaskState {
     forwarded.forwarded_by = vec![vfs];
     let mut sync = parties(Peer::Task(7), Peer::Task(9), Some(0), 40);
     sync.answer_ptr = Some(0x1f00);
-    let mut read = parties(Peer::Task(9), Peer::Task(7), Some(0), 60);
+    let mut read = parties(Peer::Outside(12), Peer::Task(7), None, 60);
     read.read = Some(ReadRequest {
         dst: 0x3000,
         room: 64,
@@ -358,8 +358,8 @@ pub fn sample_kernel_state() -> KernelTaskState {
             CallDetail::Call(connect),
             CallDetail::Call(forwarded),
             CallDetail::Answer,
-            CallDetail::Call(parties(Peer::Outside(12), Peer::Task(7), None, 60)),
             CallDetail::Call(read),
+            CallDetail::Call(parties(Peer::Task(9), Peer::Task(7), Some(0), 60)),
             CallDetail::Call(sync),
         ],
         notifications: vec![Notification {
