@@ -100,14 +100,67 @@ fn a_thread_state_that_does_not_fit_the_module_is_named() {
 }
 
 #[test]
-fn a_supplement_that_does_not_fit_the_record_is_refused() {
+fn a_kernel_state_that_does_not_fit_the_record_is_refused() {
     let (_w, mut c) = captured();
-    c.tasks[0].supplement.threads.clear();
+    c.tasks[0].kernel_state.threads.clear();
     let dir = tempfile::tempdir().expect("tempdir");
-    write(&c, &dir.path().join("i"));
+    // The writer refuses to write it as a kernel state record ...
+    let opts = WriterOptions {
+        threads: 1,
+        ..WriterOptions::default()
+    };
+    let e = c
+        .write(&dir.path().join("r"), opts.clone())
+        .expect_err("refused");
+    assert!(e.to_string().contains("thread details"), "{e}");
+    // ... and restore refuses it in a 1.1 supplement.
+    c.write_v1_1_supplements(&dir.path().join("i"), opts)
+        .expect("written");
     let e = restore_fails(&dir.path().join("i"));
     assert!(matches!(e, RestoreError::Inconsistent { .. }), "{e}");
     assert!(e.to_string().contains("thread details"), "{e}");
+}
+
+#[test]
+fn images_carry_kernel_state_records_and_no_supplements() {
+    let (_w, c) = captured();
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(&c, &dir.path().join("i"));
+    let image = Image::open(dir.path().join("i")).expect("opens");
+    assert!(image.manifest().options.extra.is_empty());
+    for t in &c.tasks {
+        let k = image
+            .kernel_state(t.task.0)
+            .expect("readable")
+            .expect("every task has one");
+        assert_eq!(*k, t.kernel_state);
+    }
+    assert_eq!(snapfmt::validate(dir.path().join("i")), vec![]);
+}
+
+#[test]
+fn an_image_without_kernel_state_is_refused_by_name() {
+    let (_w, c) = captured();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("i");
+    write(&c, &path);
+    // Drop one task's kernel state record and its manifest listing.
+    let id = c.tasks[1].task.0;
+    let rel = format!("tasks/{id}.spk");
+    std::fs::remove_file(path.join(&rel)).expect("removed");
+    let bytes = std::fs::read(path.join("manifest.spm")).expect("manifest");
+    let (_, mut m): (_, snapfmt::Manifest) =
+        snapfmt::object::open_record(&bytes, snapfmt::ObjectKind::Manifest).expect("decodes");
+    m.objects.retain(|o| o.path != rel);
+    let file =
+        snapfmt::object::encode_record(snapfmt::ObjectKind::Manifest, &m, None).expect("encodes");
+    std::fs::write(path.join("manifest.spm"), file).expect("rewritten");
+    let e = restore_fails(&path);
+    assert!(
+        matches!(e, RestoreError::Supplement { task, .. } if task == id),
+        "{e}"
+    );
+    assert!(e.to_string().contains("no kernel state record"), "{e}");
 }
 
 #[test]

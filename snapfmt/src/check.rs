@@ -123,6 +123,17 @@ pub(crate) fn manifest(m: &Manifest, out: &mut Vec<Problem>) {
                 format!("{:?} is not an object path", o.path),
             );
         }
+        if crate::object::kernel_state_task(&o.path).is_some()
+            && m.format_version.minor < crate::header::ObjectKind::KernelState.since_minor()
+        {
+            p.push(
+                format!("objects[{i}].path"),
+                format!(
+                    "{}: a format {} image has no kernel state records",
+                    o.path, m.format_version
+                ),
+            );
+        }
         if i > 0 && m.objects[i - 1].path >= o.path {
             p.push(
                 format!("objects[{i}].path"),
@@ -282,6 +293,103 @@ pub(crate) fn task(t: &TaskRecord, file: &str, m: &Manifest, out: &mut Vec<Probl
                     format!("{path} is not in the manifest"),
                 );
             }
+        }
+    }
+}
+
+/// Rules of one task's kernel state record, given its task record (if
+/// the image has one for that task): the task it names, and its vectors
+/// against the record's.
+pub(crate) fn kernel_state(
+    k: &KernelTaskState,
+    file: &str,
+    t: Option<&TaskRecord>,
+    out: &mut Vec<Problem>,
+) {
+    let mut p = Problems {
+        file: file.to_string(),
+        out,
+    };
+    if crate::object::kernel_state_path(k.task_id) != file {
+        p.push("task_id", format!("task {} stored in {file}", k.task_id));
+    }
+    let Some(t) = t else {
+        p.push(
+            "task_id",
+            format!("task {} has no task record in the image", k.task_id),
+        );
+        return;
+    };
+    if k.calls.len() != t.calls.len() {
+        p.push(
+            "calls",
+            format!(
+                "{} call details, the task record has {} calls",
+                k.calls.len(),
+                t.calls.len()
+            ),
+        );
+    }
+    if k.threads.len() != t.threads.len() {
+        p.push(
+            "threads",
+            format!(
+                "{} thread details, the task record has {} threads",
+                k.threads.len(),
+                t.threads.len()
+            ),
+        );
+    }
+    for (i, (d, c)) in k.calls.iter().zip(&t.calls).enumerate() {
+        let answer = c.queue == CallQueue::UndeliveredAnswer;
+        if answer != matches!(d, CallDetail::Answer) {
+            p.push(
+                format!("calls[{i}]"),
+                format!(
+                    "{} detail for a call in queue {:?}",
+                    if answer { "a call" } else { "an answer" },
+                    c.queue
+                ),
+            );
+        }
+    }
+    for (i, ph) in k.phones.iter().enumerate() {
+        if i > 0 && k.phones[i - 1].slot >= ph.slot {
+            p.push(
+                format!("phones[{i}].slot"),
+                "phones are not sorted by slot without duplicates",
+            );
+        }
+        let ok = match (t.phones.get(ph.slot as usize), ph.state) {
+            (None, _) => {
+                p.push(
+                    format!("phones[{i}].slot"),
+                    format!(
+                        "slot {} is past the phone table ({})",
+                        ph.slot,
+                        t.phones.len()
+                    ),
+                );
+                continue;
+            }
+            (Some(PhoneSlot::Free), PhoneState::Connecting) => true,
+            (Some(PhoneSlot::Connected(_)), PhoneState::Slammed) => true,
+            _ => false,
+        };
+        if !ok {
+            p.push(
+                format!("phones[{i}].state"),
+                format!(
+                    "slot {} is {} in the task record, it cannot be {:?}",
+                    ph.slot,
+                    if matches!(t.phones.get(ph.slot as usize), Some(PhoneSlot::Free)) {
+                        "free"
+                    } else {
+                        "connected"
+                    },
+                    ph.state
+                ),
+            );
         }
     }
 }

@@ -5,7 +5,7 @@
 //!      0    8 magic      89 53 50 54 49 4D 47 0A  ("\x89SPTIMG\n")
 //!      8    2 major      u16 little endian
 //!     10    2 minor      u16 little endian
-//!     12    2 kind       u16 little endian (ObjectKind)
+//!     12    2 kind       u16 little endian (ObjectKind; 6 since 1.2)
 //!     14    2 flags      u16 little endian (bit 0: body is one zstd frame;
 //!                        bit 1, since 1.2, chunks only: checksum is XXH3-128)
 //!     16    8 body_len   u64 little endian, bytes following the header
@@ -61,6 +61,8 @@ pub enum ObjectKind {
     Module = 4,
     /// `files/<sha256>.spf`: a backed-up file's bytes.
     FileBackup = 5,
+    /// `tasks/<task id>.spk` (since 1.2): one [`crate::KernelTaskState`].
+    KernelState = 6,
 }
 
 impl ObjectKind {
@@ -72,6 +74,7 @@ impl ObjectKind {
             3 => ObjectKind::Chunk,
             4 => ObjectKind::Module,
             5 => ObjectKind::FileBackup,
+            6 => ObjectKind::KernelState,
             _ => return None,
         })
     }
@@ -84,6 +87,16 @@ impl ObjectKind {
             ObjectKind::Chunk => "chunk",
             ObjectKind::Module => "module",
             ObjectKind::FileBackup => "file backup",
+            ObjectKind::KernelState => "kernel state",
+        }
+    }
+
+    /// The first minor version (of major 1) that knows this kind: a file
+    /// of an older version carrying it has an unknown kind.
+    pub fn since_minor(self) -> u16 {
+        match self {
+            ObjectKind::KernelState => 2,
+            _ => 0,
         }
     }
 }
@@ -149,8 +162,9 @@ impl ObjectHeader {
             });
         }
         let kind_n = u16_at(12);
-        let kind =
-            ObjectKind::from_u16(kind_n).ok_or(ObjectError::UnknownKind { found: kind_n })?;
+        let kind = ObjectKind::from_u16(kind_n)
+            .filter(|k| version.minor >= k.since_minor())
+            .ok_or(ObjectError::UnknownKind { found: kind_n })?;
         let flags = u16_at(14);
         if flags & !known_flags(version) != 0 {
             return Err(ObjectError::UnknownFlags { flags });

@@ -6,10 +6,11 @@
 //! validation.
 //!
 //! - Write with [`ImageWriter`]: feed pages with
-//!   [`ImageWriter::add_page`], task records with [`ImageWriter::add_task`],
-//!   then [`ImageWriter::finish`].
+//!   [`ImageWriter::add_page`], task records with [`ImageWriter::add_task`]
+//!   and their kernel state with [`ImageWriter::add_kernel_state`], then
+//!   [`ImageWriter::finish`].
 //! - Read with [`Image::open`] (directory or tar): [`Image::manifest`],
-//!   [`Image::task`], [`Image::read_page`], [`Image::stats`],
+//!   [`Image::task`], [`Image::kernel_state`], [`Image::read_page`], [`Image::stats`],
 //!   [`Image::parent_chain`].
 //! - Check with [`validate()`], which returns every [`Problem`].
 

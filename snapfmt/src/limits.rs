@@ -31,6 +31,8 @@ pub fn decode_budget(content_len: u64) -> u64 {
 }
 /// Most bytes in a task record, stored or decompressed.
 pub const MAX_TASK_BODY: u64 = 64 << 20;
+/// Most bytes in a task's kernel state record, stored or decompressed.
+pub const MAX_KERNEL_STATE_BODY: u64 = 64 << 20;
 /// Most bytes in a module, stored or decompressed.
 pub const MAX_MODULE_BODY: u64 = 256 << 20;
 /// Most bytes in a backed-up file, stored or decompressed.

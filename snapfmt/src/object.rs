@@ -21,6 +21,15 @@ pub const MANIFEST_PATH: &str = "manifest.spm";
 pub fn task_path(task_id: u64) -> String {
     format!("tasks/{task_id}.spt")
 }
+/// Path of a task's kernel state record (since 1.2).
+pub fn kernel_state_path(task_id: u64) -> String {
+    format!("tasks/{task_id}.spk")
+}
+/// The task id a kernel state path names, if `path` is one.
+pub fn kernel_state_task(path: &str) -> Option<u64> {
+    let n = path.strip_prefix("tasks/")?.strip_suffix(".spk")?;
+    n.parse::<u64>().ok().filter(|id| id.to_string() == n)
+}
 /// Path of a local chunk.
 pub fn chunk_path(content: &Digest) -> String {
     format!("chunks/{content}.spc")
@@ -42,6 +51,7 @@ pub fn stored_limit(kind: ObjectKind) -> u64 {
         ObjectKind::Chunk => MAX_CHUNK_BODY,
         ObjectKind::Module => MAX_MODULE_BODY,
         ObjectKind::FileBackup => MAX_FILE_BACKUP_BODY,
+        ObjectKind::KernelState => MAX_KERNEL_STATE_BODY,
     }
 }
 
@@ -272,8 +282,8 @@ pub fn open_record<T: DeserializeOwned>(
     Ok((header, decode_record(&content)?))
 }
 
-/// Whether `path` is a well-formed path of a task, module or file-backup
-/// object (the paths the manifest's object list may hold).
+/// Whether `path` is a well-formed path of a task, kernel state, module or
+/// file-backup object (the paths the manifest's object list may hold).
 pub fn valid_object_path(path: &str) -> bool {
     let hex64 = |s: &str| {
         s.len() == 64
@@ -285,6 +295,9 @@ pub fn valid_object_path(path: &str) -> bool {
         .and_then(|s| s.strip_suffix(".spt"))
     {
         return n.parse::<u64>().is_ok_and(|id| id.to_string() == n);
+    }
+    if kernel_state_task(path).is_some() {
+        return true;
     }
     if let Some(h) = path
         .strip_prefix("modules/")

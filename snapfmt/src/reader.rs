@@ -77,6 +77,7 @@ pub struct Image {
     local_chunks: BTreeMap<Digest, u32>,
     depth: usize,
     tasks: Mutex<BTreeMap<u64, Arc<TaskRecord>>>,
+    kernel_states: Mutex<BTreeMap<u64, Arc<KernelTaskState>>>,
     parent: OnceLock<Arc<Image>>,
     cache: Mutex<Vec<(Digest, Arc<[u8]>)>>,
     verify_content: bool,
@@ -134,6 +135,7 @@ impl Image {
             local_chunks,
             depth,
             tasks: Mutex::new(BTreeMap::new()),
+            kernel_states: Mutex::new(BTreeMap::new()),
             parent: OnceLock::new(),
             cache: Mutex::new(Vec::new()),
             verify_content: true,
@@ -202,6 +204,44 @@ impl Image {
             .map_err(|_| poisoned())?
             .insert(task_id, Arc::clone(&record));
         Ok(record)
+    }
+
+    /// The kernel state record of checkpointable task `task_id` (since
+    /// format 1.2, `tasks/<task id>.spk`), read and checked against the
+    /// task's record on first use and cached; `None` when the image has
+    /// none for the task (always so for 1.0 and 1.1 images).
+    pub fn kernel_state(&self, task_id: u64) -> Result<Option<Arc<KernelTaskState>>> {
+        if let Some(k) = self
+            .kernel_states
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&task_id)
+        {
+            return Ok(Some(Arc::clone(k)));
+        }
+        if !self.task_ids().contains(&task_id) {
+            return Err(Error::NoSuchTask { task: task_id });
+        }
+        let path = object::kernel_state_path(task_id);
+        if !self.manifest.objects.iter().any(|o| o.path == path) {
+            return Ok(None);
+        }
+        let record = self.task(task_id)?;
+        let (content, _) = self.read_object(&path, ObjectKind::KernelState)?;
+        let state: KernelTaskState =
+            object::decode_record(&content).map_err(|error| Error::Object {
+                file: path.clone(),
+                error,
+            })?;
+        let mut problems = Vec::new();
+        check::kernel_state(&state, &path, Some(&record), &mut problems);
+        first_problem(problems)?;
+        let state = Arc::new(state);
+        self.kernel_states
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(task_id, Arc::clone(&state));
+        Ok(Some(state))
     }
 
     /// The bytes of the embedded module with this SHA-256.

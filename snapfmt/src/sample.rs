@@ -4,8 +4,11 @@
 //!
 //! Two checkpointable tasks (ids 7 and 9) with two threads each; task 7
 //! has a hole in its phone table, pending calls of every queue with
-//! buffers, a cooperative blob and a stored file backup; the two tasks
-//! share an area; memory holds zero pages and duplicate pages.
+//! buffers, a cooperative blob, a stored file backup and a kernel state
+//! record (a connection request in flight in its phone slot 1, the parties
+//! of every call, a notification, thread details); task 9 has no kernel
+//! state record; the two tasks share an area; memory holds zero pages and
+//! duplicate pages.
 
 use crate::digest::Digest;
 use crate::error::Result;
@@ -309,5 +312,78 @@ pub fn write_sample(path: &Path, opts: WriterOptions) -> Result<Finished> {
     };
     w.add_task(task7)?;
     w.add_task(task9)?;
+    w.add_kernel_state(sample_kernel_state())?;
     w.finish()
+}
+
+/// The kernel state record of sample task 7 (parallel to its six calls
+/// and two threads).
+pub fn sample_kernel_state() -> KernelTaskState {
+    let vfs = Peer::Service("spartan.vfs".into());
+    let parties = |caller: Peer, receiver: Peer, phone: Option<u32>, conn: u64| CallParties {
+        caller,
+        receiver,
+        caller_phone: phone,
+        conn,
+        forwarded_by: vec![],
+        answer_ptr: None,
+        read: None,
+        connect: None,
+        discard_answer: false,
+        offer_revoked: false,
+    };
+    let mut connect = parties(Peer::Task(7), vfs.clone(), Some(2), 41);
+    connect.connect = Some(ConnectDetail::MeTo { phone: 1, conn: 42 });
+    let mut forwarded = parties(Peer::Task(7), Peer::Outside(3), Some(2), 41);
+    forwarded.forwarded_by = vec![vfs];
+    let mut sync = parties(Peer::Task(7), Peer::Task(9), Some(0), 40);
+    sync.answer_ptr = Some(0x1f00);
+    let mut read = parties(Peer::Outside(12), Peer::Task(7), None, 60);
+    read.read = Some(ReadRequest {
+        dst: 0x3000,
+        room: 64,
+    });
+    KernelTaskState {
+        task_id: 7,
+        counters: IdCounters {
+            next_call_id: 7,
+            next_rx_call_id: 106,
+            next_conn_id: 61,
+        },
+        phones: vec![SpecialPhone {
+            slot: 1,
+            state: PhoneState::Connecting,
+        }],
+        calls: vec![
+            CallDetail::Call(connect),
+            CallDetail::Call(forwarded),
+            CallDetail::Answer,
+            CallDetail::Call(read),
+            CallDetail::Call(parties(Peer::Task(9), Peer::Task(7), Some(0), 60)),
+            CallDetail::Call(sync),
+        ],
+        notifications: vec![Notification {
+            method: 77,
+            args: [1, 0, 0, 0, 9],
+        }],
+        threads: vec![
+            ThreadDetail {
+                seen_id: 1,
+                index: 0,
+                remaining_ns: None,
+                asleep: false,
+                then: Some(EntryCall {
+                    func_index: 4,
+                    args: vec![Value::I32(5)],
+                }),
+            },
+            ThreadDetail {
+                seen_id: 2,
+                index: 1,
+                remaining_ns: Some(2_500_000),
+                asleep: true,
+                then: None,
+            },
+        ],
+    }
 }

@@ -124,6 +124,7 @@ fn validate_at(path: &Path, depth: usize, out: &mut Vec<Problem>) {
         }
     }
     let mut referenced = vec![false; m.chunks.len()];
+    let mut records = std::collections::BTreeMap::new();
     for &id in &members {
         let tpath = object::task_path(id);
         let record = image
@@ -163,6 +164,43 @@ fn validate_at(path: &Path, depth: usize, out: &mut Vec<Problem>) {
                 Ok(_) => {}
                 Err(e) => add(out, path, e),
             }
+        }
+        records.insert(id, t);
+    }
+    // Kernel state records: well-formed, of a task of the image, parallel
+    // to its record.
+    for o in &m.objects {
+        let Some(id) = object::kernel_state_task(&o.path) else {
+            continue;
+        };
+        let state = image
+            .read_object(&o.path, ObjectKind::KernelState)
+            .and_then(|(content, _)| {
+                object::decode_record::<KernelTaskState>(&content).map_err(|error| Error::Object {
+                    file: o.path.clone(),
+                    error,
+                })
+            });
+        match state {
+            Ok(k) => {
+                if !members.contains(&id) {
+                    add(
+                        out,
+                        path,
+                        Error::invalid(
+                            o.path.clone(),
+                            "-",
+                            "kernel state of no checkpointable member",
+                        ),
+                    );
+                    continue;
+                }
+                // A member whose record is unreadable was reported above.
+                if let Some(t) = records.get(&id) {
+                    check::kernel_state(&k, &o.path, Some(t), out);
+                }
+            }
+            Err(e) => add(out, path, e),
         }
     }
     for o in &m.objects {

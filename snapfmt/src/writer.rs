@@ -9,7 +9,7 @@
 //! chunks come back, strictly in chunk order (so the output never depends
 //! on thread timing): a page whose digest was stored before is pointed at
 //! the stored slot, and a chunk that held such pages is rebuilt without
-//! them and compressed again (rare: only duplicate pages cost that). Task records and the manifest are written by
+//! them and compressed again (rare: only duplicate pages cost that). Task records (each followed by its kernel state) and the manifest are written by
 //! [`ImageWriter::finish`], the manifest last, and the temporary sibling is
 //! then fsynced and renamed into place ([`crate::sink`]).
 
@@ -141,6 +141,7 @@ pub struct ImageWriter {
     dedup: HashMap<Digest, PageLoc>,
     area_pages: BTreeMap<(u64, u64), Vec<(u32, PageLoc)>>,
     tasks: BTreeMap<u64, TaskRecord>,
+    kernel_states: BTreeMap<u64, KernelTaskState>,
     objects: BTreeMap<String, ObjectEntry>,
     parent: Option<ParentState>,
     stats: WriteStats,
@@ -182,6 +183,7 @@ impl ImageWriter {
             dedup: HashMap::new(),
             area_pages: BTreeMap::new(),
             tasks: BTreeMap::new(),
+            kernel_states: BTreeMap::new(),
             objects: BTreeMap::new(),
             parent: None,
             stats: WriteStats::default(),
@@ -356,6 +358,21 @@ impl ImageWriter {
         Ok(())
     }
 
+    /// Adds the kernel state of a task (since format 1.2), written as
+    /// `tasks/<task id>.spk` next to its task record. The task needs a task
+    /// record ([`add_task`](Self::add_task), before or after), and the
+    /// state's `calls` and `threads` must be parallel to the record's;
+    /// [`finish`](Self::finish) refuses the image otherwise.
+    pub fn add_kernel_state(&mut self, state: KernelTaskState) -> Result<()> {
+        let id = state.task_id;
+        if self.kernel_states.insert(id, state).is_some() {
+            return Err(Error::Usage(format!(
+                "kernel state of task {id} added twice"
+            )));
+        }
+        Ok(())
+    }
+
     /// What the writer has done so far.
     pub fn stats(&self) -> WriteStats {
         self.stats
@@ -453,6 +470,14 @@ impl ImageWriter {
             let file = object::encode_bytes(ObjectKind::Task, &body, Some(self.opts.level))
                 .map_err(|e| Error::io(&self.target, e))?;
             self.put_object(&object::task_path(id), &file)?;
+            if let Some(state) = self.kernel_states.remove(&id) {
+                self.put_kernel_state(&state, task)?;
+            }
+        }
+        if let Some(id) = self.kernel_states.keys().next() {
+            return Err(Error::Usage(format!(
+                "kernel state of task {id}, which has no task record"
+            )));
         }
         let removed = std::mem::take(&mut self.removed);
         let chunks = self
@@ -647,6 +672,31 @@ impl ImageWriter {
             file_buf,
         })?;
         Ok(Dedup::Rebuilt)
+    }
+
+    /// Writes one kernel state record after checking it against its task's
+    /// record (never write what a reader would refuse).
+    fn put_kernel_state(&mut self, state: &KernelTaskState, task: &TaskRecord) -> Result<()> {
+        let path = object::kernel_state_path(state.task_id);
+        let mut problems = Vec::new();
+        crate::check::kernel_state(state, &path, Some(task), &mut problems);
+        if let Some(p) = problems.first() {
+            return Err(Error::Usage(format!("kernel state does not fit: {p}")));
+        }
+        let body = postcard::to_allocvec(state)
+            .map_err(|e| Error::io(&self.target, std::io::Error::other(e)))?;
+        if body.len() as u64 > crate::limits::MAX_KERNEL_STATE_BODY {
+            return Err(Error::Usage(format!(
+                "{path}: the record is {} bytes, over the limit of {}",
+                body.len(),
+                crate::limits::MAX_KERNEL_STATE_BODY
+            )));
+        }
+        object::decode_record::<KernelTaskState>(&body)
+            .map_err(|e| Error::Usage(format!("{path}: readers would refuse the record: {e}")))?;
+        let file = object::encode_bytes(ObjectKind::KernelState, &body, Some(self.opts.level))
+            .map_err(|e| Error::io(&self.target, e))?;
+        self.put_object(&path, &file)
     }
 
     fn put_blob(&mut self, kind: ObjectKind, path: &str, bytes: &[u8]) -> Result<()> {

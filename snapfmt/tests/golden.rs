@@ -89,6 +89,22 @@ fn golden_v1_2_reads_in_both_forms() {
         }
     }
     assert!(xxh3 > 0, "no chunk of the 1.2 golden image uses XXH3");
+    // Task 7 carries a kernel state record (kind 6), task 9 none.
+    for path in [golden_dir_v1_2(), golden_tar_v1_2()] {
+        let img = Image::open(&path).unwrap();
+        let k = img
+            .kernel_state(7)
+            .unwrap()
+            .expect("kernel state of task 7");
+        assert_eq!(*k, snapfmt::sample::sample_kernel_state());
+        assert_eq!(k.calls.len(), img.task(7).unwrap().calls.len());
+        assert_eq!(img.kernel_state(9).unwrap(), None);
+    }
+    let bytes = std::fs::read(golden_dir_v1_2().join("tasks/7.spk")).unwrap();
+    assert_eq!(
+        ObjectHeader::parse(&bytes).unwrap().kind,
+        ObjectKind::KernelState
+    );
     for f in files(&golden_dir_v1_2()) {
         let bytes = std::fs::read(&f).unwrap();
         let h = ObjectHeader::parse(&bytes).unwrap();
@@ -112,6 +128,9 @@ fn check_golden(paths: [std::path::PathBuf; 2], version: FormatVersion) -> Manif
         assert_eq!(m.created.seconds, 1_700_000_000);
         assert_eq!(m.options.file_policy, FilePolicy::BackupOverwrite);
         assert_eq!(img.task_ids(), vec![7, 9]);
+        if version < (FormatVersion { major: 1, minor: 2 }) {
+            assert_eq!(img.kernel_state(7).unwrap(), None);
+        }
         assert!(m.checkpoint_set.iter().any(|s| s.role
             == Role::Cooperative {
                 service_id: "spartan.vfs".into()

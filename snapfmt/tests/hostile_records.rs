@@ -147,3 +147,22 @@ fn real_records_stay_far_below_their_budget() {
     assert!(cost <= 16 * body.len() as u64, "{cost} for {}", body.len());
     assert_eq!(decode_record::<TaskRecord>(&body).unwrap(), rec);
 }
+
+#[test]
+fn a_kernel_state_of_one_byte_answers_is_refused_by_its_budget() {
+    // task_id 7, counters 1 1 1, no phones, then n `CallDetail::Answer`
+    // (one byte each, over a hundred bytes each once decoded).
+    let n: u64 = 1 << 20;
+    let mut content = vec![7, 1, 1, 1, 0];
+    varint(n, &mut content);
+    content.extend(std::iter::repeat_n(1u8, n as usize));
+    content.extend([0, 0]); // no notifications, no threads
+    assert!(std::mem::size_of::<CallDetail>() as u64 > 16);
+    let e = decode_record::<KernelTaskState>(&content).unwrap_err();
+    assert!(matches!(e, ObjectError::DecodeBudget { .. }), "{e}");
+    // A real one stays well within.
+    let real = postcard::to_allocvec(&snapfmt::sample::sample_kernel_state()).unwrap();
+    let cost = decode_cost::<KernelTaskState>(&real).unwrap();
+    assert!(cost <= decode_budget(real.len() as u64), "{cost}");
+    assert!(decode_record::<KernelTaskState>(&real).is_ok());
+}

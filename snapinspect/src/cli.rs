@@ -38,13 +38,15 @@ Examples:
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print an overview of an image: tasks, threads, areas, phones, calls,
-    /// cooperative blobs, modules, stored vs. raw bytes, parent chain.
+    /// cooperative blobs, modules, kernel state, stored vs. raw bytes,
+    /// parent chain.
     Show(ShowArgs),
     /// Check an image and its parent chain deeply; print every problem.
     ///
     /// Exits 0 when the image is sound and 1 when any problem was found.
     Validate(ValidateArgs),
-    /// Compare two images: tasks, threads, areas, pages, phones, calls, blobs.
+    /// Compare two images: tasks, threads, areas, pages, phones, calls, blobs,
+    /// kernel state.
     ///
     /// Pages are compared by content digest, so unchanged pages are never
     /// decompressed. Exits 0 when the images are identical and 1 when they

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod diff;
 pub mod docs;
 pub mod hexdump;
+pub mod kstate;
 pub mod pack;
 pub mod pages;
 pub mod render;

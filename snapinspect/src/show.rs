@@ -4,7 +4,7 @@
 //! person (or a script, via `--json`) wants to know: the manifest, the
 //! parent chain, byte counts (raw memory vs. stored), and per task its
 //! threads, areas, phones, pending calls, cooperative blobs by service,
-//! file backups and module. Page contents are never decompressed.
+//! file backups, module, and the kernel state record (format 1.2). Page contents are never decompressed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use snapfmt::{
     AreaRecord, Backing, ChunkHome, Image, PAGE_SIZE, Role, SyscallState, TaskRecord, ThreadContext,
 };
 
+use crate::kstate::KernelStateView;
 use crate::view::{
     BlobView, CallView, FileView, ModuleView, PeerView, PhoneView, area_flags_text, values_text,
 };
@@ -125,6 +126,10 @@ pub struct TaskView {
     pub file_backups: Vec<FileView>,
     /// Ids the task has seen and what they refer to.
     pub id_view: Vec<IdView>,
+    /// The kernel state record (id counters, special phone slots, call
+    /// parties, notifications, thread details); `None` when the image has
+    /// none for the task (1.0 and 1.1 images, writers without a kernel).
+    pub kernel_state: Option<KernelStateView>,
 }
 
 /// One id a task has seen and what it refers to.
@@ -211,7 +216,10 @@ pub fn show(path: &Path, only: &[u64]) -> Result<Overview, ShowError> {
         .filter(|id| only.is_empty() || only.contains(id))
     {
         let record = image.task(id).map_err(read)?;
-        tasks.push(task_view(&image, &record));
+        let kernel = image.kernel_state(id).map_err(read)?;
+        let mut view = task_view(&image, &record);
+        view.kernel_state = kernel.map(|k| KernelStateView::of(&record, &k));
+        tasks.push(view);
     }
     Ok(Overview {
         image: path.display().to_string(),
@@ -307,6 +315,7 @@ fn task_view(image: &Image, t: &TaskRecord) -> TaskView {
                 refers_to: (&m.refers_to).into(),
             })
             .collect(),
+        kernel_state: None,
     }
 }
 

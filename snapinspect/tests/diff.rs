@@ -391,3 +391,90 @@ fn many_changed_pages_are_reported_exactly() {
         .collect();
     assert_eq!(ranges, expected);
 }
+
+/// Replaces the kernel state record of a directory image and its
+/// manifest listing.
+fn put_kernel_state(img: &std::path::Path, k: &KernelTaskState) {
+    let rel = snapfmt::object::kernel_state_path(k.task_id);
+    let file = snapfmt::object::encode_record(ObjectKind::KernelState, k, Some(1)).unwrap();
+    std::fs::write(img.join(&rel), &file).unwrap();
+    let h = ObjectHeader::parse(&file).unwrap();
+    let bytes = std::fs::read(img.join("manifest.spm")).unwrap();
+    let (_, mut m): (_, Manifest) =
+        snapfmt::object::open_record(&bytes, ObjectKind::Manifest).unwrap();
+    m.objects.retain(|o| o.path != rel);
+    m.objects.push(ObjectEntry {
+        path: rel,
+        body_len: h.body_len,
+        body_digest: h.checksum,
+    });
+    m.objects.sort_by(|a, b| a.path.cmp(&b.path));
+    let file = snapfmt::object::encode_record(ObjectKind::Manifest, &m, None).unwrap();
+    std::fs::write(img.join("manifest.spm"), file).unwrap();
+}
+
+#[test]
+fn kernel_state_differences_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    write_sample(&a, ImageForm::Directory);
+    write_sample(&b, ImageForm::Directory);
+    let mut k = snapfmt::sample::sample_kernel_state();
+    k.counters.next_call_id += 1;
+    k.phones.clear();
+    k.threads[1].asleep = false;
+    if let CallDetail::Call(p) = &mut k.calls[0] {
+        p.connect = None;
+    }
+    put_kernel_state(&b, &k);
+    assert_eq!(snapfmt::validate(&b), vec![]);
+    let j = diff_json(&a, &b);
+    let t = &j["tasks_changed"][0];
+    assert_eq!(t["task_id"], 7);
+    let fields: Vec<&str> = t["kernel_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "kernel_state.calls[sent sid 1]",
+            "kernel_state.counters",
+            "kernel_state.phones[1]",
+            "kernel_state.threads[2]",
+        ]
+    );
+    assert_eq!(t["kernel_state"][2]["b"], "-");
+    let out = run(["diff".as_ref(), a.as_os_str(), b.as_os_str()]);
+    expect_code(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("~ kernel_state.counters: next call id 7,"),
+        "{text}"
+    );
+    assert!(
+        text.contains("~ kernel_state.phones[1]: connecting -> -"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_kernel_state_present_on_one_side_only_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = tmp.path().join("b");
+    write_sample(&b, ImageForm::Directory);
+    // The 1.1 golden image has the same records but no kernel state.
+    let a = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.1");
+    let j = diff_json(&a, &b);
+    let t7 = j["tasks_changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task_id"] == 7)
+        .expect("task 7 differs");
+    assert_eq!(t7["kernel_state"][0]["field"], "kernel_state");
+    assert_eq!(t7["kernel_state"][0]["a"], "none");
+    assert_eq!(t7["kernel_state"][0]["b"], "6 calls, 2 threads");
+}

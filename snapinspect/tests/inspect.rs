@@ -30,6 +30,46 @@ fn show_prints_a_readable_overview_of_the_golden_image() {
 }
 
 #[test]
+fn show_lists_the_kernel_state_of_a_1_2_image() {
+    let g12 = golden().with_file_name("golden-v1.2");
+    let out = run(["show".as_ref(), g12.as_os_str()]);
+    expect_code(&out, 0);
+    let text = stdout(&out);
+    for want in [
+        "kernel state next call id 7, next receiver call id 106, next connection id 61",
+        "phones[1]",
+        "connecting",
+        "calls[sent sid 1]",
+        "connect-me-to into phone 1 (connection 42)",
+        "forwarded by service spartan.vfs",
+        "read into 0x3000 (64 B)",
+        "notifications[0]",
+        "threads[2]",
+        "seen as 2, index 1, asleep, deadline in 2500000 ns",
+        "then func 4 [i32:5]",
+        "kernel state none",
+    ] {
+        assert!(text.contains(want), "`{want}` missing from:\n{text}");
+    }
+    let out = run(["show".as_ref(), g12.as_os_str(), "--json".as_ref()]);
+    expect_code(&out, 0);
+    let j: Json = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let k = &j["tasks"][0]["kernel_state"];
+    assert_eq!(k["next_call_id"], 7);
+    assert_eq!(k["phones"][0]["state"], "connecting");
+    assert_eq!(k["calls"].as_array().unwrap().len(), 6);
+    assert_eq!(k["calls"][2]["kind"], "answer");
+    assert_eq!(k["calls"][1]["forwarded_by"][0]["service"], "spartan.vfs");
+    assert_eq!(k["threads"][1]["thread_id"], 2);
+    assert_eq!(k["threads"][1]["asleep"], true);
+    assert!(j["tasks"][1]["kernel_state"].is_null());
+    // Older images have none.
+    let out = run(["show".as_ref(), golden().as_os_str(), "--json".as_ref()]);
+    let j: Json = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert!(j["tasks"][0]["kernel_state"].is_null());
+}
+
+#[test]
 fn show_json_parses_back_with_the_right_numbers() {
     let tmp = tempfile::tempdir().unwrap();
     let img = tmp.path().join("sample");

@@ -7,21 +7,19 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use snapfmt::exec::Value;
-use snapfmt::{
-    AreaRecord, Backing, BufferKind, CallQueue, Digest, IdMapping, ModuleRef, PageMap, Peer,
-    PendingCall, PhoneSlot, Sharing, SyscallState, TaskMeta, TaskRecord, ThreadContext, area_flags,
-};
-
-use super::supplement::{
-    CallDetail, ConnectDetail, PhoneState, SUPPLEMENT_VERSION, TaskSupplement, ThreadDetail,
-};
 use super::{CheckpointError, Stopped};
 use crate::guest::{Scheduler, guest_space_ref};
 use crate::ipc::{Call, CallBuffer, ConnectInfo, Phone};
 use crate::kernel::Kernel;
 use crate::mm::{AreaKind, SpaceSnapshot};
 use crate::task::{TaskId, TaskPolicy};
+use snapfmt::exec::Value;
+use snapfmt::{
+    AreaRecord, Backing, BufferKind, CallDetail, CallParties, CallQueue, ConnectDetail, Digest,
+    EntryCall, IdMapping, KernelTaskState, ModuleRef, PageMap, Peer, PendingCall, PhoneSlot,
+    PhoneState, ReadRequest, Sharing, SpecialPhone, SyscallState, TaskMeta, TaskRecord,
+    ThreadContext, ThreadDetail, area_flags,
+};
 
 /// One task of a capture.
 pub struct CapturedTask {
@@ -34,7 +32,9 @@ pub struct CapturedTask {
     pub module: Arc<[u8]>,
     /// Its memory, by copy-on-write page references.
     pub space: SpaceSnapshot,
-    pub supplement: TaskSupplement,
+    /// The kernel-side state the record has no field for (written as the
+    /// task's kernel state record, `tasks/<task id>.spk`).
+    pub kernel_state: KernelTaskState,
 }
 
 /// A captured checkpoint set.
@@ -129,8 +129,11 @@ fn capture_task(
                 .as_ref()
                 .and_then(|p| p.deadline)
                 .map(|d| d.saturating_sub(now)),
-            then: g.then.clone(),
-            blocked: stopped.blocked.contains(&ti.id),
+            asleep: stopped.blocked.contains(&ti.id),
+            then: g
+                .then
+                .clone()
+                .map(|(func_index, args)| EntryCall { func_index, args }),
         });
     }
 
@@ -140,7 +143,10 @@ fn capture_task(
         phones.push(match slot {
             None => PhoneSlot::Free,
             Some(Phone::Connecting) => {
-                phone_states.push((i as u32, PhoneState::Connecting));
+                phone_states.push(SpecialPhone {
+                    slot: i as u32,
+                    state: PhoneState::Connecting,
+                });
                 PhoneSlot::Free
             }
             Some(Phone::Connected { callee, conn }) => PhoneSlot::Connected(snapfmt::Phone {
@@ -148,7 +154,10 @@ fn capture_task(
                 receiver_side_id: conn.0,
             }),
             Some(Phone::Slammed { callee, conn }) => {
-                phone_states.push((i as u32, PhoneState::Slammed));
+                phone_states.push(SpecialPhone {
+                    slot: i as u32,
+                    state: PhoneState::Slammed,
+                });
                 PhoneSlot::Connected(snapfmt::Phone {
                     peer: peer(*callee),
                     receiver_side_id: conn.0,
@@ -268,15 +277,22 @@ fn capture_task(
         coop_blobs: Vec::new(),
         file_backups: Vec::new(),
     };
-    let supplement = TaskSupplement {
-        version: SUPPLEMENT_VERSION,
-        counters: image.counters.clone(),
+    let kernel_state = KernelTaskState {
+        task_id: task.0,
+        counters: snapfmt::IdCounters {
+            next_call_id: image.counters.next_call_id,
+            next_rx_call_id: image.counters.next_rx_call_id,
+            next_conn_id: image.counters.next_conn_id,
+        },
         phones: phone_states,
         calls: call_details,
         notifications: image
             .notifications
             .iter()
-            .map(|n| (n.method, n.args))
+            .map(|n| snapfmt::Notification {
+                method: n.method,
+                args: n.args,
+            })
             .collect(),
         threads: details,
     };
@@ -285,7 +301,7 @@ fn capture_task(
         record,
         module: guest.module.clone(),
         space,
-        supplement,
+        kernel_state,
     })
 }
 
@@ -319,7 +335,7 @@ fn holders(
     out
 }
 
-/// A kernel call as a record and its supplement detail.
+/// A kernel call as a record and its kernel state detail.
 fn call_records(
     c: &Call,
     queue: CallQueue,
@@ -338,7 +354,13 @@ fn call_records(
             }),
             None,
         ),
-        CallBuffer::Read { dst, room } => (None, Some((*dst, *room))),
+        CallBuffer::Read { dst, room } => (
+            None,
+            Some(ReadRequest {
+                dst: *dst,
+                room: *room,
+            }),
+        ),
     };
     let connect = c.connect.as_ref().map(|ci| match ci {
         ConnectInfo::MeTo { phone, conn } => ConnectDetail::MeTo {
@@ -365,7 +387,7 @@ fn call_records(
         thread: c.sync.as_ref().map(|w| w.thread.0),
         buffer,
     };
-    let detail = CallDetail::Call {
+    let detail = CallDetail::Call(CallParties {
         caller: peer(c.caller),
         receiver: peer(c.receiver),
         caller_phone: c.caller_phone.map(|p| p.0),
@@ -376,6 +398,6 @@ fn call_records(
         connect,
         discard_answer: c.discard_answer,
         offer_revoked: c.offer_revoked,
-    };
+    });
     (record, detail)
 }

@@ -55,8 +55,9 @@ pub enum RestoreError {
         image: String,
         kernel: String,
     },
-    /// The kernel supplement of a task is missing or unreadable.
-    #[error("task {task}: kernel supplement: {error}")]
+    /// The kernel state of a task is missing (no kernel state record and
+    /// no 1.1 supplement) or its 1.1 supplement is unreadable.
+    #[error("task {task}: kernel state: {error}")]
     Supplement { task: u64, error: SupplementError },
     /// A module reference this restore cannot resolve.
     #[error("task {task}: module {what}")]

@@ -24,9 +24,15 @@
 //! that can fail is checked before the kernel is touched; a failure
 //! afterwards removes what was created.
 //!
-//! Modules: [`capture`], [`write`], [`restore`], [`supplement`] (kernel
-//! state the 1.0 record has no field for), [`id_view`] (the ids a task
-//! sees), [`error`].
+//! Each task's kernel-side state beyond its record (id counters, special
+//! phone slots, call parties, notifications, thread details) is its
+//! snapfmt kernel state record (`tasks/<task id>.spk`, format 1.2); a
+//! restore of an image written by a 1.1 kernel reads it from the
+//! manifest's `options.extra` instead ([`supplement`]).
+//!
+//! Modules: [`capture`], [`write`], [`restore`], [`supplement`] (the 1.1
+//! layout of the kernel state, read from older images), [`id_view`] (the
+//! ids a task sees), [`error`].
 
 pub mod capture;
 pub mod error;

@@ -1,8 +1,8 @@
 //! Restoring an image into a running kernel: new tasks, threads at their
 //! states, areas and pages, phones, pending calls and the id view.
 //!
-//! Everything that depends only on the image (records, supplements,
-//! modules, address spaces with their pages, instances, thread states) is
+//! Everything that depends only on the image (task and kernel state
+//! records, modules, address spaces with their pages, instances, thread states) is
 //! built and checked first, without touching the kernel. Then
 //! `Kernel::import_tasks` recreates the IPC state (it undoes itself on
 //! failure), and the rest cannot fail: the tasks get their memory, id
@@ -12,11 +12,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use snapfmt::exec::Suspension;
-use snapfmt::{AreaRecord, Backing, Image, ModuleRef, PAGE_SIZE, Peer, Role, TaskRecord};
+use snapfmt::{
+    AreaRecord, Backing, CallDetail, CallParties, ConnectDetail, Image, KernelTaskState, ModuleRef,
+    PAGE_SIZE, Peer, PhoneState, Role, TaskRecord,
+};
 
 use super::capture::build_hash;
 use super::id_view::IdView;
-use super::supplement::{CallDetail, ConnectDetail, PhoneState, TaskSupplement};
+use super::supplement::state_from_extra;
 use super::{RestoreError, back_to_sleep};
 use crate::guest::image::RestoredThread;
 use crate::guest::load::resolve_imports;
@@ -99,7 +102,7 @@ pub fn capture_time_ns(image: &Image) -> u64 {
 struct Prepared {
     old: u64,
     record: Arc<TaskRecord>,
-    supplement: TaskSupplement,
+    kstate: KernelTaskState,
     module: Arc<[u8]>,
     instance: Instance,
     sysnos: Vec<Sysno>,
@@ -131,25 +134,30 @@ pub fn restore(
     let mut records = Vec::with_capacity(set.len());
     for &id in &set {
         let record = image.task(id)?;
-        let supplement = TaskSupplement::decode(&manifest.options.extra, id)
-            .map_err(|error| RestoreError::Supplement { task: id, error })?;
-        check_shape(id, &record, &supplement, opts)?;
-        records.push((id, record, supplement));
+        // Since 1.2 a record of its own; images of 1.1 kernels carry it in
+        // the manifest's `options.extra`.
+        let kstate = match image.kernel_state(id)? {
+            Some(k) => KernelTaskState::clone(&k),
+            None => state_from_extra(&manifest.options.extra, id)
+                .map_err(|error| RestoreError::Supplement { task: id, error })?,
+        };
+        check_shape(id, &record, &kstate, opts)?;
+        records.push((id, record, kstate));
     }
 
     // Peers: services by persistent id, outside tasks by the caller's map.
     let mut keys = PeerKeys::new(k, &members, &opts.outside);
     let mut images = Vec::with_capacity(records.len());
-    for (id, record, supplement) in &records {
-        images.push(task_image(*id, record, supplement, &mut keys, k.now())?);
+    for (id, record, kstate) in &records {
+        images.push(task_image(*id, record, kstate, &mut keys, k.now())?);
     }
 
     // Memory, modules, instances, threads: all checked before the kernel
     // changes.
     let shared = shared_backings(k, &records, &keys)?;
     let mut prepared = Vec::with_capacity(records.len());
-    for (id, record, supplement) in records {
-        prepared.push(prepare(s, image, opts, id, record, supplement, &shared)?);
+    for (id, record, kstate) in records {
+        prepared.push(prepare(s, image, opts, id, record, kstate, &shared)?);
     }
 
     // The system call in progress was recorded by import index.
@@ -180,8 +188,8 @@ pub fn restore(
     let mut asleep = Vec::new();
     for p in prepared {
         let new = done.tasks[&p.old];
-        for (ctx, d) in p.record.threads.iter().zip(&p.supplement.threads) {
-            if d.blocked
+        for (ctx, d) in p.record.threads.iter().zip(&p.kstate.threads) {
+            if d.asleep
                 && let Some(t) = done.threads.get(&ThreadId(ctx.thread_id))
             {
                 asleep.push(*t);
@@ -198,12 +206,12 @@ pub fn restore(
         let threads = p
             .threads
             .into_iter()
-            .zip(&p.supplement.threads)
+            .zip(&p.kstate.threads)
             .filter_map(|((old, machine), d)| {
                 Some(RestoredThread {
                     thread: *done.threads.get(&old)?,
                     machine,
-                    then: d.then.clone(),
+                    then: d.then.clone().map(|e| (e.func_index, e.args)),
                 })
             })
             .collect();
@@ -218,11 +226,12 @@ pub fn restore(
     Ok(done)
 }
 
-/// Checks that the supplement fits the record and the build hashes.
+/// Checks that the kernel state fits the record (the reader checks a
+/// kernel state record, not a 1.1 supplement), and the build hashes.
 fn check_shape(
     id: u64,
     record: &TaskRecord,
-    sup: &TaskSupplement,
+    sup: &KernelTaskState,
     opts: &RestoreOptions,
 ) -> Result<(), RestoreError> {
     let bad = |what: String| RestoreError::Inconsistent { task: id, what };
@@ -328,7 +337,7 @@ impl PeerKeys {
 fn task_image(
     id: u64,
     record: &TaskRecord,
-    sup: &TaskSupplement,
+    sup: &KernelTaskState,
     keys: &mut PeerKeys,
     now: u64,
 ) -> Result<TaskImage, RestoreError> {
@@ -343,7 +352,8 @@ fn task_image(
             }),
         });
     }
-    for (slot, state) in &sup.phones {
+    for sp in &sup.phones {
+        let (slot, state) = (&sp.slot, &sp.state);
         let i = *slot as usize;
         let cur = phones
             .get_mut(i)
@@ -379,7 +389,7 @@ fn task_image(
             }
             (
                 queue,
-                CallDetail::Call {
+                CallDetail::Call(CallParties {
                     caller,
                     receiver,
                     caller_phone,
@@ -390,16 +400,16 @@ fn task_image(
                     connect,
                     discard_answer,
                     offer_revoked,
-                },
+                }),
             ) => {
                 let buffer = match (&pc.buffer, read) {
                     (None, None) => CallBuffer::None,
                     (Some(b), None) if b.kind == snapfmt::BufferKind::DataWrite => {
                         CallBuffer::Write(b.bytes.clone())
                     }
-                    (None, Some((dst, room))) => CallBuffer::Read {
-                        dst: *dst,
-                        room: *room,
+                    (None, Some(r)) => CallBuffer::Read {
+                        dst: r.dst,
+                        room: r.room,
                     },
                     _ => return Err(bad(format!("call {}: buffer", pc.sender_side_id))),
                 };
@@ -506,7 +516,11 @@ fn task_image(
         task: TaskId(id),
         name: record.meta.name.clone(),
         policy: TaskPolicy::Checkpointable,
-        counters: sup.counters.clone(),
+        counters: crate::task::IdCounters {
+            next_call_id: sup.counters.next_call_id,
+            next_rx_call_id: sup.counters.next_rx_call_id,
+            next_conn_id: sup.counters.next_conn_id,
+        },
         phones,
         held,
         out_calls,
@@ -514,9 +528,9 @@ fn task_image(
         notifications: sup
             .notifications
             .iter()
-            .map(|(method, args)| Notification {
-                method: *method,
-                args: *args,
+            .map(|n| Notification {
+                method: n.method,
+                args: n.args,
             })
             .collect(),
         threads,
@@ -530,7 +544,7 @@ type SharedMap = BTreeMap<(u64, u64), (SharedBacking, bool)>;
 
 fn shared_backings(
     k: &mut Kernel,
-    records: &[(u64, Arc<TaskRecord>, TaskSupplement)],
+    records: &[(u64, Arc<TaskRecord>, KernelTaskState)],
     keys: &PeerKeys,
 ) -> Result<SharedMap, RestoreError> {
     let areas: BTreeMap<(u64, u64), &AreaRecord> = records
@@ -616,7 +630,7 @@ fn prepare(
     opts: &RestoreOptions,
     id: u64,
     record: Arc<TaskRecord>,
-    supplement: TaskSupplement,
+    kstate: KernelTaskState,
     shared: &SharedMap,
 ) -> Result<Prepared, RestoreError> {
     let sha = match &record.meta.module {
@@ -706,7 +720,7 @@ fn prepare(
     Ok(Prepared {
         old: id,
         record,
-        supplement,
+        kstate,
         module: bytes,
         instance,
         sysnos,
@@ -775,7 +789,7 @@ fn id_view(k: &Kernel, p: &Prepared, done: &Restored, keys: &PeerKeys) -> IdView
             view.tasks.bind(m.seen, real);
         }
     }
-    for (ctx, d) in p.record.threads.iter().zip(&p.supplement.threads) {
+    for (ctx, d) in p.record.threads.iter().zip(&p.kstate.threads) {
         if let Some(new) = done.threads.get(&ThreadId(ctx.thread_id)) {
             view.threads.bind(d.seen_id, *new);
         }

@@ -1,34 +1,23 @@
-//! The kernel supplement: the part of a task's kernel-side state that the
-//! format 1.0 task record has no field for.
+//! The kernel supplement of 1.1 images: the kernel-side task state that
+//! the task record has no field for, as the 1.1 kernel stored it.
 //!
-//! Format 1.0 cannot grow a record by a field within its major version
-//! (`snapfmt/FORMAT.md`, "Growing the format"), but it lets a minor give
-//! meaning to an entry of the manifest's `options.extra` map. The kernel
-//! stores one entry per checkpointed task, key
-//! [`extra_key`]`(task id)` = `kernel.task.<task id>`, value the lowercase
-//! hex of the postcard encoding of [`TaskSupplement`] (whose first field is
-//! its own version, [`SUPPLEMENT_VERSION`]). Everything the record *can*
-//! say is said by the record (threads with their execution state, phones,
-//! pending calls with buffers, areas with their sharing, the id view); the
-//! supplement adds only:
-//!
-//! - the task's id counters (sender-side call ids, receiver-side call ids,
-//!   connection ids), so ids continue exactly where they were;
-//! - phone slots whose state a `PhoneSlot` cannot express (reserved by a
-//!   connection request in flight, slammed by the callee);
-//! - per pending call (parallel to `TaskRecord::calls`): both parties, the
-//!   connection it arrived on, the original sender's phone, the forwarders,
-//!   where a synchronous answer goes, a data-read request's destination,
-//!   a connection being made, and whether the answer is discarded;
-//! - notifications not yet fetched;
-//! - per thread (parallel to `TaskRecord::threads`): the id the task sees
-//!   for it, its index, the time left to the deadline of its system call,
-//!   whether it was asleep in that call, and the entry still to run after
-//!   the start function.
+//! Since format 1.2 this state is a record of the format, the
+//! [`snapfmt::KernelTaskState`] in `tasks/<task id>.spk`
+//! (`snapfmt/FORMAT.md` section 5.1), which [`capture`](super::capture)
+//! builds and [`Capture::write`](super::Capture::write) writes. Kernels of
+//! format 1.1 stored it instead as an entry of the manifest's
+//! `options.extra`: key [`extra_key`]`(task id)` = `kernel.task.<task id>`,
+//! value the lowercase hex of the postcard encoding of [`TaskSupplement`]
+//! (whose first field is its own version, [`SUPPLEMENT_VERSION`]). This
+//! module keeps that layout and its decoder so that [`restore`](super::restore)
+//! still reads images written by those kernels: it converts a supplement
+//! into the record ([`TaskSupplement::into_state`]). Nothing writes the
+//! entry any more except [`Capture::write_v1_1_supplements`](super::Capture::write_v1_1_supplements),
+//! kept to test that path.
 
 use serde::{Deserialize, Serialize};
-use snapfmt::Peer;
 use snapfmt::exec::Value;
+use snapfmt::{KernelTaskState, Peer};
 
 use crate::task::IdCounters;
 
@@ -40,7 +29,16 @@ pub fn extra_key(task_id: u64) -> String {
     format!("kernel.task.{task_id}")
 }
 
-/// Kernel-side task state beyond the 1.0 task record.
+/// The kernel state of `task_id` as a 1.1 kernel stored it in the
+/// manifest's `options.extra`, as a record.
+pub fn state_from_extra(
+    extra: &std::collections::BTreeMap<String, String>,
+    task_id: u64,
+) -> Result<KernelTaskState, SupplementError> {
+    TaskSupplement::decode(extra, task_id).map(|s| s.into_state(task_id))
+}
+
+/// Kernel-side task state beyond the task record, in the 1.1 layout.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSupplement {
     /// [`SUPPLEMENT_VERSION`].
@@ -135,7 +133,7 @@ pub struct ThreadDetail {
 /// Why a supplement cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SupplementError {
-    #[error("manifest options.extra has no {0:?}")]
+    #[error("no kernel state record, and manifest options.extra has no {0:?}")]
     Missing(String),
     #[error("{key}: not lowercase hex")]
     Hex { key: String },
@@ -146,6 +144,159 @@ pub enum SupplementError {
 }
 
 impl TaskSupplement {
+    /// The supplement of a kernel state record (the 1.1 layout of the same
+    /// content), for writing images as a 1.1 kernel did.
+    pub fn of_state(k: &KernelTaskState) -> TaskSupplement {
+        TaskSupplement {
+            version: SUPPLEMENT_VERSION,
+            counters: IdCounters {
+                next_call_id: k.counters.next_call_id,
+                next_rx_call_id: k.counters.next_rx_call_id,
+                next_conn_id: k.counters.next_conn_id,
+            },
+            phones: k
+                .phones
+                .iter()
+                .map(|p| {
+                    let state = match p.state {
+                        snapfmt::PhoneState::Connecting => PhoneState::Connecting,
+                        snapfmt::PhoneState::Slammed => PhoneState::Slammed,
+                    };
+                    (p.slot, state)
+                })
+                .collect(),
+            calls: k
+                .calls
+                .iter()
+                .map(|c| match c {
+                    snapfmt::CallDetail::Answer => CallDetail::Answer,
+                    snapfmt::CallDetail::Call(p) => CallDetail::Call {
+                        caller: p.caller.clone(),
+                        receiver: p.receiver.clone(),
+                        caller_phone: p.caller_phone,
+                        conn: p.conn,
+                        forwarded_by: p.forwarded_by.clone(),
+                        answer_ptr: p.answer_ptr,
+                        read: p.read.map(|r| (r.dst, r.room)),
+                        connect: p.connect.as_ref().map(|c| match c {
+                            snapfmt::ConnectDetail::MeTo { phone, conn } => ConnectDetail::MeTo {
+                                phone: *phone,
+                                conn: *conn,
+                            },
+                            snapfmt::ConnectDetail::ToReceiver {
+                                target,
+                                conn,
+                                phone,
+                            } => ConnectDetail::ToReceiver {
+                                target: target.clone(),
+                                conn: *conn,
+                                phone: *phone,
+                            },
+                        }),
+                        discard_answer: p.discard_answer,
+                        offer_revoked: p.offer_revoked,
+                    },
+                })
+                .collect(),
+            notifications: k.notifications.iter().map(|n| (n.method, n.args)).collect(),
+            threads: k
+                .threads
+                .iter()
+                .map(|t| ThreadDetail {
+                    seen_id: t.seen_id,
+                    index: t.index,
+                    remaining_ns: t.remaining_ns,
+                    then: t.then.as_ref().map(|e| (e.func_index, e.args.clone())),
+                    blocked: t.asleep,
+                })
+                .collect(),
+        }
+    }
+
+    /// The kernel state record of task `task_id` this supplement stands for.
+    pub fn into_state(self, task_id: u64) -> KernelTaskState {
+        KernelTaskState {
+            task_id,
+            counters: snapfmt::IdCounters {
+                next_call_id: self.counters.next_call_id,
+                next_rx_call_id: self.counters.next_rx_call_id,
+                next_conn_id: self.counters.next_conn_id,
+            },
+            phones: self
+                .phones
+                .into_iter()
+                .map(|(slot, state)| snapfmt::SpecialPhone {
+                    slot,
+                    state: match state {
+                        PhoneState::Connecting => snapfmt::PhoneState::Connecting,
+                        PhoneState::Slammed => snapfmt::PhoneState::Slammed,
+                    },
+                })
+                .collect(),
+            calls: self
+                .calls
+                .into_iter()
+                .map(|c| match c {
+                    CallDetail::Answer => snapfmt::CallDetail::Answer,
+                    CallDetail::Call {
+                        caller,
+                        receiver,
+                        caller_phone,
+                        conn,
+                        forwarded_by,
+                        answer_ptr,
+                        read,
+                        connect,
+                        discard_answer,
+                        offer_revoked,
+                    } => snapfmt::CallDetail::Call(snapfmt::CallParties {
+                        caller,
+                        receiver,
+                        caller_phone,
+                        conn,
+                        forwarded_by,
+                        answer_ptr,
+                        read: read.map(|(dst, room)| snapfmt::ReadRequest { dst, room }),
+                        connect: connect.map(|c| match c {
+                            ConnectDetail::MeTo { phone, conn } => {
+                                snapfmt::ConnectDetail::MeTo { phone, conn }
+                            }
+                            ConnectDetail::ToReceiver {
+                                target,
+                                conn,
+                                phone,
+                            } => snapfmt::ConnectDetail::ToReceiver {
+                                target,
+                                conn,
+                                phone,
+                            },
+                        }),
+                        discard_answer,
+                        offer_revoked,
+                    }),
+                })
+                .collect(),
+            notifications: self
+                .notifications
+                .into_iter()
+                .map(|(method, args)| snapfmt::Notification { method, args })
+                .collect(),
+            threads: self
+                .threads
+                .into_iter()
+                .map(|t| snapfmt::ThreadDetail {
+                    seen_id: t.seen_id,
+                    index: t.index,
+                    remaining_ns: t.remaining_ns,
+                    asleep: t.blocked,
+                    then: t
+                        .then
+                        .map(|(func_index, args)| snapfmt::EntryCall { func_index, args }),
+                })
+                .collect(),
+        }
+    }
+
     /// The `options.extra` value. (Encoding into a vector cannot fail for
     /// these plain types; an empty value would be refused on decode.)
     pub fn encode(&self) -> String {
@@ -203,6 +354,35 @@ mod tests {
                 blocked: true,
             }],
         }
+    }
+
+    #[test]
+    fn converts_to_the_record_and_back() {
+        let mut s = sample();
+        s.calls = vec![
+            CallDetail::Answer,
+            CallDetail::Call {
+                caller: Peer::Task(1),
+                receiver: Peer::Service("x".into()),
+                caller_phone: Some(3),
+                conn: 4,
+                forwarded_by: vec![Peer::Outside(5)],
+                answer_ptr: Some(6),
+                read: Some((7, 8)),
+                connect: Some(ConnectDetail::ToReceiver {
+                    target: Peer::Task(2),
+                    conn: 9,
+                    phone: None,
+                }),
+                discard_answer: true,
+                offer_revoked: true,
+            },
+        ];
+        s.threads[0].then = Some((3, vec![Value::I64(1)]));
+        let k = s.clone().into_state(3);
+        assert_eq!(k.task_id, 3);
+        assert!(k.threads[0].asleep);
+        assert_eq!(TaskSupplement::of_state(&k), s);
     }
 
     #[test]

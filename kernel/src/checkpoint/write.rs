@@ -1,9 +1,8 @@
 //! Writing a [`Capture`] as an image with snapfmt's streaming
 //! [`ImageWriter`]: modules bundled, every materialised page fed from the
 //! captured page references (zero pages are free, identical pages stored
-//! once), task records, and the kernel supplements in the manifest's
-//! `options.extra`. This runs after the tasks were resumed or killed: the
-//! freeze does not depend on it.
+//! once), task records and their kernel state records. This runs after
+//! the tasks were resumed or killed: the freeze does not depend on it.
 
 use std::path::Path;
 
@@ -13,21 +12,16 @@ use snapfmt::{
 
 use super::CheckpointError;
 use super::capture::{Capture, build_hash};
-use super::supplement::extra_key;
+use super::supplement::{TaskSupplement, extra_key};
 
 impl Capture {
     /// The manifest fields of this capture (creation time is the kernel
     /// time of the capture: virtual in simulation).
     pub fn image_info(&self) -> ImageInfo {
-        let mut options = CheckpointOptions {
+        let options = CheckpointOptions {
             bundle_modules: true,
             ..CheckpointOptions::default()
         };
-        for t in &self.tasks {
-            options
-                .extra
-                .insert(extra_key(t.task.0), t.supplement.encode());
-        }
         ImageInfo {
             tool_version: format!("spartan-kernel {}", env!("CARGO_PKG_VERSION")),
             kernel_build_hash: build_hash(),
@@ -53,7 +47,37 @@ impl Capture {
     /// Writes the image to `target` (a directory, or a tar file if
     /// `opts.form` says so), crash-safely.
     pub fn write(&self, target: &Path, opts: WriterOptions) -> Result<Finished, CheckpointError> {
-        let mut w = ImageWriter::create(target, self.image_info(), opts)?;
+        self.write_with(target, opts, self.image_info(), true)
+    }
+
+    /// Writes the image as a kernel of format 1.1 did: the kernel state of
+    /// each task as a supplement in the manifest's `options.extra`
+    /// (`kernel.task.<task id>`) instead of a kernel state record. Kept
+    /// only to test that [`restore`](super::restore) still reads such
+    /// images; nothing else should write them.
+    pub fn write_v1_1_supplements(
+        &self,
+        target: &Path,
+        opts: WriterOptions,
+    ) -> Result<Finished, CheckpointError> {
+        let mut info = self.image_info();
+        for t in &self.tasks {
+            info.options.extra.insert(
+                extra_key(t.task.0),
+                TaskSupplement::of_state(&t.kernel_state).encode(),
+            );
+        }
+        self.write_with(target, opts, info, false)
+    }
+
+    fn write_with(
+        &self,
+        target: &Path,
+        opts: WriterOptions,
+        info: ImageInfo,
+        kernel_states: bool,
+    ) -> Result<Finished, CheckpointError> {
+        let mut w = ImageWriter::create(target, info, opts)?;
         for t in &self.tasks {
             let module = w.add_module(&t.module)?;
             for area in &t.space.areas {
@@ -70,6 +94,9 @@ impl Capture {
             let mut record = t.record.clone();
             record.meta.module = module;
             w.add_task(record)?;
+            if kernel_states {
+                w.add_kernel_state(t.kernel_state.clone())?;
+            }
         }
         Ok(w.finish()?)
     }

@@ -210,10 +210,24 @@ impl World {
     /// them, and restores the image into `into` (this world again, or a
     /// rebooted one). Returns the restored world.
     pub fn checkpoint_kill_restore(
+        self,
+        path: &Path,
+        form: ImageForm,
+        reboot_seed: Option<u64>,
+    ) -> (World, Shown, Restored) {
+        self.checkpoint_kill_restore_as(path, form, reboot_seed, false)
+    }
+
+    /// [`checkpoint_kill_restore`](Self::checkpoint_kill_restore), the
+    /// image written as a format 1.1 kernel wrote it when `v1_1` (kernel
+    /// state in the manifest's `options.extra`, headers and chunk
+    /// checksums of 1.1: [`downgrade_to_1_1`]).
+    pub fn checkpoint_kill_restore_as(
         mut self,
         path: &Path,
         form: ImageForm,
         reboot_seed: Option<u64>,
+        v1_1: bool,
     ) -> (World, Shown, Restored) {
         let stopped = checkpoint::stop(&mut self.k, &self.tasks).expect("stop");
         let capture = checkpoint::capture(&self.k, &self.s, &stopped).expect("capture");
@@ -225,7 +239,19 @@ impl World {
             threads: 1,
             ..WriterOptions::default()
         };
-        capture.write(path, opts).expect("image written");
+        if v1_1 {
+            assert_eq!(
+                form,
+                ImageForm::Directory,
+                "1.1 images are made as directories"
+            );
+            capture
+                .write_v1_1_supplements(path, opts)
+                .expect("image written");
+            downgrade_to_1_1(path);
+        } else {
+            capture.write(path, opts).expect("image written");
+        }
         let image = Image::open(path).expect("image opens");
         let cursor = self.s.cursor();
         let (mut w, before) = match reboot_seed {
@@ -266,4 +292,52 @@ pub fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: 
         &got[from..(first + 3).min(got.len())],
         &want[from..(first + 3).min(want.len())]
     );
+}
+
+/// Turns a directory image written by this kernel's 1.1 path
+/// (`Capture::write_v1_1_supplements`: no kernel state records) into the
+/// image a format 1.1 writer would have made of the same content: every
+/// header says 1.1, and chunk bodies are checked by SHA-256 instead of
+/// XXH3 (the only other difference between 1.1 and 1.2 files), in their
+/// headers and in the manifest's chunk table.
+pub fn downgrade_to_1_1(path: &Path) {
+    use snapfmt::header::{FLAG_XXH3, HEADER_LEN};
+    use snapfmt::{ChunkHome, Digest, FormatVersion, Manifest, ObjectHeader, ObjectKind, object};
+    let v1_1 = FormatVersion { major: 1, minor: 1 };
+    let rewrite = |file: &Path| -> ObjectHeader {
+        let bytes = std::fs::read(file).expect("read");
+        let mut h = ObjectHeader::parse(&bytes).expect("header");
+        assert_ne!(h.kind, ObjectKind::KernelState, "no kernel state in 1.1");
+        let body = &bytes[HEADER_LEN..];
+        if h.flags & FLAG_XXH3 != 0 {
+            h.flags &= !FLAG_XXH3;
+            h.checksum = Digest::of(body);
+        }
+        h.version = v1_1;
+        let mut out = h.encode().to_vec();
+        out.extend_from_slice(body);
+        std::fs::write(file, out).expect("rewrite");
+        h
+    };
+    for dir in ["tasks", "chunks", "modules", "files"] {
+        let Ok(entries) = std::fs::read_dir(path.join(dir)) else {
+            continue;
+        };
+        for e in entries {
+            rewrite(&e.expect("entry").path());
+        }
+    }
+    let bytes = std::fs::read(path.join("manifest.spm")).expect("manifest");
+    let (_, mut m): (_, Manifest) =
+        object::open_record(&bytes, ObjectKind::Manifest).expect("decodes");
+    m.format_version = v1_1;
+    for c in &mut m.chunks {
+        if let ChunkHome::LocalPlain { body_digest, .. } = &mut c.home {
+            let file = std::fs::read(path.join(object::chunk_path(&c.content))).expect("chunk");
+            *body_digest = ObjectHeader::parse(&file).expect("header").checksum;
+        }
+    }
+    let file = object::encode_record(ObjectKind::Manifest, &m, None).expect("encodes");
+    std::fs::write(path.join("manifest.spm"), file).expect("manifest");
+    rewrite(&path.join("manifest.spm"));
 }

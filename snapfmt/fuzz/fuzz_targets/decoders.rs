@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use snapfmt::object::{open_bytes, open_record};
-use snapfmt::{Manifest, ObjectHeader, ObjectKind, TaskRecord};
+use snapfmt::{KernelTaskState, Manifest, ObjectHeader, ObjectKind, TaskRecord};
 
 fuzz_target!(|data: &[u8]| {
     let _ = ObjectHeader::parse(data);
@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = postcard_round_trip(&m);
     }
     let _ = open_record::<TaskRecord>(data, ObjectKind::Task);
+    let _ = open_record::<KernelTaskState>(data, ObjectKind::KernelState);
     for kind in [ObjectKind::Chunk, ObjectKind::Module, ObjectKind::FileBackup] {
         let _ = open_bytes(data, kind);
     }
@@ -21,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
     // file would carry).
     let _ = snapfmt::object::decode_record::<Manifest>(data);
     let _ = snapfmt::object::decode_record::<TaskRecord>(data);
+    let _ = snapfmt::object::decode_record::<KernelTaskState>(data);
 });
 
 fn postcard_round_trip(m: &Manifest) -> Option<()> {

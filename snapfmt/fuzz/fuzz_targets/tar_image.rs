@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let path = f.path();
     if let Ok(img) = snapfmt::Image::open(path) {
         for id in img.task_ids() {
+            let _ = img.kernel_state(id);
             if let Ok(t) = img.task(id) {
                 for a in &t.areas {
                     let _ = img.for_each_page(a, 1, |_, _| Ok(()));

@@ -8,6 +8,7 @@
 mod area;
 mod common;
 mod ipc;
+mod kernel;
 mod manifest;
 mod services;
 mod task;
@@ -15,6 +16,10 @@ mod task;
 pub use area::{AreaRecord, Backing, PageLoc, PageMap, PageRun, Sharing, area_flags};
 pub use common::{Peer, Timestamp};
 pub use ipc::{BufferKind, CallBuffer, CallQueue, PendingCall, Phone, PhoneSlot};
+pub use kernel::{
+    CallDetail, CallParties, ConnectDetail, EntryCall, IdCounters, KernelTaskState, Notification,
+    PhoneState, ReadRequest, SpecialPhone, ThreadDetail,
+};
 pub use manifest::{
     CheckpointOptions, ChunkEntry, ChunkHome, FilePolicy, Manifest, ObjectEntry, ParentRef, Role,
     SetMember,

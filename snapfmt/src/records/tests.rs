@@ -71,4 +71,10 @@ round_trips! {
     file_backup: FileBackup,
     peer: Peer,
     timestamp: Timestamp,
+    kernel_task_state: KernelTaskState,
+    id_counters: IdCounters,
+    special_phone: SpecialPhone,
+    call_detail: CallDetail,
+    connect_detail: ConnectDetail,
+    thread_detail: ThreadDetail,
 }

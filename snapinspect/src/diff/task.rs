@@ -1,6 +1,6 @@
 //! Comparing one task's record in two images: metadata, threads, phones,
-//! pending calls, cooperative blobs, file records and (via [`super::areas`])
-//! areas and pages.
+//! pending calls, cooperative blobs, file records, the kernel state record
+//! ([`crate::kstate`]) and (via [`super::areas`]) areas and pages.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +10,7 @@ use snapfmt::{Image, TaskRecord, ThreadContext};
 
 use super::areas::{self, AreasDiff};
 use super::{DiffError, FieldChange};
+use crate::kstate::{self, KernelStateView};
 use crate::show::{suspension_text, syscall_name};
 use crate::view::{BlobView, CallView, FileView, ModuleView, PeerView, PhoneView, values_text};
 
@@ -58,6 +59,9 @@ pub struct TaskDiff {
     pub calls_removed: Vec<CallView>,
     pub blobs: Vec<BlobChange>,
     pub files: Vec<FileChange>,
+    /// Kernel state entries that differ (`kernel_state.counters`,
+    /// `kernel_state.threads[2]`, ...).
+    pub kernel_state: Vec<FieldChange>,
 }
 
 /// One phone slot that differs; `None` means the table is shorter there.
@@ -81,6 +85,7 @@ impl TaskDiff {
             && self.calls_removed.is_empty()
             && self.blobs.is_empty()
             && self.files.is_empty()
+            && self.kernel_state.is_empty()
     }
 }
 
@@ -106,7 +111,19 @@ pub fn diff_task(
         calls_removed,
         blobs: diff_blobs(ta, tb),
         files: diff_files(ta, tb),
+        kernel_state: kstate::diff(kernel_view(a, ta)?.as_ref(), kernel_view(b, tb)?.as_ref()),
     })
+}
+
+/// The kernel state view of task record `t` of `image`, if it has one.
+fn kernel_view(image: &Image, t: &TaskRecord) -> Result<Option<KernelStateView>, DiffError> {
+    let k = image
+        .kernel_state(t.meta.task_id)
+        .map_err(|source| DiffError::Read {
+            path: image.path().to_path_buf(),
+            source: Box::new(source),
+        })?;
+    Ok(k.map(|k| KernelStateView::of(t, &k)))
 }
 
 fn diff_meta(a: &TaskRecord, b: &TaskRecord) -> Vec<FieldChange> {

@@ -160,4 +160,5 @@ fn task(s: &mut String, t: &TaskDiff) {
         };
         let _ = writeln!(s, "  ~ file {}: {} -> {}", f.path, side(&f.a), side(&f.b));
     }
+    changes(s, "  ", &t.kernel_state);
 }

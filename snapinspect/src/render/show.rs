@@ -174,6 +174,17 @@ fn task(s: &mut String, t: &TaskView) {
             );
         }
     }
+    match &t.kernel_state {
+        None => {
+            let _ = writeln!(s, "  kernel state none");
+        }
+        Some(k) => {
+            let _ = writeln!(s, "  kernel state {}", k.counters_text());
+            for (key, text) in k.entries().into_iter().skip(1) {
+                let _ = writeln!(s, "    {key:<32} {text}");
+            }
+        }
+    }
     if !t.id_view.is_empty() {
         let ids: Vec<String> = t
             .id_view
