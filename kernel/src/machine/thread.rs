@@ -1,6 +1,8 @@
 //! Threads: one execution of an instance's code, with its own call frames,
 //! operand stack and copy of the globals, sharing the instance's tables and
-//! the address space with the other threads of the task.
+//! the address space with the other threads of the task. A global that
+//! lives in an object shared with other instances (`shared.rs`) is not
+//! copied: every thread reads and writes the shared object.
 
 use super::Value;
 use super::instance::Instance;
@@ -16,7 +18,9 @@ pub enum Outcome {
     Finished(Vec<Value>),
     /// The thread called imported function `import` (a system call) with
     /// `args`. Continue it with [`Thread::complete_host_call`] or
-    /// [`Thread::reissue_host_call`].
+    /// [`Thread::reissue_host_call`]. An `import` at or above the module's
+    /// function count is a function of another instance, called through a
+    /// reference ([`Instance::foreign_function`] names it).
     HostCall { import: u32, args: Vec<Value> },
     /// The fuel of this run is used up; run again to continue.
     OutOfFuel,
@@ -125,8 +129,9 @@ impl Thread {
             });
         }
         let mut stack = vec![0u64; (code.max_height as usize).max(16)];
+        let func_bound = instance.func_bound();
         for (i, (arg, ty)) in args.iter().zip(code.locals.iter()).enumerate() {
-            stack[i] = slot_of(*arg, *ty, module.num_funcs()).ok_or(ThreadError::ArgumentTypes)?;
+            stack[i] = slot_of(*arg, *ty, func_bound).ok_or(ThreadError::ArgumentTypes)?;
         }
         Ok(Thread {
             stack,
@@ -174,7 +179,17 @@ impl Thread {
             return Err(ThreadError::NotInHostCall);
         };
         let module = &instance.module;
-        let ty = module.func_type(*import).ok_or(ThreadError::ResultTypes)?;
+        let foreign;
+        let ty = match module.func_type(*import) {
+            Some(ty) => ty,
+            None => {
+                foreign = instance
+                    .function_type(*import)
+                    .ok_or(ThreadError::ResultTypes)?;
+                &foreign
+            }
+        };
+        let func_bound = instance.func_bound();
         if results.len() != ty.results.len() {
             return Err(ThreadError::ResultTypes);
         }
@@ -186,8 +201,7 @@ impl Thread {
             if type_of(r) != *t {
                 return Err(ThreadError::ResultTypes);
             }
-            self.stack[self.sp] =
-                slot_of(*r, *t, module.num_funcs()).ok_or(ThreadError::ResultTypes)?;
+            self.stack[self.sp] = slot_of(*r, *t, func_bound).ok_or(ThreadError::ResultTypes)?;
             self.sp += 1;
         }
         self.pc += 1;
@@ -230,23 +244,26 @@ impl Thread {
         self.sp
     }
 
-    /// The thread's current value of global `index`.
+    /// The thread's current value of global `index` (of the shared object
+    /// for a global that lives in one).
     pub fn global(&self, instance: &Instance, index: u32) -> Option<Value> {
         let ty = instance.module.globals.get(index as usize)?.0.content;
-        Some(value_of(*self.globals.get(index as usize)?, ty))
+        self.globals.get(index as usize)?;
+        Some(value_of(instance.global_get(index, &self.globals), ty))
     }
 
-    /// Sets the thread's copy of global `index`; false on a type mismatch.
+    /// Sets the thread's copy of global `index` (the shared object for a
+    /// global that lives in one); false on a type mismatch.
     pub fn set_global(&mut self, instance: &Instance, index: u32, value: Value) -> bool {
         let Some((ty, _)) = instance.module.globals.get(index as usize) else {
             return false;
         };
         match (
-            slot_of(value, ty.content, instance.module.num_funcs()),
-            self.globals.get_mut(index as usize),
+            slot_of(value, ty.content, instance.func_bound()),
+            self.globals.get(index as usize),
         ) {
-            (Some(s), Some(g)) => {
-                *g = s;
+            (Some(s), Some(_)) => {
+                instance.global_set(index, &mut self.globals, s);
                 true
             }
             _ => false,
