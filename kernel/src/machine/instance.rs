@@ -393,7 +393,7 @@ impl Instance {
         let Some(ty) = self.module.tables.get(table as usize) else {
             return false;
         };
-        let Some(slot) = slot_of(value, ty.element, self.func_bound()) else {
+        let Some(slot) = self.slot_of(value, ty.element) else {
             return false;
         };
         self.table_set(table, elem as usize, slot).is_ok()
@@ -447,7 +447,7 @@ impl Instance {
         if !ty.mutable || !self.module.global_is_shareable(index) {
             return None;
         }
-        let slot = slot_of(current, ty.content, self.func_bound())?;
+        let slot = self.slot_of(current, ty.content)?;
         let value = if ty.content == super::ValType::FuncRef {
             CellValue::Func(self.handle_of(slot))
         } else {
@@ -499,6 +499,15 @@ impl Instance {
     /// values handed to this instance are checked against.
     pub(crate) fn func_bound(&self) -> u32 {
         self.module.num_funcs() + lock(&self.foreign).len()
+    }
+
+    /// The slot of `value` of type `ty` in this instance, whose function
+    /// references may name foreign functions it has met. Values that are not
+    /// such references (every value of a task that shares nothing) take no
+    /// lock.
+    pub(crate) fn slot_of(&self, value: Value, ty: super::ValType) -> Option<u64> {
+        slot_of(value, ty, self.module.num_funcs())
+            .or_else(|| slot_of(value, ty, self.func_bound()))
     }
 
     /// The evaluated items of element segment `seg` (as at instantiation).

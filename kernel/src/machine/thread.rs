@@ -8,7 +8,7 @@ use super::Value;
 use super::instance::Instance;
 use super::module::{Export, ValType};
 use super::trap::Trap;
-use super::value::{slot_of, type_of, value_of};
+use super::value::{type_of, value_of};
 use crate::mm::AddressSpace;
 
 /// Why [`Thread::run`] returned.
@@ -129,9 +129,10 @@ impl Thread {
             });
         }
         let mut stack = vec![0u64; (code.max_height as usize).max(16)];
-        let func_bound = instance.func_bound();
         for (i, (arg, ty)) in args.iter().zip(code.locals.iter()).enumerate() {
-            stack[i] = slot_of(*arg, *ty, func_bound).ok_or(ThreadError::ArgumentTypes)?;
+            stack[i] = instance
+                .slot_of(*arg, *ty)
+                .ok_or(ThreadError::ArgumentTypes)?;
         }
         Ok(Thread {
             stack,
@@ -189,7 +190,6 @@ impl Thread {
                 &foreign
             }
         };
-        let func_bound = instance.func_bound();
         if results.len() != ty.results.len() {
             return Err(ThreadError::ResultTypes);
         }
@@ -201,7 +201,7 @@ impl Thread {
             if type_of(r) != *t {
                 return Err(ThreadError::ResultTypes);
             }
-            self.stack[self.sp] = slot_of(*r, *t, func_bound).ok_or(ThreadError::ResultTypes)?;
+            self.stack[self.sp] = instance.slot_of(*r, *t).ok_or(ThreadError::ResultTypes)?;
             self.sp += 1;
         }
         self.pc += 1;
@@ -259,7 +259,7 @@ impl Thread {
             return false;
         };
         match (
-            slot_of(value, ty.content, instance.func_bound()),
+            instance.slot_of(value, ty.content),
             self.globals.get(index as usize),
         ) {
             (Some(s), Some(_)) => {

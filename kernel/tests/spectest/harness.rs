@@ -431,7 +431,14 @@ impl<'t> Script<'t> {
                             .ok_or_else(|| link_err("global cannot be shared"))?;
                         externs.push(Extern::MutableGlobal(cell));
                     } else {
-                        externs.push(Extern::Global(exporter.globals[g as usize]));
+                        // The value is supplied in the importer's terms, and
+                        // the importer does not exist yet to name another
+                        // instance's function: refuse rather than misname.
+                        let v = exporter.globals[g as usize];
+                        if matches!(v, Value::FuncRef(Some(_))) {
+                            return Err(link_err("immutable funcref global of another instance"));
+                        }
+                        externs.push(Extern::Global(v));
                     }
                 }
                 (ImportKind::Table(t), Export::Table(i)) => {
