@@ -49,6 +49,10 @@ macro_rules! define_ops {
             LocalTee(u32),
             GlobalGet(u32),
             GlobalSet(u32),
+            /// `global.get` of a global that may live in an object shared
+            /// with other instances (imported, or exported, and mutable).
+            GlobalGetShared(u32),
+            GlobalSetShared(u32),
             Const(u64),
             I32Load(u32), I64Load(u32), F32Load(u32), F64Load(u32),
             I32Load8S(u32), I32Load8U(u32), I32Load16S(u32), I32Load16U(u32),

@@ -11,7 +11,7 @@
 use super::Value;
 use super::code::Op;
 use super::fuse::{Load, Store};
-use super::instance::{Instance, check_memory_range};
+use super::instance::{Instance, TableCell, check_memory_range};
 use super::num::*;
 use super::thread::{CallFrame, Outcome, Status, Thread};
 use super::trap::{Trap, TrapKind};
@@ -369,11 +369,15 @@ pub(crate) fn execute(
                     out_of_fuel!();
                 }
                 let i = stack[sp - 1] as u32 as usize;
-                let Some(t) = inst.tables.get(table as usize) else {
-                    trap!(TrapKind::TableOutOfBounds)
-                };
-                let Some(&entry) = t.elems.get(i) else {
-                    trap!(TrapKind::UndefinedElement)
+                let entry = match inst.tables.get(table as usize) {
+                    Some(TableCell::Own(t)) => match t.elems.get(i) {
+                        Some(&e) => e,
+                        None => trap!(TrapKind::UndefinedElement),
+                    },
+                    _ => match inst.indirect_entry(table, i) {
+                        Ok(e) => e,
+                        Err(k) => trap!(k),
+                    },
                 };
                 if entry == 0 {
                     trap!(TrapKind::UninitializedElement);
@@ -383,7 +387,11 @@ pub(crate) fn execute(
                     module.types.get(type_index as usize),
                     module.func_type(callee),
                 ) else {
-                    trap!(TrapKind::ForeignFunction)
+                    // Not a function of this module: another instance's.
+                    match call_foreign(th, inst, type_index, callee, func, pc, sp - 1, fp, fuel) {
+                        Ok(outcome) => return outcome,
+                        Err(k) => trap!(k),
+                    }
                 };
                 if want != have {
                     trap!(TrapKind::IndirectCallTypeMismatch);
@@ -414,6 +422,11 @@ pub(crate) fn execute(
             Op::LocalTee(i) => stack[fp + i as usize] = stack[sp - 1],
             Op::GlobalGet(i) => push!(globals[i as usize]),
             Op::GlobalSet(i) => globals[i as usize] = pop!(),
+            Op::GlobalGetShared(i) => push!(inst.global_get(i, globals)),
+            Op::GlobalSetShared(i) => {
+                let v = pop!();
+                inst.global_set(i, globals, v);
+            }
             Op::Const(v) => push!(v),
             Op::I32Load(o) => load!(o, 4, |b| u32::from_le_bytes(b) as u64),
             Op::I64Load(o) => load!(o, 8, |b| u64::from_le_bytes(b)),
@@ -501,75 +514,39 @@ pub(crate) fn execute(
                 let n = stack[sp - 1] as u32 as usize;
                 let s = stack[sp - 2] as u32 as usize;
                 let d = stack[sp - 3] as u32 as usize;
-                let (Some(slen), Some(dlen)) = (
-                    inst.tables.get(src as usize).map(|t| t.elems.len()),
-                    inst.tables.get(dst as usize).map(|t| t.elems.len()),
-                ) else {
-                    trap!(TrapKind::TableOutOfBounds)
-                };
-                if s + n > slen || d + n > dlen {
-                    trap!(TrapKind::TableOutOfBounds);
-                }
-                if src == dst {
-                    inst.tables[dst as usize].elems.copy_within(s..s + n, d);
-                } else {
-                    let tmp: Vec<u64> = inst.tables[src as usize].elems[s..s + n].to_vec();
-                    inst.tables[dst as usize].elems[d..d + n].copy_from_slice(&tmp);
+                if let Err(k) = inst.table_copy(dst, src, d, s, n) {
+                    trap!(k);
                 }
                 sp -= 3;
             }
             Op::TableGet(t) => {
                 let i = stack[sp - 1] as u32 as usize;
-                match inst.tables.get(t as usize).and_then(|t| t.elems.get(i)) {
-                    Some(v) => stack[sp - 1] = *v,
-                    None => trap!(TrapKind::TableOutOfBounds),
+                match inst.table_get(t, i) {
+                    Ok(v) => stack[sp - 1] = v,
+                    Err(k) => trap!(k),
                 }
             }
             Op::TableSet(t) => {
                 let v = stack[sp - 1];
                 let i = stack[sp - 2] as u32 as usize;
-                match inst
-                    .tables
-                    .get_mut(t as usize)
-                    .and_then(|t| t.elems.get_mut(i))
-                {
-                    Some(e) => *e = v,
-                    None => trap!(TrapKind::TableOutOfBounds),
+                if let Err(k) = inst.table_set(t, i, v) {
+                    trap!(k);
                 }
                 sp -= 2;
             }
-            Op::TableSize(t) => push!(
-                inst.tables
-                    .get(t as usize)
-                    .map_or(0, |t| t.elems.len() as u64)
-            ),
+            Op::TableSize(t) => push!(inst.table_size(t) as u64),
             Op::TableGrow(t) => {
                 let n = stack[sp - 1] as u32;
                 let init = stack[sp - 2];
                 sp -= 1;
-                let max_elems = limits.max_table_elements;
-                stack[sp - 1] = match inst.tables.get_mut(t as usize) {
-                    Some(t) => {
-                        let old = t.elems.len() as u64;
-                        let new = old + n as u64;
-                        let max = t.ty.max.unwrap_or(u32::MAX).min(max_elems) as u64;
-                        if new > max {
-                            u32::MAX as u64
-                        } else {
-                            t.elems.resize(new as usize, init);
-                            old
-                        }
-                    }
-                    None => u32::MAX as u64,
-                };
+                stack[sp - 1] = inst.table_grow(t, n, init);
             }
             Op::TableFill(t) => {
                 let n = stack[sp - 1] as u32 as usize;
                 let v = stack[sp - 2];
                 let i = stack[sp - 3] as u32 as usize;
-                match inst.tables.get_mut(t as usize) {
-                    Some(t) if i + n <= t.elems.len() => t.elems[i..i + n].fill(v),
-                    _ => trap!(TrapKind::TableOutOfBounds),
+                if let Err(k) = inst.table_fill(t, i, n, v) {
+                    trap!(k);
                 }
                 sp -= 3;
             }
@@ -833,11 +810,63 @@ fn host_call(
     import: u32,
     func: u32,
     pc: usize,
-    mut sp: usize,
+    sp: usize,
     fp: usize,
     fuel: i64,
 ) -> (Outcome, i64) {
     let params: &[_] = module.func_type(import).map_or(&[], |t| &t.params);
+    suspend_in_call(th, params, import, func, pc, sp, fp, fuel)
+}
+
+/// `call_indirect` of function `callee` of the extended index space, which
+/// is not the module's: a function of another instance (`shared.rs`). After
+/// the type check, the thread is suspended in a host call of `callee`; the
+/// embedder runs the function in its own instance. `sp` is without the
+/// table index.
+#[allow(clippy::too_many_arguments)]
+#[cold]
+fn call_foreign(
+    th: &mut Thread,
+    inst: &Instance,
+    type_index: u32,
+    callee: u32,
+    func: u32,
+    pc: usize,
+    sp: usize,
+    fp: usize,
+    fuel: i64,
+) -> Result<(Outcome, i64), TrapKind> {
+    let have = inst
+        .function_type(callee)
+        .ok_or(TrapKind::ForeignFunction)?;
+    if inst.module.types.get(type_index as usize) != Some(&have) {
+        return Err(TrapKind::IndirectCallTypeMismatch);
+    }
+    Ok(suspend_in_call(
+        th,
+        &have.params,
+        callee,
+        func,
+        pc,
+        sp,
+        fp,
+        fuel,
+    ))
+}
+
+/// Suspends the thread in a host call of `import` whose parameters are
+/// `params`: pops the arguments and leaves `pc` at the call op.
+#[allow(clippy::too_many_arguments)]
+fn suspend_in_call(
+    th: &mut Thread,
+    params: &[super::module::ValType],
+    import: u32,
+    func: u32,
+    pc: usize,
+    mut sp: usize,
+    fp: usize,
+    fuel: i64,
+) -> (Outcome, i64) {
     sp -= params.len();
     let args: Vec<Value> = params
         .iter()

@@ -8,10 +8,20 @@
 //! segment initialisation is an instantiation error; writes done before it
 //! stay (WebAssembly 2.0 semantics). The start function is not run here: the
 //! embedder runs it as a thread ([`Module::start_function`]).
+//!
+//! An embedder that links instances with each other instantiates in two
+//! steps, [`Instance::link`] then [`Instance::apply_segments`], so that an
+//! instance whose segments trap still exists (what it wrote into a shared
+//! table stays, and its functions stay callable). Sharing tables and
+//! mutable globals between instances is `shared.rs`'s subject; the table
+//! operations are in `tables.rs`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::module::{ConstExpr, ElemMode, ImportKind, Module, TableType};
+use super::module::{ConstExpr, ElemMode, FuncType, ImportKind, Module, TableType};
+use super::shared::{
+    CellValue, FuncAddr, FuncList, GlobalData, InstanceId, SharedGlobal, SharedTable, lock,
+};
 use super::trap::TrapKind;
 use super::value::{slot_of, value_of};
 use super::{InstanceState, Limits, Value};
@@ -22,14 +32,13 @@ use crate::mm::{AddressSpace, MmError};
 pub enum Extern {
     /// An imported function: calls to it are host calls answered by the embedder.
     Func,
-    /// The value of an imported global (each thread gets its own copy).
+    /// The value of an imported immutable global (each thread gets a copy).
     Global(Value),
-    /// An imported table: its current elements (copied into the instance)
-    /// and the maximum of the table supplied.
-    Table {
-        elements: Vec<Value>,
-        max: Option<u32>,
-    },
+    /// An imported mutable global: the exporter's global
+    /// ([`Instance::share_global`]), which every thread reads and writes.
+    MutableGlobal(SharedGlobal),
+    /// An imported table: the exporter's table ([`Instance::share_table`]).
+    Table(SharedTable),
     /// The imported memory is the address space's existing primary area.
     Memory,
 }
@@ -76,13 +85,25 @@ pub enum InstanceStateError {
     TableElement(u32),
     #[error("segment index {0} out of range")]
     Segment(u32),
+    /// An imported table is its exporter's state; its list must be empty.
+    #[error("table {0} is imported: its elements are its exporter's state")]
+    ImportedTable(u32),
 }
 
-/// A table of references, as untyped slots (0 is null, `f + 1` function `f`).
+/// A table of references, as untyped slots relative to the instance (0 is
+/// null, `f + 1` function `f`; see `shared.rs` for foreign functions).
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
     pub ty: TableType,
     pub elems: Vec<u64>,
+}
+
+/// A table of an instance: its own, or one shared with other instances
+/// (imported, or own and exported to another instance).
+#[derive(Debug)]
+pub(crate) enum TableCell {
+    Own(Table),
+    Shared(SharedTable),
 }
 
 /// A module instance. Memory lives in the address space passed to
@@ -90,13 +111,21 @@ pub(crate) struct Table {
 #[derive(Debug)]
 pub struct Instance {
     pub(crate) module: Arc<Module>,
-    pub(crate) tables: Vec<Table>,
+    pub(crate) id: InstanceId,
+    pub(crate) tables: Vec<TableCell>,
     /// Evaluated items of every element segment (emptied when dropped).
     pub(crate) elem_items: Vec<Vec<u64>>,
     pub(crate) dropped_elems: Vec<bool>,
     pub(crate) dropped_data: Vec<bool>,
     /// Initial value of every global, copied into each new thread.
     pub(crate) globals: Vec<u64>,
+    /// The shared object of every global that lives in one (an imported
+    /// mutable global, or an own one shared with another instance); the
+    /// others live in each thread.
+    pub(crate) global_cells: Vec<Option<SharedGlobal>>,
+    /// Functions of other instances met by this one; reference slots above
+    /// the module's function count name them.
+    pub(crate) foreign: Mutex<FuncList>,
     pub(crate) limits: Limits,
 }
 
@@ -119,31 +148,54 @@ impl Instance {
         limits: &Limits,
         imports: &[Extern],
     ) -> Result<Instance, InstantiateError> {
-        let mut inst = Self::link(module.clone(), space, limits, imports)?;
+        let mut inst = Self::link(module, space, limits, imports, InstanceId::UNLINKED)?;
+        inst.apply_segments(space).map_err(InstantiateError::Trap)?;
+        Ok(inst)
+    }
+
+    /// The first half of instantiation, for instances linked with others:
+    /// checks the imports, creates the memory, evaluates globals and
+    /// creates tables, but applies no segment ([`Instance::apply_segments`]).
+    /// `id` names the instance among the instances it shares tables or
+    /// globals with (and must differ from theirs).
+    pub fn link(
+        module: Arc<Module>,
+        space: &mut AddressSpace,
+        limits: &Limits,
+        imports: &[Extern],
+        id: InstanceId,
+    ) -> Result<Instance, InstantiateError> {
+        let inst = Self::link_imports(module.clone(), space, limits, imports, id)?;
         if let (Some(mem), false) = (module.memory, module.memory_imported) {
             space.create_primary(mem.min, mem.max)?;
         }
+        Ok(inst)
+    }
+
+    /// The second half of instantiation: applies the active element
+    /// segments, then the active data segments. On a trap, what was written
+    /// before it stays.
+    pub fn apply_segments(&mut self, space: &mut AddressSpace) -> Result<(), TrapKind> {
+        let module = self.module.clone();
         for (i, seg) in module.elems.iter().enumerate() {
             match &seg.mode {
                 ElemMode::Active { table, offset } => {
-                    let offset = inst.eval(offset) as u32;
-                    inst.table_init(*table, i as u32, offset, 0, seg.items.len() as u32)
-                        .map_err(InstantiateError::Trap)?;
-                    inst.drop_elem(i as u32);
+                    let offset = self.eval(offset) as u32;
+                    self.table_init(*table, i as u32, offset, 0, seg.items.len() as u32)?;
+                    self.drop_elem(i as u32);
                 }
-                ElemMode::Declared => inst.drop_elem(i as u32),
+                ElemMode::Declared => self.drop_elem(i as u32),
                 ElemMode::Passive => {}
             }
         }
         for (i, seg) in module.datas.iter().enumerate() {
             if let Some(offset) = &seg.active {
-                let offset = inst.eval(offset) as u32;
-                inst.memory_init(space, i as u32, offset, 0, seg.bytes.len() as u32)
-                    .map_err(InstantiateError::Trap)?;
-                inst.dropped_data[i] = true;
+                let offset = self.eval(offset) as u32;
+                self.memory_init(space, i as u32, offset, 0, seg.bytes.len() as u32)?;
+                self.dropped_data[i] = true;
             }
         }
-        Ok(inst)
+        Ok(())
     }
 
     /// Recreates an instance of `module` over an address space that already
@@ -157,22 +209,37 @@ impl Instance {
         imports: &[Extern],
         state: &InstanceState,
     ) -> Result<Instance, InstantiateError> {
+        Self::restore_linked(module, space, limits, imports, state, InstanceId::UNLINKED)
+    }
+
+    /// [`Instance::restore`] for an instance linked with others (see
+    /// [`Instance::link`]): imported tables and globals are the shared
+    /// objects in `imports`, whose contents are their exporters' state.
+    pub fn restore_linked(
+        module: Arc<Module>,
+        space: &mut AddressSpace,
+        limits: &Limits,
+        imports: &[Extern],
+        state: &InstanceState,
+        id: InstanceId,
+    ) -> Result<Instance, InstantiateError> {
         if let Some(mem) = module.memory
             && (!space.has_primary() || space.primary_wasm_pages() < mem.min)
         {
             return Err(InstantiateError::NoMemory);
         }
-        let mut inst = Self::link(module, space, limits, imports)?;
+        let mut inst = Self::link_imports(module, space, limits, imports, id)?;
         inst.import_state(state)?;
         Ok(inst)
     }
 
     /// Checks the imports and sets up globals and tables.
-    fn link(
+    fn link_imports(
         module: Arc<Module>,
         space: &mut AddressSpace,
         limits: &Limits,
         imports: &[Extern],
+        id: InstanceId,
     ) -> Result<Instance, InstantiateError> {
         if imports.len() != module.imports.len() {
             return Err(InstantiateError::ImportCount {
@@ -181,35 +248,47 @@ impl Instance {
             });
         }
         let mut globals = Vec::with_capacity(module.globals.len());
+        let mut global_cells = Vec::with_capacity(module.globals.len());
         let mut tables = Vec::with_capacity(module.tables.len());
         for (index, (import, ext)) in module.imports.iter().zip(imports).enumerate() {
+            let shared = matches!(ext, Extern::MutableGlobal(_) | Extern::Table(_));
+            if shared && id == InstanceId::UNLINKED {
+                return Err(incompatible(
+                    &module,
+                    index,
+                    "a shared import needs a linked instance (an id)".into(),
+                ));
+            }
             match (&import.kind, ext) {
                 (ImportKind::Func(_), Extern::Func) => {}
-                (ImportKind::Global(ty), Extern::Global(v)) => {
+                (ImportKind::Global(ty), Extern::Global(v)) if !ty.mutable => {
                     let slot = slot_of(*v, ty.content, module.num_funcs()).ok_or_else(|| {
                         incompatible(&module, index, format!("global is not {}", ty.content))
                     })?;
                     globals.push(slot);
+                    global_cells.push(None);
                 }
-                (ImportKind::Table(ty), Extern::Table { elements, max }) => {
-                    let len = elements.len() as u64;
-                    let max_ok = match (ty.max, max) {
+                (ImportKind::Global(ty), Extern::MutableGlobal(cell)) if ty.mutable => {
+                    if cell.global_type() != *ty {
+                        return Err(incompatible(&module, index, "global type".into()));
+                    }
+                    globals.push(0);
+                    global_cells.push(Some(cell.clone()));
+                }
+                (ImportKind::Table(ty), Extern::Table(table)) => {
+                    let have = table.table_type();
+                    let max_ok = match (ty.max, have.max) {
                         (None, _) => true,
-                        (Some(want), Some(have)) => *have <= want,
+                        (Some(want), Some(have)) => have <= want,
                         (Some(_), None) => false,
                     };
-                    if len < ty.min as u64 || !max_ok {
+                    if have.element != ty.element {
+                        return Err(incompatible(&module, index, "table element type".into()));
+                    }
+                    if have.min < ty.min || !max_ok {
                         return Err(incompatible(&module, index, "table limits".into()));
                     }
-                    let elems = elements
-                        .iter()
-                        .map(|v| slot_of(*v, ty.element, module.num_funcs()))
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| incompatible(&module, index, "table element type".into()))?;
-                    tables.push(Table {
-                        ty: TableType { max: *max, ..*ty },
-                        elems,
-                    });
+                    tables.push(TableCell::Shared(table.clone()));
                 }
                 (ImportKind::Memory(ty), Extern::Memory) => {
                     if !space.has_primary() || space.primary_wasm_pages() < ty.min {
@@ -230,23 +309,27 @@ impl Instance {
                 None => 0,
             };
             globals.push(slot);
+            global_cells.push(None);
         }
         for ty in &module.tables[module.num_imported_tables as usize..] {
             if ty.min > limits.max_table_elements {
                 return Err(InstantiateError::TableLimit(ty.min));
             }
-            tables.push(Table {
+            tables.push(TableCell::Own(Table {
                 ty: *ty,
                 elems: vec![0; ty.min as usize],
-            });
+            }));
         }
         let mut inst = Instance {
             dropped_elems: vec![false; module.elems.len()],
             dropped_data: vec![false; module.datas.len()],
             elem_items: Vec::new(),
             module,
+            id,
             tables,
             globals,
+            global_cells,
+            foreign: Mutex::new(FuncList::default()),
             limits: *limits,
         };
         inst.elem_items = (0..inst.module.elems.len())
@@ -277,34 +360,154 @@ impl Instance {
         &self.limits
     }
 
-    /// Initial value of global `index` (threads have their own copies).
+    /// The id of this instance among the instances it is linked with.
+    pub fn id(&self) -> InstanceId {
+        self.id
+    }
+
+    /// Initial value of global `index` (threads have their own copies, except
+    /// of shared globals: see [`Instance::shared_global`]).
     pub fn initial_global(&self, index: u32) -> Option<Value> {
         let ty = self.module.globals.get(index as usize)?.0.content;
         Some(value_of(*self.globals.get(index as usize)?, ty))
     }
 
+    /// The current value of global `index` if it lives in a shared object
+    /// (an imported mutable global, or an own one shared), which every
+    /// thread reads and writes; `None` for a global each thread has a copy of.
+    pub fn shared_global(&self, index: u32) -> Option<Value> {
+        let cell = self.global_cells.get(index as usize)?.as_ref()?;
+        let ty = self.module.globals.get(index as usize)?.0.content;
+        Some(value_of(self.cell_get(cell), ty))
+    }
+
     /// Current elements of table `index`.
     pub fn table(&self, index: u32) -> Option<Vec<Value>> {
-        let t = self.tables.get(index as usize)?;
-        Some(t.elems.iter().map(|s| value_of(*s, t.ty.element)).collect())
+        let ty = self.module.tables.get(index as usize)?.element;
+        let slots = self.table_slots(index)?;
+        Some(slots.iter().map(|s| value_of(*s, ty)).collect())
     }
 
     /// Sets element `elem` of table `table`; false if out of range or of the wrong type.
     pub fn set_table_element(&mut self, table: u32, elem: u32, value: Value) -> bool {
-        let num_funcs = self.module.num_funcs();
-        let Some(t) = self.tables.get_mut(table as usize) else {
+        let Some(ty) = self.module.tables.get(table as usize) else {
             return false;
         };
-        let Some(slot) = slot_of(value, t.ty.element, num_funcs) else {
+        let Some(slot) = self.slot_of(value, ty.element) else {
             return false;
         };
-        match t.elems.get_mut(elem as usize) {
-            Some(e) => {
-                *e = slot;
-                true
-            }
-            None => false,
+        self.table_set(table, elem as usize, slot).is_ok()
+    }
+
+    /// Shares table `index` with other instances: the handle to give an
+    /// instance that imports it ([`Extern::Table`]). An own table moves into
+    /// the shared object (and is used through it from then on); an imported
+    /// one is already shared. `None` if there is no such table or this
+    /// instance is [`InstanceId::UNLINKED`].
+    pub fn share_table(&mut self, index: u32) -> Option<SharedTable> {
+        if self.id == InstanceId::UNLINKED {
+            return None;
         }
+        let slots = match self.tables.get(index as usize)? {
+            TableCell::Shared(t) => return Some(t.clone()),
+            TableCell::Own(t) => t.elems.clone(),
+        };
+        let ty = self.module.tables.get(index as usize).copied()?;
+        let mut data = super::shared::TableData {
+            ty,
+            elems: Vec::with_capacity(slots.len()),
+            funcs: FuncList::default(),
+        };
+        for s in slots {
+            let e = self.shared_slot_of(&mut data, s);
+            data.elems.push(e);
+        }
+        let shared = SharedTable(Arc::new(Mutex::new(data)));
+        self.tables[index as usize] = TableCell::Shared(shared.clone());
+        Some(shared)
+    }
+
+    /// Shares mutable global `index` with other instances: the handle to
+    /// give an instance that imports it ([`Extern::MutableGlobal`]). Until
+    /// shared, every thread has its own copy of an own global; `current` is
+    /// the value the shared global starts with (the embedder says which
+    /// thread's copy counts). From then on every thread of this instance
+    /// uses the shared global. An imported mutable global is already shared
+    /// (`current` is ignored). `None` if there is no such mutable global,
+    /// `current` has the wrong type, or this instance is
+    /// [`InstanceId::UNLINKED`].
+    pub fn share_global(&mut self, index: u32, current: Value) -> Option<SharedGlobal> {
+        if self.id == InstanceId::UNLINKED {
+            return None;
+        }
+        if let Some(cell) = self.global_cells.get(index as usize)? {
+            return Some(cell.clone());
+        }
+        let (ty, _) = *self.module.globals.get(index as usize)?;
+        if !ty.mutable || !self.module.global_is_shareable(index) {
+            return None;
+        }
+        let slot = self.slot_of(current, ty.content)?;
+        let value = if ty.content == super::ValType::FuncRef {
+            CellValue::Func(self.handle_of(slot))
+        } else {
+            CellValue::Slot(slot)
+        };
+        let cell = SharedGlobal(Arc::new(Mutex::new(GlobalData { ty, value })));
+        self.global_cells[index as usize] = Some(cell.clone());
+        Some(cell)
+    }
+
+    /// The function that extended function index `index` names: an own
+    /// function (below the module's function count) or a foreign one (see
+    /// `shared.rs`). A host call whose import is at least the module's
+    /// function count is a call of a foreign function.
+    pub fn foreign_function(&self, index: u32) -> Option<FuncAddr> {
+        let n = self.module.num_funcs();
+        if index < n {
+            return Some(FuncAddr {
+                instance: self.id,
+                func: index,
+            });
+        }
+        lock(&self.foreign).get(index - n).map(|h| h.addr)
+    }
+
+    /// The extended function index of function `addr` in this instance
+    /// (registering it as a foreign function if it is another instance's),
+    /// so an embedder can hand a reference from one instance to another.
+    /// `ty` is the function's type.
+    pub fn function_index(&self, addr: FuncAddr, ty: &FuncType) -> u32 {
+        let slot = self.slot_of_handle(Some(&super::shared::FuncHandle {
+            addr,
+            ty: ty.clone(),
+        }));
+        (slot - 1) as u32
+    }
+
+    /// The type of the function that extended index `index` names.
+    pub fn function_type(&self, index: u32) -> Option<FuncType> {
+        match self.module.func_type(index) {
+            Some(t) => Some(t.clone()),
+            None => lock(&self.foreign)
+                .get(index.checked_sub(self.module.num_funcs())?)
+                .map(|h| h.ty.clone()),
+        }
+    }
+
+    /// One more than the largest extended function index: what reference
+    /// values handed to this instance are checked against.
+    pub(crate) fn func_bound(&self) -> u32 {
+        self.module.num_funcs() + lock(&self.foreign).len()
+    }
+
+    /// The slot of `value` of type `ty` in this instance, whose function
+    /// references may name foreign functions it has met. Values that are not
+    /// such references (every value of a task that shares nothing) take no
+    /// lock.
+    pub(crate) fn slot_of(&self, value: Value, ty: super::ValType) -> Option<u64> {
+        slot_of(value, ty, self.module.num_funcs())
+            .or_else(|| slot_of(value, ty, self.func_bound()))
     }
 
     /// The evaluated items of element segment `seg` (as at instantiation).
@@ -322,31 +525,6 @@ impl Instance {
         if let Some(items) = self.elem_items.get_mut(seg as usize) {
             items.clear();
         }
-    }
-
-    /// `table.init`: copies `n` items of segment `seg` from `src` to `dst`.
-    pub(crate) fn table_init(
-        &mut self,
-        table: u32,
-        seg: u32,
-        dst: u32,
-        src: u32,
-        n: u32,
-    ) -> Result<(), TrapKind> {
-        let items = self
-            .elem_items
-            .get(seg as usize)
-            .ok_or(TrapKind::TableOutOfBounds)?;
-        let t = self
-            .tables
-            .get_mut(table as usize)
-            .ok_or(TrapKind::TableOutOfBounds)?;
-        let (src, dst, n) = (src as usize, dst as usize, n as usize);
-        if src + n > items.len() || dst + n > t.elems.len() {
-            return Err(TrapKind::TableOutOfBounds);
-        }
-        t.elems[dst..dst + n].copy_from_slice(&items[src..src + n]);
-        Ok(())
     }
 
     /// `memory.init`: copies `n` bytes of data segment `seg` from `src` to `dst`.

@@ -14,6 +14,13 @@
 //!   finished, host call, out of fuel, or trap. After a host call the
 //!   embedder completes it ([`Thread::complete_host_call`]) or leaves it to
 //!   be issued again ([`Thread::reissue_host_call`]).
+//! - Instances can be linked with each other ([`Instance::link`], with an
+//!   [`InstanceId`]): an exporter shares a table or mutable global
+//!   ([`Instance::share_table`], [`Instance::share_global`]) and importers
+//!   use that same object; a function reference can name another
+//!   instance's function, and calling it is a host call the embedder runs
+//!   in that instance ([`Instance::foreign_function`]). A kernel task's
+//!   instance shares nothing and pays nothing for this.
 //! - Wherever `run` returned, [`Thread::export_state`] gives the thread's
 //!   state in module terms ([`ExecState`]) and [`Thread::import_state`]
 //!   recreates the thread on a fresh instance of the same module, checking
@@ -37,12 +44,16 @@ mod instance;
 mod module;
 mod num;
 pub mod runner;
+mod shared;
 mod state;
+mod tables;
 mod thread;
 mod translate;
 mod trap;
 mod value;
 
+#[cfg(test)]
+mod linking_tests;
 #[cfg(test)]
 mod tests;
 
@@ -51,6 +62,7 @@ pub use module::{
     Export, FuncType, GlobalType, Import, ImportKind, MemoryType, Module, ModuleError, TableType,
     ValType, features,
 };
+pub use shared::{FuncAddr, InstanceId, SharedGlobal, SharedTable};
 pub use snapfmt::exec::{ExecState, Frame, InstanceState, Suspension, Value};
 pub use state::StateError;
 pub use thread::{Entry, Outcome, Thread, ThreadError};

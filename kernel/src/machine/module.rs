@@ -165,6 +165,9 @@ pub struct Module {
     pub(crate) datas: Vec<DataSegment>,
     /// Translated code of the defined functions.
     pub(crate) code: Vec<FuncCode>,
+    /// Per global: mutable and imported or exported, so it may live in an
+    /// object shared with other instances (known before the code section).
+    pub(crate) shareable_globals: Vec<bool>,
 }
 
 /// The exact feature set of the machine: WebAssembly 2.0 without SIMD.
@@ -284,6 +287,7 @@ impl Module {
             elems: Vec::new(),
             datas: Vec::new(),
             code: Vec::new(),
+            shareable_globals: Vec::new(),
         };
         let mut allocs = FuncValidatorAllocations::default();
         for payload in Parser::new(0).parse_all(bytes) {
@@ -299,8 +303,12 @@ impl Module {
                 m.code.push(code);
                 continue;
             }
+            if let Payload::CodeSectionStart { .. } = &payload {
+                m.mark_shareable_globals();
+            }
             m.read_section(payload)?;
         }
+        m.mark_shareable_globals();
         Ok(m)
     }
 
@@ -451,6 +459,35 @@ impl Module {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Marks the globals that may be shared with other instances: mutable
+    /// and imported or exported.
+    fn mark_shareable_globals(&mut self) {
+        let mut shareable: Vec<bool> = self
+            .globals
+            .iter()
+            .enumerate()
+            .map(|(i, (ty, _))| ty.mutable && (i as u32) < self.num_imported_globals)
+            .collect();
+        for export in self.exports.values() {
+            if let Export::Global(g) = *export
+                && let Some(s) = shareable.get_mut(g as usize)
+            {
+                *s = self.globals[g as usize].0.mutable;
+            }
+        }
+        self.shareable_globals = shareable;
+    }
+
+    /// Whether global `index` may live in an object shared with other
+    /// instances (it is mutable and imported or exported); the others are
+    /// always each thread's own.
+    pub(crate) fn global_is_shareable(&self, index: u32) -> bool {
+        self.shareable_globals
+            .get(index as usize)
+            .copied()
+            .unwrap_or(false)
     }
 
     /// The imports, in import-section order.

@@ -6,6 +6,18 @@
 //! ([`InstanceState`]). Import treats the state as an allegation: every
 //! function index, offset, type and the chain of calls between frames is
 //! checked against the module, and anything inconsistent is a [`StateError`].
+//!
+//! State that lives in an object shared between instances (`shared.rs`)
+//! belongs to its exporter. An imported table is exported as an empty list
+//! (and must be one on import); the instance is restored linked to the same
+//! shared table. A global that lives in a shared object is exported with
+//! the value the thread sees, and on import into an instance where it lives
+//! in a shared object too, the shared object's value stands (where it does
+//! not, the value becomes the thread's copy). A reference to another
+//! instance's function has no module terms: a thread holding one cannot be
+//! exported ([`StateError::ForeignFunction`]); in an instance's own table it
+//! is exported as an index at or above the module's function count, which
+//! every import refuses.
 
 use super::code::{FuncCode, Op, ResumeKind, ResumePoint};
 use super::instance::{Instance, InstanceStateError};
@@ -46,14 +58,27 @@ pub enum StateError {
     BadFrameCount,
     #[error("the state exceeds the call depth or operand stack limit")]
     LimitExceeded,
+    /// The thread holds a reference to (or is in a call of) a function of
+    /// another instance, which module terms cannot express.
+    #[error("the thread holds a reference to a function of another instance")]
+    ForeignFunction,
 }
 
-fn typed(slots: &[u64], types: &[ValType]) -> Vec<Value> {
+/// Typed values of `slots`, refusing references to functions beyond the
+/// module's `num_funcs` (another instance's).
+fn typed(slots: &[u64], types: &[ValType], num_funcs: u32) -> Result<Vec<Value>, StateError> {
     slots
         .iter()
         .zip(types)
-        .map(|(s, t)| value_of(*s, *t))
+        .map(|(s, t)| own_value(value_of(*s, *t), num_funcs))
         .collect()
+}
+
+fn own_value(v: Value, num_funcs: u32) -> Result<Value, StateError> {
+    match v {
+        Value::FuncRef(Some(f)) if f >= num_funcs => Err(StateError::ForeignFunction),
+        v => Ok(v),
+    }
 }
 
 fn untyped(values: &[Value], types: &[ValType], num_funcs: u32) -> Option<Vec<u64>> {
@@ -85,14 +110,22 @@ impl Thread {
     /// [`Thread::complete_host_call`]).
     pub fn export_state(&self, instance: &Instance) -> Result<ExecState, StateError> {
         let module = &instance.module;
-        let globals = typed(
-            &self.globals,
-            &module
-                .globals
+        let num_funcs = module.num_funcs();
+        let own = |values: &[Value]| {
+            values
                 .iter()
-                .map(|g| g.0.content)
-                .collect::<Vec<_>>(),
-        );
+                .map(|v| own_value(*v, num_funcs))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let globals = (0..module.num_globals())
+            .map(|g| {
+                let ty = module.globals[g as usize].0.content;
+                own_value(
+                    value_of(instance.global_get(g, &self.globals), ty),
+                    num_funcs,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let suspension = match &self.status {
             Status::Trapped(_) => return Err(StateError::Trapped),
             Status::Finished(results) => {
@@ -100,15 +133,18 @@ impl Thread {
                     frames: Vec::new(),
                     globals,
                     suspension: Suspension::Finished {
-                        results: results.clone(),
+                        results: own(results)?,
                     },
                     fuel_left: self.fuel_left,
                 });
             }
             Status::Ready => Suspension::Ready,
+            Status::HostCall { import, .. } if *import >= num_funcs => {
+                return Err(StateError::ForeignFunction);
+            }
             Status::HostCall { import, args } => Suspension::HostCall {
                 import: *import,
-                args: args.clone(),
+                args: own(args)?,
             },
         };
         let in_host_call = matches!(suspension, Suspension::HostCall { .. });
@@ -133,8 +169,8 @@ impl Thread {
             frames.push(Frame {
                 func_index: func,
                 code_offset: rp.offset,
-                locals: typed(&self.stack[fp..base], &code.locals),
-                operands: typed(operands, types),
+                locals: typed(&self.stack[fp..base], &code.locals, num_funcs)?,
+                operands: typed(operands, types, num_funcs)?,
             });
         }
         Ok(ExecState {
@@ -146,7 +182,9 @@ impl Thread {
     }
 
     /// Recreates a thread of `instance` (a fresh instance of the same module
-    /// will do) from an exported state, checking it completely.
+    /// will do) from an exported state, checking it completely. The values
+    /// of globals that live in shared objects of `instance` are checked but
+    /// not used: the shared objects keep theirs.
     pub fn import_state(instance: &Instance, state: &ExecState) -> Result<Thread, StateError> {
         let module = &instance.module;
         let num_funcs = module.num_funcs();
@@ -289,13 +327,20 @@ fn calls(module: &Module, op: Option<Op>, callee: u32) -> bool {
 }
 
 impl Instance {
-    /// Tables and dropped segments, in module terms.
+    /// Tables and dropped segments, in module terms. Imported tables belong
+    /// to their exporters and are exported empty.
     pub fn export_state(&self) -> InstanceState {
+        let module = &self.module;
         InstanceState {
-            tables: self
-                .tables
-                .iter()
-                .map(|t| t.elems.iter().map(|s| value_of(*s, t.ty.element)).collect())
+            tables: (0..module.tables.len() as u32)
+                .map(|i| {
+                    if i < module.num_imported_tables {
+                        return Vec::new();
+                    }
+                    let ty = module.tables[i as usize].element;
+                    let slots = self.table_slots(i).unwrap_or_default();
+                    slots.iter().map(|s| value_of(*s, ty)).collect()
+                })
                 .collect(),
             dropped_data: (0..self.dropped_data.len() as u32)
                 .filter(|i| self.dropped_data[*i as usize])
@@ -308,6 +353,7 @@ impl Instance {
 
     /// Replaces tables and dropped-segment flags with an exported state,
     /// checking sizes against the tables' limits and every element's type.
+    /// Imported tables are their exporters' state: their lists must be empty.
     pub fn import_state(&mut self, state: &InstanceState) -> Result<(), InstanceStateError> {
         if state.tables.len() != self.tables.len() {
             return Err(InstanceStateError::TableCount {
@@ -317,22 +363,28 @@ impl Instance {
         }
         let num_funcs = self.module.num_funcs();
         let mut tables = Vec::with_capacity(self.tables.len());
-        for (i, (t, values)) in self.tables.iter().zip(&state.tables).enumerate() {
+        for (i, (ty, values)) in self.module.tables.iter().zip(&state.tables).enumerate() {
             let len = values.len() as u64;
-            if len < t.ty.min as u64
+            if (i as u32) < self.module.num_imported_tables {
+                if len != 0 {
+                    return Err(InstanceStateError::ImportedTable(i as u32));
+                }
+                tables.push(None);
+                continue;
+            }
+            if len < ty.min as u64
                 || len
-                    > t.ty
-                        .max
+                    > ty.max
                         .unwrap_or(u32::MAX)
                         .min(self.limits.max_table_elements) as u64
             {
                 return Err(InstanceStateError::TableSize(i as u32));
             }
-            let types = vec![t.ty.element; values.len()];
-            tables.push(
+            let types = vec![ty.element; values.len()];
+            tables.push(Some(
                 untyped(values, &types, num_funcs)
                     .ok_or(InstanceStateError::TableElement(i as u32))?,
-            );
+            ));
         }
         let mut dropped_data = vec![false; self.dropped_data.len()];
         for &d in &state.dropped_data {
@@ -346,8 +398,10 @@ impl Instance {
                 .get_mut(e as usize)
                 .ok_or(InstanceStateError::Segment(e))? = true;
         }
-        for (t, elems) in self.tables.iter_mut().zip(tables) {
-            t.elems = elems;
+        for (i, elems) in tables.into_iter().enumerate() {
+            if let Some(elems) = elems {
+                self.set_table_slots(i as u32, elems);
+            }
         }
         self.dropped_data = dropped_data;
         for (i, dropped) in dropped_elems.iter().enumerate() {

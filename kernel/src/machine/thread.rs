@@ -1,12 +1,14 @@
 //! Threads: one execution of an instance's code, with its own call frames,
 //! operand stack and copy of the globals, sharing the instance's tables and
-//! the address space with the other threads of the task.
+//! the address space with the other threads of the task. A global that
+//! lives in an object shared with other instances (`shared.rs`) is not
+//! copied: every thread reads and writes the shared object.
 
 use super::Value;
 use super::instance::Instance;
 use super::module::{Export, ValType};
 use super::trap::Trap;
-use super::value::{slot_of, type_of, value_of};
+use super::value::{type_of, value_of};
 use crate::mm::AddressSpace;
 
 /// Why [`Thread::run`] returned.
@@ -16,7 +18,9 @@ pub enum Outcome {
     Finished(Vec<Value>),
     /// The thread called imported function `import` (a system call) with
     /// `args`. Continue it with [`Thread::complete_host_call`] or
-    /// [`Thread::reissue_host_call`].
+    /// [`Thread::reissue_host_call`]. An `import` at or above the module's
+    /// function count is a function of another instance, called through a
+    /// reference ([`Instance::foreign_function`] names it).
     HostCall { import: u32, args: Vec<Value> },
     /// The fuel of this run is used up; run again to continue.
     OutOfFuel,
@@ -126,7 +130,9 @@ impl Thread {
         }
         let mut stack = vec![0u64; (code.max_height as usize).max(16)];
         for (i, (arg, ty)) in args.iter().zip(code.locals.iter()).enumerate() {
-            stack[i] = slot_of(*arg, *ty, module.num_funcs()).ok_or(ThreadError::ArgumentTypes)?;
+            stack[i] = instance
+                .slot_of(*arg, *ty)
+                .ok_or(ThreadError::ArgumentTypes)?;
         }
         Ok(Thread {
             stack,
@@ -174,7 +180,16 @@ impl Thread {
             return Err(ThreadError::NotInHostCall);
         };
         let module = &instance.module;
-        let ty = module.func_type(*import).ok_or(ThreadError::ResultTypes)?;
+        let foreign;
+        let ty = match module.func_type(*import) {
+            Some(ty) => ty,
+            None => {
+                foreign = instance
+                    .function_type(*import)
+                    .ok_or(ThreadError::ResultTypes)?;
+                &foreign
+            }
+        };
         if results.len() != ty.results.len() {
             return Err(ThreadError::ResultTypes);
         }
@@ -186,8 +201,7 @@ impl Thread {
             if type_of(r) != *t {
                 return Err(ThreadError::ResultTypes);
             }
-            self.stack[self.sp] =
-                slot_of(*r, *t, module.num_funcs()).ok_or(ThreadError::ResultTypes)?;
+            self.stack[self.sp] = instance.slot_of(*r, *t).ok_or(ThreadError::ResultTypes)?;
             self.sp += 1;
         }
         self.pc += 1;
@@ -230,23 +244,26 @@ impl Thread {
         self.sp
     }
 
-    /// The thread's current value of global `index`.
+    /// The thread's current value of global `index` (of the shared object
+    /// for a global that lives in one).
     pub fn global(&self, instance: &Instance, index: u32) -> Option<Value> {
         let ty = instance.module.globals.get(index as usize)?.0.content;
-        Some(value_of(*self.globals.get(index as usize)?, ty))
+        self.globals.get(index as usize)?;
+        Some(value_of(instance.global_get(index, &self.globals), ty))
     }
 
-    /// Sets the thread's copy of global `index`; false on a type mismatch.
+    /// Sets the thread's copy of global `index` (the shared object for a
+    /// global that lives in one); false on a type mismatch.
     pub fn set_global(&mut self, instance: &Instance, index: u32, value: Value) -> bool {
         let Some((ty, _)) = instance.module.globals.get(index as usize) else {
             return false;
         };
         match (
-            slot_of(value, ty.content, instance.module.num_funcs()),
-            self.globals.get_mut(index as usize),
+            instance.slot_of(value, ty.content),
+            self.globals.get(index as usize),
         ) {
-            (Some(s), Some(g)) => {
-                *g = s;
+            (Some(s), Some(_)) => {
+                instance.global_set(index, &mut self.globals, s);
                 true
             }
             _ => false,

@@ -604,6 +604,16 @@ impl Translator<'_> {
             Operator::LocalGet { local_index } => Op::LocalGet(local_index),
             Operator::LocalSet { local_index } => Op::LocalSet(local_index),
             Operator::LocalTee { local_index } => Op::LocalTee(local_index),
+            Operator::GlobalGet { global_index }
+                if self.module.global_is_shareable(global_index) =>
+            {
+                Op::GlobalGetShared(global_index)
+            }
+            Operator::GlobalSet { global_index }
+                if self.module.global_is_shareable(global_index) =>
+            {
+                Op::GlobalSetShared(global_index)
+            }
             Operator::GlobalGet { global_index } => Op::GlobalGet(global_index),
             Operator::GlobalSet { global_index } => Op::GlobalSet(global_index),
             Operator::I32Const { value } => Op::Const(value as u32 as u64),

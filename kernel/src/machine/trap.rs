@@ -30,7 +30,8 @@ pub enum TrapKind {
     UninitializedElement,
     #[error("indirect call type mismatch")]
     IndirectCallTypeMismatch,
-    /// `call_indirect` of a function the machine cannot call from here.
+    /// `call_indirect` of a reference that names no function (an index
+    /// beyond the module's functions and the foreign functions met).
     #[error("indirect call of a function of another instance")]
     ForeignFunction,
     /// The call depth limit was reached.

@@ -4,21 +4,27 @@
 //! importing a memory is instantiated into the exporting instance's space
 //! (memory sharing done the kernel's way). Calls to imported functions come
 //! back from `run` as host calls, which the harness answers by running the
-//! exporting instance's function on a thread of that instance. The
-//! `spectest` module is a real module instantiated like any other.
+//! exporting instance's function on a thread of that instance; so do calls
+//! through a reference to another instance's function (a host call of an
+//! index beyond the module's functions, which the instance names). Function
+//! references passed between instances are translated between their terms.
+//! Imported tables and mutable globals are the exporter's, shared
+//! ([`Instance::share_table`], [`Instance::share_global`]); every instance
+//! has an [`InstanceId`] (its position plus one). An instance whose
+//! segments trap stays (what it wrote into shared tables stays callable).
+//! The `spectest` module is a real module instantiated like any other.
 //! Globals: each invocation is a new thread; the harness carries every
-//! instance's globals from one thread to the next. Every run is sliced
+//! instance's thread-local globals from one thread to the next. Every run is sliced
 //! (fuel per slice), and in round-trip mode the thread's state is exported,
 //! serialized with postcard, deserialized and imported at every slice end
 //! (while the stack holds at most 64 frames and 256 values, to keep deep
 //! recursions fast).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use spartan_kernel::machine::{
-    ExecState, Export, Extern, ImportKind, Instance, InstantiateError, Limits, Module, Outcome,
-    Thread, Trap, ValType, Value,
+    ExecState, Export, Extern, ImportKind, Instance, InstanceId, Limits, Module, Outcome, Thread,
+    Trap, Value,
 };
 use spartan_kernel::mm::{AddressSpace, MemLimits};
 use wast::core::{AbstractHeapType, HeapType, NanPattern, WastArgCore, WastRetCore};
@@ -248,8 +254,13 @@ impl<'t> Script<'t> {
                 let id = self
                     .instance_id(module.map(|m| m.name()))
                     .map_err(Failure::Other)?;
-                match self.insts[id].instance.module().export(global) {
-                    Some(Export::Global(g)) => Ok(vec![self.insts[id].globals[g as usize]]),
+                let inst = &self.insts[id];
+                match inst.instance.module().export(global) {
+                    Some(Export::Global(g)) => Ok(vec![
+                        inst.instance
+                            .shared_global(g)
+                            .unwrap_or(inst.globals[g as usize]),
+                    ]),
                     _ => Err(Failure::Other(format!("no global {global}"))),
                 }
             }
@@ -273,17 +284,60 @@ impl<'t> Script<'t> {
         self.call(id, func, &args)
     }
 
-    /// Calls function `func` of instance `id` (following import links).
+    /// The function that function index `func` of instance `id` names:
+    /// the target of an import link, a function of another instance met
+    /// through a reference, or its own.
+    fn resolve(&self, id: usize, func: u32) -> Result<(usize, u32), Failure> {
+        let inst = &self.insts[id].instance;
+        if func < inst.module().num_imported_funcs() {
+            return Ok(self.insts[id].links[func as usize]);
+        }
+        let addr = inst
+            .foreign_function(func)
+            .ok_or_else(|| Failure::Other(format!("no function {func}")))?;
+        let target = (addr.instance.0 as usize)
+            .checked_sub(1)
+            .filter(|t| *t < self.insts.len())
+            .ok_or_else(|| Failure::Other(format!("no instance {:?}", addr.instance)))?;
+        Ok((target, addr.func))
+    }
+
+    /// `values` of instance `from` in the terms of instance `to` (function
+    /// references name the same functions).
+    fn carry(&self, from: usize, to: usize, values: &[Value]) -> Result<Vec<Value>, Failure> {
+        let (src, dst) = (&self.insts[from].instance, &self.insts[to].instance);
+        values
+            .iter()
+            .map(|v| match *v {
+                Value::FuncRef(Some(f)) => {
+                    let (Some(addr), Some(ty)) = (src.foreign_function(f), src.function_type(f))
+                    else {
+                        return Err(Failure::Other(format!("no function {f}")));
+                    };
+                    Ok(Value::FuncRef(Some(dst.function_index(addr, &ty))))
+                }
+                v => Ok(v),
+            })
+            .collect()
+    }
+
+    /// Calls function `func` of instance `id` (following import links and
+    /// references to other instances' functions).
     fn call(&mut self, id: usize, func: u32, args: &[Value]) -> Result<Vec<Value>, Failure> {
-        let module = self.insts[id].instance.module().clone();
-        if func < module.num_imported_funcs() {
-            let (target, f) = self.insts[id].links[func as usize];
-            return self.call(target, f, args);
+        let (target, f) = self.resolve(id, func)?;
+        if (target, f) != (id, func) {
+            let args = self.carry(id, target, args)?;
+            let results = self.call(target, f, &args)?;
+            return self.carry(target, id, &results);
         }
         let mut thread = Thread::new(&self.insts[id].instance, func, args)
             .map_err(|e| Failure::Other(e.to_string()))?;
-        for (g, v) in self.insts[id].globals.iter().enumerate() {
-            thread.set_global(&self.insts[id].instance, g as u32, *v);
+        let inst = &self.insts[id];
+        for (g, v) in inst.globals.iter().enumerate() {
+            // A shared global is not the thread's: it has its own value.
+            if inst.instance.shared_global(g as u32).is_none() {
+                thread.set_global(&inst.instance, g as u32, *v);
+            }
         }
         let result = loop {
             let inst = &mut self.insts[id];
@@ -297,8 +351,7 @@ impl<'t> Script<'t> {
                 Outcome::Trap(t) => break Err(Failure::Trap(t)),
                 Outcome::OutOfFuel => {}
                 Outcome::HostCall { import, args } => {
-                    let (target, f) = self.insts[id].links[import as usize];
-                    let results = match self.call(target, f, &args) {
+                    let results = match self.call(id, import, &args) {
                         Ok(r) => r,
                         Err(e) => break Err(e),
                     };
@@ -348,8 +401,8 @@ impl<'t> Script<'t> {
                 .registered
                 .get(&import.module)
                 .ok_or_else(|| link_err("no such module"))?;
-            let exporter = &self.insts[from];
-            let emodule = exporter.instance.module();
+            let exporter = &mut self.insts[from];
+            let emodule = exporter.instance.module().clone();
             let export = emodule
                 .export(&import.name)
                 .ok_or_else(|| link_err("no such export"))?;
@@ -370,29 +423,36 @@ impl<'t> Script<'t> {
                     if emodule.global_type(g) != Some(*t) {
                         return Err(link_err("global type mismatch"));
                     }
-                    externs.push(Extern::Global(exporter.globals[g as usize]));
+                    if t.mutable {
+                        let current = exporter.globals[g as usize];
+                        let cell = exporter
+                            .instance
+                            .share_global(g, current)
+                            .ok_or_else(|| link_err("global cannot be shared"))?;
+                        externs.push(Extern::MutableGlobal(cell));
+                    } else {
+                        // The value is supplied in the importer's terms, and
+                        // the importer does not exist yet to name another
+                        // instance's function: refuse rather than misname.
+                        let v = exporter.globals[g as usize];
+                        if matches!(v, Value::FuncRef(Some(_))) {
+                            return Err(link_err("immutable funcref global of another instance"));
+                        }
+                        externs.push(Extern::Global(v));
+                    }
                 }
                 (ImportKind::Table(t), Export::Table(i)) => {
-                    let (Some(et), Some(elements)) =
-                        (emodule.table_type(i), exporter.instance.table(i))
-                    else {
+                    let Some(et) = emodule.table_type(i) else {
                         return Err(link_err("no table"));
                     };
                     if et.element != t.element {
                         return Err(link_err("table type mismatch"));
                     }
-                    // Function references are in the exporter's terms; only
-                    // null elements carry over to another module.
-                    let elements =
-                        if Arc::ptr_eq(emodule, &module) || et.element == ValType::ExternRef {
-                            elements
-                        } else {
-                            elements.iter().map(|_| Value::FuncRef(None)).collect()
-                        };
-                    externs.push(Extern::Table {
-                        elements,
-                        max: et.max,
-                    });
+                    let table = exporter
+                        .instance
+                        .share_table(i)
+                        .ok_or_else(|| link_err("table cannot be shared"))?;
+                    externs.push(Extern::Table(table));
                 }
                 (ImportKind::Memory(t), Export::Memory(_)) => {
                     let Some(mt) = emodule.memory_type() else {
@@ -420,22 +480,15 @@ impl<'t> Script<'t> {
                 self.spaces.len() - 1
             }
         };
-        let instance = match Instance::new(
+        let id = self.insts.len();
+        let instance = Instance::link(
             module.clone(),
             &mut self.spaces[space],
             &self.limits,
             &externs,
-        ) {
-            Ok(i) => i,
-            Err(InstantiateError::Trap(kind)) => {
-                return Err(Failure::Trap(Trap {
-                    kind,
-                    func: 0,
-                    offset: 0,
-                }));
-            }
-            Err(e) => return Err(Failure::Other(e.to_string())),
-        };
+            InstanceId(id as u32 + 1),
+        )
+        .map_err(|e| Failure::Other(e.to_string()))?;
         let globals = (0..module.num_globals())
             .filter_map(|g| instance.initial_global(g))
             .collect();
@@ -445,7 +498,18 @@ impl<'t> Script<'t> {
             links,
             globals,
         });
-        let id = self.insts.len() - 1;
+        // A trap leaves the instance in place: what its segments wrote into
+        // shared tables refers to its functions.
+        if let Err(kind) = self.insts[id]
+            .instance
+            .apply_segments(&mut self.spaces[space])
+        {
+            return Err(Failure::Trap(Trap {
+                kind,
+                func: 0,
+                offset: 0,
+            }));
+        }
         if let Some(start) = module.start_function() {
             self.call(id, start, &[])?;
         }
