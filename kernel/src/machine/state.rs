@@ -220,6 +220,10 @@ impl Thread {
         let mut frames = Vec::with_capacity(last);
         let mut current = (0u32, 0u32, 0usize);
         let mut innermost_code: Option<&FuncCode> = None;
+        // Slots the frames can reach: each frame gets its whole frame back,
+        // callers included (a caller may use more after its call returns
+        // than its callee's frame reaches).
+        let mut frames_need = 0usize;
         let mut entry_results = None;
         for (k, frame) in state.frames.iter().enumerate() {
             let func = frame.func_index;
@@ -273,6 +277,7 @@ impl Thread {
                 untyped(args, &params, num_funcs).ok_or(StateError::BadSuspension)?;
             }
             let fp = stack.len();
+            frames_need = frames_need.max(fp + code.max_height as usize);
             stack.extend_from_slice(&locals);
             stack.extend_from_slice(&operands);
             if k < last {
@@ -288,7 +293,7 @@ impl Thread {
         }
         let sp = stack.len();
         let code = innermost_code.ok_or(StateError::BadFrameCount)?;
-        let need = current.2 + code.max_height as usize;
+        let need = frames_need.max(current.2 + code.max_height as usize);
         if need.max(sp) > instance.limits.max_operand_stack as usize {
             return Err(StateError::LimitExceeded);
         }

@@ -456,3 +456,40 @@ fn call_depth_limit_counts_active_frames_and_round_trips_at_the_limit() {
         })
     ));
 }
+
+#[test]
+fn caller_imported_below_its_callee_gets_its_whole_frame_back() {
+    // `run` calls `$spin` with nothing on its stack, then, after the call,
+    // uses far more operand slots than the callee's frame ends at. A state
+    // stopped inside `$spin` and imported gives `run` back its whole frame
+    // (the stack used to end at the callee's frame: index out of bounds).
+    let mut deep = String::from("(i32.const 1)");
+    for _ in 0..40 {
+        deep = format!("(i32.add (i32.const 1) {deep})");
+    }
+    let wat = format!(
+        r#"(module
+      (func $spin (local $i i32)
+        (loop $l
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 100)))))
+      (func (export "run") (result i32)
+        (call $spin)
+        {deep}))"#
+    );
+    let module = Module::new(wat.as_bytes()).expect("module");
+    let mut space = AddressSpace::new(MemLimits::unlimited());
+    let mut inst =
+        Instance::new(module.clone(), &mut space, &Limits::default(), &[]).expect("instance");
+    let mut th = Thread::new(&inst, "run", &[]).expect("thread");
+    assert_eq!(th.run(&mut inst, &mut space, 200), Outcome::OutOfFuel);
+    assert_eq!(th.depth(), 2, "stopped in the callee");
+    let state = th.export_state(&inst).expect("export");
+    let mut space = AddressSpace::new(MemLimits::unlimited());
+    let mut fresh = Instance::new(module, &mut space, &Limits::default(), &[]).expect("instance");
+    let mut th = Thread::import_state(&fresh, &state).expect("import");
+    assert_eq!(
+        th.run(&mut fresh, &mut space, 1 << 20),
+        Outcome::Finished(vec![Value::I32(41)])
+    );
+}
