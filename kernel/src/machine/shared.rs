@@ -31,7 +31,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::module::{FuncType, GlobalType, TableType};
+use super::Value;
+use super::instance::{Instance, TableCell};
+use super::module::{FuncType, GlobalType, TableType, ValType};
+use super::value::slot_of;
 
 /// Names an instance among the instances an embedder links with each other;
 /// chosen by the embedder, distinct for every instance that shares a table
@@ -162,5 +165,119 @@ impl SharedGlobal {
 impl PartialEq for SharedGlobal {
     fn eq(&self, other: &SharedGlobal) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Sharing an instance's tables and globals, and naming foreign functions.
+impl Instance {
+    /// Shares table `index` with other instances: the handle to give an
+    /// instance that imports it ([`Extern::Table`](super::Extern::Table)). An own table moves into
+    /// the shared object (and is used through it from then on); an imported
+    /// one is already shared. `None` if there is no such table or this
+    /// instance is [`InstanceId::UNLINKED`].
+    pub fn share_table(&mut self, index: u32) -> Option<SharedTable> {
+        if self.id == InstanceId::UNLINKED {
+            return None;
+        }
+        let slots = match self.tables.get(index as usize)? {
+            TableCell::Shared(t) => return Some(t.clone()),
+            TableCell::Own(t) => t.elems.clone(),
+        };
+        let ty = self.module.tables.get(index as usize).copied()?;
+        let mut data = TableData {
+            ty,
+            elems: Vec::with_capacity(slots.len()),
+            funcs: FuncList::default(),
+        };
+        for s in slots {
+            let e = self.shared_slot_of(&mut data, s);
+            data.elems.push(e);
+        }
+        let shared = SharedTable(Arc::new(Mutex::new(data)));
+        self.tables[index as usize] = TableCell::Shared(shared.clone());
+        Some(shared)
+    }
+
+    /// Shares mutable global `index` with other instances: the handle to
+    /// give an instance that imports it ([`Extern::MutableGlobal`](super::Extern::MutableGlobal)). Until
+    /// shared, every thread has its own copy of an own global; `current` is
+    /// the value the shared global starts with (the embedder says which
+    /// thread's copy counts). From then on every thread of this instance
+    /// uses the shared global. An imported mutable global is already shared
+    /// (`current` is ignored). `None` if there is no such mutable global,
+    /// `current` has the wrong type, or this instance is
+    /// [`InstanceId::UNLINKED`].
+    pub fn share_global(&mut self, index: u32, current: Value) -> Option<SharedGlobal> {
+        if self.id == InstanceId::UNLINKED {
+            return None;
+        }
+        if let Some(cell) = self.global_cells.get(index as usize)? {
+            return Some(cell.clone());
+        }
+        let (ty, _) = *self.module.globals.get(index as usize)?;
+        if !ty.mutable || !self.module.global_is_shareable(index) {
+            return None;
+        }
+        let slot = self.slot_of(current, ty.content)?;
+        let value = if ty.content == ValType::FuncRef {
+            CellValue::Func(self.handle_of(slot))
+        } else {
+            CellValue::Slot(slot)
+        };
+        let cell = SharedGlobal(Arc::new(Mutex::new(GlobalData { ty, value })));
+        self.global_cells[index as usize] = Some(cell.clone());
+        Some(cell)
+    }
+
+    /// The function that extended function index `index` names: an own
+    /// function (below the module's function count) or a foreign one (see
+    /// `shared.rs`). A host call whose import is at least the module's
+    /// function count is a call of a foreign function.
+    pub fn foreign_function(&self, index: u32) -> Option<FuncAddr> {
+        let n = self.module.num_funcs();
+        if index < n {
+            return Some(FuncAddr {
+                instance: self.id,
+                func: index,
+            });
+        }
+        lock(&self.foreign).get(index - n).map(|h| h.addr)
+    }
+
+    /// The extended function index of function `addr` in this instance
+    /// (registering it as a foreign function if it is another instance's),
+    /// so an embedder can hand a reference from one instance to another.
+    /// `ty` is the function's type.
+    pub fn function_index(&self, addr: FuncAddr, ty: &FuncType) -> u32 {
+        let slot = self.slot_of_handle(Some(&FuncHandle {
+            addr,
+            ty: ty.clone(),
+        }));
+        (slot - 1) as u32
+    }
+
+    /// The type of the function that extended index `index` names.
+    pub fn function_type(&self, index: u32) -> Option<FuncType> {
+        match self.module.func_type(index) {
+            Some(t) => Some(t.clone()),
+            None => lock(&self.foreign)
+                .get(index.checked_sub(self.module.num_funcs())?)
+                .map(|h| h.ty.clone()),
+        }
+    }
+
+    /// One more than the largest extended function index: what reference
+    /// values handed to this instance are checked against.
+    pub(crate) fn func_bound(&self) -> u32 {
+        self.module.num_funcs() + lock(&self.foreign).len()
+    }
+
+    /// The slot of `value` of type `ty` in this instance, whose function
+    /// references may name foreign functions it has met. Values that are not
+    /// such references (every value of a task that shares nothing) take no
+    /// lock.
+    pub(crate) fn slot_of(&self, value: Value, ty: ValType) -> Option<u64> {
+        slot_of(value, ty, self.module.num_funcs())
+            .or_else(|| slot_of(value, ty, self.func_bound()))
     }
 }

@@ -272,9 +272,16 @@ impl Instance {
         if s + n > slen as usize || d + n > dlen as usize {
             return Err(TrapKind::TableOutOfBounds);
         }
-        if let (true, Some(TableCell::Own(t))) = (src == dst, self.tables.get_mut(dst as usize)) {
-            t.elems.copy_within(s..s + n, d);
-            return Ok(());
+        if src == dst {
+            if let Some(TableCell::Own(t)) = self.tables.get_mut(dst as usize) {
+                t.elems.copy_within(s..s + n, d);
+                return Ok(());
+            }
+        } else if let (Some(TableCell::Own(from)), Some(TableCell::Own(_))) =
+            (self.tables.get(src as usize), self.tables.get(dst as usize))
+        {
+            let items = from.elems[s..s + n].to_vec();
+            return self.write_slots(dst, d, &items);
         }
         let items: Vec<u64> = (s..s + n)
             .map(|i| self.table_get(src, i))
@@ -299,6 +306,13 @@ impl Instance {
         let Some(items) = items.get(src..src.saturating_add(n)) else {
             return Err(TrapKind::TableOutOfBounds);
         };
+        if let Some(TableCell::Own(t)) = self.tables.get_mut(table as usize) {
+            let Some(to) = t.elems.get_mut(dst..dst.saturating_add(n)) else {
+                return Err(TrapKind::TableOutOfBounds);
+            };
+            to.copy_from_slice(items);
+            return Ok(());
+        }
         let items = items.to_vec();
         self.write_slots(table, dst, &items)
     }
