@@ -74,9 +74,13 @@ pub enum Suspension {
 pub struct ExecState {
     /// Call frames, outermost first. Empty when the thread has finished.
     pub frames: Vec<Frame>,
-    /// The thread's copy of the module's mutable globals, by global index
-    /// (immutable globals hold their initial value and are included so the
-    /// vector is indexed like the module's global index space).
+    /// The values of the module's globals as the thread sees them, by
+    /// global index: for a mutable global of its own, the thread's copy;
+    /// for a mutable global shared with another instance (imported, or
+    /// exported to an importer), the shared object's value at export, which
+    /// the shared object keeps on import. Immutable globals hold their
+    /// initial value and are included so the vector is indexed like the
+    /// module's global index space.
     pub globals: Vec<Value>,
     /// Where the thread stands.
     pub suspension: Suspension,
