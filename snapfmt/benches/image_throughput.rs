@@ -2,7 +2,8 @@
 //!
 //! `cargo bench -p snapfmt --bench image_throughput` uses 64 MiB of
 //! synthetic memory; `SNAPFMT_BENCH_MIB=1024` (or the argument `--full`)
-//! uses 1 GiB. The memory is one area of one task, page kinds interleaved
+//! uses 1 GiB; `SNAPFMT_BENCH_LEVEL` sets the zstd level of both sides
+//! (default: the writer's default, 3). The memory is one area of one task, page kinds interleaved
 //! pseudo-randomly in fixed proportions:
 //!
 //! - mixed image: 50% zero pages, 30% text-like pages, 20% random pages;
@@ -20,8 +21,6 @@ use rand_chacha::ChaCha8Rng;
 use snapfmt::*;
 use std::io::Write;
 use std::time::Instant;
-
-const LEVEL: i32 = 3;
 
 fn text_page(rng: &mut ChaCha8Rng, words: &[String], out: &mut [u8]) {
     let mut i = 0;
@@ -132,6 +131,7 @@ fn mbps(bytes: usize, secs: f64) -> f64 {
 }
 
 fn run(
+    level: i32,
     label: &str,
     mem: &[u8],
     threads: usize,
@@ -139,7 +139,7 @@ fn run(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let n = mem.len();
     println!(
-        "== {label}: {} MiB of memory, zstd level {LEVEL}, {threads} threads",
+        "== {label}: {} MiB of memory, zstd level {level}, {threads} threads",
         n >> 20
     );
 
@@ -148,7 +148,7 @@ fn run(
     let (r, z_secs, z_cpu) = timed(|| -> Result<(), Box<dyn std::error::Error>> {
         let f = std::fs::File::create(&zpath)?;
         let mut enc =
-            zstd::stream::Encoder::new(std::io::BufWriter::with_capacity(1 << 20, f), LEVEL)?;
+            zstd::stream::Encoder::new(std::io::BufWriter::with_capacity(1 << 20, f), level)?;
         enc.multithread(threads as u32)?;
         for c in mem.chunks(1 << 20) {
             enc.write_all(c)?;
@@ -166,7 +166,7 @@ fn run(
     let (done, w_secs, w_cpu) = timed(|| -> Result<Finished, Box<dyn std::error::Error>> {
         let opts = WriterOptions {
             threads,
-            level: LEVEL,
+            level,
             ..WriterOptions::default()
         };
         let mut w = ImageWriter::create(&ipath, info(), opts)?;
@@ -256,11 +256,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let level: i32 = std::env::var("SNAPFMT_BENCH_LEVEL")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(WriterOptions::default().level);
     let pages = (mib << 20) / PAGE_SIZE;
     let base = std::env::var_os("SNAPFMT_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
     let dir = tempfile::tempdir_in(base)?;
     let mem = synth(pages, 500, 300, 1);
     run(
+        level,
         "mixed (50% zero, 30% text, 20% random)",
         &mem,
         threads,
@@ -269,6 +274,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(mem);
     let mem = synth(pages, 500, 500, 2);
     run(
+        level,
         "low-entropy (50% zero, 50% text)",
         &mem,
         threads,
