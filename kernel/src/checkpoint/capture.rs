@@ -279,11 +279,7 @@ fn capture_task(
     };
     let kernel_state = KernelTaskState {
         task_id: task.0,
-        counters: snapfmt::IdCounters {
-            next_call_id: image.counters.next_call_id,
-            next_rx_call_id: image.counters.next_rx_call_id,
-            next_conn_id: image.counters.next_conn_id,
-        },
+        counters: image.counters,
         phones: phone_states,
         calls: call_details,
         notifications: image

@@ -516,11 +516,7 @@ fn task_image(
         task: TaskId(id),
         name: record.meta.name.clone(),
         policy: TaskPolicy::Checkpointable,
-        counters: crate::task::IdCounters {
-            next_call_id: sup.counters.next_call_id,
-            next_rx_call_id: sup.counters.next_rx_call_id,
-            next_conn_id: sup.counters.next_conn_id,
-        },
+        counters: sup.counters,
         phones,
         held,
         out_calls,

@@ -149,11 +149,7 @@ impl TaskSupplement {
     pub fn of_state(k: &KernelTaskState) -> TaskSupplement {
         TaskSupplement {
             version: SUPPLEMENT_VERSION,
-            counters: IdCounters {
-                next_call_id: k.counters.next_call_id,
-                next_rx_call_id: k.counters.next_rx_call_id,
-                next_conn_id: k.counters.next_conn_id,
-            },
+            counters: k.counters,
             phones: k
                 .phones
                 .iter()
@@ -217,11 +213,7 @@ impl TaskSupplement {
     pub fn into_state(self, task_id: u64) -> KernelTaskState {
         KernelTaskState {
             task_id,
-            counters: snapfmt::IdCounters {
-                next_call_id: self.counters.next_call_id,
-                next_rx_call_id: self.counters.next_rx_call_id,
-                next_conn_id: self.counters.next_conn_id,
-            },
+            counters: self.counters,
             phones: self
                 .phones
                 .into_iter()

@@ -14,7 +14,7 @@ use super::method::*;
 use super::phone::Phone;
 use super::share::is_share;
 use crate::kernel::Kernel;
-use crate::task::{IdCounters, TaskId};
+use crate::task::{TaskId, take_id};
 
 /// Bytes a data read answer provides, or nothing.
 pub type AnswerData = Option<Vec<u8>>;
@@ -22,12 +22,12 @@ pub type AnswerData = Option<Vec<u8>>;
 impl Kernel {
     fn take_rx_id(&mut self, task: TaskId) -> RxCallId {
         let t = self.tasks.get_mut(&task).expect("receiver is alive");
-        RxCallId(IdCounters::take(&mut t.counters.next_rx_call_id))
+        RxCallId(take_id(&mut t.counters.next_rx_call_id))
     }
 
     pub(crate) fn take_conn_id(&mut self, task: TaskId) -> ConnId {
         let t = self.tasks.get_mut(&task).expect("callee is alive");
-        ConnId(IdCounters::take(&mut t.counters.next_conn_id))
+        ConnId(take_id(&mut t.counters.next_conn_id))
     }
 
     /// The callee of a connected phone of `task`, or the error a call on it
@@ -95,7 +95,7 @@ impl Kernel {
         };
         let key = self.new_call_key();
         let t = self.tasks.get_mut(&caller).ok_or(Errno::NoEntry)?;
-        let call_id = CallId(IdCounters::take(&mut t.counters.next_call_id));
+        let call_id = CallId(take_id(&mut t.counters.next_call_id));
         t.out_calls.insert(call_id, key);
         let rx_id = self.take_rx_id(callee);
         let call = Call {

@@ -113,7 +113,7 @@ impl Kernel {
             task,
             name: t.name.clone(),
             policy: t.policy.clone(),
-            counters: t.counters.clone(),
+            counters: t.counters,
             phones: t.phones.slots().to_vec(),
             held,
             out_calls: t.out_calls.values().filter_map(call).collect(),
@@ -157,7 +157,7 @@ impl Kernel {
             done.tasks.insert(img.task, new);
             let t = self.tasks.get_mut(&new).expect("just created");
             t.stopped = true;
-            t.counters = img.counters.clone();
+            t.counters = img.counters;
             for th in &img.threads {
                 let id = self.create_thread(new)?;
                 let thread = self.threads.get_mut(&id).expect("just created");
@@ -332,7 +332,7 @@ impl Kernel {
                     .get_mut(&receiver)
                     .ok_or(ImportError::Missing(receiver))?;
                 call.rx_id =
-                    crate::ipc::RxCallId(IdCounters::take(&mut rt.counters.next_rx_call_id));
+                    crate::ipc::RxCallId(crate::task::take_id(&mut rt.counters.next_rx_call_id));
                 call.caller = caller;
                 call.receiver = receiver;
                 call.conn = conn;

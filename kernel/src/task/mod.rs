@@ -54,34 +54,15 @@ pub enum TaskKind {
     Guest,
 }
 
-/// Per-task id counters (thesis 5.4.6). All start at 1; 0 means "none".
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdCounters {
-    /// Sender-side call ids of calls this task sends.
-    pub next_call_id: u64,
-    /// Receiver-side call ids of calls arriving in this task's answerbox.
-    pub next_rx_call_id: u64,
-    /// Receiver-side connection ids of phones connected to this answerbox.
-    pub next_conn_id: u64,
-}
+/// Per-task id counters (thesis 5.4.6): the image format's type, so a
+/// checkpoint records them and a restore takes them back as they are.
+pub use snapfmt::IdCounters;
 
-impl Default for IdCounters {
-    fn default() -> Self {
-        IdCounters {
-            next_call_id: 1,
-            next_rx_call_id: 1,
-            next_conn_id: 1,
-        }
-    }
-}
-
-impl IdCounters {
-    /// Takes the next value of a counter.
-    pub(crate) fn take(counter: &mut u64) -> u64 {
-        let v = *counter;
-        *counter += 1;
-        v
-    }
+/// Takes the next value of an id counter.
+pub(crate) fn take_id(counter: &mut u64) -> u64 {
+    let v = *counter;
+    *counter += 1;
+    v
 }
 
 /// One task.
