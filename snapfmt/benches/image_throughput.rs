@@ -14,7 +14,11 @@
 //! level and thread count, streamed into one file and fsynced, and prints
 //! the ratio (writer MB/s / zstd MB/s); then (3) reading every page back
 //! through `Image::read_area_page` (memory bytes per second, zero pages
-//! included), with and without the content-digest check.
+//! included), with and without the content-digest check, each read timed
+//! three times (the median is shown, with every run).
+//!
+//! With `SNAPFMT_BENCH_KEEP` set, the images stay (the path is printed),
+//! to profile the reader alone on them or to inspect them.
 
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -198,44 +202,29 @@ fn run(
         wc / zc
     );
 
+    let expect: u64 = mem.chunks_exact(PAGE_SIZE).map(|p| u64::from(p[7])).sum();
     for verify in [true, false] {
-        let (t, c0) = (Instant::now(), cpu_secs());
-        let mut img = Image::open(&ipath)?;
-        img.set_verify_content(verify);
-        let rec = img.task(1)?;
-        let area = &rec.areas[0];
-        let mut page = [0u8; PAGE_SIZE];
-        let mut sum = 0u64;
-        for i in 0..(n / PAGE_SIZE) as u32 {
-            img.read_area_page(area, i, &mut page)?;
-            sum = sum.wrapping_add(u64::from(page[7]));
+        let check = if verify { "on " } else { "off" };
+        let one = |how: Read| -> Result<(f64, f64), Box<dyn std::error::Error>> {
+            let (sum, secs, cpu) = timed(|| read_all(&ipath, verify, how, threads));
+            assert_eq!(sum?, expect, "read back differs");
+            Ok((mbps(n, secs), mbps(n, cpu)))
+        };
+        for (how, what) in [
+            (Read::PageByPage, "read_area_page, 1 thread".to_string()),
+            (Read::Bulk, format!("for_each_page, {threads} threads")),
+        ] {
+            let mut runs = (0..READ_RUNS)
+                .map(|_| one(how))
+                .collect::<Result<Vec<_>, _>>()?;
+            runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (wall, cpu) = runs[runs.len() / 2];
+            let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.0)).collect();
+            println!(
+                "read ({what}, content check {check}): {wall:8.1} MB/s, {cpu:8.1} MB per CPU-second (median of {READ_RUNS}: {} MB/s)",
+                all.join(", ")
+            );
         }
-        let r_secs = t.elapsed().as_secs_f64();
-        let expect: u64 = mem.chunks_exact(PAGE_SIZE).map(|p| u64::from(p[7])).sum();
-        assert_eq!(sum, expect, "read back differs");
-        println!(
-            "read (read_area_page, 1 thread, content check {}): {:8.1} MB/s, {:8.1} MB per CPU-second",
-            if verify { "on " } else { "off" },
-            mbps(n, r_secs),
-            mbps(n, cpu_secs() - c0)
-        );
-        let (t, c0) = (Instant::now(), cpu_secs());
-        let mut img = Image::open(&ipath)?;
-        img.set_verify_content(verify);
-        let rec = img.task(1)?;
-        let mut sum = 0u64;
-        img.for_each_page(&rec.areas[0], threads, |_, p| {
-            sum = sum.wrapping_add(u64::from(p[7]));
-            Ok(())
-        })?;
-        let r_secs = t.elapsed().as_secs_f64();
-        assert_eq!(sum, expect, "read back differs");
-        println!(
-            "read (for_each_page, {threads} threads, content check {}): {:8.1} MB/s, {:8.1} MB per CPU-second",
-            if verify { "on " } else { "off" },
-            mbps(n, r_secs),
-            mbps(n, cpu_secs() - c0)
-        );
     }
     // The image stays until the temporary directory goes at the end: on
     // an ext4 without a journal, every file created within minutes of a
@@ -244,6 +233,42 @@ fn run(
     // made the second writer pay for the first one's ~2,000 chunk files
     // (up to 13% of the bench's CPU time in `ext4_create`).
     Ok(())
+}
+
+/// How many times each read is timed (the median is shown: single runs on
+/// a shared machine swing by a quarter).
+const READ_RUNS: usize = 3;
+
+#[derive(Clone, Copy)]
+enum Read {
+    /// `Image::read_area_page` for every page, on the calling thread.
+    PageByPage,
+    /// `Image::for_each_page` on `threads` threads.
+    Bulk,
+}
+
+/// Opens the image and reads every page of its one area; returns the sum
+/// of every page's byte 7 (to check what was read).
+fn read_all(path: &std::path::Path, verify: bool, how: Read, threads: usize) -> Result<u64> {
+    let mut img = Image::open(path)?;
+    img.set_verify_content(verify);
+    let rec = img.task(1)?;
+    let area = &rec.areas[0];
+    let mut sum = 0u64;
+    match how {
+        Read::PageByPage => {
+            let mut page = [0u8; PAGE_SIZE];
+            for i in 0..(area.size / PAGE_SIZE as u64) as u32 {
+                img.read_area_page(area, i, &mut page)?;
+                sum = sum.wrapping_add(u64::from(page[7]));
+            }
+        }
+        Read::Bulk => img.for_each_page(area, threads, |_, p| {
+            sum = sum.wrapping_add(u64::from(p[7]));
+            Ok(())
+        })?,
+    }
+    Ok(sum)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -280,5 +305,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         threads,
         dir.path(),
     )?;
+    if std::env::var_os("SNAPFMT_BENCH_KEEP").is_some() {
+        println!("images kept in {}", dir.keep().display());
+    }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! most `2 * threads` chunks are in flight and memory use stays bounded
 //! whatever the image size. Each worker hashes the chunk's pages when asked
 //! (the writer deduplicates with these digests, in chunk order), computes
-//! the chunk's address (the SHA-256 of its content), compresses it, keeps
+//! the chunk's address (the SHA-256 of its content; both in one pass, see
+//! `digest/pair.rs`), compresses it, keeps
 //! the raw bytes when compression does not pay, and returns the finished
 //! chunk file.
 
@@ -125,13 +126,14 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<std::io::Result<Done
 }
 
 fn compress_chunk(c: &mut zstd::bulk::Compressor<'_>, job: Job) -> std::io::Result<Done> {
-    let page_digests = job.hash_pages.then(|| {
-        job.content
-            .chunks(crate::limits::PAGE_SIZE)
-            .map(Digest::of)
-            .collect()
-    });
-    let content_digest = Digest::of(&job.content);
+    // Both digests in one pass over the bytes when the pages' are wanted.
+    let (content_digest, page_digests) = if job.hash_pages {
+        let (content, pages) =
+            crate::digest::content_and_pages(&job.content, crate::limits::PAGE_SIZE);
+        (content, Some(pages))
+    } else {
+        (Digest::of(&job.content), None)
+    };
     let pages = (job.content.len() / crate::limits::PAGE_SIZE) as u32;
     // Compressed straight behind the header's place in the file buffer
     // (no separate compressed buffer, no copy).

@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 
+mod pair;
+pub use pair::content_and_pages;
+
 /// A SHA-256 digest (32 bytes). Displayed and parsed as 64 lowercase hex digits.
 #[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
