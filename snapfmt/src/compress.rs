@@ -110,6 +110,19 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<std::io::Result<Done
         }
     };
     let _ = compressor.include_contentsize(true);
+    // A chunk is a slice of a large memory image, so it is compressed with
+    // the minimum match zstd uses at this level for large inputs, not the
+    // one it picks for inputs of 256 KiB or less (the default chunk): at
+    // level 3 that is 5 instead of 4, which on text-like pages made chunks
+    // 2% smaller and about 15% faster to decode, and binary pages 0.7%
+    // larger (zstd 1.5.7 CLI on 256 KiB parts). It is also what zstd alone
+    // uses on the same memory.
+    if let Err(e) = compressor.set_parameter(zstd::zstd_safe::CParameter::MinMatch(
+        large_input_min_match(level),
+    )) {
+        let _ = done.send(Err(e));
+        return;
+    }
     loop {
         let job = {
             let Ok(rx) = jobs.lock() else { return };
@@ -122,6 +135,19 @@ fn worker(jobs: Arc<Mutex<Receiver<Job>>>, done: SyncSender<std::io::Result<Done
         if done.send(r).is_err() {
             return;
         }
+    }
+}
+
+/// The minimum match length of zstd's parameters for `level` on inputs
+/// larger than 256 KiB (its table `ZSTD_defaultCParameters[0]`, zstd 1.5).
+fn large_input_min_match(level: i32) -> u32 {
+    match level {
+        ..=0 => 6,
+        1 => 7,
+        2 => 6,
+        3..=16 => 5,
+        17 => 4,
+        _ => 3,
     }
 }
 
