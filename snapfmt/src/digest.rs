@@ -5,7 +5,7 @@ use sha2::{Digest as _, Sha256};
 use std::fmt;
 
 mod pair;
-pub use pair::content_and_pages;
+pub use pair::{content_and_pages, two};
 
 /// A SHA-256 digest (32 bytes). Displayed and parsed as 64 lowercase hex digits.
 #[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]

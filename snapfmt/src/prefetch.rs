@@ -10,10 +10,21 @@
 //! chunks are claimed but not yet taken, so memory stays bounded whatever
 //! the sequence's length. When the consumer returns (done or failed), the
 //! workers stop claiming and are joined before `in_order` returns.
+//!
+//! Chunks are claimed and loaded in batches of up to [`BATCH`] consecutive
+//! ids (fewer at the end of the sequence or of the window), so a loader can
+//! do work for two chunks at once: the reader checks the addresses of two
+//! chunks side by side, which hashes nearly twice as fast as one by one.
 
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// Ids per claim.
+pub(crate) const BATCH: usize = 2;
+
+/// A loader: the results for a batch of ids, one per id in order.
+type Load<'a, T> = &'a (dyn Fn(&[u32]) -> Vec<Result<T>> + Sync);
 
 struct State<T> {
     /// Next position a worker may claim.
@@ -46,10 +57,10 @@ pub(crate) struct Next<'a, T> {
 }
 
 enum Source<'a, T> {
-    /// One thread: load on demand.
-    Inline(&'a (dyn Fn(u32) -> Result<T> + Sync)),
+    /// One thread: load on demand (a batch at a time, the rest kept).
+    Inline(Load<'a, T>, BTreeMap<usize, Result<T>>),
     /// Workers, and the consumer helping them.
-    Workers(&'a Shared<T>, &'a (dyn Fn(u32) -> Result<T> + Sync)),
+    Workers(&'a Shared<T>, Load<'a, T>),
 }
 
 impl<T> Next<'_, T> {
@@ -60,13 +71,23 @@ impl<T> Next<'_, T> {
 
     /// The next result in sequence order (waits for it).
     pub(crate) fn take(&mut self) -> Result<T> {
-        let Some(&id) = self.ids.get(self.pos) else {
+        if self.pos >= self.ids.len() {
             return Err(Error::Usage("prefetch sequence exhausted".into()));
-        };
+        }
         let pos = self.pos;
         self.pos += 1;
-        match &self.source {
-            Source::Inline(load) => load(id),
+        let ids = self.ids;
+        match &mut self.source {
+            Source::Inline(load, kept) => {
+                if let Some(r) = kept.remove(&pos) {
+                    return r;
+                }
+                let end = (pos + BATCH).min(ids.len());
+                let mut results = load_caught(*load, &ids[pos..end]).into_iter();
+                let r = results.next().unwrap_or_else(|| Err(missing()));
+                kept.extend((pos + 1..end).zip(results));
+                r
+            }
             Source::Workers(shared, load) => {
                 let mut st = shared.lock()?;
                 loop {
@@ -75,22 +96,24 @@ impl<T> Next<'_, T> {
                         shared.changed.notify_all();
                         return r;
                     }
-                    if pos == st.claim || st.claim < (st.taken + shared.window).min(self.ids.len())
-                    {
+                    let room = (st.taken + shared.window).min(ids.len());
+                    if pos == st.claim || st.claim < room {
                         // Nothing to wait for, or work to do meanwhile:
-                        // load the first unclaimed chunk on this thread.
+                        // load the first unclaimed chunks on this thread.
                         let mine = st.claim;
-                        st.claim += 1;
+                        let end = (mine + BATCH).min(room);
+                        st.claim = end;
                         drop(st);
-                        let r = load_caught(*load, self.ids[mine]);
+                        let mut results = load_caught(*load, &ids[mine..end]).into_iter();
+                        st = shared.lock()?;
                         if mine == pos {
-                            st = shared.lock()?;
+                            let r = results.next().unwrap_or_else(|| Err(missing()));
+                            st.ready.extend((mine + 1..end).zip(results));
                             st.taken = pos + 1;
                             shared.changed.notify_all();
                             return r;
                         }
-                        st = shared.lock()?;
-                        st.ready.insert(mine, r);
+                        st.ready.extend((mine..end).zip(results));
                         continue;
                     }
                     st = shared
@@ -104,18 +127,19 @@ impl<T> Next<'_, T> {
 }
 
 /// Loads `ids` with `load` on `threads` threads ahead of `consume`, which
-/// takes the results in order through [`Next`].
+/// takes the results in order through [`Next`]. `load` gets batches of up
+/// to [`BATCH`] consecutive ids and returns one result per id, in order.
 pub(crate) fn in_order<T: Send, R>(
     ids: &[u32],
     threads: usize,
-    load: impl Fn(u32) -> Result<T> + Sync,
+    load: impl Fn(&[u32]) -> Vec<Result<T>> + Sync,
     consume: impl FnOnce(&mut Next<'_, T>) -> Result<R>,
 ) -> Result<R> {
     if threads <= 1 || ids.len() <= 1 {
         let mut next = Next {
             ids,
             pos: 0,
-            source: Source::Inline(&load),
+            source: Source::Inline(&load, BTreeMap::new()),
         };
         return consume(&mut next);
     }
@@ -127,7 +151,7 @@ pub(crate) fn in_order<T: Send, R>(
             stop: false,
         }),
         changed: Condvar::new(),
-        window: 2 * threads,
+        window: BATCH * threads,
     };
     std::thread::scope(|s| {
         for _ in 1..threads.min(ids.len()) {
@@ -147,9 +171,9 @@ pub(crate) fn in_order<T: Send, R>(
     })
 }
 
-fn worker<T>(ids: &[u32], shared: &Shared<T>, load: &(impl Fn(u32) -> Result<T> + Sync)) {
+fn worker<T>(ids: &[u32], shared: &Shared<T>, load: Load<'_, T>) {
     loop {
-        let pos = {
+        let (start, end) = {
             let Ok(mut st) = shared.state.lock() else {
                 return;
             };
@@ -165,25 +189,40 @@ fn worker<T>(ids: &[u32], shared: &Shared<T>, load: &(impl Fn(u32) -> Result<T> 
                     Err(_) => return,
                 };
             }
-            st.claim += 1;
-            st.claim - 1
+            let start = st.claim;
+            let end = (start + BATCH).min(st.taken + shared.window).min(ids.len());
+            st.claim = end;
+            (start, end)
         };
-        let r = load_caught(load, ids[pos]);
+        let results = load_caught(load, &ids[start..end]);
         let Ok(mut st) = shared.state.lock() else {
             return;
         };
-        st.ready.insert(pos, r);
+        st.ready.extend((start..end).zip(results));
         shared.changed.notify_all();
     }
 }
 
-/// `load(id)`, with a panic turned into an error: a worker's panic would
-/// leave the consumer waiting for its result forever, and the consumer's
-/// would leave the workers waiting for window space while the scope joins
-/// them.
-fn load_caught<T>(load: &(impl Fn(u32) -> Result<T> + Sync + ?Sized), id: u32) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(id)))
-        .unwrap_or_else(|_| Err(Error::Usage("a chunk loading thread panicked".into())))
+/// `load(ids)`, exactly one result per id, with a panic turned into
+/// errors: a worker's panic would leave the consumer waiting for its
+/// results forever, and the consumer's would leave the workers waiting for
+/// window space while the scope joins them.
+fn load_caught<T>(load: Load<'_, T>, ids: &[u32]) -> Vec<Result<T>> {
+    let mut results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(ids)))
+        .unwrap_or_else(|_| {
+            (0..ids.len())
+                .map(|_| Err(Error::Usage("a chunk loading thread panicked".into())))
+                .collect()
+        });
+    results.truncate(ids.len());
+    while results.len() < ids.len() {
+        results.push(Err(missing()));
+    }
+    results
+}
+
+fn missing() -> Error {
+    Error::Usage("a chunk loader returned no result".into())
 }
 
 #[cfg(test)]
@@ -191,13 +230,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn short_or_long_batches_are_errors_not_hangs() {
+        let ids: Vec<u32> = (0..9).collect();
+        for threads in [1, 2, 3] {
+            for (short, long) in [(true, false), (false, true)] {
+                let r: Result<Vec<u32>> = in_order(
+                    &ids,
+                    threads,
+                    |ids: &[u32]| {
+                        let mut v: Vec<Result<u32>> = ids.iter().map(|&id| Ok(id)).collect();
+                        if short && ids.contains(&4) {
+                            v.pop();
+                        }
+                        if long {
+                            v.push(Ok(99));
+                        }
+                        v
+                    },
+                    |next| {
+                        let mut v = Vec::new();
+                        while next.upcoming().is_some() {
+                            v.push(next.take()?);
+                        }
+                        Ok(v)
+                    },
+                );
+                if short {
+                    assert!(r.is_err(), "threads {threads}");
+                } else {
+                    assert_eq!(r.unwrap(), ids, "threads {threads}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn results_come_in_order_and_errors_stop_the_workers() {
-        let ids: Vec<u32> = (0..100).collect();
+        for len in [1u32, 2, 3, 7, 100] {
+            in_order_case(&(0..len).collect::<Vec<u32>>());
+        }
+    }
+
+    fn in_order_case(ids: &[u32]) {
+        let ids = ids.to_vec();
         for threads in [1, 2, 5] {
             let got = in_order(
                 &ids,
                 threads,
-                |id| Ok(id * 2),
+                |ids: &[u32]| ids.iter().map(|id| Ok(id * 2)).collect(),
                 |next| {
                     let mut v = Vec::new();
                     while next.upcoming().is_some() {
@@ -211,12 +291,16 @@ mod tests {
             let r: Result<()> = in_order(
                 &ids,
                 threads,
-                |id| {
-                    if id == 7 {
-                        Err(Error::Usage("bad".into()))
-                    } else {
-                        Ok(id)
-                    }
+                |ids: &[u32]| {
+                    ids.iter()
+                        .map(|&id| {
+                            if id == 7 {
+                                Err(Error::Usage("bad".into()))
+                            } else {
+                                Ok(id)
+                            }
+                        })
+                        .collect()
                 },
                 |next| loop {
                     next.take()?;
@@ -234,9 +318,13 @@ mod tests {
                 let r: Result<u32> = in_order(
                     &ids,
                     threads,
-                    |id| {
-                        assert!(id != bad, "load {id} fails");
-                        Ok(id)
+                    |ids: &[u32]| {
+                        ids.iter()
+                            .map(|&id| {
+                                assert!(id != bad, "load {id} fails");
+                                Ok(id)
+                            })
+                            .collect()
                     },
                     |next| {
                         let mut sum = 0;

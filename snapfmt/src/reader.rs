@@ -434,6 +434,34 @@ impl Image {
         verify_content: bool,
         reuse: Option<Arc<[u8]>>,
     ) -> Result<Arc<[u8]>> {
+        let (content, due) = self.read_chunk(index, entry, verify_content, reuse)?;
+        if due {
+            check_address(entry, &content)?;
+        }
+        Ok(content)
+    }
+
+    /// [`load_chunk_into`](Self::load_chunk_into) with the image's content
+    /// check setting, short of checking the content's address: also says
+    /// whether that is still due ([`check_address`]).
+    fn load_unchecked(
+        &self,
+        index: u32,
+        entry: &ChunkEntry,
+        reuse: Option<Arc<[u8]>>,
+    ) -> Result<(Arc<[u8]>, bool)> {
+        self.read_chunk(index, entry, self.verify_content, reuse)
+    }
+
+    /// Reads local chunk `index` and hands it to
+    /// [`unpack_chunk`](Self::unpack_chunk).
+    fn read_chunk(
+        &self,
+        index: u32,
+        entry: &ChunkEntry,
+        verify_content: bool,
+        reuse: Option<Arc<[u8]>>,
+    ) -> Result<(Arc<[u8]>, bool)> {
         if entry.home.local_body().is_none() {
             return Err(Error::invalid(
                 MANIFEST_PATH,
@@ -462,7 +490,10 @@ impl Image {
         })
     }
 
-    /// Checks and decompresses the chunk file `bytes` of local chunk `index`.
+    /// Checks and decompresses the chunk file `bytes` of local chunk
+    /// `index`; also says whether the content's address is still to be
+    /// checked ([`check_address`]): asked for by `verify_content` and not
+    /// already proven by the body checksum.
     fn unpack_chunk(
         &self,
         index: u32,
@@ -471,7 +502,7 @@ impl Image {
         reuse: Option<Arc<[u8]>>,
         path: &str,
         bytes: &[u8],
-    ) -> Result<Arc<[u8]>> {
+    ) -> Result<(Arc<[u8]>, bool)> {
         let Some((body_len, body_digest)) = entry.home.local_body() else {
             return Err(Error::invalid(
                 MANIFEST_PATH,
@@ -515,18 +546,7 @@ impl Image {
         let raw_plain = header.flags & crate::header::FLAG_ZSTD == 0
             && matches!(entry.home, ChunkHome::LocalPlain { .. })
             && body_digest == entry.content;
-        if verify_content
-            && !raw_plain
-            && let Some(actual) = entry.home.address_of(&content)
-            && actual != entry.content
-        {
-            return Err(Error::invalid(
-                path,
-                "content",
-                format!("has address {actual}"),
-            ));
-        }
-        Ok(content)
+        Ok((content, verify_content && !raw_plain))
     }
 
     /// Reads the page containing `addr` of task `task_id` into `out` and
@@ -616,10 +636,7 @@ impl Image {
         crate::prefetch::in_order(
             &order,
             threads,
-            |id| {
-                let reuse = spare.lock().map_err(|_| poisoned())?.pop();
-                self.chunk_uncached(id, reuse)
-            },
+            |ids| self.chunks_uncached(ids, &spare),
             |next| {
                 let mut current: Option<(u32, Arc<[u8]>)> = None;
                 let mut page = 0u32;
@@ -667,22 +684,76 @@ impl Image {
         )
     }
 
-    /// Chunk `id` read and decoded without going through the cache (bulk
-    /// reads would only evict what random reads need).
-    fn chunk_uncached(&self, id: u32, reuse: Option<Arc<[u8]>>) -> Result<Arc<[u8]>> {
-        let entry = self.manifest.chunks.get(id as usize).ok_or_else(|| {
-            Error::invalid(
-                MANIFEST_PATH,
-                "chunks",
-                format!("chunk {id} is past the chunk table"),
-            )
-        })?;
-        match entry.home {
-            ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
-                self.load_chunk_into(id, entry, self.verify_content, reuse)
+    /// Chunks `ids` read and decoded without going through the cache (bulk
+    /// reads would only evict what random reads need), into buffers from
+    /// `spare` where there are some. The addresses of two plainly
+    /// addressed chunks are checked side by side ([`crate::digest::two`]).
+    fn chunks_uncached(
+        &self,
+        ids: &[u32],
+        spare: &Mutex<Vec<Arc<[u8]>>>,
+    ) -> Vec<Result<Arc<[u8]>>> {
+        // Each chunk loaded, with the entry whose address it still needs
+        // to be checked against.
+        let mut loaded: Vec<Result<Loaded<'_>>> = ids
+            .iter()
+            .map(|&id| {
+                let entry = self.manifest.chunks.get(id as usize).ok_or_else(|| {
+                    Error::invalid(
+                        MANIFEST_PATH,
+                        "chunks",
+                        format!("chunk {id} is past the chunk table"),
+                    )
+                })?;
+                match entry.home {
+                    ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
+                        let reuse = spare.lock().map_err(|_| poisoned())?.pop();
+                        let (content, due) = self.load_unchecked(id, entry, reuse)?;
+                        Ok((content, due.then_some(entry)))
+                    }
+                    ChunkHome::Parent => Ok((self.chunk(id)?, None)),
+                }
+            })
+            .collect();
+        // Plain addresses in pairs, every other one alone.
+        let mut plain = loaded.iter_mut().filter(
+            |r| matches!(r, Ok((_, Some(e))) if matches!(e.home, ChunkHome::LocalPlain { .. })),
+        );
+        while let Some(a) = plain.next() {
+            match plain.next() {
+                Some(b) => {
+                    if let (Ok((ca, Some(ea))), Ok((cb, Some(eb)))) = (&*a, &*b) {
+                        let (da, db) = crate::digest::two(ca, cb);
+                        let (ra, rb) = (address_matches(ea, da), address_matches(eb, db));
+                        if let Err(e) = ra {
+                            *a = Err(e);
+                        }
+                        if let Err(e) = rb {
+                            *b = Err(e);
+                        }
+                    }
+                }
+                None => {
+                    if let Ok((c, Some(e))) = &*a
+                        && let Err(err) = check_address(e, c)
+                    {
+                        *a = Err(err);
+                    }
+                }
             }
-            ChunkHome::Parent => self.chunk(id),
         }
+        loaded
+            .into_iter()
+            .map(|r| {
+                let (content, due) = r?;
+                if let Some(entry) = due
+                    && !matches!(entry.home, ChunkHome::LocalPlain { .. })
+                {
+                    check_address(entry, &content)?;
+                }
+                Ok(content)
+            })
+            .collect()
     }
 
     /// Byte and page counts.
@@ -713,6 +784,30 @@ impl Image {
         }
         Ok(s)
     }
+}
+
+/// A chunk's content and, if its address is still to be checked, its
+/// chunk table entry.
+type Loaded<'a> = (Arc<[u8]>, Option<&'a ChunkEntry>);
+
+/// Checks that `content` has the address of its chunk table `entry`.
+fn check_address(entry: &ChunkEntry, content: &[u8]) -> Result<()> {
+    match entry.home.address_of(content) {
+        Some(actual) => address_matches(entry, actual),
+        None => Ok(()),
+    }
+}
+
+/// Fails unless `actual` is the address of chunk table `entry`.
+fn address_matches(entry: &ChunkEntry, actual: Digest) -> Result<()> {
+    if actual == entry.content {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        object::chunk_path(&entry.content),
+        "content",
+        format!("has address {actual}"),
+    ))
 }
 
 fn poisoned() -> Error {
