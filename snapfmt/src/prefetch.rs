@@ -96,12 +96,14 @@ impl<T> Next<'_, T> {
                         shared.changed.notify_all();
                         return r;
                     }
-                    let room = (st.taken + shared.window).min(ids.len());
-                    if pos == st.claim || st.claim < room {
-                        // Nothing to wait for, or work to do meanwhile:
-                        // load the first unclaimed chunks on this thread.
+                    let full = (st.claim + BATCH).min(ids.len());
+                    if pos == st.claim || full <= st.taken + shared.window {
+                        // Nothing to wait for, or a batch to do meanwhile:
+                        // load the first unclaimed chunks on this thread
+                        // (a whole batch: `pos` is at most `claim`, so this
+                        // stays within the window plus a batch).
                         let mine = st.claim;
-                        let end = (mine + BATCH).min(room);
+                        let end = full;
                         st.claim = end;
                         drop(st);
                         let mut results = load_caught(*load, &ids[mine..end]).into_iter();
@@ -181,7 +183,9 @@ fn worker<T>(ids: &[u32], shared: &Shared<T>, load: Load<'_, T>) {
                 if st.stop || st.claim >= ids.len() {
                     return;
                 }
-                if st.claim < st.taken + shared.window {
+                // Whole batches only (the last may be short), so that a
+                // loader always has two chunks to check side by side.
+                if (st.claim + BATCH).min(ids.len()) <= st.taken + shared.window {
                     break;
                 }
                 st = match shared.changed.wait(st) {
@@ -190,7 +194,7 @@ fn worker<T>(ids: &[u32], shared: &Shared<T>, load: Load<'_, T>) {
                 };
             }
             let start = st.claim;
-            let end = (start + BATCH).min(st.taken + shared.window).min(ids.len());
+            let end = (start + BATCH).min(ids.len());
             st.claim = end;
             (start, end)
         };
