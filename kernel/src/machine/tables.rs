@@ -138,6 +138,11 @@ impl Instance {
     /// The entry `call_indirect` finds at `i` of a table that is not an own
     /// one (own tables are read in the interpreter loop).
     pub(crate) fn indirect_entry(&self, table: u32, i: usize) -> Result<u64, TrapKind> {
+        self.table_entry(table, i).ok_or(TrapKind::UndefinedElement)
+    }
+
+    /// Entry `i` of table `table` as a slot value; `None` past its end.
+    fn table_entry(&self, table: u32, i: usize) -> Option<u64> {
         match self.tables.get(table as usize) {
             Some(TableCell::Own(t)) => t.elems.get(i).copied(),
             Some(TableCell::Shared(s)) => {
@@ -146,7 +151,6 @@ impl Instance {
             }
             None => None,
         }
-        .ok_or(TrapKind::UndefinedElement)
     }
 
     /// `table.size`.
@@ -160,15 +164,7 @@ impl Instance {
 
     /// `table.get`.
     pub(crate) fn table_get(&self, table: u32, i: usize) -> Result<u64, TrapKind> {
-        match self.tables.get(table as usize) {
-            Some(TableCell::Own(t)) => t.elems.get(i).copied(),
-            Some(TableCell::Shared(s)) => {
-                let data = s.lock();
-                data.elems.get(i).map(|e| self.slot_of_shared(&data, *e))
-            }
-            None => None,
-        }
-        .ok_or(TrapKind::TableOutOfBounds)
+        self.table_entry(table, i).ok_or(TrapKind::TableOutOfBounds)
     }
 
     /// `table.set`.
