@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = img.kernel_state(id);
             if let Ok(t) = img.task(id) {
                 for a in &t.areas {
-                    let _ = img.for_each_page(a, 1, |_, _| Ok(()));
+                    // Both the inline and the worker paths of prefetch
+                    // (two chunks per batch either way).
+                    let threads = 1 + usize::from(data.len() % 2 == 1);
+                    let _ = img.for_each_page(a, threads, |_, _| Ok(()));
                 }
             }
         }
