@@ -1,6 +1,7 @@
 //! Computes the kernel build hash: sha256 over the path and content of every
 //! file under `src/` (sorted by path) plus `Cargo.toml`, so two builds from
-//! the same sources agree and any source change yields a new hash.
+//! the same sources agree and any source change yields a new hash; and
+//! selects the interpreter's dispatch backend (`interpreter_backend`).
 
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -39,6 +40,14 @@ fn main() {
         "cargo:rustc-env=SPARTAN_KERNEL_BUILD_HASH={}",
         hex::encode(hasher.finalize())
     );
+    interpreter_backend();
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=Cargo.toml");
+}
+
+/// Declares the cfg `spartan_tail_calls` that selects the interpreter's
+/// tail-call dispatch backend (`src/machine/handlers`). Not set yet: every
+/// build uses the loop backend.
+fn interpreter_backend() {
+    println!("cargo::rustc-check-cfg=cfg(spartan_tail_calls)");
 }

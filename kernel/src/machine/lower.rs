@@ -1,0 +1,133 @@
+//! Lowering: a function's internal code (`Vec<Op>`, the translator's
+//! output, which the resume table and state export keep using) into the
+//! threaded code the interpreter runs (`handlers`): one [`Instr`] per op,
+//! at the same position, so a `pc` means the same op in both.
+//!
+//! Lowering picks each op's handler once, specialised for its operator and
+//! access kind, so that nothing dispatches on them again at run time. The
+//! instruction keeps the op as its operands, with two rewrites: branch
+//! targets become relative to the instruction (a handler needs no base
+//! pointer to jump), and plain loads and stores, whose handler knows the
+//! access kind, all carry their offset as `I32Load(offset)` /
+//! `I32Store(offset)`.
+
+use super::code::Op;
+use super::fuse::{Bin, Load, Store};
+use super::handlers::kinds::{with_bin, with_load, with_store};
+use super::handlers::{self as h, Handler, Instr};
+
+/// The threaded code of `ops` (whose control flow is closed).
+pub(crate) fn lower(ops: &[Op]) -> Box<[Instr]> {
+    ops.iter()
+        .enumerate()
+        .map(|(pc, op)| Instr {
+            handler: handler_of(op),
+            op: operands_of(op, pc as u32),
+        })
+        .collect()
+}
+
+/// The operands an op's handler reads (module docs).
+fn operands_of(op: &Op, pc: u32) -> Op {
+    let rel = |target: u32| target.wrapping_sub(pc);
+    let mut op = *op;
+    match &mut op {
+        Op::Jump(t) | Op::JumpIfZero(t) => *t = rel(*t),
+        Op::Br { target, .. }
+        | Op::BrIf { target, .. }
+        | Op::Refund { target, .. }
+        | Op::JumpLL { target, .. }
+        | Op::JumpLC { target, .. }
+        | Op::JumpSC { target, .. }
+        | Op::JumpSS { target, .. }
+        | Op::JumpLoadZ { target, .. } => *target = rel(*target),
+        _ => {}
+    }
+    if let Some((_, off)) = Load::of(&op) {
+        return Op::I32Load(off);
+    }
+    if let Some((_, off)) = Store::of(&op) {
+        return Op::I32Store(off);
+    }
+    op
+}
+
+/// The handler of `op`.
+fn handler_of(op: &Op) -> Handler {
+    if let Some(k) = Bin::of(op) {
+        return with_bin!(k, K => h::bin_ss::<K>);
+    }
+    if let Some(handler) = h::numeric_handler(op) {
+        return handler;
+    }
+    if let Some((l, _)) = Load::of(op) {
+        return with_load!(l, L => h::load::<L>);
+    }
+    if let Some((s, _)) = Store::of(op) {
+        return with_store!(s, S => h::store::<S>);
+    }
+    match *op {
+        Op::Fuel(_) => h::fuel,
+        Op::LoopHeader(_) => h::loop_header,
+        Op::Refund { .. } => h::refund,
+        Op::Unreachable => h::unreachable,
+        Op::Jump(_) => h::jump_to,
+        Op::JumpIfZero(_) => h::jump_if_zero,
+        Op::Br { .. } => h::br,
+        Op::BrIf { .. } => h::br_if,
+        Op::BrTable(_) => h::br_table,
+        Op::Return(_) => h::ret,
+        Op::Call(_) => h::call,
+        Op::CallHost(_) => h::call_host,
+        Op::CallIndirect { .. } => h::call_indirect,
+        Op::Drop => h::drop_top,
+        Op::Select => h::select,
+        Op::LocalGet(_) => h::local_get,
+        Op::LocalSet(_) => h::local_set,
+        Op::LocalTee(_) => h::local_tee,
+        Op::GlobalGet(_) => h::global_get,
+        Op::GlobalSet(_) => h::global_set,
+        Op::GlobalGetShared(_) => h::global_get_shared,
+        Op::GlobalSetShared(_) => h::global_set_shared,
+        Op::Const(_) => h::constant,
+        Op::MemorySize => h::memory_size,
+        Op::MemoryGrow => h::memory_grow,
+        Op::MemoryInit(_) => h::memory_init,
+        Op::DataDrop(_) => h::data_drop,
+        Op::MemoryCopy => h::memory_copy,
+        Op::MemoryFill => h::memory_fill,
+        Op::TableInit { .. } => h::table_init,
+        Op::ElemDrop(_) => h::elem_drop,
+        Op::TableCopy { .. } => h::table_copy,
+        Op::TableGet(_) => h::table_get,
+        Op::TableSet(_) => h::table_set,
+        Op::TableGrow(_) => h::table_grow,
+        Op::TableSize(_) => h::table_size,
+        Op::TableFill(_) => h::table_fill,
+        Op::BinLL { k, .. } => with_bin!(k, K => h::bin_ll::<K>),
+        Op::BinLC { k, .. } => with_bin!(k, K => h::bin_lc::<K>),
+        Op::BinSC { k, .. } => with_bin!(k, K => h::bin_sc::<K>),
+        Op::BinLLSet { k, .. } => with_bin!(k, K => h::bin_ll_set::<K>),
+        Op::BinLCSet { k, .. } => with_bin!(k, K => h::bin_lc_set::<K>),
+        Op::BinSCSet { k, .. } => with_bin!(k, K => h::bin_sc_set::<K>),
+        Op::BinSW { k, .. } => with_bin!(k, K => h::bin_sw::<K>),
+        Op::BinSWSet { k, .. } => with_bin!(k, K => h::bin_sw_set::<K>),
+        Op::BinSSSet { k, .. } => with_bin!(k, K => h::bin_ss_set::<K>),
+        Op::JumpLL { k, .. } => with_bin!(k, K => h::jump_ll::<K>),
+        Op::JumpLC { k, .. } => with_bin!(k, K => h::jump_lc::<K>),
+        Op::JumpSC { k, .. } => with_bin!(k, K => h::jump_sc::<K>),
+        Op::JumpSS { k, .. } => with_bin!(k, K => h::jump_ss::<K>),
+        Op::LoadL { k, .. } => with_load!(k, L => h::load_l::<L>),
+        Op::BinLLoad { k, l, .. } => {
+            with_bin!(k, K => with_load!(l, L => h::bin_l_load::<K, L>))
+        }
+        Op::JumpLoadZ { k, l, .. } => {
+            with_bin!(k, K => with_load!(l, L => h::jump_load_z::<K, L>))
+        }
+        Op::StoreLL { k, .. } => with_store!(k, S => h::store_ll::<S>),
+        Op::StoreLC { k, .. } => with_store!(k, S => h::store_lc::<S>),
+        // Every other op is a plain numeric, load, store or `Bin` op,
+        // handled above; an op missing from both is a lowering bug.
+        _ => h::unreachable,
+    }
+}
