@@ -189,7 +189,11 @@ unsafe fn enter(
             base = grow(cx.stack, need, cx.max_stack);
         }
         let top = new_fp + code.locals.len();
-        ptr::write_bytes(base.add(args_at), 0, top - args_at);
+        // Locals past the parameters start at zero. (No `memset` call for
+        // a function without them.)
+        if top > args_at {
+            ptr::write_bytes(base.add(args_at), 0, top - args_at);
+        }
         cx.frames.push(CallFrame {
             func: cx.func,
             call_pc: ip.offset_from(cx.code) as u32,
