@@ -3,7 +3,8 @@
 use std::ptr;
 
 use super::{
-    Cx, Ip, Sp, Stop, checked, handler, jump, next, operands, pop, stop, stopped, top, trap,
+    Cx, Done, Ip, Sp, Stop, checked, handler, jump, next, next_via_driver, operands, pop, stop,
+    stopped, top, trap,
 };
 use crate::machine::code::{FuncCode, Op};
 use crate::machine::instance::TableCell;
@@ -108,10 +109,19 @@ handler! {
     }
 }
 
+/// The `KEEP` of [`ret`] for a return of two or more values.
+pub(crate) const MANY: u32 = u32::MAX;
+
 handler! {
-    fn ret(ip, sp, fp, fuel, cx) {
-        let keep = operands!(ip, Op::Return(k) => k) as usize;
-        match keep {
+    /// `Return` of `KEEP` values: 0, 1, or [`MANY`] (the count in the op).
+    /// Specialised so that the common returns copy without a call, which
+    /// leaves the handler without a stack frame.
+    fn ret[const KEEP: u32](ip, sp, fp, fuel, cx) {
+        let keep = match KEEP {
+            MANY => operands!(ip, Op::Return(k) => k),
+            k => k,
+        } as usize;
+        match KEEP {
             0 => {}
             1 => *fp = *top(sp),
             _ => ptr::copy(sp.sub(keep), fp, keep),
@@ -125,20 +135,37 @@ handler! {
         };
         let base = cx.stack.as_mut_ptr();
         let sp_at = sp.offset_from(base) as usize;
-        let need = caller.fp as usize + code.max_height as usize;
-        let base = if need > cx.stack.len() {
-            // Never taken (module docs, point 2); kept so a violation
-            // cannot reach outside the stack.
-            grow(cx.stack, need, need)
-        } else {
-            base
-        };
+        let fp_at = caller.fp as usize;
         cx.func = caller.func;
         cx.code = code.instrs.as_ptr();
         // `call_pc` is a call op, never the last of its code.
         let ip = cx.code.add(caller.call_pc as usize + 1);
-        next!(ip, base.add(sp_at), base.add(caller.fp as usize), fuel, cx)
+        let need = fp_at + code.max_height as usize;
+        if need > cx.stack.len() {
+            return resume_grown(ip, sp_at, fp_at, fuel, cx, need);
+        }
+        next!(ip, base.add(sp_at), base.add(fp_at), fuel, cx)
     }
+}
+
+/// Continues a return whose caller's frame does not fit in the stack:
+/// never taken (module docs, point 2), kept so that a violation cannot
+/// reach outside the stack. Grows the stack to `need` and continues at
+/// `ip` with the stack indices `sp_at` and `fp_at`.
+#[cold]
+#[inline(never)]
+fn resume_grown(
+    ip: Ip,
+    sp_at: usize,
+    fp_at: usize,
+    fuel: i64,
+    cx: &mut Cx<'_>,
+    need: usize,
+) -> Done {
+    let base = grow(cx.stack, need, need);
+    // Safety: both indices are below `need`, the length of the stack now.
+    let (sp, fp) = unsafe { (base.add(sp_at), base.add(fp_at)) };
+    next_via_driver!(ip, sp, fp, fuel, cx)
 }
 
 /// Grows the stack to at least `need` slots (doubling, at most `max`

@@ -8,7 +8,7 @@ use crate::machine::code::Op;
 
 handler! {
     /// The plain operator: `S1 k S0`.
-    fn bin_ss<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn bin_ss[K: BinKind](ip, sp, fp, fuel, cx) {
         let b = pop(&mut sp);
         let t = top(sp);
         *t = K::eval(*t, b);
@@ -17,7 +17,7 @@ handler! {
 }
 
 handler! {
-    fn bin_ll<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn bin_ll[K: BinKind](ip, sp, fp, fuel, cx) {
         let (a, b) = operands!(ip, Op::BinLL { a, b, .. } => (a, b));
         push(&mut sp, K::eval(*local(fp, a), *local(fp, b)));
         next!(ip.add(1), sp, fp, fuel, cx)
@@ -25,7 +25,7 @@ handler! {
 }
 
 handler! {
-    fn bin_lc<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn bin_lc[K: BinKind](ip, sp, fp, fuel, cx) {
         let (a, c) = operands!(ip, Op::BinLC { a, c, .. } => (a, c));
         push(&mut sp, K::eval(*local(fp, a), c as i64 as u64));
         next!(ip.add(1), sp, fp, fuel, cx)
@@ -33,7 +33,7 @@ handler! {
 }
 
 handler! {
-    fn bin_sc<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn bin_sc[K: BinKind](ip, sp, fp, fuel, cx) {
         let c = operands!(ip, Op::BinSC { c, .. } => c);
         let t = top(sp);
         *t = K::eval(*t, c as i64 as u64);
@@ -42,7 +42,7 @@ handler! {
 }
 
 handler! {
-    fn bin_sw<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn bin_sw[K: BinKind](ip, sp, fp, fuel, cx) {
         let c = operands!(ip, Op::BinSW { c, .. } => c);
         let t = top(sp);
         *t = K::eval(*t, c);
@@ -51,7 +51,7 @@ handler! {
 }
 
 handler! {
-    fn bin_ll_set<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn bin_ll_set[K: BinKind](ip, sp, fp, fuel, cx) {
         let (a, b, d) = operands!(ip, Op::BinLLSet { a, b, d, .. } => (a, b, d));
         *local(fp, d) = K::eval(*local(fp, a), *local(fp, b));
         next!(ip.add(1), sp, fp, fuel, cx)
@@ -59,7 +59,7 @@ handler! {
 }
 
 handler! {
-    fn bin_lc_set<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn bin_lc_set[K: BinKind](ip, sp, fp, fuel, cx) {
         let (a, c, d) = operands!(ip, Op::BinLCSet { a, c, d, .. } => (a, c, d));
         *local(fp, d) = K::eval(*local(fp, a), c as i64 as u64);
         next!(ip.add(1), sp, fp, fuel, cx)
@@ -67,7 +67,7 @@ handler! {
 }
 
 handler! {
-    fn bin_sc_set<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn bin_sc_set[K: BinKind](ip, sp, fp, fuel, cx) {
         let (c, d) = operands!(ip, Op::BinSCSet { c, d, .. } => (c, d));
         let x = pop(&mut sp);
         *local(fp, d) = K::eval(x, c as i64 as u64);
@@ -76,7 +76,7 @@ handler! {
 }
 
 handler! {
-    fn bin_sw_set<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn bin_sw_set[K: BinKind](ip, sp, fp, fuel, cx) {
         let (c, d) = operands!(ip, Op::BinSWSet { c, d, .. } => (c, d));
         let x = pop(&mut sp);
         *local(fp, d) = K::eval(x, c);
@@ -85,7 +85,7 @@ handler! {
 }
 
 handler! {
-    fn bin_ss_set<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn bin_ss_set[K: BinKind](ip, sp, fp, fuel, cx) {
         let d = operands!(ip, Op::BinSSSet { d, .. } => d);
         let y = pop(&mut sp);
         let x = pop(&mut sp);
@@ -95,7 +95,7 @@ handler! {
 }
 
 handler! {
-    fn jump_ll<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn jump_ll[K: BinKind](ip, sp, fp, fuel, cx) {
         let (a, b, target) = operands!(ip, Op::JumpLL { a, b, target, .. } => (a, b, target));
         if K::eval(*local(fp, a), *local(fp, b)) as u32 != 0 {
             next!(jump(ip, target), sp, fp, fuel, cx)
@@ -105,7 +105,7 @@ handler! {
 }
 
 handler! {
-    fn jump_lc<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn jump_lc[K: BinKind](ip, sp, fp, fuel, cx) {
         let (a, c, target) = operands!(ip, Op::JumpLC { a, c, target, .. } => (a, c, target));
         if K::eval(*local(fp, a), c as i64 as u64) as u32 != 0 {
             next!(jump(ip, target), sp, fp, fuel, cx)
@@ -115,7 +115,7 @@ handler! {
 }
 
 handler! {
-    fn jump_sc<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn jump_sc[K: BinKind](ip, sp, fp, fuel, cx) {
         let (c, target) = operands!(ip, Op::JumpSC { c, target, .. } => (c, target));
         let x = pop(&mut sp);
         if K::eval(x, c as i64 as u64) as u32 != 0 {
@@ -126,7 +126,7 @@ handler! {
 }
 
 handler! {
-    fn jump_ss<K: BinKind>(ip, sp, fp, fuel, cx) {
+    fn jump_ss[K: BinKind](ip, sp, fp, fuel, cx) {
         let target = operands!(ip, Op::JumpSS { target, .. } => target);
         let y = pop(&mut sp);
         let x = pop(&mut sp);

@@ -53,7 +53,7 @@ fn store_uncached<S: StoreKind>(cx: &mut Cx<'_>, addr: u64, v: u64) -> bool {
 
 handler! {
     /// A plain load (its op lowered to `I32Load(offset)`).
-    fn load<L: LoadKind>(ip, sp, fp, fuel, cx) {
+    fn load[L: LoadKind](ip, sp, fp, fuel, cx) {
         let off = operands!(ip, Op::I32Load(o) => o);
         let t = top(sp);
         match load_value::<L>(cx, addr(*t, off)) {
@@ -66,7 +66,7 @@ handler! {
 
 handler! {
     /// A plain store (its op lowered to `I32Store(offset)`).
-    fn store<S: StoreKind>(ip, sp, fp, fuel, cx) {
+    fn store[S: StoreKind](ip, sp, fp, fuel, cx) {
         let off = operands!(ip, Op::I32Store(o) => o);
         let v = *sp.sub(1);
         let a = addr(*sp.sub(2), off);
@@ -79,7 +79,7 @@ handler! {
 
 handler! {
     /// `LoadL`: `local.get a; load`.
-    fn load_l<L: LoadKind>(ip, sp, fp, fuel, cx) {
+    fn load_l[L: LoadKind](ip, sp, fp, fuel, cx) {
         let (a, off) = operands!(ip, Op::LoadL { a, off, .. } => (a, off));
         match load_value::<L>(cx, addr(*local(fp, a), off)) {
             Some(v) => push(&mut sp, v),
@@ -91,7 +91,7 @@ handler! {
 
 handler! {
     /// `BinLLoad`: local `a` and the value loaded at local `b` + `off`.
-    fn bin_l_load<K: BinKind, L: LoadKind>(ip, sp, fp, fuel, cx) {
+    fn bin_l_load[K: BinKind, L: LoadKind](ip, sp, fp, fuel, cx) {
         let (a, b, off) = operands!(ip, Op::BinLLoad { a, b, off, .. } => (a, b, off));
         match load_value::<L>(cx, addr(*local(fp, b), off)) {
             Some(y) => push(&mut sp, K::eval(*local(fp, a), y)),
@@ -103,7 +103,7 @@ handler! {
 
 handler! {
     /// `JumpLoadZ`: jump if `k(load(local a + off), 0)` is not zero.
-    fn jump_load_z<K: BinKind, L: LoadKind>(ip, sp, fp, fuel, cx) {
+    fn jump_load_z[K: BinKind, L: LoadKind](ip, sp, fp, fuel, cx) {
         let (a, off, target) =
             operands!(ip, Op::JumpLoadZ { a, off, target, .. } => (a, off, target));
         match load_value::<L>(cx, addr(*local(fp, a), off)) {
@@ -120,7 +120,7 @@ handler! {
 
 handler! {
     /// `StoreLL`: store local `v` at local `a` + `off`.
-    fn store_ll<S: StoreKind>(ip, sp, fp, fuel, cx) {
+    fn store_ll[S: StoreKind](ip, sp, fp, fuel, cx) {
         let (a, v, off) = operands!(ip, Op::StoreLL { a, v, off, .. } => (a, v, off));
         if !store_value::<S>(cx, addr(*local(fp, a), off), *local(fp, v)) {
             return stopped(ip, sp, fp, fuel, cx);
@@ -131,7 +131,7 @@ handler! {
 
 handler! {
     /// `StoreLC`: store constant `c` at local `a` + `off`.
-    fn store_lc<S: StoreKind>(ip, sp, fp, fuel, cx) {
+    fn store_lc[S: StoreKind](ip, sp, fp, fuel, cx) {
         let (a, c, off) = operands!(ip, Op::StoreLC { a, c, off, .. } => (a, c, off));
         if !store_value::<S>(cx, addr(*local(fp, a), off), c as i64 as u64) {
             return stopped(ip, sp, fp, fuel, cx);

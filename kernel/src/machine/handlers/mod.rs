@@ -193,13 +193,14 @@ pub(crate) use next;
 pub(crate) use next_via_driver;
 
 /// Defines a handler: the common signature, the body in one `unsafe`
-/// block whose soundness the module docs argue.
+/// block whose soundness the module docs argue. Generic parameters go in
+/// brackets: `fn bin_ll[K: BinKind](ip, sp, fp, fuel, cx) { .. }`.
 macro_rules! handler {
-    ($(#[$m:meta])* fn $name:ident $(<$($g:ident: $b:path),+>)?
+    ($(#[$m:meta])* fn $name:ident $([$($g:tt)*])?
         ($ip:ident, $sp:ident, $fp:ident, $fuel:ident, $cx:ident) $body:block) => {
         $(#[$m])*
         #[allow(unused_mut, unused_variables, non_snake_case, clippy::missing_safety_doc)]
-        pub(crate) unsafe fn $name $(<$($g: $b),+>)? (
+        pub(crate) unsafe fn $name $(<$($g)*>)? (
             mut $ip: $crate::machine::handlers::Ip,
             mut $sp: $crate::machine::handlers::Sp,
             mut $fp: $crate::machine::handlers::Sp,
