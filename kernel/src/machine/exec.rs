@@ -39,13 +39,14 @@ pub(crate) fn execute(
     };
     // The handlers' contract (`handlers` module docs): the current frame
     // fits in the stack (thread creation and import size it so; this keeps
-    // a violation from reaching outside it) and `pc` is in the code.
+    // a violation from reaching outside it), `pc` is in the code and `sp`
+    // lies between the frame's locals and its height.
     let need = th.fp as usize + code.max_height as usize;
     if th.stack.len() < need {
         th.stack.resize(need, 0);
     }
     let pc = th.pc as usize;
-    if pc >= code.instrs.len() || th.sp > need {
+    if pc >= code.instrs.len() || th.sp > need || th.sp < th.fp as usize + code.locals.len() {
         return (
             Outcome::Trap(Trap {
                 kind: TrapKind::Unreachable,
