@@ -61,10 +61,10 @@ fn handler_of(op: &Op) -> Handler {
         return handler;
     }
     if let Some((l, _)) = Load::of(op) {
-        return with_load!(l, L => h::load::<L>);
+        return with_load!(l, L => h::load::<L, false>);
     }
     if let Some((s, _)) = Store::of(op) {
-        return with_store!(s, S => h::store::<S>);
+        return with_store!(s, S => h::store::<S, false>);
     }
     match *op {
         Op::Fuel(_) => h::fuel,
@@ -119,15 +119,15 @@ fn handler_of(op: &Op) -> Handler {
         Op::JumpLC { k, .. } => with_bin!(k, K => h::jump_lc::<K>),
         Op::JumpSC { k, .. } => with_bin!(k, K => h::jump_sc::<K>),
         Op::JumpSS { k, .. } => with_bin!(k, K => h::jump_ss::<K>),
-        Op::LoadL { k, .. } => with_load!(k, L => h::load_l::<L>),
+        Op::LoadL { k, .. } => with_load!(k, L => h::load_l::<L, false>),
         Op::BinLLoad { k, l, .. } => {
-            with_bin!(k, K => with_load!(l, L => h::bin_l_load::<K, L>))
+            with_bin!(k, K => with_load!(l, L => h::bin_l_load::<K, L, false>))
         }
         Op::JumpLoadZ { k, l, .. } => {
-            with_bin!(k, K => with_load!(l, L => h::jump_load_z::<K, L>))
+            with_bin!(k, K => with_load!(l, L => h::jump_load_z::<K, L, false>))
         }
-        Op::StoreLL { k, .. } => with_store!(k, S => h::store_ll::<S>),
-        Op::StoreLC { k, .. } => with_store!(k, S => h::store_lc::<S>),
+        Op::StoreLL { k, .. } => with_store!(k, S => h::store_ll::<S, false>),
+        Op::StoreLC { k, .. } => with_store!(k, S => h::store_lc::<S, false>),
         // Every other op is a plain numeric, load, store or `Bin` op,
         // handled above; an op missing from both is a lowering bug.
         _ => h::unreachable,

@@ -14,20 +14,28 @@ fn addr(base: u64, off: u32) -> u64 {
     base as u32 as u64 + off as u64
 }
 
-/// Loads a value of kind `L` at `addr`: the cached page inline, the rest
-/// out of line; `None` after recording the trap.
+// Every access handler comes in two instances. The fast one (`SLOW`
+// false) does the access only through the address space's access cache,
+// which needs no call; on a miss it starts over as the slow instance
+// (`SLOW` true) in a tail call, before it has changed anything. The slow
+// instance does the whole access out of line and continues through the
+// driver loop. Keeping every call out of the fast instance keeps it
+// without a stack frame, and its tail call a jump (`inline(never)`: the
+// slow instance must not be inlined back into the fast one).
+
+/// Loads a value of kind `L` at `addr`: through the cache alone if not
+/// `SLOW` (`None` on a miss), else in full (`None` after recording the
+/// trap).
 #[inline(always)]
-fn load_value<L: LoadKind>(cx: &mut Cx<'_>, addr: u64) -> Option<u64> {
-    match L::load_cached(cx.space, addr) {
-        Some(v) => Some(v),
-        None => load_uncached::<L>(cx, addr),
+fn load_value<L: LoadKind, const SLOW: bool>(cx: &mut Cx<'_>, addr: u64) -> Option<u64> {
+    if SLOW {
+        load_uncached::<L>(cx, addr)
+    } else {
+        L::load_cached(cx.space, addr)
     }
 }
 
-/// The rest of [`load_value`]. Out of line, with scalar arguments and a
-/// result in registers, so that the handler keeps no stack slot whose
-/// address escapes: LLVM turns a tail call into a jump only in a function
-/// without one.
+/// The whole load, out of line (scalar arguments, result in registers).
 #[inline(never)]
 fn load_uncached<L: LoadKind>(cx: &mut Cx<'_>, addr: u64) -> Option<u64> {
     checked(cx, |cx| {
@@ -35,14 +43,18 @@ fn load_uncached<L: LoadKind>(cx: &mut Cx<'_>, addr: u64) -> Option<u64> {
     })
 }
 
-/// Stores `v` as width `S` at `addr` like [`load_value`]; false after
-/// recording the trap.
+/// Stores `v` as width `S` at `addr` like [`load_value`]: false on a miss
+/// (not `SLOW`) or after recording the trap (`SLOW`).
 #[inline(always)]
-fn store_value<S: StoreKind>(cx: &mut Cx<'_>, addr: u64, v: u64) -> bool {
-    S::store_cached(cx.space, addr, v) || store_uncached::<S>(cx, addr, v)
+fn store_value<S: StoreKind, const SLOW: bool>(cx: &mut Cx<'_>, addr: u64, v: u64) -> bool {
+    if SLOW {
+        store_uncached::<S>(cx, addr, v)
+    } else {
+        S::store_cached(cx.space, addr, v)
+    }
 }
 
-/// The rest of [`store_value`], out of line like [`load_uncached`].
+/// The whole store, out of line like [`load_uncached`].
 #[inline(never)]
 fn store_uncached<S: StoreKind>(cx: &mut Cx<'_>, addr: u64, v: u64) -> bool {
     checked(cx, |cx| {
@@ -51,92 +63,121 @@ fn store_uncached<S: StoreKind>(cx: &mut Cx<'_>, addr: u64, v: u64) -> bool {
     .is_some()
 }
 
+/// An access that [`load_value`] or [`store_value`] refused: the fast
+/// instance starts over as `$slow`, the slow one leaves with the trap.
+macro_rules! missed {
+    ($SLOW:ident, $slow:expr, $ip:ident, $sp:ident, $fp:ident, $fuel:ident, $cx:ident) => {{
+        if $SLOW {
+            return stopped($ip, $sp, $fp, $fuel, $cx);
+        }
+        return $slow($ip, $sp, $fp, $fuel, $cx);
+    }};
+}
+
+/// Continues at `$ip`: in a tail call from the fast instance, through the
+/// driver loop from the slow one.
+macro_rules! go_on {
+    ($SLOW:ident, $ip:expr, $sp:expr, $fp:expr, $fuel:expr, $cx:expr) => {{
+        if $SLOW {
+            next_via_driver!($ip, $sp, $fp, $fuel, $cx)
+        }
+        next!($ip, $sp, $fp, $fuel, $cx)
+    }};
+}
+
 handler! {
     /// A plain load (its op lowered to `I32Load(offset)`).
-    fn load[L: LoadKind](ip, sp, fp, fuel, cx) {
+    #[inline(never)]
+    fn load[L: LoadKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
         let off = operands!(ip, Op::I32Load(o) => o);
         let t = top(sp);
-        match load_value::<L>(cx, addr(*t, off)) {
+        match load_value::<L, SLOW>(cx, addr(*t, off)) {
             Some(v) => *t = v,
-            None => return stopped(ip, sp, fp, fuel, cx),
+            None => missed!(SLOW, load::<L, true>, ip, sp, fp, fuel, cx),
         }
-        next!(ip.add(1), sp, fp, fuel, cx)
+        go_on!(SLOW, ip.add(1), sp, fp, fuel, cx)
     }
 }
 
 handler! {
     /// A plain store (its op lowered to `I32Store(offset)`).
-    fn store[S: StoreKind](ip, sp, fp, fuel, cx) {
+    #[inline(never)]
+    fn store[S: StoreKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
         let off = operands!(ip, Op::I32Store(o) => o);
         let v = *sp.sub(1);
         let a = addr(*sp.sub(2), off);
-        if !store_value::<S>(cx, a, v) {
-            return stopped(ip, sp, fp, fuel, cx);
+        if !store_value::<S, SLOW>(cx, a, v) {
+            missed!(SLOW, store::<S, true>, ip, sp, fp, fuel, cx)
         }
-        next!(ip.add(1), sp.sub(2), fp, fuel, cx)
+        go_on!(SLOW, ip.add(1), sp.sub(2), fp, fuel, cx)
     }
 }
 
 handler! {
     /// `LoadL`: `local.get a; load`.
-    fn load_l[L: LoadKind](ip, sp, fp, fuel, cx) {
+    #[inline(never)]
+    fn load_l[L: LoadKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
         let (a, off) = operands!(ip, Op::LoadL { a, off, .. } => (a, off));
-        match load_value::<L>(cx, addr(*local(fp, a), off)) {
+        match load_value::<L, SLOW>(cx, addr(*local(fp, a), off)) {
             Some(v) => push(&mut sp, v),
-            None => return stopped(ip, sp, fp, fuel, cx),
+            None => missed!(SLOW, load_l::<L, true>, ip, sp, fp, fuel, cx),
         }
-        next!(ip.add(1), sp, fp, fuel, cx)
+        go_on!(SLOW, ip.add(1), sp, fp, fuel, cx)
     }
 }
 
 handler! {
     /// `BinLLoad`: local `a` and the value loaded at local `b` + `off`.
-    fn bin_l_load[K: BinKind, L: LoadKind](ip, sp, fp, fuel, cx) {
+    #[inline(never)]
+    fn bin_l_load[K: BinKind, L: LoadKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
         let (a, b, off) = operands!(ip, Op::BinLLoad { a, b, off, .. } => (a, b, off));
-        match load_value::<L>(cx, addr(*local(fp, b), off)) {
+        match load_value::<L, SLOW>(cx, addr(*local(fp, b), off)) {
             Some(y) => push(&mut sp, K::eval(*local(fp, a), y)),
-            None => return stopped(ip, sp, fp, fuel, cx),
+            None => missed!(SLOW, bin_l_load::<K, L, true>, ip, sp, fp, fuel, cx),
         }
-        next!(ip.add(1), sp, fp, fuel, cx)
+        go_on!(SLOW, ip.add(1), sp, fp, fuel, cx)
     }
 }
 
 handler! {
     /// `JumpLoadZ`: jump if `k(load(local a + off), 0)` is not zero.
-    fn jump_load_z[K: BinKind, L: LoadKind](ip, sp, fp, fuel, cx) {
+    #[inline(never)]
+    fn jump_load_z[K: BinKind, L: LoadKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
         let (a, off, target) =
             operands!(ip, Op::JumpLoadZ { a, off, target, .. } => (a, off, target));
-        match load_value::<L>(cx, addr(*local(fp, a), off)) {
+        match load_value::<L, SLOW>(cx, addr(*local(fp, a), off)) {
             Some(v) => {
                 if K::eval(v, 0) as u32 != 0 {
-                    next!(jump(ip, target), sp, fp, fuel, cx)
+                    go_on!(SLOW, jump(ip, target), sp, fp, fuel, cx)
                 }
             }
-            None => return stopped(ip, sp, fp, fuel, cx),
+            None => missed!(SLOW, jump_load_z::<K, L, true>, ip, sp, fp, fuel, cx),
         }
-        next!(ip.add(1), sp, fp, fuel, cx)
+        go_on!(SLOW, ip.add(1), sp, fp, fuel, cx)
     }
 }
 
 handler! {
     /// `StoreLL`: store local `v` at local `a` + `off`.
-    fn store_ll[S: StoreKind](ip, sp, fp, fuel, cx) {
+    #[inline(never)]
+    fn store_ll[S: StoreKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
         let (a, v, off) = operands!(ip, Op::StoreLL { a, v, off, .. } => (a, v, off));
-        if !store_value::<S>(cx, addr(*local(fp, a), off), *local(fp, v)) {
-            return stopped(ip, sp, fp, fuel, cx);
+        if !store_value::<S, SLOW>(cx, addr(*local(fp, a), off), *local(fp, v)) {
+            missed!(SLOW, store_ll::<S, true>, ip, sp, fp, fuel, cx)
         }
-        next!(ip.add(1), sp, fp, fuel, cx)
+        go_on!(SLOW, ip.add(1), sp, fp, fuel, cx)
     }
 }
 
 handler! {
     /// `StoreLC`: store constant `c` at local `a` + `off`.
-    fn store_lc[S: StoreKind](ip, sp, fp, fuel, cx) {
+    #[inline(never)]
+    fn store_lc[S: StoreKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
         let (a, c, off) = operands!(ip, Op::StoreLC { a, c, off, .. } => (a, c, off));
-        if !store_value::<S>(cx, addr(*local(fp, a), off), c as i64 as u64) {
-            return stopped(ip, sp, fp, fuel, cx);
+        if !store_value::<S, SLOW>(cx, addr(*local(fp, a), off), c as i64 as u64) {
+            missed!(SLOW, store_lc::<S, true>, ip, sp, fp, fuel, cx)
         }
-        next!(ip.add(1), sp, fp, fuel, cx)
+        go_on!(SLOW, ip.add(1), sp, fp, fuel, cx)
     }
 }
 
