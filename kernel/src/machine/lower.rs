@@ -21,7 +21,7 @@ pub(crate) fn lower(ops: &[Op]) -> Box<[Instr]> {
     ops.iter()
         .enumerate()
         .map(|(pc, op)| Instr {
-            handler: handler_of(op),
+            handler: handler_of(op, target_kind(ops, op)),
             op: operands_of(op, pc as u32),
         })
         .collect()
@@ -52,8 +52,50 @@ fn operands_of(op: &Op, pc: u32) -> Op {
     op
 }
 
-/// The handler of `op`.
-fn handler_of(op: &Op) -> Handler {
+/// The kind of `op`'s branch target ([`h::PLAIN`], [`h::LOOP`],
+/// [`h::REFUND`]), for the handlers that branch.
+fn target_kind(ops: &[Op], op: &Op) -> u8 {
+    let target = match *op {
+        Op::Jump(t) | Op::JumpIfZero(t) => t,
+        Op::Br { target, .. }
+        | Op::BrIf { target, .. }
+        | Op::Refund { target, .. }
+        | Op::JumpLL { target, .. }
+        | Op::JumpLC { target, .. }
+        | Op::JumpSC { target, .. }
+        | Op::JumpSS { target, .. } => target,
+        _ => return h::PLAIN,
+    };
+    match ops.get(target as usize) {
+        Some(Op::LoopHeader(_)) => h::LOOP,
+        Some(Op::Refund { .. }) => h::REFUND,
+        _ => h::PLAIN,
+    }
+}
+
+/// Evaluates `$e` with the constant `$T` the target kind `$t`.
+macro_rules! with_target {
+    ($t:expr, $T:ident => $e:expr) => {
+        match $t {
+            h::LOOP => {
+                const $T: u8 = h::LOOP;
+                $e
+            }
+            h::REFUND => {
+                const $T: u8 = h::REFUND;
+                $e
+            }
+            _ => {
+                const $T: u8 = h::PLAIN;
+                $e
+            }
+        }
+    };
+}
+
+/// The handler of `op`, whose branch target (if it has one) is of kind
+/// `target`.
+fn handler_of(op: &Op, target: u8) -> Handler {
     if let Some(k) = Bin::of(op) {
         return with_bin!(k, K => h::bin_ss::<K>);
     }
@@ -69,12 +111,12 @@ fn handler_of(op: &Op) -> Handler {
     match *op {
         Op::Fuel(_) => h::fuel,
         Op::LoopHeader(_) => h::loop_header,
-        Op::Refund { .. } => h::refund,
+        Op::Refund { .. } => with_target!(target, T => h::refund::<T>),
         Op::Unreachable => h::unreachable,
-        Op::Jump(_) => h::jump_to,
-        Op::JumpIfZero(_) => h::jump_if_zero,
-        Op::Br { .. } => h::br,
-        Op::BrIf { .. } => h::br_if,
+        Op::Jump(_) => with_target!(target, T => h::jump_to::<T>),
+        Op::JumpIfZero(_) => with_target!(target, T => h::jump_if_zero::<T>),
+        Op::Br { .. } => with_target!(target, T => h::br::<T>),
+        Op::BrIf { .. } => with_target!(target, T => h::br_if::<T>),
         Op::BrTable(_) => h::br_table,
         Op::Return(0) => h::ret::<0>,
         Op::Return(1) => h::ret::<1>,
@@ -115,10 +157,10 @@ fn handler_of(op: &Op) -> Handler {
         Op::BinSW { k, .. } => with_bin!(k, K => h::bin_sw::<K>),
         Op::BinSWSet { k, .. } => with_bin!(k, K => h::bin_sw_set::<K>),
         Op::BinSSSet { k, .. } => with_bin!(k, K => h::bin_ss_set::<K>),
-        Op::JumpLL { k, .. } => with_bin!(k, K => h::jump_ll::<K>),
-        Op::JumpLC { k, .. } => with_bin!(k, K => h::jump_lc::<K>),
-        Op::JumpSC { k, .. } => with_bin!(k, K => h::jump_sc::<K>),
-        Op::JumpSS { k, .. } => with_bin!(k, K => h::jump_ss::<K>),
+        Op::JumpLL { k, .. } => with_target!(target, T => with_bin!(k, K => h::jump_ll::<K, T>)),
+        Op::JumpLC { k, .. } => with_target!(target, T => with_bin!(k, K => h::jump_lc::<K, T>)),
+        Op::JumpSC { k, .. } => with_target!(target, T => with_bin!(k, K => h::jump_sc::<K, T>)),
+        Op::JumpSS { k, .. } => with_target!(target, T => with_bin!(k, K => h::jump_ss::<K, T>)),
         Op::LoadL { k, .. } => with_load!(k, L => h::load_l::<L, false>),
         Op::BinLLoad { k, l, .. } => {
             with_bin!(k, K => with_load!(l, L => h::bin_l_load::<K, L, false>))

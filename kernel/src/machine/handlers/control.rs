@@ -2,6 +2,7 @@
 
 use std::ptr;
 
+use super::take;
 use super::{
     Cx, Done, Ip, Sp, Stop, checked, handler, jump, next, next_via_driver, operands, pop, stop,
     stopped, top, trap,
@@ -31,10 +32,10 @@ handler! {
 }
 
 handler! {
-    fn refund(ip, sp, fp, fuel, cx) {
+    fn refund[const T: u8](ip, sp, fp, fuel, cx) {
         let (n, target) = operands!(ip, Op::Refund { fuel, target } => (fuel, target));
         fuel += n as i64;
-        next!(jump(ip, target), sp, fp, fuel, cx)
+        take!(T, jump(ip, target), sp, fp, fuel, cx)
     }
 }
 
@@ -45,17 +46,17 @@ handler! {
 }
 
 handler! {
-    fn jump_to(ip, sp, fp, fuel, cx) {
+    fn jump_to[const T: u8](ip, sp, fp, fuel, cx) {
         let target = operands!(ip, Op::Jump(t) => t);
-        next!(jump(ip, target), sp, fp, fuel, cx)
+        take!(T, jump(ip, target), sp, fp, fuel, cx)
     }
 }
 
 handler! {
-    fn jump_if_zero(ip, sp, fp, fuel, cx) {
+    fn jump_if_zero[const T: u8](ip, sp, fp, fuel, cx) {
         let target = operands!(ip, Op::JumpIfZero(t) => t);
         if pop(&mut sp) as u32 == 0 {
-            next!(jump(ip, target), sp, fp, fuel, cx)
+            take!(T, jump(ip, target), sp, fp, fuel, cx)
         }
         next!(ip.add(1), sp, fp, fuel, cx)
     }
@@ -80,21 +81,21 @@ unsafe fn keep_at(sp: Sp, fp: Sp, height: u32, keep: u32) -> Sp {
 }
 
 handler! {
-    fn br(ip, sp, fp, fuel, cx) {
+    fn br[const T: u8](ip, sp, fp, fuel, cx) {
         let (target, height, keep) =
             operands!(ip, Op::Br { target, height, keep } => (target, height, keep));
         sp = keep_at(sp, fp, height, keep);
-        next!(jump(ip, target), sp, fp, fuel, cx)
+        take!(T, jump(ip, target), sp, fp, fuel, cx)
     }
 }
 
 handler! {
-    fn br_if(ip, sp, fp, fuel, cx) {
+    fn br_if[const T: u8](ip, sp, fp, fuel, cx) {
         let (target, height, keep) =
             operands!(ip, Op::BrIf { target, height, keep } => (target, height, keep));
         if pop(&mut sp) as u32 != 0 {
             sp = keep_at(sp, fp, height, keep);
-            next!(jump(ip, target), sp, fp, fuel, cx)
+            take!(T, jump(ip, target), sp, fp, fuel, cx)
         }
         next!(ip.add(1), sp, fp, fuel, cx)
     }

@@ -3,6 +3,7 @@
 //! `c` a constant, `S` the top of the stack.
 
 use super::kinds::BinKind;
+use super::take;
 use super::{handler, jump, local, next, operands, pop, push, top};
 use crate::machine::code::Op;
 
@@ -95,43 +96,43 @@ handler! {
 }
 
 handler! {
-    fn jump_ll[K: BinKind](ip, sp, fp, fuel, cx) {
+    fn jump_ll[K: BinKind, const T: u8](ip, sp, fp, fuel, cx) {
         let (a, b, target) = operands!(ip, Op::JumpLL { a, b, target, .. } => (a, b, target));
         if K::eval(*local(fp, a), *local(fp, b)) as u32 != 0 {
-            next!(jump(ip, target), sp, fp, fuel, cx)
+            take!(T, jump(ip, target), sp, fp, fuel, cx)
         }
         next!(ip.add(1), sp, fp, fuel, cx)
     }
 }
 
 handler! {
-    fn jump_lc[K: BinKind](ip, sp, fp, fuel, cx) {
+    fn jump_lc[K: BinKind, const T: u8](ip, sp, fp, fuel, cx) {
         let (a, c, target) = operands!(ip, Op::JumpLC { a, c, target, .. } => (a, c, target));
         if K::eval(*local(fp, a), c as i64 as u64) as u32 != 0 {
-            next!(jump(ip, target), sp, fp, fuel, cx)
+            take!(T, jump(ip, target), sp, fp, fuel, cx)
         }
         next!(ip.add(1), sp, fp, fuel, cx)
     }
 }
 
 handler! {
-    fn jump_sc[K: BinKind](ip, sp, fp, fuel, cx) {
+    fn jump_sc[K: BinKind, const T: u8](ip, sp, fp, fuel, cx) {
         let (c, target) = operands!(ip, Op::JumpSC { c, target, .. } => (c, target));
         let x = pop(&mut sp);
         if K::eval(x, c as i64 as u64) as u32 != 0 {
-            next!(jump(ip, target), sp, fp, fuel, cx)
+            take!(T, jump(ip, target), sp, fp, fuel, cx)
         }
         next!(ip.add(1), sp, fp, fuel, cx)
     }
 }
 
 handler! {
-    fn jump_ss[K: BinKind](ip, sp, fp, fuel, cx) {
+    fn jump_ss[K: BinKind, const T: u8](ip, sp, fp, fuel, cx) {
         let target = operands!(ip, Op::JumpSS { target, .. } => target);
         let y = pop(&mut sp);
         let x = pop(&mut sp);
         if K::eval(x, y) as u32 != 0 {
-            next!(jump(ip, target), sp, fp, fuel, cx)
+            take!(T, jump(ip, target), sp, fp, fuel, cx)
         }
         next!(ip.add(1), sp, fp, fuel, cx)
     }

@@ -314,6 +314,68 @@ pub(crate) unsafe fn local(fp: Sp, i: u32) -> *mut u64 {
     unsafe { fp.add(i as usize) }
 }
 
+/// Branch target kinds, known at lowering (`lower.rs`): a branch to a
+/// loop header or to a refund stub does the target's work itself (the
+/// header's fuel check and charge; the stub's refund and jump) instead of
+/// dispatching to it. Fuel is charged and checked exactly as if the target
+/// ran: a loop header out of fuel stops the thread at the header. This one:
+/// any other op.
+pub(crate) const PLAIN: u8 = 0;
+/// The branch target is a `LoopHeader`.
+pub(crate) const LOOP: u8 = 1;
+/// The branch target is a `Refund` stub.
+pub(crate) const REFUND: u8 = 2;
+
+/// Takes a branch to `t`, a target of kind `T`: the instruction to run
+/// next, or `None` if `t` is a loop header and the fuel is used up (stop at
+/// `t`).
+///
+/// # Safety
+/// `t` is an instruction of the current function whose op has kind `T`.
+#[inline(always)]
+pub(crate) unsafe fn branch<const T: u8>(t: Ip, fuel: &mut i64) -> Option<Ip> {
+    // Safety: the caller's contract; a loop header is never the last op,
+    // and a refund's target is in the code.
+    unsafe {
+        match T {
+            LOOP => {
+                if *fuel <= 0 {
+                    return None;
+                }
+                *fuel -= operands!(t, Op::LoopHeader(n) => n) as i64;
+                Some(t.add(1))
+            }
+            REFUND => {
+                let (n, rel) = operands!(t, Op::Refund { fuel, target } => (fuel, target));
+                *fuel += n as i64;
+                Some(jump(t, rel))
+            }
+            _ => Some(t),
+        }
+    }
+}
+
+/// Branches to `$t`, a target of kind `$T` ([`branch`]).
+macro_rules! take {
+    ($T:ident, $t:expr, $sp:expr, $fp:expr, $fuel:ident, $cx:expr) => {{
+        let t = $t;
+        match $crate::machine::handlers::branch::<$T>(t, &mut $fuel) {
+            Some(ip) => $crate::machine::handlers::next!(ip, $sp, $fp, $fuel, $cx),
+            None => {
+                return $crate::machine::handlers::stop(
+                    t,
+                    $sp,
+                    $fp,
+                    $fuel,
+                    $cx,
+                    $crate::machine::handlers::Stop::OutOfFuel,
+                );
+            }
+        }
+    }};
+}
+pub(crate) use take;
+
 /// The instruction `rel` (a relative branch target, `lower.rs`) away.
 ///
 /// # Safety
