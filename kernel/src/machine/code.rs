@@ -10,6 +10,7 @@
 //! terms.
 
 use super::fuse::{Bin, Load, Store};
+use super::handlers::Instr;
 use super::module::ValType;
 
 macro_rules! define_ops {
@@ -202,6 +203,9 @@ pub(crate) struct FuncCode {
     pub resume: Vec<ResumePoint>,
     /// Largest stack use of one activation, locals included, in slots.
     pub max_height: u32,
+    /// The threaded code the interpreter runs: `ops` lowered (`lower.rs`),
+    /// one instruction per op at the same position.
+    pub instrs: Box<[Instr]>,
 }
 
 impl FuncCode {

@@ -215,7 +215,7 @@ pub(crate) enum Load {
 
 impl Load {
     /// The kind and offset of a plain load op.
-    fn of(op: &Op) -> Option<(Load, u32)> {
+    pub(crate) fn of(op: &Op) -> Option<(Load, u32)> {
         Some(match *op {
             Op::I32Load(o) | Op::F32Load(o) | Op::I64Load32U(o) => (Load::U32, o),
             Op::I64Load(o) | Op::F64Load(o) => (Load::U64, o),
@@ -242,7 +242,7 @@ pub(crate) enum Store {
 
 impl Store {
     /// The width and offset of a plain store op.
-    fn of(op: &Op) -> Option<(Store, u32)> {
+    pub(crate) fn of(op: &Op) -> Option<(Store, u32)> {
         Some(match *op {
             Op::I32Store8(o) | Op::I64Store8(o) => (Store::B1, o),
             Op::I32Store16(o) | Op::I64Store16(o) => (Store::B2, o),

@@ -40,7 +40,9 @@
 mod code;
 mod exec;
 mod fuse;
+mod handlers;
 mod instance;
+mod lower;
 mod module;
 mod num;
 pub mod runner;

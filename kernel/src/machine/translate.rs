@@ -172,6 +172,7 @@ pub(crate) fn translate_function(
         t.offsets.push(t.offset);
     }
     t.emit_refund_stubs();
+    let instrs = super::lower::lower(&t.ops);
     let code = FuncCode {
         num_params: ty.params.len() as u32,
         locals: locals.into_boxed_slice(),
@@ -180,6 +181,7 @@ pub(crate) fn translate_function(
         offsets: t.offsets,
         resume: t.resume,
         max_height: t.max_height.saturating_add(1),
+        instrs,
     };
     if !code.control_flow_is_closed() {
         return Err(internal("control flow leaves the code"));

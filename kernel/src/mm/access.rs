@@ -20,36 +20,56 @@ impl AddressSpace {
     /// Loads `N` bytes (little-endian order as stored) from `addr`.
     #[inline(always)]
     pub fn load<const N: usize>(&self, addr: u64) -> Result<[u8; N], Fault> {
+        match self.load_cached(addr) {
+            Some(bytes) => Ok(bytes),
+            None => self.load_uncached(addr),
+        }
+    }
+
+    /// The fast path of [`load`](Self::load) alone: the bytes, if they lie
+    /// in one page of the primary area that the access cache holds. `None`
+    /// says nothing about the access; [`load_uncached`](Self::load_uncached)
+    /// does the rest. (The interpreter inlines this part only.)
+    #[inline(always)]
+    pub(crate) fn load_cached<const N: usize>(&self, addr: u64) -> Option<[u8; N]> {
+        let off = (addr & PAGE_MASK) as usize;
+        if off + N > PAGE_SIZE as usize {
+            return None;
+        }
+        let page = self.cache.read_page(addr / PAGE_SIZE)?;
+        // Safety: a read entry points at the live bytes of page `index` of
+        // the primary area (the cache's invariant, kept by `primary_mut` and
+        // `snapshot`), and `off + N` is within the page. `&self` excludes
+        // every mutation meanwhile.
+        Some(unsafe {
+            page.cast::<u8>()
+                .add(off)
+                .cast::<[u8; N]>()
+                .read_unaligned()
+        })
+    }
+
+    /// [`load`](Self::load) past the cache: fills it on a primary-area
+    /// access within one page, else walks the regions.
+    #[inline(never)]
+    pub(crate) fn load_uncached<const N: usize>(&self, addr: u64) -> Result<[u8; N], Fault> {
         let off = (addr & PAGE_MASK) as usize;
         let index = addr / PAGE_SIZE;
-        if off + N <= PAGE_SIZE as usize {
-            if let Some(page) = self.cache.read_page(index) {
-                // Safety: a read entry points at the live bytes of page
-                // `index` of the primary area (the cache's invariant, kept
-                // by `primary_mut` and `snapshot`), and `off + N` is within
-                // the page. `&self` excludes every mutation meanwhile.
-                return Ok(unsafe {
-                    page.cast::<u8>()
-                        .add(off)
-                        .cast::<[u8; N]>()
-                        .read_unaligned()
-                });
-            }
-            if addr
+        if off + N <= PAGE_SIZE as usize
+            && addr
                 .checked_add(N as u64)
                 .is_some_and(|end| end <= self.primary_len)
-            {
-                let page = self.primary.table.page_ptr(index);
-                self.cache.set_read(index, page);
-                // Safety: `page_ptr` has just returned the live bytes of the
-                // page, and `off + N` is within it.
-                return Ok(unsafe {
-                    page.cast::<u8>()
-                        .add(off)
-                        .cast::<[u8; N]>()
-                        .read_unaligned()
-                });
-            }
+        {
+            let page = self.primary.table.page_ptr(index);
+            self.cache.set_read(index, page);
+            // Safety: `page_ptr` has just returned the live bytes of the
+            // page, and `off + N` is within it.
+            return Ok(unsafe {
+                page.cast::<u8>()
+                    .add(off)
+                    .cast::<[u8; N]>()
+                    .read_unaligned()
+            });
         }
         self.load_slow(addr)
     }
@@ -64,39 +84,65 @@ impl AddressSpace {
     /// Stores `bytes` at `addr`.
     #[inline(always)]
     pub fn store<const N: usize>(&mut self, addr: u64, bytes: [u8; N]) -> Result<(), Fault> {
+        if self.store_cached(addr, bytes) {
+            return Ok(());
+        }
+        self.store_uncached(addr, bytes)
+    }
+
+    /// The fast path of [`store`](Self::store) alone: stores and returns
+    /// true if the bytes lie in one page of the primary area that the
+    /// access cache holds for writing. False changes nothing and says
+    /// nothing about the access; [`store_uncached`](Self::store_uncached)
+    /// does the rest. (The interpreter inlines this part only.)
+    #[inline(always)]
+    pub(crate) fn store_cached<const N: usize>(&mut self, addr: u64, bytes: [u8; N]) -> bool {
+        let off = (addr & PAGE_MASK) as usize;
+        if off + N > PAGE_SIZE as usize {
+            return false;
+        }
+        let Some(page) = self.cache.write_page(addr / PAGE_SIZE) else {
+            return false;
+        };
+        // Safety: a write entry points at page `index` of the primary area,
+        // held by its page table alone and already dirty (the cache's
+        // invariant, kept by `primary_mut` and `snapshot`); `&mut self`
+        // excludes every other access, and `off + N` is within the page.
+        unsafe {
+            page.cast::<u8>()
+                .add(off)
+                .cast::<[u8; N]>()
+                .write_unaligned(bytes)
+        };
+        true
+    }
+
+    /// [`store`](Self::store) past the cache: fills it on a primary-area
+    /// access within one page, else walks the regions.
+    #[inline(never)]
+    pub(crate) fn store_uncached<const N: usize>(
+        &mut self,
+        addr: u64,
+        bytes: [u8; N],
+    ) -> Result<(), Fault> {
         let off = (addr & PAGE_MASK) as usize;
         let index = addr / PAGE_SIZE;
-        if off + N <= PAGE_SIZE as usize {
-            if let Some(page) = self.cache.write_page(index) {
-                // Safety: a write entry points at page `index` of the primary
-                // area, held by its page table alone and already dirty (the
-                // cache's invariant, kept by `primary_mut` and `snapshot`);
-                // `&mut self` excludes every other access, and `off + N` is
-                // within the page.
-                unsafe {
-                    page.cast::<u8>()
-                        .add(off)
-                        .cast::<[u8; N]>()
-                        .write_unaligned(bytes)
-                };
-                return Ok(());
-            }
-            if addr
+        if off + N <= PAGE_SIZE as usize
+            && addr
                 .checked_add(N as u64)
                 .is_some_and(|end| end <= self.primary_len)
-            {
-                let page = self.primary.unique_page_ptr(index);
-                self.cache.set_write(index, page);
-                // Safety: `unique_page_ptr` has just made the page private to
-                // the table and marked it dirty; `off + N` is within it.
-                unsafe {
-                    page.cast::<u8>()
-                        .add(off)
-                        .cast::<[u8; N]>()
-                        .write_unaligned(bytes)
-                };
-                return Ok(());
-            }
+        {
+            let page = self.primary.unique_page_ptr(index);
+            self.cache.set_write(index, page);
+            // Safety: `unique_page_ptr` has just made the page private to
+            // the table and marked it dirty; `off + N` is within it.
+            unsafe {
+                page.cast::<u8>()
+                    .add(off)
+                    .cast::<[u8; N]>()
+                    .write_unaligned(bytes)
+            };
+            return Ok(());
         }
         self.store_slow(addr, bytes)
     }
