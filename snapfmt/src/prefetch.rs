@@ -6,9 +6,10 @@
 //! itself); the consumer takes the results strictly in sequence order, and
 //! when the one it needs is not ready it claims and loads the next
 //! unclaimed chunk itself instead of sleeping, so `threads` threads are
-//! busy on `threads` cores and none is only waiting. At most `2 * threads`
-//! chunks are claimed but not yet taken, so memory stays bounded whatever
-//! the sequence's length. When the consumer returns (done or failed), the
+//! busy on `threads` cores and none is only waiting. At most
+//! `2 * BATCH * threads` chunks (plus the consumer's own batch) are claimed
+//! but not yet taken, so memory stays bounded whatever the sequence's
+//! length. When the consumer returns (done or failed), the
 //! workers stop claiming and are joined before `in_order` returns.
 //!
 //! Chunks are claimed and loaded in batches of up to [`BATCH`] consecutive
@@ -153,7 +154,10 @@ pub(crate) fn in_order<T: Send, R>(
             stop: false,
         }),
         changed: Condvar::new(),
-        window: BATCH * threads,
+        // Two batches per thread: with one, a worker that has finished
+        // its batch waits while the consumer loads one of its own (1.25
+        // instead of 1.42 GB/s, median of six paired reads).
+        window: 2 * BATCH * threads,
     };
     std::thread::scope(|s| {
         for _ in 1..threads.min(ids.len()) {
