@@ -18,40 +18,11 @@ fn image(dir: &Path, pages: u32) -> PathBuf {
         chunk_pages: 1,
         ..WriterOptions::default()
     };
-    let mut info = sample::sample_info();
-    info.checkpoint_set.retain(|m| m.task_id == 7);
-    let mut w = ImageWriter::create(&path, info, opts).unwrap();
+    let mut w = ImageWriter::create(&path, task_7_info(), opts).unwrap();
     for p in 0..pages {
         w.add_page(7, 0, p, &sample::sample_page(p)).unwrap();
     }
-    w.add_task(TaskRecord {
-        meta: TaskMeta {
-            task_id: 7,
-            name: "content".into(),
-            args: vec![],
-            cwd: "/".into(),
-            module: ModuleRef::External {
-                path: "/content.wasm".into(),
-                sha256: Digest::default(),
-            },
-            id_view: vec![],
-        },
-        instance: Default::default(),
-        threads: vec![],
-        areas: vec![AreaRecord {
-            base: 0,
-            size: u64::from(pages) * PAGE_SIZE as u64,
-            flags: area_flags::READ | area_flags::WRITE,
-            backing: Backing::Anonymous,
-            sharing: vec![],
-            pages: PageMap::default(),
-        }],
-        phones: vec![],
-        calls: vec![],
-        coop_blobs: vec![],
-        file_backups: vec![],
-    })
-    .unwrap();
+    w.add_task(one_area_task(7, u64::from(pages))).unwrap();
     w.finish().unwrap();
     path
 }

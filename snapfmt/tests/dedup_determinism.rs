@@ -3,7 +3,10 @@
 //! stored before (in an earlier chunk, or earlier in the same chunk) is
 //! stored once, however the duplicates fall across chunks.
 
-use snapfmt::sample::{sample_info, sample_page};
+mod common;
+
+use common::{one_area_task, task_7_info};
+use snapfmt::sample::sample_page;
 use snapfmt::*;
 
 /// 40 pages: every third is a copy of page 1, every fifth is zero, pages
@@ -18,9 +21,7 @@ fn page(i: u32) -> Vec<u8> {
 }
 
 fn write(path: &std::path::Path, threads: usize) -> Finished {
-    let mut info = sample_info();
-    info.checkpoint_set.retain(|m| m.task_id == 7);
-    info.task_zero = 7;
+    let info = task_7_info();
     let opts = WriterOptions {
         form: ImageForm::Tar,
         threads,
@@ -31,34 +32,7 @@ fn write(path: &std::path::Path, threads: usize) -> Finished {
     for i in 0..40 {
         w.add_page(7, 0, i, &page(i)).unwrap();
     }
-    w.add_task(TaskRecord {
-        meta: TaskMeta {
-            task_id: 7,
-            name: "t".into(),
-            args: vec![],
-            cwd: "/".into(),
-            module: ModuleRef::External {
-                path: "/t.wasm".into(),
-                sha256: Digest::default(),
-            },
-            id_view: vec![],
-        },
-        instance: Default::default(),
-        threads: vec![],
-        areas: vec![AreaRecord {
-            base: 0,
-            size: 40 * PAGE_SIZE as u64,
-            flags: area_flags::READ,
-            backing: Backing::Anonymous,
-            sharing: vec![],
-            pages: PageMap::default(),
-        }],
-        phones: vec![],
-        calls: vec![],
-        coop_blobs: vec![],
-        file_backups: vec![],
-    })
-    .unwrap();
+    w.add_task(one_area_task(7, 40)).unwrap();
     w.finish().unwrap()
 }
 

@@ -208,6 +208,30 @@ pub(crate) struct FuncCode {
     pub instrs: Box<[Instr]>,
 }
 
+impl Op {
+    /// The position a branching op jumps to (in the same function's code).
+    pub(crate) fn target(&self) -> Option<u32> {
+        let mut op = *self;
+        op.target_mut().copied()
+    }
+
+    /// [`target`](Self::target), to rewrite it.
+    pub(crate) fn target_mut(&mut self) -> Option<&mut u32> {
+        match self {
+            Op::Jump(t) | Op::JumpIfZero(t) => Some(t),
+            Op::Br { target, .. }
+            | Op::BrIf { target, .. }
+            | Op::Refund { target, .. }
+            | Op::JumpLL { target, .. }
+            | Op::JumpLC { target, .. }
+            | Op::JumpSC { target, .. }
+            | Op::JumpSS { target, .. }
+            | Op::JumpLoadZ { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+}
+
 impl FuncCode {
     /// The resume point at internal position `pc`, if there is one: a call
     /// if `in_call` (a frame waiting in or for a call), else any (several
@@ -244,17 +268,8 @@ impl FuncCode {
         last_closes
             && self.resume.iter().all(|r| in_code(r.pc))
             && self.ops.iter().enumerate().all(|(pc, op)| match *op {
-                Op::Jump(t) | Op::JumpIfZero(t) => in_code(t),
-                Op::Br { target, .. }
-                | Op::BrIf { target, .. }
-                | Op::Refund { target, .. }
-                | Op::JumpLL { target, .. }
-                | Op::JumpLC { target, .. }
-                | Op::JumpSC { target, .. }
-                | Op::JumpSS { target, .. }
-                | Op::JumpLoadZ { target, .. } => in_code(target),
                 Op::BrTable(n) => pc + 1 + (n as usize) < len,
-                _ => true,
+                op => op.target().is_none_or(in_code),
             })
     }
 

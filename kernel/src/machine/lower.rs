@@ -29,19 +29,9 @@ pub(crate) fn lower(ops: &[Op]) -> Box<[Instr]> {
 
 /// The operands an op's handler reads (module docs).
 fn operands_of(op: &Op, pc: u32) -> Op {
-    let rel = |target: u32| target.wrapping_sub(pc);
     let mut op = *op;
-    match &mut op {
-        Op::Jump(t) | Op::JumpIfZero(t) => *t = rel(*t),
-        Op::Br { target, .. }
-        | Op::BrIf { target, .. }
-        | Op::Refund { target, .. }
-        | Op::JumpLL { target, .. }
-        | Op::JumpLC { target, .. }
-        | Op::JumpSC { target, .. }
-        | Op::JumpSS { target, .. }
-        | Op::JumpLoadZ { target, .. } => *target = rel(*target),
-        _ => {}
+    if let Some(target) = op.target_mut() {
+        *target = target.wrapping_sub(pc);
     }
     if let Some((_, off)) = Load::of(&op) {
         return Op::I32Load(off);
@@ -55,16 +45,9 @@ fn operands_of(op: &Op, pc: u32) -> Op {
 /// The kind of `op`'s branch target ([`h::PLAIN`], [`h::LOOP`],
 /// [`h::REFUND`]), for the handlers that branch.
 fn target_kind(ops: &[Op], op: &Op) -> u8 {
-    let target = match *op {
-        Op::Jump(t) | Op::JumpIfZero(t) => t,
-        Op::Br { target, .. }
-        | Op::BrIf { target, .. }
-        | Op::Refund { target, .. }
-        | Op::JumpLL { target, .. }
-        | Op::JumpLC { target, .. }
-        | Op::JumpSC { target, .. }
-        | Op::JumpSS { target, .. } => target,
-        _ => return h::PLAIN,
+    // (`JumpLoadZ` has one handler for every kind of target.)
+    let Some(target) = op.target() else {
+        return h::PLAIN;
     };
     match ops.get(target as usize) {
         Some(Op::LoopHeader(_)) => h::LOOP,

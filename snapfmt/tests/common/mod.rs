@@ -75,3 +75,43 @@ pub fn golden_dir_v1_2() -> PathBuf {
 pub fn golden_tar_v1_2() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.2.tar")
 }
+
+/// The sample image's info with task 7 as its only member.
+pub fn task_7_info() -> ImageInfo {
+    let mut info = snapfmt::sample::sample_info();
+    info.checkpoint_set.retain(|m| m.task_id == 7);
+    info.task_zero = 7;
+    info
+}
+
+/// A record of task `id` with one anonymous read-write area of `pages`
+/// pages at address 0 and nothing else (the writer fills its page map).
+pub fn one_area_task(id: u64, pages: u64) -> TaskRecord {
+    TaskRecord {
+        meta: TaskMeta {
+            task_id: id,
+            name: format!("task{id}"),
+            args: vec![],
+            cwd: "/".into(),
+            module: ModuleRef::External {
+                path: "/t.wasm".into(),
+                sha256: Digest::default(),
+            },
+            id_view: vec![],
+        },
+        instance: Default::default(),
+        threads: vec![],
+        areas: vec![AreaRecord {
+            base: 0,
+            size: pages * PAGE_SIZE as u64,
+            flags: area_flags::READ | area_flags::WRITE,
+            backing: Backing::Anonymous,
+            sharing: vec![],
+            pages: PageMap::default(),
+        }],
+        phones: vec![],
+        calls: vec![],
+        coop_blobs: vec![],
+        file_backups: vec![],
+    }
+}
