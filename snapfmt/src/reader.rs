@@ -419,42 +419,20 @@ impl Image {
         entry: &ChunkEntry,
         verify_content: bool,
     ) -> Result<Arc<[u8]>> {
-        self.load_chunk_into(index, entry, verify_content, None)
-    }
-
-    /// [`load_chunk`](Self::load_chunk), decompressing into `reuse` when
-    /// it is unshared and of the right length (a fresh buffer otherwise).
-    /// Every byte of the buffer is overwritten before it is returned
-    /// (`unpack_into` fails unless the content fills it exactly), so
-    /// nothing of its previous content survives.
-    fn load_chunk_into(
-        &self,
-        index: u32,
-        entry: &ChunkEntry,
-        verify_content: bool,
-        reuse: Option<Arc<[u8]>>,
-    ) -> Result<Arc<[u8]>> {
-        let (content, due) = self.read_chunk(index, entry, verify_content, reuse)?;
+        let (content, due) = self.read_chunk(index, entry, verify_content, None)?;
         if due {
             check_address(entry, &content)?;
         }
         Ok(content)
     }
 
-    /// [`load_chunk_into`](Self::load_chunk_into) with the image's content
-    /// check setting, short of checking the content's address: also says
-    /// whether that is still due ([`check_address`]).
-    fn load_unchecked(
-        &self,
-        index: u32,
-        entry: &ChunkEntry,
-        reuse: Option<Arc<[u8]>>,
-    ) -> Result<(Arc<[u8]>, bool)> {
-        self.read_chunk(index, entry, self.verify_content, reuse)
-    }
-
     /// Reads local chunk `index` and hands it to
-    /// [`unpack_chunk`](Self::unpack_chunk).
+    /// [`unpack_chunk`](Self::unpack_chunk): checked and decompressed (into
+    /// `reuse` when it is unshared and of the right length, a fresh buffer
+    /// otherwise), short of the content's address, which it says whether
+    /// is still due ([`check_address`]). Every byte of a reused buffer is
+    /// overwritten (`unpack_into` fails unless the content fills it
+    /// exactly), so nothing of its previous content survives.
     fn read_chunk(
         &self,
         index: u32,
@@ -708,7 +686,8 @@ impl Image {
                 match entry.home {
                     ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
                         let reuse = spare.lock().map_err(|_| poisoned())?.pop();
-                        let (content, due) = self.load_unchecked(id, entry, reuse)?;
+                        let (content, due) =
+                            self.read_chunk(id, entry, self.verify_content, reuse)?;
                         Ok((content, due.then_some(entry)))
                     }
                     ChunkHome::Parent => Ok((self.chunk(id)?, None)),
