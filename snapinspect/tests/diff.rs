@@ -64,6 +64,15 @@ fn diff_json(a: &std::path::Path, b: &std::path::Path) -> Json {
     serde_json::from_str(&stdout(&out)).expect("diff --json is JSON")
 }
 
+/// The `field` of every entry of a JSON list of field differences.
+fn field_names(list: &Json) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn identical_images_exit_0() {
     let tmp = tempfile::tempdir().unwrap();
@@ -143,12 +152,7 @@ fn different_images_exit_1_with_exact_page_ranges() {
     assert_eq!(t["threads_added"], serde_json::json!([2]));
     let th = &t["threads_changed"][0];
     assert_eq!(th["thread_id"], 1);
-    let fields: Vec<&str> = th["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
+    let fields = field_names(&th["fields"]);
     assert_eq!(
         fields,
         ["frames[0].position", "frames[0].locals", "fuel_left"]
@@ -431,12 +435,7 @@ fn kernel_state_differences_are_named() {
     let j = diff_json(&a, &b);
     let t = &j["tasks_changed"][0];
     assert_eq!(t["task_id"], 7);
-    let fields: Vec<&str> = t["kernel_state"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
+    let fields = field_names(&t["kernel_state"]);
     assert_eq!(
         fields,
         [
