@@ -6,32 +6,77 @@
 //! Lowering picks each op's handler once, specialised for its operator and
 //! access kind, so that nothing dispatches on them again at run time. The
 //! instruction keeps the op as its operands, with two rewrites: branch
-//! targets become relative to the instruction (a handler needs no base
-//! pointer to jump), and plain loads and stores, whose handler knows the
+//! targets become relative to the instruction, in bytes (a handler needs
+//! no base pointer and no multiplication to jump), and plain loads and stores, whose handler knows the
 //! access kind, all carry their offset as `I32Load(offset)` /
 //! `I32Store(offset)`.
 
 use super::code::Op;
 use super::fuse::{Bin, Load, Store};
-use super::handlers::kinds::{with_bin, with_load, with_store};
+use super::handlers::kinds::{self, BinKind, with_add, with_bin, with_cmp, with_load, with_store};
 use super::handlers::{self as h, Handler, Instr};
 
-/// The threaded code of `ops` (whose control flow is closed).
+/// The most ops a function's code may have: every jump's distance in
+/// bytes of threaded code fits an `i32`. (About 89 million; the translator
+/// refuses larger functions.)
+pub(crate) const MAX_OPS: usize = i32::MAX as usize / std::mem::size_of::<Instr>();
+
+/// The threaded code of `ops` (whose control flow is closed; at most
+/// [`MAX_OPS`] of them).
 pub(crate) fn lower(ops: &[Op]) -> Box<[Instr]> {
+    let threaded: Vec<Op> = ops.iter().map(|op| threaded(ops, op)).collect();
+    let ops = &threaded[..];
     ops.iter()
         .enumerate()
         .map(|(pc, op)| Instr {
-            handler: handler_of(op, target_kind(ops, op)),
+            handler: pair_handler(ops, pc).unwrap_or_else(|| handler_of(op, target_kind(ops, op))),
             op: operands_of(op, pc as u32),
         })
         .collect()
+}
+
+/// `op` with its branch target (if it has one) moved past the `Fuel(0)`
+/// ops there: they charge nothing, and no run stops at a `Fuel` op, so
+/// the branch may as well land after them. A `Refund` stub whose target is
+/// a `Fuel(m)` op also takes over that charge and lands after it: in the
+/// threaded code, its `fuel` is the net change, refund minus `m`, as an
+/// `i32` ([`h::refund_delta`]).
+fn threaded(ops: &[Op], op: &Op) -> Op {
+    let mut op = *op;
+    let past_empty = |t: &mut u32| {
+        // A `Fuel` op falls through, so (with closed control flow) another
+        // op follows it; `get` keeps unclosed code from panicking here.
+        while let (Some(Op::Fuel(0)), Some(_)) = (ops.get(*t as usize), ops.get(*t as usize + 1)) {
+            *t += 1;
+        }
+    };
+    if let Op::Refund { fuel, target } = &mut op {
+        past_empty(target);
+        // Each is at most one function's instruction count (below
+        // `MAX_OPS`), so the difference fits an `i32`.
+        let mut net = *fuel as i64;
+        if let (Some(Op::Fuel(m)), Some(_)) =
+            (ops.get(*target as usize), ops.get(*target as usize + 1))
+        {
+            net -= *m as i64;
+            *target += 1;
+        }
+        *fuel = net as i32 as u32;
+    }
+    if let Some(target) = op.target_mut() {
+        past_empty(target);
+    }
+    op
 }
 
 /// The operands an op's handler reads (module docs).
 fn operands_of(op: &Op, pc: u32) -> Op {
     let mut op = *op;
     if let Some(target) = op.target_mut() {
-        *target = target.wrapping_sub(pc);
+        // In bytes, so that a jump is one addition ([`h::jump`]); it fits
+        // an `i32` since the code has at most [`MAX_OPS`] ops.
+        let rel = (*target as i64 - pc as i64) * std::mem::size_of::<Instr>() as i64;
+        *target = rel as i32 as u32;
     }
     if let Some((_, off)) = Load::of(&op) {
         return Op::I32Load(off);
@@ -43,15 +88,15 @@ fn operands_of(op: &Op, pc: u32) -> Op {
 }
 
 /// The kind of `op`'s branch target ([`h::PLAIN`], [`h::LOOP`],
-/// [`h::REFUND`]), for the handlers that branch.
+/// [`h::REFUND`], [`h::FUEL`]), for the handlers that branch.
 fn target_kind(ops: &[Op], op: &Op) -> u8 {
-    // (`JumpLoadZ` has one handler for every kind of target.)
     let Some(target) = op.target() else {
         return h::PLAIN;
     };
     match ops.get(target as usize) {
         Some(Op::LoopHeader(_)) => h::LOOP,
         Some(Op::Refund { .. }) => h::REFUND,
+        Some(Op::Fuel(_)) => h::FUEL,
         _ => h::PLAIN,
     }
 }
@@ -68,12 +113,47 @@ macro_rules! with_target {
                 const $T: u8 = h::REFUND;
                 $e
             }
+            h::FUEL => {
+                const $T: u8 = h::FUEL;
+                $e
+            }
             _ => {
                 const $T: u8 = h::PLAIN;
                 $e
             }
         }
     };
+}
+
+/// A pair handler (`handlers/pairs.rs`) for the op at `pc` and the one
+/// after it, if they are a counter update and a branch it has one for.
+fn pair_handler(ops: &[Op], pc: usize) -> Option<Handler> {
+    let branch = ops.get(pc + 1)?;
+    let target = target_kind(ops, branch);
+    match ops[pc] {
+        Op::BinLCSet { k, .. } => {
+            with_add!(k, K => pair_with::<K, { h::SET_LC }>(branch, target), else None)
+        }
+        Op::BinLLSet { k, .. } => {
+            with_add!(k, K => pair_with::<K, { h::SET_LL }>(branch, target), else None)
+        }
+        _ => None,
+    }
+}
+
+/// The pair handler of an update with operator `K` and form `SET` followed
+/// by `branch`, whose target is of kind `target`.
+fn pair_with<K: BinKind, const SET: u8>(branch: &Op, target: u8) -> Option<Handler> {
+    match *branch {
+        Op::Jump(_) => Some(with_target!(target, T => h::update_jump::<K, SET, T>)),
+        Op::JumpLC { k, .. } => with_cmp!(k, C => {
+            Some(with_target!(target, T => h::update_jump_lc::<K, SET, C, T>))
+        }, else None),
+        Op::JumpLL { k, .. } => with_cmp!(k, C => {
+            Some(with_target!(target, T => h::update_jump_ll::<K, SET, C, T>))
+        }, else None),
+        _ => None,
+    }
 }
 
 /// The handler of `op`, whose branch target (if it has one) is of kind
@@ -148,13 +228,151 @@ fn handler_of(op: &Op, target: u8) -> Handler {
         Op::BinLLoad { k, l, .. } => {
             with_bin!(k, K => with_load!(l, L => h::bin_l_load::<K, L, false>))
         }
+        // A loaded value tested for zero or not zero (`eqz`, `if`) jumps to
+        // any kind of target; the rarer comparisons with zero treat every
+        // target as plain (fewer instances).
+        Op::JumpLoadZ {
+            k: Bin::I32Eq, l, ..
+        } => with_target!(target, T => {
+            with_load!(l, L => h::jump_load_z::<kinds::bin::I32Eq, L, T, false>)
+        }),
+        Op::JumpLoadZ {
+            k: Bin::I32Ne, l, ..
+        } => with_target!(target, T => {
+            with_load!(l, L => h::jump_load_z::<kinds::bin::I32Ne, L, T, false>)
+        }),
         Op::JumpLoadZ { k, l, .. } => {
-            with_bin!(k, K => with_load!(l, L => h::jump_load_z::<K, L, false>))
+            with_bin!(k, K => with_load!(l, L => h::jump_load_z::<K, L, { h::PLAIN }, false>))
         }
         Op::StoreLL { k, .. } => with_store!(k, S => h::store_ll::<S, false>),
         Op::StoreLC { k, .. } => with_store!(k, S => h::store_lc::<S, false>),
         // Every other op is a plain numeric, load, store or `Bin` op,
         // handled above; an op missing from both is a lowering bug.
         _ => h::unreachable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::{Instance, Limits, Module, Outcome, Thread, Value};
+    use crate::mm::{AddressSpace, MemLimits};
+
+    /// Loops closed by each kind of pair (`handlers/pairs.rs`), and one
+    /// whose exit branches land on `Fuel` ops.
+    const LOOPS: &str = r#"(module
+      (memory 1)
+      (func (export "lc") (param $n i32) (result i32) (local $i i32)
+        (loop $l
+          (local.set $i (i32.add (local.get $i) (i32.const 3)))
+          (br_if $l (i32.lt_u (local.get $i) (i32.const 300))))
+        (i32.add (local.get $i) (local.get $n)))
+      (func (export "ll") (param $n i32) (result i32) (local $i i32)
+        (loop $l
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_s (local.get $i) (local.get $n))))
+        (local.get $i))
+      (func (export "while") (param $n i32) (result i32)
+        (local $j i32) (local $s i32) (local $one i32)
+        (local.set $one (i32.const 1))
+        (block $done
+          (loop $l
+            (br_if $done (i32.ge_u (local.get $j) (local.get $n)))
+            (i32.store8 (local.get $j) (i32.const 1))
+            (local.set $s (i32.add (local.get $s) (i32.load8_u (local.get $j))))
+            (local.set $j (i32.add (local.get $j) (local.get $one)))
+            (br $l)))
+        (if (i32.eqz (local.get $j)) (then (local.set $j (i32.const 7))))
+        (i32.add (local.get $j) (local.get $s))))"#;
+
+    fn run(name: &str, n: u32, fuel: u64) -> (Outcome, u64) {
+        let module = Module::new(LOOPS.as_bytes()).expect("module");
+        let mut space = AddressSpace::new(MemLimits::unlimited());
+        let mut inst =
+            Instance::new(module, &mut space, &Limits::default(), &[]).expect("instance");
+        let mut th = Thread::new(&inst, name, &[Value::I32(n)]).expect("thread");
+        let mut used = 0;
+        loop {
+            let out = th.run(&mut inst, &mut space, fuel);
+            used += fuel - th.fuel_left();
+            if out != Outcome::OutOfFuel {
+                return (out, used);
+            }
+        }
+    }
+
+    #[test]
+    fn loop_closing_pairs_get_one_handler() {
+        let module = Module::new(LOOPS.as_bytes()).expect("module");
+        for (f, code) in module.code.iter().enumerate() {
+            let pairs: Vec<usize> = (0..code.ops.len())
+                .filter(|&pc| pair_handler(&code.ops, pc).is_some())
+                .collect();
+            assert_eq!(pairs.len(), 1, "function {f}: {:?}", code.ops);
+            let next = code.ops[pairs[0] + 1];
+            assert!(
+                matches!(
+                    (f, next),
+                    (0, Op::JumpLC { .. }) | (1, Op::JumpLL { .. }) | (2, Op::Jump(_))
+                ),
+                "function {f}: {next:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn branches_land_past_empty_fuel_ops_and_stubs_past_charges() {
+        let ops = [
+            Op::Fuel(2),
+            Op::Jump(3),
+            Op::Fuel(0),
+            Op::Fuel(0),
+            Op::Fuel(4),
+            Op::Return(0),
+        ];
+        assert_eq!(threaded(&ops, &ops[1]), Op::Jump(4));
+        assert_eq!(target_kind(&ops, &threaded(&ops, &ops[1])), h::FUEL);
+        let stub = |fuel| Op::Refund { fuel, target: 2 };
+        // A stub takes over the charge of the `Fuel` op it lands on.
+        assert_eq!(threaded(&ops, &stub(7)), Op::Refund { fuel: 3, target: 5 });
+        assert_eq!(
+            threaded(&ops, &stub(1)),
+            Op::Refund {
+                fuel: -3i32 as u32,
+                target: 5
+            }
+        );
+    }
+
+    #[test]
+    fn pairs_charge_one_unit_per_instruction_and_stop_in_any_slice() {
+        // (A slice's overspent fuel is not carried over, so only whole runs
+        // count fuel exactly.)
+        // Per iteration: lc and ll 8 instructions (get, const/get, add,
+        // set, get, const/get, lt, br_if); while 17.
+        for (name, per_iteration) in [("lc", 8), ("ll", 8), ("while", 17)] {
+            let n = 40;
+            let (whole, used) = run(name, n, u64::MAX / 2);
+            let (_, fewer) = run(name, n - 10, u64::MAX / 2);
+            if name != "lc" {
+                assert_eq!(used - fewer, 10 * per_iteration, "{name}");
+            }
+            for slice in 1..=9 {
+                assert_eq!(run(name, n, slice).0, whole, "{name} slice {slice}");
+            }
+        }
+        assert_eq!(
+            run("lc", 5, 1000).0,
+            Outcome::Finished(vec![Value::I32(305)])
+        );
+        assert_eq!(run("ll", 0, 1000).0, Outcome::Finished(vec![Value::I32(1)]));
+        assert_eq!(
+            run("while", 0, 1000).0,
+            Outcome::Finished(vec![Value::I32(7)])
+        );
+        assert_eq!(
+            run("while", 9, 1000).0,
+            Outcome::Finished(vec![Value::I32(18)])
+        );
     }
 }

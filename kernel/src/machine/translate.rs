@@ -172,6 +172,13 @@ pub(crate) fn translate_function(
         t.offsets.push(t.offset);
     }
     t.emit_refund_stubs();
+    if t.ops.len() > super::lower::MAX_OPS {
+        return Err(ModuleError::Unsupported(format!(
+            "function {func_index} translates to {} internal ops, more than the {} a function may have",
+            t.ops.len(),
+            super::lower::MAX_OPS
+        )));
+    }
     let instrs = super::lower::lower(&t.ops);
     let code = FuncCode {
         num_params: ty.params.len() as u32,

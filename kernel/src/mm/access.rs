@@ -32,21 +32,12 @@ impl AddressSpace {
     /// does the rest. (The interpreter inlines this part only.)
     #[inline(always)]
     pub(crate) fn load_cached<const N: usize>(&self, addr: u64) -> Option<[u8; N]> {
-        let off = (addr & PAGE_MASK) as usize;
-        if off + N > PAGE_SIZE as usize {
-            return None;
-        }
-        let page = self.cache.read_page(addr / PAGE_SIZE)?;
-        // Safety: a read entry points at the live bytes of page `index` of
-        // the primary area (the cache's invariant, kept by `primary_mut` and
-        // `snapshot`), and `off + N` is within the page. `&self` excludes
-        // every mutation meanwhile.
-        Some(unsafe {
-            page.cast::<u8>()
-                .add(off)
-                .cast::<[u8; N]>()
-                .read_unaligned()
-        })
+        let bytes = self.cache.read_at::<N>(addr)?;
+        // Safety: a read entry points at the live bytes of its page of the
+        // primary area (the cache's invariant, kept by `primary_mut` and
+        // `snapshot`), and `read_at` returned the place of `N` bytes inside
+        // it. `&self` excludes every mutation meanwhile.
+        Some(unsafe { bytes.cast::<[u8; N]>().read_unaligned() })
     }
 
     /// [`load`](Self::load) past the cache: fills it on a primary-area
@@ -97,23 +88,15 @@ impl AddressSpace {
     /// does the rest. (The interpreter inlines this part only.)
     #[inline(always)]
     pub(crate) fn store_cached<const N: usize>(&mut self, addr: u64, bytes: [u8; N]) -> bool {
-        let off = (addr & PAGE_MASK) as usize;
-        if off + N > PAGE_SIZE as usize {
-            return false;
-        }
-        let Some(page) = self.cache.write_page(addr / PAGE_SIZE) else {
+        let Some(place) = self.cache.write_at::<N>(addr) else {
             return false;
         };
-        // Safety: a write entry points at page `index` of the primary area,
+        // Safety: a write entry points at its page of the primary area,
         // held by its page table alone and already dirty (the cache's
         // invariant, kept by `primary_mut` and `snapshot`); `&mut self`
-        // excludes every other access, and `off + N` is within the page.
-        unsafe {
-            page.cast::<u8>()
-                .add(off)
-                .cast::<[u8; N]>()
-                .write_unaligned(bytes)
-        };
+        // excludes every other access, and `write_at` returned the place of
+        // `N` bytes inside the page.
+        unsafe { place.cast::<[u8; N]>().write_unaligned(bytes) };
         true
     }
 

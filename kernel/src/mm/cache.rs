@@ -22,22 +22,38 @@
 
 use std::cell::Cell;
 
+use super::PAGE_SIZE;
 use super::page_table::Page;
 
-/// No page: an index no address of the 32-bit space has.
-const NONE: u64 = u64::MAX;
+/// No page: a base that no access matches. An access address is below
+/// 2^33 (a 32-bit base plus a 32-bit offset), so its distance from this
+/// base, wrapped, is at least 2^63 (see [`Entry::at`]).
+const NONE: u64 = 1 << 63;
 
-/// One cached page: its index in the primary area and where its bytes are.
+/// One cached page: the address of its first byte in the primary area
+/// (its index times the page size) and where its bytes are.
 #[derive(Clone, Copy)]
 struct Entry {
-    index: u64,
+    base: u64,
     page: *mut Page,
 }
 
 const EMPTY: Entry = Entry {
-    index: NONE,
+    base: NONE,
     page: std::ptr::null_mut(),
 };
+
+impl Entry {
+    /// Where the `N` bytes at `addr` are, if they lie in this entry's page:
+    /// one subtraction and one comparison for both the page and the bounds.
+    #[inline(always)]
+    fn at<const N: usize>(self, addr: u64) -> Option<*mut u8> {
+        let off = addr.wrapping_sub(self.base);
+        // Safety (of the `add`): `off + N <= PAGE_SIZE`, so the pointer
+        // stays inside the page (or one past its last byte when N is 0).
+        (off <= PAGE_SIZE - N as u64).then(|| unsafe { self.page.cast::<u8>().add(off as usize) })
+    }
+}
 
 /// The read and write entries (see the module documentation).
 pub(crate) struct AccessCache {
@@ -65,8 +81,8 @@ impl Default for AccessCache {
 impl std::fmt::Debug for AccessCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AccessCache")
-            .field("read", &self.read.get().index)
-            .field("write", &self.write.get().index)
+            .field("read", &(self.read.get().base / PAGE_SIZE))
+            .field("write", &(self.write.get().base / PAGE_SIZE))
             .finish()
     }
 }
@@ -79,18 +95,18 @@ impl AccessCache {
         self.write.set(EMPTY);
     }
 
-    /// The cached bytes of page `index` for reading, if it is cached.
+    /// Where the `N` bytes at `addr` are for reading, if they lie in the
+    /// page cached for reading.
     #[inline(always)]
-    pub(crate) fn read_page(&self, index: u64) -> Option<*const Page> {
-        let e = self.read.get();
-        (e.index == index).then_some(e.page.cast_const())
+    pub(crate) fn read_at<const N: usize>(&self, addr: u64) -> Option<*const u8> {
+        self.read.get().at::<N>(addr).map(<*mut u8>::cast_const)
     }
 
-    /// The cached page `index` for writing, if it is cached.
+    /// Where the `N` bytes at `addr` are for writing, if they lie in the
+    /// page cached for writing.
     #[inline(always)]
-    pub(crate) fn write_page(&self, index: u64) -> Option<*mut Page> {
-        let e = self.write.get();
-        (e.index == index).then_some(e.page)
+    pub(crate) fn write_at<const N: usize>(&self, addr: u64) -> Option<*mut u8> {
+        self.write.get().at::<N>(addr)
     }
 
     /// Caches `page` as the bytes page `index` of the primary area reads as.
@@ -98,7 +114,7 @@ impl AccessCache {
     #[inline]
     pub(crate) fn set_read(&self, index: u64, page: *const Page) {
         self.read.set(Entry {
-            index,
+            base: index * PAGE_SIZE,
             page: page.cast_mut(),
         });
     }
@@ -108,7 +124,8 @@ impl AccessCache {
     /// write-entry guarantee of the module docs.
     #[inline]
     pub(crate) fn set_write(&self, index: u64, page: *mut Page) {
-        self.read.set(Entry { index, page });
-        self.write.set(Entry { index, page });
+        let base = index * PAGE_SIZE;
+        self.read.set(Entry { base, page });
+        self.write.set(Entry { base, page });
     }
 }

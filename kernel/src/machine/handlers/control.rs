@@ -4,8 +4,8 @@ use std::ptr;
 
 use super::take;
 use super::{
-    Cx, Done, Ip, Sp, Stop, checked, handler, jump, next, next_via_driver, operands, pop, stop,
-    stopped, top, trap,
+    Cx, Done, Ip, Sp, Stop, checked, handler, jump, next, next_via_driver, operands, pop,
+    refund_delta, stop, stopped, top, trap,
 };
 use crate::machine::code::{FuncCode, Op};
 use crate::machine::instance::TableCell;
@@ -34,7 +34,7 @@ handler! {
 handler! {
     fn refund[const T: u8](ip, sp, fp, fuel, cx) {
         let (n, target) = operands!(ip, Op::Refund { fuel, target } => (fuel, target));
-        fuel += n as i64;
+        fuel += refund_delta(n);
         take!(T, jump(ip, target), sp, fp, fuel, cx)
     }
 }

@@ -274,6 +274,46 @@ macro_rules! with_bin {
 }
 pub(crate) use with_bin;
 
+/// Evaluates `$e` with the type `$K` naming the operator `$k` if it is one
+/// of the comparisons (the operators a loop's closing branch tests), else
+/// `$other`: for the pair handlers (`pairs.rs`), so that they are
+/// monomorphised only for operators they are chosen for.
+macro_rules! with_cmp {
+    ($k:expr, $K:ident => $e:expr, else $other:expr) => {
+        $crate::machine::handlers::kinds::with_bin_in!($k, $K => $e, else $other;
+            I32Eq I32Ne I32LtS I32LtU I32GtS I32GtU I32LeS I32LeU I32GeS I32GeU
+            I64Eq I64Ne I64LtS I64LtU I64GtS I64GtU I64LeS I64LeU I64GeS I64GeU)
+    };
+}
+pub(crate) use with_cmp;
+
+/// Evaluates `$e` with the type `$K` naming the operator `$k` if it is an
+/// addition (a loop counter's step), else `$other` (see [`with_cmp`]).
+macro_rules! with_add {
+    ($k:expr, $K:ident => $e:expr, else $other:expr) => {
+        $crate::machine::handlers::kinds::with_bin_in!($k, $K => $e, else $other; I32Add I64Add)
+    };
+}
+pub(crate) use with_add;
+
+/// Evaluates `$e` with the type `$K` naming the operator `$k` if it is one
+/// of the operators listed, else `$other`.
+macro_rules! with_bin_in {
+    ($k:expr, $K:ident => $e:expr, else $other:expr; $($name:ident)*) => {{
+        use $crate::machine::fuse::Bin as B;
+        use $crate::machine::handlers::kinds::bin as b;
+        match $k {
+            $(B::$name => {
+                type $K = b::$name;
+                $e
+            })*
+            #[allow(unreachable_patterns)]
+            _ => $other,
+        }
+    }};
+}
+pub(crate) use with_bin_in;
+
 /// Evaluates `$e` with the type `$L` naming the load kind `$l` (a [`Load`]).
 macro_rules! with_load {
     ($l:expr, $L:ident => $e:expr) => {{

@@ -2,7 +2,8 @@
 
 use super::kinds::{BinKind, LoadKind, StoreKind};
 use super::{
-    Cx, checked, handler, jump, local, next, next_via_driver, operands, pop, push, stopped, top,
+    Cx, Stop, branch, checked, handler, jump, local, next, next_via_driver, operands, pop, push,
+    stop, stopped, take, top,
 };
 use crate::machine::code::Op;
 use crate::machine::instance::check_memory_range;
@@ -140,18 +141,26 @@ handler! {
 }
 
 handler! {
-    /// `JumpLoadZ`: jump if `k(load(local a + off), 0)` is not zero.
+    /// `JumpLoadZ`: jump if `k(load(local a + off), 0)` is not zero, to a
+    /// target of kind `T`.
     #[inline(never)]
-    fn jump_load_z[K: BinKind, L: LoadKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
+    fn jump_load_z[K: BinKind, L: LoadKind, const T: u8, const SLOW: bool](ip, sp, fp, fuel, cx) {
         let (a, off, target) =
             operands!(ip, Op::JumpLoadZ { a, off, target, .. } => (a, off, target));
         match load_value::<L, SLOW>(cx, addr(*local(fp, a), off)) {
             Some(v) => {
                 if K::eval(v, 0) as u32 != 0 {
-                    go_on!(SLOW, jump(ip, target), sp, fp, fuel, cx)
+                    if SLOW {
+                        let t = jump(ip, target);
+                        match branch::<T>(t, &mut fuel) {
+                            Some(ip) => next_via_driver!(ip, sp, fp, fuel, cx),
+                            None => return stop(t, sp, fp, fuel, cx, Stop::OutOfFuel),
+                        }
+                    }
+                    take!(T, jump(ip, target), sp, fp, fuel, cx)
                 }
             }
-            None => missed!(SLOW, jump_load_z::<K, L, true>, ip, sp, fp, fuel, cx),
+            None => missed!(SLOW, jump_load_z::<K, L, T, true>, ip, sp, fp, fuel, cx),
         }
         go_on!(SLOW, ip.add(1), sp, fp, fuel, cx)
     }

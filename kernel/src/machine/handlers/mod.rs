@@ -57,12 +57,14 @@ mod fused;
 pub(crate) mod kinds;
 mod memory;
 mod numeric;
+mod pairs;
 mod stack;
 
 pub(crate) use control::*;
 pub(crate) use fused::*;
 pub(crate) use memory::*;
 pub(crate) use numeric::numeric_handler;
+pub(crate) use pairs::*;
 pub(crate) use stack::*;
 
 use super::code::Op;
@@ -315,9 +317,9 @@ pub(crate) unsafe fn local(fp: Sp, i: u32) -> *mut u64 {
 }
 
 /// Branch target kinds, known at lowering (`lower.rs`): a branch to a
-/// loop header or to a refund stub does the target's work itself (the
-/// header's fuel check and charge; the stub's refund and jump) instead of
-/// dispatching to it. Fuel is charged and checked exactly as if the target
+/// loop header, a refund stub or a `Fuel` op does the target's work itself
+/// (the header's fuel check and charge; the stub's refund and jump; the
+/// charge) instead of dispatching to it. Fuel is charged and checked exactly as if the target
 /// ran: a loop header out of fuel stops the thread at the header. This one:
 /// any other op.
 pub(crate) const PLAIN: u8 = 0;
@@ -325,6 +327,8 @@ pub(crate) const PLAIN: u8 = 0;
 pub(crate) const LOOP: u8 = 1;
 /// The branch target is a `Refund` stub.
 pub(crate) const REFUND: u8 = 2;
+/// The branch target is a `Fuel` op.
+pub(crate) const FUEL: u8 = 3;
 
 /// Takes a branch to `t`, a target of kind `T`: the instruction to run
 /// next, or `None` if `t` is a loop header and the fuel is used up (stop at
@@ -334,8 +338,8 @@ pub(crate) const REFUND: u8 = 2;
 /// `t` is an instruction of the current function whose op has kind `T`.
 #[inline(always)]
 pub(crate) unsafe fn branch<const T: u8>(t: Ip, fuel: &mut i64) -> Option<Ip> {
-    // Safety: the caller's contract; a loop header is never the last op,
-    // and a refund's target is in the code.
+    // Safety: the caller's contract; a loop header or `Fuel` op is never
+    // the last op, and a refund's target is in the code.
     unsafe {
         match T {
             LOOP => {
@@ -347,12 +351,24 @@ pub(crate) unsafe fn branch<const T: u8>(t: Ip, fuel: &mut i64) -> Option<Ip> {
             }
             REFUND => {
                 let (n, rel) = operands!(t, Op::Refund { fuel, target } => (fuel, target));
-                *fuel += n as i64;
+                *fuel += refund_delta(n);
                 Some(jump(t, rel))
+            }
+            FUEL => {
+                *fuel -= operands!(t, Op::Fuel(n) => n) as i64;
+                Some(t.add(1))
             }
             _ => Some(t),
         }
     }
+}
+
+/// The fuel change of a lowered `Refund` stub's `fuel` operand: the
+/// refund less the charge of the `Fuel` op it skips, as an `i32`
+/// (`lower.rs`).
+#[inline(always)]
+pub(crate) fn refund_delta(fuel: u32) -> i64 {
+    fuel as i32 as i64
 }
 
 /// Branches to `$t`, a target of kind `$T` ([`branch`]).
@@ -376,12 +392,13 @@ macro_rules! take {
 }
 pub(crate) use take;
 
-/// The instruction `rel` (a relative branch target, `lower.rs`) away.
+/// The instruction `rel` (a relative branch target in bytes, `lower.rs`)
+/// away.
 ///
 /// # Safety
 /// `rel` is a target `lower` made relative to `ip`'s own position.
 #[inline(always)]
 pub(crate) unsafe fn jump(ip: Ip, rel: u32) -> Ip {
     // Safety: the caller's contract; targets are inside the code.
-    unsafe { ip.offset(rel as i32 as isize) }
+    unsafe { ip.byte_offset(rel as i32 as isize) }
 }
