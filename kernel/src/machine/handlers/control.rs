@@ -233,6 +233,83 @@ unsafe fn enter(
     }
 }
 
+/// Locals past the parameters that [`enter_fast`] zeroes inline.
+const FAST_LOCALS: usize = 4;
+
+/// [`enter`] for the common case, without any call: the call depth and
+/// the callee's frame fit, the frame list has room and the callee has at
+/// most [`FAST_LOCALS`] locals past its parameters. `None` (nothing has
+/// changed) sends the call to [`call_slow`]. Keeping every call out of
+/// this path keeps the call handlers without a stack frame.
+///
+/// # Safety
+/// As for [`enter`].
+#[inline(always)]
+unsafe fn enter_fast(
+    ip: Ip,
+    fp: Sp,
+    cx: &mut Cx<'_>,
+    callee: u32,
+    code: &FuncCode,
+    args_end: Sp,
+) -> Option<(Ip, Sp, Sp)> {
+    let depth = cx.frames.len();
+    if depth + 2 > cx.max_call_depth || depth == cx.frames.capacity() {
+        return None;
+    }
+    // Safety: as in `enter`; the frame is checked to fit before it is
+    // touched, and the buffer does not move.
+    unsafe {
+        let base = cx.stack.as_mut_ptr();
+        let args_at = args_end.offset_from(base) as usize;
+        let new_fp = args_at - code.num_params as usize;
+        let top = new_fp + code.locals.len();
+        let extra = top - args_at;
+        if new_fp + code.max_height as usize > cx.stack.len() || extra > FAST_LOCALS {
+            return None;
+        }
+        for k in 0..FAST_LOCALS {
+            if k < extra {
+                args_end.add(k).write(0);
+            }
+        }
+        // `Vec::push` without its growth path (a call): `depth` is below
+        // the capacity, checked above.
+        cx.frames.as_mut_ptr().add(depth).write(CallFrame {
+            func: cx.func,
+            call_pc: ip.offset_from(cx.code) as u32,
+            fp: fp.offset_from(base) as u32,
+        });
+        cx.frames.set_len(depth + 1);
+        cx.func = callee;
+        cx.code = code.instrs.as_ptr();
+        Some((cx.code, base.add(top), base.add(new_fp)))
+    }
+}
+
+/// The call of defined function `callee` by the call op at `ip` that
+/// [`enter_fast`] declined: [`enter`] in full (growing the stack or the
+/// frame list, or trapping), then on through the driver loop.
+#[cold]
+#[inline(never)]
+fn call_slow(ip: Ip, sp: Sp, fp: Sp, fuel: i64, cx: &mut Cx<'_>, callee: u32) -> Done {
+    let Some(code) = cx.module.code_of(callee) else {
+        return trap(ip, sp, fp, fuel, cx, TrapKind::Unreachable);
+    };
+    // Safety: `ip` is the call op (handler contract); the arguments of
+    // `call_indirect` end below its table index.
+    unsafe {
+        let args_end = match (*ip).op {
+            Op::CallIndirect { .. } => sp.sub(1),
+            _ => sp,
+        };
+        match enter(ip, fp, cx, callee, code, args_end) {
+            Ok((ip, sp, fp)) => next_via_driver!(ip, sp, fp, fuel, cx),
+            Err(k) => trap(ip, sp, fp, fuel, cx, k),
+        }
+    }
+}
+
 handler! {
     fn call(ip, sp, fp, fuel, cx) {
         if fuel <= 0 {
@@ -240,11 +317,11 @@ handler! {
         }
         let callee = operands!(ip, Op::Call(f) => f);
         let Some(code) = cx.module.code_of(callee) else {
-            return trap(ip, sp, fp, fuel, cx, TrapKind::Unreachable);
+            return call_slow(ip, sp, fp, fuel, cx, callee);
         };
-        match enter(ip, fp, cx, callee, code, sp) {
-            Ok((ip, sp, fp)) => next!(ip, sp, fp, fuel, cx),
-            Err(k) => trap(ip, sp, fp, fuel, cx, k),
+        match enter_fast(ip, fp, cx, callee, code, sp) {
+            Some((ip, sp, fp)) => next!(ip, sp, fp, fuel, cx),
+            None => call_slow(ip, sp, fp, fuel, cx, callee),
         }
     }
 }
@@ -309,9 +386,9 @@ handler! {
             return trap(ip, sp, fp, fuel, cx, TrapKind::Unreachable);
         };
         // The table index is consumed; a trap leaves it on the stack.
-        match enter(ip, fp, cx, callee, code, sp.sub(1)) {
-            Ok((ip, sp, fp)) => next!(ip, sp, fp, fuel, cx),
-            Err(k) => trap(ip, sp, fp, fuel, cx, k),
+        match enter_fast(ip, fp, cx, callee, code, sp.sub(1)) {
+            Some((ip, sp, fp)) => next!(ip, sp, fp, fuel, cx),
+            None => call_slow(ip, sp, fp, fuel, cx, callee),
         }
     }
 }
