@@ -131,26 +131,62 @@ fn pair_handler(ops: &[Op], pc: usize) -> Option<Handler> {
     let branch = ops.get(pc + 1)?;
     let target = target_kind(ops, branch);
     match ops[pc] {
-        Op::BinLCSet { k, .. } => {
-            with_add!(k, K => pair_with::<K, { h::SET_LC }>(branch, target), else None)
+        Op::BinLCSet { k, d, .. } => {
+            with_add!(k, K => pair_with::<K, { h::SET_LC }>(ops, d, branch, target), else None)
         }
-        Op::BinLLSet { k, .. } => {
-            with_add!(k, K => pair_with::<K, { h::SET_LL }>(branch, target), else None)
+        Op::BinLLSet { k, d, .. } => {
+            with_add!(k, K => pair_with::<K, { h::SET_LL }>(ops, d, branch, target), else None)
         }
         _ => None,
     }
 }
 
-/// The pair handler of an update with operator `K` and form `SET` followed
-/// by `branch`, whose target is of kind `target`.
-fn pair_with<K: BinKind, const SET: u8>(branch: &Op, target: u8) -> Option<Handler> {
+/// The pair handler of an update of local `d` with operator `K` and form
+/// `SET` followed by `branch`, whose target is of kind `target`.
+fn pair_with<K: BinKind, const SET: u8>(
+    ops: &[Op],
+    d: u32,
+    branch: &Op,
+    target: u8,
+) -> Option<Handler> {
     match *branch {
+        Op::Jump(t) if target == h::LOOP => Some(
+            loop_test_handler::<K, SET>(ops, d, t as usize + 1)
+                .unwrap_or(h::update_jump::<K, SET, { h::LOOP }>),
+        ),
         Op::Jump(_) => Some(with_target!(target, T => h::update_jump::<K, SET, T>)),
-        Op::JumpLC { k, .. } => with_cmp!(k, C => {
+        Op::JumpLC { k, a, .. } if a == d => with_cmp!(k, C => {
             Some(with_target!(target, T => h::update_jump_lc::<K, SET, C, T>))
         }, else None),
-        Op::JumpLL { k, .. } => with_cmp!(k, C => {
+        Op::JumpLL { k, a, .. } if a == d => with_cmp!(k, C => {
             Some(with_target!(target, T => h::update_jump_ll::<K, SET, C, T>))
+        }, else None),
+        _ => None,
+    }
+}
+
+/// The handler of an update of local `d` with operator `K` and form `SET`
+/// whose `Jump` goes back to a loop header that tests first (a `while`
+/// loop): if the op at `test`, the header's next, is a `JumpLL` or
+/// `JumpLC` comparing local `d`, the handler that also does the header and
+/// the test.
+fn loop_test_handler<K: BinKind, const SET: u8>(
+    ops: &[Op],
+    d: u32,
+    test: usize,
+) -> Option<Handler> {
+    // Counters that step by an i32 addition only: fewer instances.
+    if K::K != Bin::I32Add {
+        return None;
+    }
+    let op = ops.get(test)?;
+    let target = target_kind(ops, op);
+    match *op {
+        Op::JumpLC { k, a, .. } if a == d => with_cmp!(k, C => {
+            Some(with_target!(target, T => h::update_loop_test::<SET, C, { h::TEST_LC }, T>))
+        }, else None),
+        Op::JumpLL { k, a, .. } if a == d => with_cmp!(k, C => {
+            Some(with_target!(target, T => h::update_loop_test::<SET, C, { h::TEST_LL }, T>))
         }, else None),
         _ => None,
     }
@@ -258,8 +294,9 @@ mod tests {
     use crate::machine::{Instance, Limits, Module, Outcome, Thread, Value};
     use crate::mm::{AddressSpace, MemLimits};
 
-    /// Loops closed by each kind of pair (`handlers/pairs.rs`), and one
-    /// whose exit branches land on `Fuel` ops.
+    /// Loops closed by each kind of pair (`handlers/pairs.rs`), one whose
+    /// exit branches land on `Fuel` ops, and one whose branch tests another
+    /// local than the update sets (no pair).
     const LOOPS: &str = r#"(module
       (memory 1)
       (func (export "lc") (param $n i32) (result i32) (local $i i32)
@@ -283,7 +320,13 @@ mod tests {
             (local.set $j (i32.add (local.get $j) (local.get $one)))
             (br $l)))
         (if (i32.eqz (local.get $j)) (then (local.set $j (i32.const 7))))
-        (i32.add (local.get $j) (local.get $s))))"#;
+        (i32.add (local.get $j) (local.get $s)))
+      (func (export "other") (param $n i32) (result i32) (local $i i32) (local $k i32)
+        (loop $l
+          (local.set $k (i32.add (local.get $k) (i32.const 2)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $k) (local.get $n))))
+        (local.get $i)))"#;
 
     fn run(name: &str, n: u32, fuel: u64) -> (Outcome, u64) {
         let module = Module::new(LOOPS.as_bytes()).expect("module");
@@ -308,7 +351,24 @@ mod tests {
             let pairs: Vec<usize> = (0..code.ops.len())
                 .filter(|&pc| pair_handler(&code.ops, pc).is_some())
                 .collect();
+            if f == 3 {
+                assert_eq!(pairs, [], "{:?}", code.ops);
+                continue;
+            }
             assert_eq!(pairs.len(), 1, "function {f}: {:?}", code.ops);
+            // The `while` loop's jump goes to a header that tests first.
+            let header = code.ops[pairs[0] + 1].target().map(|t| t as usize + 1);
+            assert_eq!(
+                header
+                    .and_then(|test| {
+                        loop_test_handler::<h::kinds::bin::I32Add, { h::SET_LL }>(
+                            &code.ops, 1, test,
+                        )
+                    })
+                    .is_some(),
+                f == 2,
+                "function {f}"
+            );
             let next = code.ops[pairs[0] + 1];
             assert!(
                 matches!(

@@ -1,7 +1,7 @@
 //! Pair handlers: one handler for the two ops that close most loops, a
 //! counter update (`BinLCSet` or `BinLLSet` with an addition: `i = i + 8`,
 //! `j = j + i`) and the branch right after it (`Jump` back to the loop
-//! header, or `JumpLC`/`JumpLL` comparing a local).
+//! header, or `JumpLC`/`JumpLL` comparing that local).
 //!
 //! Lowering (`lower.rs`) gives the update's instruction a pair handler
 //! when the op after it is such a branch. The handler does the update,
@@ -12,14 +12,27 @@
 //! exactly as the two ops would (the update charges nothing; the branch
 //! charges only through its target, [`take!`]).
 //!
+//! A `while` loop tests at its header and jumps back from its end: when
+//! such a `Jump` goes to a loop header whose next op is a `JumpLC` or
+//! `JumpLL` test, one handler does the update, the header (its fuel check
+//! and charge, stopping at the header when fuel is used up) and the test.
+//!
+//! Every branch fused here tests the local the update has just set (its
+//! first operand is the update's destination; lowering checks it), and
+//! takes the new value from the update rather than reading the slot back:
+//! the read would wait for the store just issued.
+//!
 //! Safety, besides the handler contract (`handlers/mod.rs`): an update op
 //! falls through, so by closed control flow the instruction after it is
 //! in the code, and lowering picks a pair handler only when that
 //! instruction's op has the shape the handler reads, with a target of
+//! kind `T`; for a loop test, that the jump's target is a loop header
+//! (never the last op) and the op after it the test, whose target is of
 //! kind `T`.
 
 use super::kinds::BinKind;
-use super::{Ip, Sp, handler, jump, local, next, operands, take};
+use super::kinds::bin::I32Add;
+use super::{Ip, Sp, Stop, handler, jump, local, next, operands, stop, take};
 use crate::machine::code::Op;
 
 /// The update is a `BinLCSet`.
@@ -27,13 +40,18 @@ pub(crate) const SET_LC: u8 = 0;
 /// The update is a `BinLLSet`.
 pub(crate) const SET_LL: u8 = 1;
 
+/// The loop test is a `JumpLC`.
+pub(crate) const TEST_LC: u8 = 0;
+/// The loop test is a `JumpLL`.
+pub(crate) const TEST_LL: u8 = 1;
+
 /// Does the update at `ip` (a `BinLCSet` if `SET` is [`SET_LC`], else a
-/// `BinLLSet`) with the operator `K`.
+/// `BinLLSet`) with the operator `K`: the new value of the local set.
 ///
 /// # Safety
 /// The handler contract, and the op at `ip` has the shape `SET` names.
 #[inline(always)]
-unsafe fn update<K: BinKind, const SET: u8>(ip: Ip, fp: Sp) {
+unsafe fn update<K: BinKind, const SET: u8>(ip: Ip, fp: Sp) -> u64 {
     // Safety: the caller's contract.
     unsafe {
         let (x, y, d) = if SET == SET_LC {
@@ -41,7 +59,9 @@ unsafe fn update<K: BinKind, const SET: u8>(ip: Ip, fp: Sp) {
         } else {
             operands!(ip, Op::BinLLSet { a, b, d, .. } => (*local(fp, a), *local(fp, b), d))
         };
-        *local(fp, d) = K::eval(x, y);
+        let v = K::eval(x, y);
+        *local(fp, d) = v;
+        v
     }
 }
 
@@ -56,13 +76,13 @@ handler! {
 }
 
 handler! {
-    /// An update, then `JumpLC` with the comparison `C` to a target of
-    /// kind `T`.
+    /// An update, then `JumpLC` comparing the local just set, with the
+    /// comparison `C`, to a target of kind `T`.
     fn update_jump_lc[K: BinKind, const SET: u8, C: BinKind, const T: u8](ip, sp, fp, fuel, cx) {
-        update::<K, SET>(ip, fp);
+        let v = update::<K, SET>(ip, fp);
         let j = ip.add(1);
-        let (a, c, target) = operands!(j, Op::JumpLC { a, c, target, .. } => (a, c, target));
-        if C::eval(*local(fp, a), c as i64 as u64) as u32 != 0 {
+        let (c, target) = operands!(j, Op::JumpLC { c, target, .. } => (c, target));
+        if C::eval(v, c as i64 as u64) as u32 != 0 {
             take!(T, jump(j, target), sp, fp, fuel, cx)
         }
         next!(ip.add(2), sp, fp, fuel, cx)
@@ -70,15 +90,41 @@ handler! {
 }
 
 handler! {
-    /// An update, then `JumpLL` with the comparison `C` to a target of
-    /// kind `T`.
+    /// An update, then `JumpLL` comparing the local just set (with any
+    /// local), with the comparison `C`, to a target of kind `T`.
     fn update_jump_ll[K: BinKind, const SET: u8, C: BinKind, const T: u8](ip, sp, fp, fuel, cx) {
-        update::<K, SET>(ip, fp);
+        let v = update::<K, SET>(ip, fp);
         let j = ip.add(1);
-        let (a, b, target) = operands!(j, Op::JumpLL { a, b, target, .. } => (a, b, target));
-        if C::eval(*local(fp, a), *local(fp, b)) as u32 != 0 {
+        let (b, target) = operands!(j, Op::JumpLL { b, target, .. } => (b, target));
+        if C::eval(v, *local(fp, b)) as u32 != 0 {
             take!(T, jump(j, target), sp, fp, fuel, cx)
         }
         next!(ip.add(2), sp, fp, fuel, cx)
+    }
+}
+
+handler! {
+    /// An i32 update, then `Jump` back to a loop header whose next op is
+    /// the loop's test of the local just set: a `JumpLC` (`TEST` is
+    /// [`TEST_LC`]) or `JumpLL` with the comparison `C` to a target of
+    /// kind `T`.
+    fn update_loop_test[const SET: u8, C: BinKind, const TEST: u8, const T: u8](ip, sp, fp, fuel, cx) {
+        let v = update::<I32Add, SET>(ip, fp);
+        let j = ip.add(1);
+        let header = jump(j, operands!(j, Op::Jump(t) => t));
+        if fuel <= 0 {
+            return stop(header, sp, fp, fuel, cx, Stop::OutOfFuel);
+        }
+        fuel -= operands!(header, Op::LoopHeader(n) => n) as i64;
+        let test = header.add(1);
+        let (y, target) = if TEST == TEST_LC {
+            operands!(test, Op::JumpLC { c, target, .. } => (c as i64 as u64, target))
+        } else {
+            operands!(test, Op::JumpLL { b, target, .. } => (*local(fp, b), target))
+        };
+        if C::eval(v, y) as u32 != 0 {
+            take!(T, jump(test, target), sp, fp, fuel, cx)
+        }
+        next!(test.add(1), sp, fp, fuel, cx)
     }
 }
