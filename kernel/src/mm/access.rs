@@ -51,10 +51,17 @@ impl AddressSpace {
                 .checked_add(N as u64)
                 .is_some_and(|end| end <= self.primary_len)
         {
-            let page = self.primary.table.page_ptr(index);
-            self.cache.set_read(index, page);
+            let page = match self.cache.recall(index) {
+                Some(page) => page.cast_const(),
+                None => {
+                    let page = self.primary.table.page_ptr(index);
+                    self.cache.set_read(index, page);
+                    page
+                }
+            };
             // Safety: `page_ptr` has just returned the live bytes of the
-            // page, and `off + N` is within it.
+            // page, or the cache has kept them (its invariant); `off + N` is
+            // within the page.
             return Ok(unsafe {
                 page.cast::<u8>()
                     .add(off)
@@ -115,10 +122,17 @@ impl AddressSpace {
                 .checked_add(N as u64)
                 .is_some_and(|end| end <= self.primary_len)
         {
-            let page = self.primary.unique_page_ptr(index);
-            self.cache.set_write(index, page);
-            // Safety: `unique_page_ptr` has just made the page private to
-            // the table and marked it dirty; `off + N` is within it.
+            let page = match self.cache.recall(index) {
+                Some(page) => page,
+                None => {
+                    let page = self.primary.unique_page_ptr(index);
+                    self.cache.set_write_kept(index, page);
+                    page
+                }
+            };
+            // Safety: the page is private to the table and dirty, either
+            // kept so by the cache (its invariant) or made so just now by
+            // `unique_page_ptr`; `off + N` is within it.
             unsafe {
                 page.cast::<u8>()
                     .add(off)

@@ -13,12 +13,22 @@
 //!   nothing but the primary page table (no snapshot shares it) and its dirty
 //!   bit is set, so a store needs no copy and no bookkeeping.
 //!
-//! The address space keeps these true by clearing both entries whenever
+//! Behind the two entries sit the earlier write entries, one per slot of a
+//! direct-mapped table indexed by page index ([`VICTIMS`] slots: every page
+//! of an area up to 2 MiB). A load or store that misses the last entry
+//! looks there before it walks the page table, so a loop that sweeps a
+//! few hundred pages over and over (a sieve's strides) pays neither the
+//! walk nor its reference-count checks again. A slot guarantees what a
+//! write entry does, while its generation is the cache's.
+//!
+//! The address space keeps these true by clearing the cache whenever
 //! anything else could change the primary area's pages, sharing or dirty
-//! bits: every mutation except a store through the write entry goes through
-//! `AddressSpace::primary_mut`, which clears them, and `snapshot()` (which
-//! takes `&self`) clears them before cloning page references. The primary
-//! area never shrinks, so a cached page stays inside it.
+//! bits: every mutation except a store through a write entry goes through
+//! `AddressSpace::primary_mut`, which clears it, and `snapshot()` (which
+//! takes `&self`) clears it before cloning page references. Clearing
+//! empties both entries and starts a new generation, which retires every
+//! slot at once. The primary area never shrinks, so a cached page stays
+//! inside it.
 
 use std::cell::Cell;
 
@@ -59,6 +69,21 @@ impl Entry {
 pub(crate) struct AccessCache {
     read: Cell<Entry>,
     write: Cell<Entry>,
+    /// Earlier write entries: the last one of page `index` in slot
+    /// `index % VICTIMS` (empty until the first one is kept).
+    victims: Vec<Victim>,
+    /// The generation of the slots that are valid now.
+    generation: Cell<u64>,
+}
+
+/// Slots of earlier write entries.
+const VICTIMS: usize = 512;
+
+/// An earlier write entry and the generation it belongs to.
+#[derive(Clone, Copy)]
+struct Victim {
+    entry: Entry,
+    generation: u64,
 }
 
 // Safety: the pointers point into pages owned by the address space's own
@@ -74,6 +99,8 @@ impl Default for AccessCache {
         AccessCache {
             read: Cell::new(EMPTY),
             write: Cell::new(EMPTY),
+            victims: Vec::new(),
+            generation: Cell::new(0),
         }
     }
 }
@@ -88,11 +115,48 @@ impl std::fmt::Debug for AccessCache {
 }
 
 impl AccessCache {
-    /// Forgets both entries.
+    /// Forgets both entries and every earlier write entry.
     #[inline]
     pub(crate) fn clear(&self) {
         self.read.set(EMPTY);
         self.write.set(EMPTY);
+        self.generation.set(self.generation.get() + 1);
+    }
+
+    /// The earlier write entry of page `index`, if one is kept and still
+    /// valid: made the last entry for reading and writing, and returned.
+    #[inline]
+    pub(crate) fn recall(&self, index: u64) -> Option<*mut Page> {
+        let v = self.victims.get(index as usize % VICTIMS)?;
+        let base = index * PAGE_SIZE;
+        if v.generation != self.generation.get() || v.entry.base != base {
+            return None;
+        }
+        self.set_write(index, v.entry.page);
+        Some(v.entry.page)
+    }
+
+    /// Caches `page` as page `index` of the primary area, unshared and
+    /// dirty, like [`set_write`](Self::set_write), and keeps it as page
+    /// `index`'s earlier write entry too.
+    pub(crate) fn set_write_kept(&mut self, index: u64, page: *mut Page) {
+        self.set_write(index, page);
+        if self.victims.is_empty() {
+            self.victims = vec![
+                Victim {
+                    entry: EMPTY,
+                    generation: 0,
+                };
+                VICTIMS
+            ];
+        }
+        self.victims[index as usize % VICTIMS] = Victim {
+            entry: Entry {
+                base: index * PAGE_SIZE,
+                page,
+            },
+            generation: self.generation.get(),
+        };
     }
 
     /// Where the `N` bytes at `addr` are for reading, if they lie in the

@@ -91,3 +91,48 @@ fn store_into_a_restored_page_does_not_write_the_source() {
     snap.read(0, &mut b).expect("mapped");
     assert_eq!(b, [1; 4]);
 }
+
+#[test]
+fn earlier_write_entries_retire_with_every_clear() {
+    let mut space = AddressSpace::new(MemLimits::unlimited());
+    space.create_primary(40, None).expect("primary area fits");
+    let pages = [0, 3, 7, 2];
+    // Each store replaces the last write entry; the earlier ones are kept.
+    for (i, &p) in pages.iter().enumerate() {
+        space.store(p * PAGE_SIZE, [i as u8 + 1]).expect("store");
+    }
+    // Back to the first page: recalled, and still the live page.
+    space.store(1, [9]).expect("store");
+    assert_eq!(space.load::<2>(0), Ok([1, 9]));
+    // After a snapshot, a recalled entry would write into shared pages.
+    let snap = space.snapshot();
+    space.clear_dirty();
+    for &p in &pages {
+        space
+            .store(p * PAGE_SIZE, [0xee])
+            .expect("store after snapshot");
+    }
+    for (i, &p) in pages.iter().enumerate() {
+        let mut b = [0u8];
+        snap.read(p * PAGE_SIZE, &mut b).expect("mapped");
+        assert_eq!(b, [i as u8 + 1], "page {p}: the snapshot saw a later store");
+        assert_eq!(space.load::<1>(p * PAGE_SIZE), Ok([0xee]));
+    }
+    assert_eq!(
+        dirty(&space),
+        [0, 2, 3, 7].map(|p| p * PAGE_SIZE),
+        "stores after clear_dirty"
+    );
+    // A bulk write (through `primary_mut`) retires them too; loads through
+    // a recalled entry see it.
+    space.store(7 * PAGE_SIZE + 1, [4]).expect("store");
+    space.store(3 * PAGE_SIZE + 1, [4]).expect("store");
+    space.write(7 * PAGE_SIZE, &[5, 6]).expect("write");
+    assert_eq!(space.load::<2>(7 * PAGE_SIZE), Ok([5, 6]));
+    // Pages whose index differs by the table size share a slot.
+    let far = 512 + 3;
+    space.store(far * PAGE_SIZE, [8]).expect("store");
+    space.store(3 * PAGE_SIZE + 2, [8]).expect("store");
+    assert_eq!(space.load::<3>(3 * PAGE_SIZE), Ok([0xee, 4, 8]));
+    assert_eq!(space.load::<1>(far * PAGE_SIZE), Ok([8]));
+}
