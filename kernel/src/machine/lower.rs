@@ -3,13 +3,22 @@
 //! threaded code the interpreter runs (`handlers`): one [`Instr`] per op,
 //! at the same position, so a `pc` means the same op in both.
 //!
-//! Lowering picks each op's handler once, specialised for its operator and
-//! access kind, so that nothing dispatches on them again at run time. The
-//! instruction keeps the op as its operands, with two rewrites: branch
-//! targets become relative to the instruction, in bytes (a handler needs
-//! no base pointer and no multiplication to jump), and plain loads and stores, whose handler knows the
-//! access kind, all carry their offset as `I32Load(offset)` /
-//! `I32Store(offset)`.
+//! Lowering picks each op's handler once, specialised for its operator,
+//! access kind and branch target kind, so that nothing dispatches on them
+//! again at run time; the update that closes a loop and the branch after
+//! it get one handler for both (`handlers/pairs.rs`). The instruction
+//! keeps the op as its operands, with these rewrites:
+//!
+//! - branch targets skip `Fuel(0)` ops ([`threaded`]) and become relative
+//!   to the instruction, in bytes (a handler needs no base pointer and no
+//!   multiplication to jump);
+//! - a `Refund` stub landing on a `Fuel` op takes over its charge and
+//!   lands after it (its `fuel` operand becomes the net change);
+//! - plain loads and stores, whose handler knows the access kind, all
+//!   carry their offset as `I32Load(offset)` / `I32Store(offset)`.
+//!
+//! None of this changes where a run can stop or what it is charged: no run
+//! stops at a `Fuel` op, and every charge is still made.
 
 use super::code::Op;
 use super::fuse::{Bin, Load, Store};

@@ -84,9 +84,10 @@ pub(crate) type Sp = *mut u64;
 pub(crate) type Handler = for<'c, 'a> unsafe fn(Ip, Sp, Sp, i64, &'c mut Cx<'a>) -> Done;
 
 /// One lowered instruction: its handler and its operands. The operands are
-/// the op itself, except that `lower` rewrites branch targets to be
-/// relative to the instruction and gives plain loads and stores one
-/// variant per handler (see `lower.rs`).
+/// the op itself, except that `lower` rewrites branch targets (relative,
+/// in bytes, past `Fuel(0)` ops), folds a refund stub's landing charge
+/// into its refund, and gives plain loads and stores one variant per
+/// handler (see `lower.rs`).
 #[derive(Clone, Copy)]
 pub(crate) struct Instr {
     pub handler: Handler,
