@@ -22,7 +22,9 @@
 
 use super::code::Op;
 use super::fuse::{Bin, Load, Store};
-use super::handlers::kinds::{self, BinKind, with_add, with_bin, with_cmp, with_load, with_store};
+use super::handlers::kinds::{
+    BinKind, with_add, with_bin, with_bin_in, with_cmp, with_load, with_store,
+};
 use super::handlers::{self as h, Handler, Instr};
 
 /// The most ops a function's code may have: every jump's distance in
@@ -51,28 +53,28 @@ pub(crate) fn lower(ops: &[Op]) -> Box<[Instr]> {
 /// threaded code, its `fuel` is the net change, refund minus `m`, as an
 /// `i32` ([`h::refund_delta`]).
 fn threaded(ops: &[Op], op: &Op) -> Op {
-    let mut op = *op;
+    // A `Fuel` op falls through, so (with closed control flow) another op
+    // follows it; `get` keeps unclosed code from panicking here.
+    let fuel_at = |t: u32| match (ops.get(t as usize), ops.get(t as usize + 1)) {
+        (Some(&Op::Fuel(m)), Some(_)) => Some(m),
+        _ => None,
+    };
     let past_empty = |t: &mut u32| {
-        // A `Fuel` op falls through, so (with closed control flow) another
-        // op follows it; `get` keeps unclosed code from panicking here.
-        while let (Some(Op::Fuel(0)), Some(_)) = (ops.get(*t as usize), ops.get(*t as usize + 1)) {
+        while fuel_at(*t) == Some(0) {
             *t += 1;
         }
     };
-    if let Op::Refund { fuel, target } = &mut op {
+    let mut op = *op;
+    if let Some(target) = op.target_mut() {
         past_empty(target);
+    }
+    if let Op::Refund { fuel, target } = &mut op
+        && let Some(m) = fuel_at(*target)
+    {
         // Each is at most one function's instruction count (below
         // `MAX_OPS`), so the difference fits an `i32`.
-        let mut net = *fuel as i64;
-        if let (Some(Op::Fuel(m)), Some(_)) =
-            (ops.get(*target as usize), ops.get(*target as usize + 1))
-        {
-            net -= *m as i64;
-            *target += 1;
-        }
-        *fuel = net as i32 as u32;
-    }
-    if let Some(target) = op.target_mut() {
+        *fuel = (*fuel as i64 - m as i64) as i32 as u32;
+        *target += 1;
         past_empty(target);
     }
     op
@@ -134,6 +136,21 @@ macro_rules! with_target {
     };
 }
 
+/// Evaluates `$e` with the constant `$TE` the test form `$t`.
+macro_rules! with_test {
+    ($t:expr, $TE:ident => $e:expr) => {
+        match $t {
+            h::TEST_LC => {
+                const $TE: u8 = h::TEST_LC;
+                $e
+            }
+            _ => {
+                const $TE: u8 = h::TEST_LL;
+                $e
+            }
+        }
+    };
+}
 /// A pair handler (`handlers/pairs.rs`) for the op at `pc` and the one
 /// after it, if they are a counter update and a branch it has one for.
 fn pair_handler(ops: &[Op], pc: usize) -> Option<Handler> {
@@ -158,45 +175,39 @@ fn pair_with<K: BinKind, const SET: u8>(
     branch: &Op,
     target: u8,
 ) -> Option<Handler> {
-    match *branch {
-        Op::Jump(t) if target == h::LOOP => Some(
-            loop_test_handler::<K, SET>(ops, d, t as usize + 1)
-                .unwrap_or(h::update_jump::<K, SET, { h::LOOP }>),
-        ),
-        Op::Jump(_) => Some(with_target!(target, T => h::update_jump::<K, SET, T>)),
-        Op::JumpLC { k, a, .. } if a == d => with_cmp!(k, C => {
-            Some(with_target!(target, T => h::update_jump_lc::<K, SET, C, T>))
-        }, else None),
-        Op::JumpLL { k, a, .. } if a == d => with_cmp!(k, C => {
-            Some(with_target!(target, T => h::update_jump_ll::<K, SET, C, T>))
-        }, else None),
-        _ => None,
+    if let Op::Jump(t) = *branch {
+        // A `while` loop's jump back (counters that step by an i32
+        // addition only: fewer instances).
+        let while_loop = (target == h::LOOP && K::K == Bin::I32Add)
+            .then(|| loop_test_handler::<SET>(ops, d, t as usize + 1))
+            .flatten();
+        return Some(while_loop.unwrap_or(with_target!(target, T => h::update_jump::<K, SET, T>)));
     }
+    let (k, test) = test_of(branch, d)?;
+    with_cmp!(k, C => Some(with_target!(target, T => with_test!(test, TE => {
+        h::update_jump_test::<K, SET, C, TE, T>
+    }))), else None)
 }
 
-/// The handler of an update of local `d` with operator `K` and form `SET`
-/// whose `Jump` goes back to a loop header that tests first (a `while`
-/// loop): if the op at `test`, the header's next, is a `JumpLL` or
-/// `JumpLC` comparing local `d`, the handler that also does the header and
-/// the test.
-fn loop_test_handler<K: BinKind, const SET: u8>(
-    ops: &[Op],
-    d: u32,
-    test: usize,
-) -> Option<Handler> {
-    // Counters that step by an i32 addition only: fewer instances.
-    if K::K != Bin::I32Add {
-        return None;
-    }
+/// The handler of an i32 update of local `d` with form `SET` whose `Jump`
+/// goes back to a loop header that tests first (a `while` loop): if the op
+/// at `test`, the header's next, is a `JumpLL` or `JumpLC` comparing local
+/// `d`, the handler that also does the header and the test.
+fn loop_test_handler<const SET: u8>(ops: &[Op], d: u32, test: usize) -> Option<Handler> {
     let op = ops.get(test)?;
     let target = target_kind(ops, op);
+    let (k, test) = test_of(op, d)?;
+    with_cmp!(k, C => Some(with_target!(target, T => with_test!(test, TE => {
+        h::update_loop_test::<SET, C, TE, T>
+    }))), else None)
+}
+
+/// The comparison and form ([`h::TEST_LC`], [`h::TEST_LL`]) of `op` if it
+/// is a `JumpLC` or `JumpLL` whose first operand is local `d`.
+fn test_of(op: &Op, d: u32) -> Option<(Bin, u8)> {
     match *op {
-        Op::JumpLC { k, a, .. } if a == d => with_cmp!(k, C => {
-            Some(with_target!(target, T => h::update_loop_test::<SET, C, { h::TEST_LC }, T>))
-        }, else None),
-        Op::JumpLL { k, a, .. } if a == d => with_cmp!(k, C => {
-            Some(with_target!(target, T => h::update_loop_test::<SET, C, { h::TEST_LL }, T>))
-        }, else None),
+        Op::JumpLC { k, a, .. } if a == d => Some((k, h::TEST_LC)),
+        Op::JumpLL { k, a, .. } if a == d => Some((k, h::TEST_LL)),
         _ => None,
     }
 }
@@ -277,15 +288,12 @@ fn handler_of(op: &Op, target: u8) -> Handler {
         // any kind of target; the rarer comparisons with zero treat every
         // target as plain (fewer instances).
         Op::JumpLoadZ {
-            k: Bin::I32Eq, l, ..
-        } => with_target!(target, T => {
-            with_load!(l, L => h::jump_load_z::<kinds::bin::I32Eq, L, T, false>)
-        }),
-        Op::JumpLoadZ {
-            k: Bin::I32Ne, l, ..
-        } => with_target!(target, T => {
-            with_load!(l, L => h::jump_load_z::<kinds::bin::I32Ne, L, T, false>)
-        }),
+            k: k @ (Bin::I32Eq | Bin::I32Ne),
+            l,
+            ..
+        } => with_bin_in!(k, K => with_target!(target, T => {
+            with_load!(l, L => h::jump_load_z::<K, L, T, false>)
+        }), else h::unreachable; I32Eq I32Ne),
         Op::JumpLoadZ { k, l, .. } => {
             with_bin!(k, K => with_load!(l, L => h::jump_load_z::<K, L, { h::PLAIN }, false>))
         }
@@ -369,11 +377,7 @@ mod tests {
             let header = code.ops[pairs[0] + 1].target().map(|t| t as usize + 1);
             assert_eq!(
                 header
-                    .and_then(|test| {
-                        loop_test_handler::<h::kinds::bin::I32Add, { h::SET_LL }>(
-                            &code.ops, 1, test,
-                        )
-                    })
+                    .and_then(|test| loop_test_handler::<{ h::SET_LL }>(&code.ops, 1, test))
                     .is_some(),
                 f == 2,
                 "function {f}"

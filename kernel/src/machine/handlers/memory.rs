@@ -2,8 +2,8 @@
 
 use super::kinds::{BinKind, LoadKind, StoreKind};
 use super::{
-    Cx, Stop, branch, checked, handler, jump, local, next, next_via_driver, operands, pop, push,
-    stop, stopped, take, top,
+    Cx, checked, handler, jump, local, next, next_via_driver, operands, pop, push, stopped, take,
+    top,
 };
 use crate::machine::code::Op;
 use crate::machine::instance::check_memory_range;
@@ -151,11 +151,7 @@ handler! {
             Some(v) => {
                 if K::eval(v, 0) as u32 != 0 {
                     if SLOW {
-                        let t = jump(ip, target);
-                        match branch::<T>(t, &mut fuel) {
-                            Some(ip) => next_via_driver!(ip, sp, fp, fuel, cx),
-                            None => return stop(t, sp, fp, fuel, cx, Stop::OutOfFuel),
-                        }
+                        take!(next_via_driver, T, jump(ip, target), sp, fp, fuel, cx)
                     }
                     take!(T, jump(ip, target), sp, fp, fuel, cx)
                 }

@@ -320,9 +320,9 @@ pub(crate) unsafe fn local(fp: Sp, i: u32) -> *mut u64 {
 /// Branch target kinds, known at lowering (`lower.rs`): a branch to a
 /// loop header, a refund stub or a `Fuel` op does the target's work itself
 /// (the header's fuel check and charge; the stub's refund and jump; the
-/// charge) instead of dispatching to it. Fuel is charged and checked exactly as if the target
-/// ran: a loop header out of fuel stops the thread at the header. This one:
-/// any other op.
+/// charge) instead of dispatching to it. Fuel is charged and checked
+/// exactly as if the target ran: a loop header out of fuel stops the
+/// thread at the header. This one: any other op.
 pub(crate) const PLAIN: u8 = 0;
 /// The branch target is a `LoopHeader`.
 pub(crate) const LOOP: u8 = 1;
@@ -372,12 +372,17 @@ pub(crate) fn refund_delta(fuel: u32) -> i64 {
     fuel as i32 as i64
 }
 
-/// Branches to `$t`, a target of kind `$T` ([`branch`]).
+/// Branches to `$t`, a target of kind `$T` ([`branch`]), continuing with
+/// [`next!`], or with `$next` if given (`next_via_driver`, from handlers
+/// that must not tail-call).
 macro_rules! take {
-    ($T:ident, $t:expr, $sp:expr, $fp:expr, $fuel:ident, $cx:expr) => {{
+    ($T:ident, $t:expr, $sp:expr, $fp:expr, $fuel:ident, $cx:expr) => {
+        $crate::machine::handlers::take!(next, $T, $t, $sp, $fp, $fuel, $cx)
+    };
+    ($next:ident, $T:ident, $t:expr, $sp:expr, $fp:expr, $fuel:ident, $cx:expr) => {{
         let t = $t;
         match $crate::machine::handlers::branch::<$T>(t, &mut $fuel) {
-            Some(ip) => $crate::machine::handlers::next!(ip, $sp, $fp, $fuel, $cx),
+            Some(ip) => $crate::machine::handlers::$next!(ip, $sp, $fp, $fuel, $cx),
             None => {
                 return $crate::machine::handlers::stop(
                     t,

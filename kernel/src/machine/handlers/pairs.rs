@@ -32,7 +32,7 @@
 
 use super::kinds::BinKind;
 use super::kinds::bin::I32Add;
-use super::{Ip, Sp, Stop, handler, jump, local, next, operands, stop, take};
+use super::{Ip, LOOP, Sp, Stop, branch, handler, jump, local, next, operands, stop, take};
 use crate::machine::code::Op;
 
 /// The update is a `BinLCSet`.
@@ -40,9 +40,9 @@ pub(crate) const SET_LC: u8 = 0;
 /// The update is a `BinLLSet`.
 pub(crate) const SET_LL: u8 = 1;
 
-/// The loop test is a `JumpLC`.
+/// The branch that tests the counter is a `JumpLC`.
 pub(crate) const TEST_LC: u8 = 0;
-/// The loop test is a `JumpLL`.
+/// The branch that tests the counter is a `JumpLL`.
 pub(crate) const TEST_LL: u8 = 1;
 
 /// Does the update at `ip` (a `BinLCSet` if `SET` is [`SET_LC`], else a
@@ -75,28 +75,31 @@ handler! {
     }
 }
 
-handler! {
-    /// An update, then `JumpLC` comparing the local just set, with the
-    /// comparison `C`, to a target of kind `T`.
-    fn update_jump_lc[K: BinKind, const SET: u8, C: BinKind, const T: u8](ip, sp, fp, fuel, cx) {
-        let v = update::<K, SET>(ip, fp);
-        let j = ip.add(1);
-        let (c, target) = operands!(j, Op::JumpLC { c, target, .. } => (c, target));
-        if C::eval(v, c as i64 as u64) as u32 != 0 {
-            take!(T, jump(j, target), sp, fp, fuel, cx)
+/// The other operand and the target of the branch at `test` that tests
+/// the counter: a `JumpLC` if `TEST` is [`TEST_LC`], else a `JumpLL`.
+///
+/// # Safety
+/// The handler contract, and the op at `test` has the shape `TEST` names.
+#[inline(always)]
+unsafe fn test_operands<const TEST: u8>(test: Ip, fp: Sp) -> (u64, u32) {
+    // Safety: the caller's contract.
+    unsafe {
+        if TEST == TEST_LC {
+            operands!(test, Op::JumpLC { c, target, .. } => (c as i64 as u64, target))
+        } else {
+            operands!(test, Op::JumpLL { b, target, .. } => (*local(fp, b), target))
         }
-        next!(ip.add(2), sp, fp, fuel, cx)
     }
 }
 
 handler! {
-    /// An update, then `JumpLL` comparing the local just set (with any
-    /// local), with the comparison `C`, to a target of kind `T`.
-    fn update_jump_ll[K: BinKind, const SET: u8, C: BinKind, const T: u8](ip, sp, fp, fuel, cx) {
+    /// An update, then the branch testing the local just set (`TEST`),
+    /// with the comparison `C`, to a target of kind `T`.
+    fn update_jump_test[K: BinKind, const SET: u8, C: BinKind, const TEST: u8, const T: u8](ip, sp, fp, fuel, cx) {
         let v = update::<K, SET>(ip, fp);
         let j = ip.add(1);
-        let (b, target) = operands!(j, Op::JumpLL { b, target, .. } => (b, target));
-        if C::eval(v, *local(fp, b)) as u32 != 0 {
+        let (y, target) = test_operands::<TEST>(j, fp);
+        if C::eval(v, y) as u32 != 0 {
             take!(T, jump(j, target), sp, fp, fuel, cx)
         }
         next!(ip.add(2), sp, fp, fuel, cx)
@@ -105,23 +108,16 @@ handler! {
 
 handler! {
     /// An i32 update, then `Jump` back to a loop header whose next op is
-    /// the loop's test of the local just set: a `JumpLC` (`TEST` is
-    /// [`TEST_LC`]) or `JumpLL` with the comparison `C` to a target of
-    /// kind `T`.
+    /// the loop's test of the local just set (`TEST`), with the comparison
+    /// `C`, to a target of kind `T`.
     fn update_loop_test[const SET: u8, C: BinKind, const TEST: u8, const T: u8](ip, sp, fp, fuel, cx) {
         let v = update::<I32Add, SET>(ip, fp);
         let j = ip.add(1);
         let header = jump(j, operands!(j, Op::Jump(t) => t));
-        if fuel <= 0 {
+        let Some(test) = branch::<LOOP>(header, &mut fuel) else {
             return stop(header, sp, fp, fuel, cx, Stop::OutOfFuel);
-        }
-        fuel -= operands!(header, Op::LoopHeader(n) => n) as i64;
-        let test = header.add(1);
-        let (y, target) = if TEST == TEST_LC {
-            operands!(test, Op::JumpLC { c, target, .. } => (c as i64 as u64, target))
-        } else {
-            operands!(test, Op::JumpLL { b, target, .. } => (*local(fp, b), target))
         };
+        let (y, target) = test_operands::<TEST>(test, fp);
         if C::eval(v, y) as u32 != 0 {
             take!(T, jump(test, target), sp, fp, fuel, cx)
         }
