@@ -9,7 +9,7 @@
 //! thread exactly at the op, so the next run executes it again.
 
 use super::Value;
-use super::handlers::{Cx, Done, Regs, Stop};
+use super::handlers::{Cx, Done, Mem, Regs, Stop};
 use super::instance::Instance;
 use super::thread::{Outcome, Status, Thread};
 use super::trap::{Trap, TrapKind};
@@ -70,7 +70,7 @@ pub(crate) fn execute(
     let mut cx = Cx {
         module: &module,
         inst: &mut *inst,
-        space,
+        mem: Mem::new(space),
         stack: &mut th.stack,
         frames: &mut th.frames,
         globals: &mut th.globals,
@@ -131,6 +131,8 @@ pub(crate) fn execute(
 fn run(cx: &mut Cx<'_>) {
     loop {
         let Regs { ip, sp, fp, fuel } = cx.regs;
+        // The handler before may have used the space (and its cache).
+        cx.mem.refresh();
         // Safety: the registers keep the handlers' contract (`execute`,
         // and every handler that returns `Continue` stores them so).
         if unsafe { ((*ip).handler)(ip, sp, fp, fuel, cx) } == Done::Stop {

@@ -8,6 +8,7 @@
 
 use super::PAGE_SIZE;
 use super::area::Area;
+use super::cache::Entries;
 use super::fault::Fault;
 use super::space::{AddressSpace, Region};
 
@@ -38,6 +39,14 @@ impl AddressSpace {
         // `snapshot`), and `read_at` returned the place of `N` bytes inside
         // it. `&self` excludes every mutation meanwhile.
         Some(unsafe { bytes.cast::<[u8; N]>().read_unaligned() })
+    }
+
+    /// A copy of the access cache's entries, for loads and stores that
+    /// hold the space's exclusive borrow and use nothing else of it
+    /// meanwhile ([`Entries`]).
+    #[inline(always)]
+    pub(crate) fn cache_entries(&self) -> Entries {
+        self.cache.entries()
     }
 
     /// [`load`](Self::load) past the cache: fills it on a primary-area

@@ -43,7 +43,7 @@ const NONE: u64 = 1 << 63;
 /// One cached page: the address of its first byte in the primary area
 /// (its index times the page size) and where its bytes are.
 #[derive(Clone, Copy)]
-struct Entry {
+pub(crate) struct Entry {
     base: u64,
     page: *mut Page,
 }
@@ -62,6 +62,58 @@ impl Entry {
         // Safety (of the `add`): `off + N <= PAGE_SIZE`, so the pointer
         // stays inside the page (or one past its last byte when N is 0).
         (off <= PAGE_SIZE - N as u64).then(|| unsafe { self.page.cast::<u8>().add(off as usize) })
+    }
+}
+
+/// A copy of the read and write entries, for the holder of an address
+/// space's exclusive borrow to access memory without reaching into the
+/// space (the interpreter keeps one beside its registers).
+#[derive(Clone, Copy)]
+pub(crate) struct Entries {
+    read: Entry,
+    write: Entry,
+}
+
+impl Entries {
+    /// No entry: every access misses.
+    pub(crate) const EMPTY: Entries = Entries {
+        read: EMPTY,
+        write: EMPTY,
+    };
+
+    /// The `N` bytes at `addr`, if they lie in the read entry's page.
+    ///
+    /// # Safety
+    /// The copy was taken from the cache of an address space
+    /// ([`AddressSpace::cache_entries`](super::AddressSpace::cache_entries))
+    /// that nothing has used since, except this copy's own loads and stores.
+    #[inline(always)]
+    pub(crate) unsafe fn load<const N: usize>(&self, addr: u64) -> Option<[u8; N]> {
+        let bytes = self.read.at::<N>(addr)?;
+        // Safety: the entries are still the space's (the caller's
+        // contract), so the read entry points at the live bytes of its page
+        // (the cache's invariant), and `at` returned the place of `N` bytes
+        // inside it.
+        Some(unsafe { bytes.cast::<[u8; N]>().read_unaligned() })
+    }
+
+    /// Stores `bytes` at `addr` and returns true, if they lie in the write
+    /// entry's page; else false, having changed nothing.
+    ///
+    /// # Safety
+    /// As for [`load`](Self::load); besides, the caller holds the space's
+    /// exclusive borrow.
+    #[inline(always)]
+    pub(crate) unsafe fn store<const N: usize>(&self, addr: u64, bytes: [u8; N]) -> bool {
+        let Some(place) = self.write.at::<N>(addr) else {
+            return false;
+        };
+        // Safety: the entries are still the space's and no one else uses
+        // the space (the caller's contract), so the write entry points at
+        // its page, held by the page table alone and already dirty (the
+        // cache's invariant); `at` returned the place of `N` bytes inside.
+        unsafe { place.cast::<[u8; N]>().write_unaligned(bytes) };
+        true
     }
 }
 
@@ -115,6 +167,15 @@ impl std::fmt::Debug for AccessCache {
 }
 
 impl AccessCache {
+    /// A copy of both entries.
+    #[inline(always)]
+    pub(crate) fn entries(&self) -> Entries {
+        Entries {
+            read: self.read.get(),
+            write: self.write.get(),
+        }
+    }
+
     /// Forgets both entries and every earlier write entry.
     #[inline]
     pub(crate) fn clear(&self) {

@@ -26,6 +26,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use cache::Entries;
 pub use fault::{Fault, MmError};
 pub use flags::{AreaFlags, MemLimits};
 pub use page_table::{LEAF_PAGES, Page, PageTable, ZERO_PAGE};

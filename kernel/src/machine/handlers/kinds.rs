@@ -3,6 +3,7 @@
 //! and never dispatches on it at run time; and the macros `lower.rs` uses
 //! to pick the instance for a kind it holds as a value.
 
+use super::mem::Mem;
 use crate::machine::fuse::{Bin, Load, Store};
 use crate::mm::{AddressSpace, Fault};
 
@@ -57,8 +58,8 @@ pub(crate) trait LoadKind {
     /// Loads the value at `addr` if the access cache holds its page
     /// ([`AddressSpace::load_cached`]).
     #[inline(always)]
-    fn load_cached(space: &AddressSpace, addr: u64) -> Option<u64> {
-        Some(load_as!(Self::K, space, load_cached, addr))
+    fn load_cached(mem: &Mem<'_>, addr: u64) -> Option<u64> {
+        Some(load_as!(Self::K, mem, load_cached, addr))
     }
 }
 
@@ -73,8 +74,8 @@ pub(crate) trait StoreKind {
     /// Stores the low bytes of `v` at `addr` if the access cache holds its
     /// page for writing ([`AddressSpace::store_cached`]); else false.
     #[inline(always)]
-    fn store_cached(space: &mut AddressSpace, addr: u64, v: u64) -> bool {
-        store_as!(Self::K, space, store_cached, addr, v)
+    fn store_cached(mem: &mut Mem<'_>, addr: u64, v: u64) -> bool {
+        store_as!(Self::K, mem, store_cached, addr, v)
     }
 }
 

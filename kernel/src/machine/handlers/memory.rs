@@ -16,8 +16,8 @@ fn addr(base: u64, off: u32) -> u64 {
 }
 
 // Every access handler comes in two instances. The fast one (`SLOW`
-// false) does the access only through the address space's access cache,
-// which needs no call; on a miss it starts over as the slow instance
+// false) does the access only through the copy of the address space's
+// access cache in the context (`mem.rs`), which needs no call; on a miss it starts over as the slow instance
 // (`SLOW` true) in a tail call, before it has changed anything. The slow
 // instance does the whole access out of line and continues through the
 // driver loop. Keeping every call out of the fast instance keeps it
@@ -32,7 +32,7 @@ fn load_value<L: LoadKind, const SLOW: bool>(cx: &mut Cx<'_>, addr: u64) -> Opti
     if SLOW {
         load_uncached::<L>(cx, addr)
     } else {
-        L::load_cached(cx.space, addr)
+        L::load_cached(&cx.mem, addr)
     }
 }
 
@@ -40,7 +40,7 @@ fn load_value<L: LoadKind, const SLOW: bool>(cx: &mut Cx<'_>, addr: u64) -> Opti
 #[inline(never)]
 fn load_uncached<L: LoadKind>(cx: &mut Cx<'_>, addr: u64) -> Option<u64> {
     checked(cx, |cx| {
-        L::load(cx.space, addr).map_err(TrapKind::MemoryOutOfBounds)
+        L::load(cx.mem.space(), addr).map_err(TrapKind::MemoryOutOfBounds)
     })
 }
 
@@ -51,7 +51,7 @@ fn store_value<S: StoreKind, const SLOW: bool>(cx: &mut Cx<'_>, addr: u64, v: u6
     if SLOW {
         store_uncached::<S>(cx, addr, v)
     } else {
-        S::store_cached(cx.space, addr, v)
+        S::store_cached(&mut cx.mem, addr, v)
     }
 }
 
@@ -59,7 +59,7 @@ fn store_value<S: StoreKind, const SLOW: bool>(cx: &mut Cx<'_>, addr: u64, v: u6
 #[inline(never)]
 fn store_uncached<S: StoreKind>(cx: &mut Cx<'_>, addr: u64, v: u64) -> bool {
     checked(cx, |cx| {
-        S::store(cx.space, addr, v).map_err(TrapKind::MemoryOutOfBounds)
+        S::store(cx.mem.space(), addr, v).map_err(TrapKind::MemoryOutOfBounds)
     })
     .is_some()
 }
@@ -188,7 +188,7 @@ handler! {
 
 handler! {
     fn memory_size(ip, sp, fp, fuel, cx) {
-        push(&mut sp, cx.space.primary_wasm_pages() as u64);
+        push(&mut sp, cx.mem.space().primary_wasm_pages() as u64);
         next_via_driver!(ip.add(1), sp, fp, fuel, cx)
     }
 }
@@ -196,7 +196,7 @@ handler! {
 handler! {
     fn memory_grow(ip, sp, fp, fuel, cx) {
         let t = top(sp);
-        *t = match cx.space.grow_primary(*t as u32) {
+        *t = match cx.mem.space().grow_primary(*t as u32) {
             Some(old) => old as u64,
             None => u32::MAX as u64,
         };
@@ -210,7 +210,7 @@ handler! {
         let n = *sp.sub(1) as u32;
         let s = *sp.sub(2) as u32;
         let d = *sp.sub(3) as u32;
-        if checked(cx, |cx| cx.inst.memory_init(cx.space, seg, d, s, n)).is_none() {
+        if checked(cx, |cx| cx.inst.memory_init(cx.mem.space(), seg, d, s, n)).is_none() {
             return stopped(ip, sp, fp, fuel, cx);
         }
         next_via_driver!(ip.add(1), sp.sub(3), fp, fuel, cx)
@@ -233,7 +233,7 @@ handler! {
         let s = *sp.sub(2) as u32 as u64;
         let d = *sp.sub(3) as u32 as u64;
         let copied = checked(cx, |cx| {
-            let space = &mut *cx.space;
+            let space = cx.mem.space();
             if n == 0 {
                 check_memory_range(space, s, 0).and_then(|_| check_memory_range(space, d, 0))
             } else {
@@ -256,7 +256,7 @@ handler! {
         let v = *sp.sub(2) as u8;
         let d = *sp.sub(3) as u32 as u64;
         let filled = checked(cx, |cx| {
-            let space = &mut *cx.space;
+            let space = cx.mem.space();
             if n == 0 {
                 check_memory_range(space, d, 0)
             } else {

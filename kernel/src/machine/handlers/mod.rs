@@ -55,6 +55,7 @@
 mod control;
 mod fused;
 pub(crate) mod kinds;
+mod mem;
 mod memory;
 mod numeric;
 mod pairs;
@@ -62,6 +63,7 @@ mod stack;
 
 pub(crate) use control::*;
 pub(crate) use fused::*;
+pub(crate) use mem::Mem;
 pub(crate) use memory::*;
 pub(crate) use numeric::numeric_handler;
 pub(crate) use pairs::*;
@@ -72,7 +74,6 @@ use super::instance::Instance;
 use super::module::Module;
 use super::thread::CallFrame;
 use super::trap::TrapKind;
-use crate::mm::AddressSpace;
 
 /// Position in a function's lowered code.
 pub(crate) type Ip = *const Instr;
@@ -141,7 +142,9 @@ pub(crate) enum Done {
 pub(crate) struct Cx<'a> {
     pub module: &'a Module,
     pub inst: &'a mut Instance,
-    pub space: &'a mut AddressSpace,
+    /// The address space, with a copy of its cache entries for the fast
+    /// paths of loads and stores ([`Mem`]).
+    pub mem: Mem<'a>,
     pub stack: &'a mut Vec<u64>,
     /// Callers of the current frame, outermost first.
     pub frames: &'a mut Vec<CallFrame>,
