@@ -6,7 +6,9 @@
 //! Lowering picks each op's handler once, specialised for its operator,
 //! access kind and branch target kind, so that nothing dispatches on them
 //! again at run time; the update that closes a loop and the branch after
-//! it get one handler for both (`handlers/pairs.rs`). The instruction
+//! it get one handler for both (`handlers/pairs.rs`), and a store that is
+//! a loop's whole body gets one that runs the whole loop
+//! (`handlers/loops.rs`). The instruction
 //! keeps the op as its operands, with these rewrites:
 //!
 //! - branch targets skip `Fuel(0)` ops ([`threaded`]) and become relative
@@ -40,7 +42,9 @@ pub(crate) fn lower(ops: &[Op]) -> Box<[Instr]> {
     ops.iter()
         .enumerate()
         .map(|(pc, op)| Instr {
-            handler: pair_handler(ops, pc).unwrap_or_else(|| handler_of(op, target_kind(ops, op))),
+            handler: loop_kernel(ops, pc)
+                .or_else(|| pair_handler(ops, pc))
+                .unwrap_or_else(|| handler_of(op, target_kind(ops, op))),
             op: operands_of(op, pc as u32),
         })
         .collect()
@@ -151,6 +155,66 @@ macro_rules! with_test {
         }
     };
 }
+/// The positions in `ops` whose instructions run loop kernels.
+#[cfg(test)]
+pub(super) fn kernel_positions(ops: &[Op]) -> Vec<usize> {
+    let threaded: Vec<Op> = ops.iter().map(|op| threaded(ops, op)).collect();
+    (0..ops.len())
+        .filter(|&pc| loop_kernel(&threaded, pc).is_some())
+        .collect()
+}
+
+/// A loop kernel (`handlers/loops.rs`) for the store at `pc`, if the ops
+/// around it make a loop of one of the shapes it runs.
+fn loop_kernel(ops: &[Op], pc: usize) -> Option<Handler> {
+    // The store's address local is the counter; a value from another local.
+    let (d, s) = match ops[pc] {
+        Op::StoreLC { a, k, .. } => (a, k),
+        Op::StoreLL { a, v, k, .. } if v != a => (a, k),
+        _ => return None,
+    };
+    // The update: `d = d + c` or `d = d + b` (another local), in i32.
+    match *ops.get(pc + 1)? {
+        Op::BinLCSet {
+            k: Bin::I32Add,
+            a,
+            d: set,
+            ..
+        } if a == d && set == d => {}
+        Op::BinLLSet {
+            k: Bin::I32Add,
+            a,
+            b,
+            d: set,
+        } if a == d && b != d && set == d => {}
+        _ => return None,
+    }
+    // The test of `d` against a constant or another local.
+    let test_of = |op: &Op| match *op {
+        Op::JumpLC { k, a, .. } if a == d => Some(k),
+        Op::JumpLL { k, a, b, .. } if a == d && b != d => Some(k),
+        _ => None,
+    };
+    let is_header = |at: usize| matches!(ops.get(at), Some(Op::LoopHeader(_)));
+    let back = |op: &Op, header: usize| op.target() == Some(header as u32);
+    let next = ops.get(pc + 2)?;
+    if pc >= 2 && is_header(pc - 2) && matches!(next, Op::Jump(_)) && back(next, pc - 2) {
+        let test = &ops[pc - 1];
+        let k = test_of(test)?;
+        let target = target_kind(ops, test);
+        return with_bin_in!(k, C => Some(with_target!(target, T => with_store!(s, S => {
+            h::store_loop::<S, C, { h::WHILE }, T>
+        }))), else None; I32GeU I32GeS I32GtU I32GtS I32Eq);
+    }
+    if pc >= 1 && is_header(pc - 1) && back(next, pc - 1) {
+        let k = test_of(next)?;
+        return with_bin_in!(k, C => Some(with_store!(s, S => {
+            h::store_loop::<S, C, { h::DO_WHILE }, { h::LOOP }>
+        })), else None; I32LtU I32LtS I32LeU I32LeS I32Ne);
+    }
+    None
+}
+
 /// A pair handler (`handlers/pairs.rs`) for the op at `pc` and the one
 /// after it, if they are a counter update and a branch it has one for.
 fn pair_handler(ops: &[Op], pc: usize) -> Option<Handler> {

@@ -57,6 +57,8 @@ mod value;
 #[cfg(test)]
 mod linking_tests;
 #[cfg(test)]
+mod loop_tests;
+#[cfg(test)]
 mod tests;
 
 pub use instance::{Extern, Instance, InstanceStateError, InstantiateError};

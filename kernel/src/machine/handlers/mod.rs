@@ -55,6 +55,7 @@
 mod control;
 mod fused;
 pub(crate) mod kinds;
+mod loops;
 mod mem;
 mod memory;
 mod numeric;
@@ -63,6 +64,7 @@ mod stack;
 
 pub(crate) use control::*;
 pub(crate) use fused::*;
+pub(crate) use loops::*;
 pub(crate) use mem::Mem;
 pub(crate) use memory::*;
 pub(crate) use numeric::numeric_handler;
