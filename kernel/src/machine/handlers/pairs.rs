@@ -20,7 +20,10 @@
 //! Every branch fused here tests the local the update has just set (its
 //! first operand is the update's destination; lowering checks it), and
 //! takes the new value from the update rather than reading the slot back:
-//! the read would wait for the store just issued.
+//! the read would wait for the store just issued. Likewise, when the loop
+//! header is one of the two places a short loop's header has, the handler
+//! computes it from its own position instead of waiting for the branch
+//! target's load ([`near`]).
 //!
 //! Safety, besides the handler contract (`handlers/mod.rs`): an update op
 //! falls through, so by closed control flow the instruction after it is
@@ -65,6 +68,40 @@ unsafe fn update<K: BinKind, const SET: u8>(ip: Ip, fp: Sp) -> u64 {
     }
 }
 
+/// `t`, a loop header just read from a branch target, computed from `ip`
+/// instead when it is `A` or `B` instructions before it (the header of a
+/// loop whose body is one or two instructions long before `ip`).
+///
+/// `t` depends on the target's load, and `ip` on the previous iteration's
+/// `t`: a chain of loads through which every iteration waits for the one
+/// before. Comparing `t` with the guesses and branching, which the
+/// processor predicts, breaks it: `ip.sub(A)` depends on `ip` alone.
+#[inline(always)]
+fn near<const A: usize, const B: usize>(t: Ip, ip: Ip) -> Ip {
+    /// `p`, hidden from the compiler, which otherwise would see that it
+    /// equals `t` in its branch and use `t` instead (where the tail
+    /// backend runs; elsewhere the chain matters less).
+    #[inline(always)]
+    fn opaque(p: Ip) -> Ip {
+        let mut addr = p.addr();
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        // Safety: an empty assembly block (a comment), which reads and
+        // writes nothing and leaves `addr` as it was.
+        unsafe {
+            std::arch::asm!("/* {0} */", inout(reg) addr, options(pure, nomem, nostack, preserves_flags))
+        };
+        p.with_addr(addr)
+    }
+    let (a, b) = (ip.wrapping_sub(A), ip.wrapping_sub(B));
+    if t == a {
+        opaque(a)
+    } else if t == b {
+        opaque(b)
+    } else {
+        t
+    }
+}
+
 handler! {
     /// An update, then `Jump` to a target of kind `T`.
     fn update_jump[K: BinKind, const SET: u8, const T: u8](ip, sp, fp, fuel, cx) {
@@ -100,7 +137,7 @@ handler! {
         let j = ip.add(1);
         let (y, target) = test_operands::<TEST>(j, fp);
         if C::eval(v, y) as u32 != 0 {
-            take!(T, jump(j, target), sp, fp, fuel, cx)
+            take!(T, near::<2, 3>(jump(j, target), ip), sp, fp, fuel, cx)
         }
         next!(ip.add(2), sp, fp, fuel, cx)
     }
@@ -113,7 +150,7 @@ handler! {
     fn update_loop_test[const SET: u8, C: BinKind, const TEST: u8, const T: u8](ip, sp, fp, fuel, cx) {
         let v = update::<I32Add, SET>(ip, fp);
         let j = ip.add(1);
-        let header = jump(j, operands!(j, Op::Jump(t) => t));
+        let header = near::<3, 4>(jump(j, operands!(j, Op::Jump(t) => t)), ip);
         let Some(test) = branch::<LOOP>(header, &mut fuel) else {
             return stop(header, sp, fp, fuel, cx, Stop::OutOfFuel);
         };
