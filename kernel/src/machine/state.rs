@@ -151,7 +151,7 @@ impl Thread {
         let mut activations: Vec<(u32, u32, usize, bool)> = self
             .frames
             .iter()
-            .map(|f| (f.func, f.call_pc, f.fp as usize, true))
+            .map(|f| (f.func, f.call_pc(), f.fp as usize, true))
             .collect();
         activations.push((self.func, self.pc, self.fp as usize, in_host_call));
         let mut frames = Vec::with_capacity(activations.len());
@@ -281,11 +281,7 @@ impl Thread {
             stack.extend_from_slice(&locals);
             stack.extend_from_slice(&operands);
             if k < last {
-                frames.push(CallFrame {
-                    func,
-                    call_pc: rp.pc,
-                    fp: fp as u32,
-                });
+                frames.push(CallFrame::at(func, rp.pc, fp as u32));
             } else {
                 current = (func, rp.pc, fp);
                 innermost_code = Some(code);

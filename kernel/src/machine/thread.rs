@@ -5,6 +5,7 @@
 //! copied: every thread reads and writes the shared object.
 
 use super::Value;
+use super::handlers::Instr;
 use super::instance::Instance;
 use super::module::{Export, ValType};
 use super::trap::Trap;
@@ -41,9 +42,27 @@ pub(crate) enum Status {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CallFrame {
     pub func: u32,
-    /// Position in the caller's code of the call op.
-    pub call_pc: u32,
+    /// Where the call op is in the caller's threaded code, in bytes: the
+    /// interpreter returns past it with one addition.
+    pub call_at: u32,
     pub fp: u32,
+}
+
+impl CallFrame {
+    /// The frame of a caller of function `func` at op `call_pc` (a
+    /// position in its code, at most `lower::MAX_OPS`).
+    pub(crate) fn at(func: u32, call_pc: u32, fp: u32) -> CallFrame {
+        CallFrame {
+            func,
+            call_at: call_pc * std::mem::size_of::<Instr>() as u32,
+            fp,
+        }
+    }
+
+    /// The position of the call op in the caller's code.
+    pub(crate) fn call_pc(&self) -> u32 {
+        self.call_at / std::mem::size_of::<Instr>() as u32
+    }
 }
 
 /// Errors creating a thread or continuing it after a host call.

@@ -139,8 +139,8 @@ handler! {
         let fp_at = caller.fp as usize;
         cx.func = caller.func;
         cx.code = code.instrs.as_ptr();
-        // `call_pc` is a call op, never the last of its code.
-        let ip = cx.code.add(caller.call_pc as usize + 1);
+        // `call_at` is a call op, never the last of its code.
+        let ip = cx.code.byte_add(caller.call_at as usize).add(1);
         let need = fp_at + code.max_height as usize;
         if need > cx.stack.len() {
             return resume_grown(ip, sp_at, fp_at, fuel, cx, need);
@@ -224,7 +224,7 @@ unsafe fn enter(
         }
         cx.frames.push(CallFrame {
             func: cx.func,
-            call_pc: ip.offset_from(cx.code) as u32,
+            call_at: ip.byte_offset_from(cx.code) as u32,
             fp: fp_at,
         });
         cx.func = callee;
@@ -277,7 +277,7 @@ unsafe fn enter_fast(
         // the capacity, checked above.
         cx.frames.as_mut_ptr().add(depth).write(CallFrame {
             func: cx.func,
-            call_pc: ip.offset_from(cx.code) as u32,
+            call_at: ip.byte_offset_from(cx.code) as u32,
             fp: fp.offset_from(base) as u32,
         });
         cx.frames.set_len(depth + 1);
