@@ -60,8 +60,8 @@ impl AddressSpace {
                 .checked_add(N as u64)
                 .is_some_and(|end| end <= self.primary_len)
         {
-            let page = match self.cache.recall(index) {
-                Some(page) => page.cast_const(),
+            let page = match self.cache.recall_read(index) {
+                Some(page) => page,
                 None => {
                     let page = self.primary.table.page_ptr(index);
                     self.cache.set_read(index, page);

@@ -185,16 +185,30 @@ impl AccessCache {
     }
 
     /// The earlier write entry of page `index`, if one is kept and still
-    /// valid: made the last entry for reading and writing, and returned.
+    /// valid: made the last entry for writing (and reading), and returned.
     #[inline]
     pub(crate) fn recall(&self, index: u64) -> Option<*mut Page> {
+        let page = self.kept(index)?;
+        self.set_write(index, page);
+        Some(page)
+    }
+
+    /// Like [`recall`](Self::recall) for a load: made the last entry for
+    /// reading only, so that a loop reading one page and writing another
+    /// (a copy) keeps its write entry.
+    #[inline]
+    pub(crate) fn recall_read(&self, index: u64) -> Option<*const Page> {
+        let page = self.kept(index)?.cast_const();
+        self.set_read(index, page);
+        Some(page)
+    }
+
+    /// The earlier write entry of page `index`, if one is kept and valid.
+    #[inline]
+    fn kept(&self, index: u64) -> Option<*mut Page> {
         let v = self.victims.get(index as usize % VICTIMS)?;
-        let base = index * PAGE_SIZE;
-        if v.generation != self.generation.get() || v.entry.base != base {
-            return None;
-        }
-        self.set_write(index, v.entry.page);
-        Some(v.entry.page)
+        let valid = v.generation == self.generation.get() && v.entry.base == index * PAGE_SIZE;
+        valid.then_some(v.entry.page)
     }
 
     /// Caches `page` as page `index` of the primary area, unshared and

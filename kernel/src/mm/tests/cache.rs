@@ -136,3 +136,20 @@ fn earlier_write_entries_retire_with_every_clear() {
     assert_eq!(space.load::<3>(3 * PAGE_SIZE), Ok([0xee, 4, 8]));
     assert_eq!(space.load::<1>(far * PAGE_SIZE), Ok([8]));
 }
+
+#[test]
+fn a_load_from_a_kept_page_leaves_the_write_entry() {
+    // A copy loop: reading page 0, written once before, and writing page
+    // 5. Recalling page 0 for a load must not take the write entry from
+    // page 5, or every load and store of the loop would miss.
+    let mut space = AddressSpace::new(MemLimits::unlimited());
+    space.create_primary(40, None).expect("primary area fits");
+    space.store(0, [1]).expect("store");
+    space.store(5 * PAGE_SIZE, [2]).expect("store");
+    assert_eq!(space.load::<1>(0), Ok([1]));
+    assert!(space.cache.write_at::<1>(5 * PAGE_SIZE + 1).is_some());
+    assert!(space.cache.read_at::<1>(1).is_some());
+    // The write entry still works, and reads see what it wrote.
+    space.store(5 * PAGE_SIZE + 1, [3]).expect("store");
+    assert_eq!(space.load::<2>(5 * PAGE_SIZE), Ok([2, 3]));
+}
