@@ -112,6 +112,10 @@ macro_rules! define_ops {
             /// `a` and the value loaded at local `b` + `off`. Its offset is
             /// the load's, the instruction that can trap.
             BinLLoad { k: Bin, a: u32, l: Load, b: u32, off: u32 },
+            /// `local.get a; load l offset off; const c; k`: the value
+            /// loaded at local `a` + `off` and `c`, for the operators
+            /// [`Bin::with_loaded`] names. Its offset is the load's.
+            BinLoadC { k: Bin, l: Load, a: u32, off: u32, c: i32 },
             /// `local.get a; load l offset off; k` with the constant 0 (or
             /// nothing, `k` comparing with 0) then jump if the result is not
             /// zero. Its offset is the load's, the instruction that can trap.

@@ -7,7 +7,7 @@
 //! A fused op leaves the operand stack, locals and memory exactly as its
 //! sequence would, and its wasm offset is that of the one instruction of
 //! the sequence that can trap (a load or store): the last one, except in
-//! `BinLLoad` and `JumpLoadZ` ([`trapping_replaced`]). Fusion only
+//! `BinLLoad`, `BinLoadC` and `JumpLoadZ` ([`trapping_replaced`]). Fusion only
 //! ever replaces the ops at the end of the current straight-line block, and
 //! never a `Fuel`, `LoopHeader`, call or branch op, so no branch target and
 //! no resume point falls inside a fused op: every place where `run` can stop
@@ -140,6 +140,14 @@ impl Bin {
             I64LeU => I64GtU,
             _ => return None,
         })
+    }
+
+    /// Whether a `BinLoadC` applies this operator (`with_loaded!`).
+    pub(crate) fn with_loaded(self) -> bool {
+        crate::machine::handlers::kinds::with_loaded!(self, K => {
+            let _ = std::marker::PhantomData::<K>;
+            true
+        }, else false)
     }
 
     /// The constant operand `value` (a slot) as an immediate, if it fits.
@@ -286,6 +294,11 @@ pub(crate) fn fuse(tail: &[Op], op: &Op) -> Option<(Op, usize)> {
             (Some(&Op::LocalGet(a)), Some(&Op::Const(v))) if k.imm(v).is_some() => {
                 k.imm(v).map(|c| (Op::BinLC { k, a, c }, 2))
             }
+            (Some(&Op::LoadL { k: l, a, off }), Some(&Op::Const(v)))
+                if k.with_loaded() && k.imm(v).is_some() =>
+            {
+                k.imm(v).map(|c| (Op::BinLoadC { k, l, a, off, c }, 2))
+            }
             (_, Some(&Op::Const(v))) => Some(match k.imm(v) {
                 Some(c) => (Op::BinSC { k, c }, 1),
                 None => (Op::BinSW { k, c: v }, 1),
@@ -340,7 +353,10 @@ pub(crate) fn fuse(tail: &[Op], op: &Op) -> Option<(Op, usize)> {
 /// (`replaced`), its load, rather than that of the instruction completing
 /// it: the position of that op in `replaced`.
 pub(crate) fn trapping_replaced(op: &Op, replaced: &[Op]) -> Option<usize> {
-    if !matches!(op, Op::BinLLoad { .. } | Op::JumpLoadZ { .. }) {
+    if !matches!(
+        op,
+        Op::BinLLoad { .. } | Op::BinLoadC { .. } | Op::JumpLoadZ { .. }
+    ) {
         return None;
     }
     replaced.iter().rposition(|r| matches!(r, Op::LoadL { .. }))
@@ -477,6 +493,10 @@ mod tests {
         (i64.store offset=8 (i32.and (local.get 0) (i32.const 0x1fff0)) (local.get 1))
         (i32.store16 offset=1 (i32.add (local.get 0) (i32.const 4)) (i32.const -3))
         (i64.load offset=8 (i32.and (local.get 0) (i32.const 0x1fff0))))
+      (func (export "load_xor") (param i32) (result i64)
+        (i64.extend_i32_u (i32.xor (i32.load8_u offset=2 (local.get 0)) (i32.const 0x5a))))
+      (func (export "load_shr") (param i32) (result i64)
+        (i64.shr_u (i64.load16_s (local.get 0)) (i64.const 4)))
     )"#;
 
     fn call(name: &str, args: &[Value]) -> Outcome {
@@ -544,6 +564,43 @@ mod tests {
             ),
             0xfd02030405060708u64 as i64
         );
+    }
+
+    #[test]
+    fn loaded_value_and_constant_fuse_and_trap_at_the_load() {
+        let module = Module::new(PATTERNS.as_bytes()).expect("module");
+        let ops = |i: usize| module.code[i].ops.clone();
+        assert!(ops(12).iter().any(|op| matches!(
+            op,
+            Op::BinLoadC {
+                k: Bin::I32Xor,
+                l: Load::U8,
+                off: 2,
+                c: 0x5a,
+                ..
+            }
+        )));
+        assert!(ops(13).iter().any(|op| matches!(
+            op,
+            Op::BinLoadC {
+                k: Bin::I64ShrU,
+                l: Load::I64S16,
+                c: 4,
+                ..
+            }
+        )));
+        // Byte 7 at 200: the i16 at 199 is 0x0700.
+        assert_eq!(i64_result("load_xor", &[Value::I32(198)]), 7 ^ 0x5a);
+        assert_eq!(i64_result("load_shr", &[Value::I32(199)]), 0x0700 >> 4);
+        let Outcome::Trap(t) = call("load_xor", &[Value::I32(65534)]) else {
+            panic!("no trap");
+        };
+        // `local.get 0` at 1, the load at 3, `i32.const` at 6, `i32.xor`
+        // at 8.
+        assert_eq!(t.offset, 3, "{t:?}");
+        for k in [Bin::I32Mul, Bin::I32Eq, Bin::I64Sub] {
+            assert!(!k.with_loaded(), "{k:?}");
+        }
     }
 
     #[test]

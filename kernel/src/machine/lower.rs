@@ -25,7 +25,7 @@
 use super::code::Op;
 use super::fuse::{Bin, Load, Store};
 use super::handlers::kinds::{
-    BinKind, with_add, with_bin, with_bin_in, with_cmp, with_load, with_store,
+    BinKind, with_add, with_bin, with_bin_in, with_cmp, with_load, with_loaded, with_store,
 };
 use super::handlers::{self as h, Handler, Instr};
 
@@ -345,6 +345,9 @@ fn handler_of(op: &Op, target: u8) -> Handler {
         Op::JumpSC { k, .. } => with_target!(target, T => with_bin!(k, K => h::jump_sc::<K, T>)),
         Op::JumpSS { k, .. } => with_target!(target, T => with_bin!(k, K => h::jump_ss::<K, T>)),
         Op::LoadL { k, .. } => with_load!(k, L => h::load_l::<L, false>),
+        Op::BinLoadC { k, l, .. } => with_loaded!(k, K => {
+            with_load!(l, L => h::bin_load_c::<K, L, false>)
+        }, else h::unreachable),
         Op::BinLLoad { k, l, .. } => {
             with_bin!(k, K => with_load!(l, L => h::bin_l_load::<K, L, false>))
         }

@@ -298,6 +298,19 @@ macro_rules! with_add {
 pub(crate) use with_add;
 
 /// Evaluates `$e` with the type `$K` naming the operator `$k` if it is one
+/// a `BinLoadC` may apply to a loaded value and a constant (masks, shifts,
+/// offsets, bit flips), else `$other`: the one list of them, for fusion
+/// (`Bin::with_loaded`) and lowering alike.
+macro_rules! with_loaded {
+    ($k:expr, $K:ident => $e:expr, else $other:expr) => {
+        $crate::machine::handlers::kinds::with_bin_in!($k, $K => $e, else $other;
+            I32Add I32Sub I32And I32Or I32Xor I32Shl I32ShrS I32ShrU
+            I64Add I64And I64Or I64Xor I64Shl I64ShrU)
+    };
+}
+pub(crate) use with_loaded;
+
+/// Evaluates `$e` with the type `$K` naming the operator `$k` if it is one
 /// of the operators listed, else `$other`.
 macro_rules! with_bin_in {
     ($k:expr, $K:ident => $e:expr, else $other:expr; $($name:ident)*) => {{

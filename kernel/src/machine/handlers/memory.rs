@@ -141,6 +141,19 @@ handler! {
 }
 
 handler! {
+    /// `BinLoadC`: the value loaded at local `a` + `off` and constant `c`.
+    #[inline(never)]
+    fn bin_load_c[K: BinKind, L: LoadKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
+        let (a, off, c) = operands!(ip, Op::BinLoadC { a, off, c, .. } => (a, off, c));
+        match load_value::<L, SLOW>(cx, addr(*local(fp, a), off)) {
+            Some(x) => push(&mut sp, K::eval(x, c as i64 as u64)),
+            None => missed!(SLOW, bin_load_c::<K, L, true>, ip, sp, fp, fuel, cx),
+        }
+        go_on!(SLOW, ip.add(1), sp, fp, fuel, cx)
+    }
+}
+
+handler! {
     /// `JumpLoadZ`: jump if `k(load(local a + off), 0)` is not zero, to a
     /// target of kind `T`.
     #[inline(never)]
