@@ -9,6 +9,13 @@
 //! by other load on a shared machine), instructions per second and the
 //! machine/wasmi speed ratio (above 1.0: the machine is faster). Criterion
 //! groups report the same workloads with instructions as throughput.
+//!
+//! The inner loops of the fill and of the sieve's marking are each one
+//! store at the loop counter's address, which the machine runs as loop
+//! kernels (`machine/handlers/loops.rs`): their ratios show those, not the
+//! general handlers. fib and hash, and the two workloads outside this
+//! bench (`copy_xor.wat`, `fill_masked.wat`, timed by the `bench_one`
+//! example's `--times`), run on the general handlers.
 
 use std::hint::black_box;
 use std::sync::Arc;
