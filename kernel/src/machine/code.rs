@@ -124,6 +124,10 @@ macro_rules! define_ops {
             StoreLL { k: Store, a: u32, v: u32, off: u32 },
             /// `local.get a; const c; store k offset off`.
             StoreLC { k: Store, a: u32, c: i32, off: u32 },
+            /// `local.get a; <value>; store k offset off` where one op
+            /// before computes the value from locals alone: the value on
+            /// the stack stored at local `a` + `off` (`fuse_store_past`).
+            StoreLS { k: Store, a: u32, off: u32 },
             /// `local.get v; store k offset off`, the address on the stack.
             StoreSL { k: Store, v: u32, off: u32 },
             /// `const c; store k offset off`, the address on the stack.

@@ -349,6 +349,27 @@ pub(crate) fn fuse(tail: &[Op], op: &Op) -> Option<(Op, usize)> {
     }
 }
 
+/// The store `op` (of width `k`, offset `off`) taking its address from
+/// local `a` when `tail` ends with `local.get a` and one op that pushes the
+/// value from locals (and memory) alone, writing no local: the caller
+/// removes the `local.get` and keeps that op, which stays where it can
+/// trap. `None` for any other tail.
+pub(crate) fn fuse_store_past(tail: &[Op], op: &Op) -> Option<Op> {
+    let (k, off) = Store::of(op)?;
+    match *tail {
+        [
+            ..,
+            Op::LocalGet(a),
+            Op::LoadL { .. }
+            | Op::BinLoadC { .. }
+            | Op::BinLL { .. }
+            | Op::BinLC { .. }
+            | Op::BinLLoad { .. },
+        ] => Some(Op::StoreLS { k, a, off }),
+        _ => None,
+    }
+}
+
 /// For a fused op that takes the wasm offset of one of the ops it replaces
 /// (`replaced`), its load, rather than that of the instruction completing
 /// it: the position of that op in `replaced`.
@@ -497,6 +518,9 @@ mod tests {
         (i64.extend_i32_u (i32.xor (i32.load8_u offset=2 (local.get 0)) (i32.const 0x5a))))
       (func (export "load_shr") (param i32) (result i64)
         (i64.shr_u (i64.load16_s (local.get 0)) (i64.const 4)))
+      (func (export "copy_byte") (param i32 i32) (result i64)
+        (i32.store8 offset=1 (local.get 0) (i32.xor (i32.load8_u (local.get 1)) (i32.const 3)))
+        (i64.load8_u offset=1 (local.get 0)))
     )"#;
 
     fn call(name: &str, args: &[Value]) -> Outcome {
@@ -600,6 +624,40 @@ mod tests {
         assert_eq!(t.offset, 3, "{t:?}");
         for k in [Bin::I32Mul, Bin::I32Eq, Bin::I64Sub] {
             assert!(!k.with_loaded(), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn store_of_a_value_computed_after_its_address_fuses_and_traps_in_place() {
+        let module = Module::new(PATTERNS.as_bytes()).expect("module");
+        let ops = &module.code[14].ops;
+        assert!(
+            matches!(
+                ops[..],
+                [
+                    _,
+                    Op::BinLoadC { a: 1, .. },
+                    Op::StoreLS {
+                        k: Store::B1,
+                        a: 0,
+                        off: 1
+                    },
+                    ..
+                ]
+            ),
+            "{ops:?}"
+        );
+        // Byte 7 at 200, copied to 301 as 7 ^ 3.
+        let copied = i64_result("copy_byte", &[Value::I32(300), Value::I32(200)]);
+        assert_eq!(copied, 7 ^ 3);
+        // `local.get 0` at 1, `local.get 1` at 3, the load at 5, `i32.const`
+        // at 8, `i32.xor` at 10, the store at 11.
+        for (args, offset) in [((0, 65536), 5), ((65535, 0), 11)] {
+            let Outcome::Trap(t) = call("copy_byte", &[Value::I32(args.0), Value::I32(args.1)])
+            else {
+                panic!("no trap");
+            };
+            assert_eq!(t.offset, offset, "{t:?}");
         }
     }
 

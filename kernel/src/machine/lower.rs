@@ -366,6 +366,7 @@ fn handler_of(op: &Op, target: u8) -> Handler {
         }
         Op::StoreLL { k, .. } => with_store!(k, S => h::store_ll::<S, false>),
         Op::StoreLC { k, .. } => with_store!(k, S => h::store_lc::<S, false>),
+        Op::StoreLS { k, .. } => with_store!(k, S => h::store_ls::<S, false>),
         Op::StoreSL { k, .. } => with_store!(k, S => h::store_sl::<S, false>),
         Op::StoreSC { k, .. } => with_store!(k, S => h::store_sc::<S, false>),
         // Every other op is a plain numeric, load, store or `Bin` op,

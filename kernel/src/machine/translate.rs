@@ -17,7 +17,7 @@ use wasmparser::{
 };
 
 use super::code::{FuncCode, Op, ResumeKind, ResumePoint, numeric_op};
-use super::fuse::{fuse, fuse_jump, trapping_replaced};
+use super::fuse::{fuse, fuse_jump, fuse_store_past, trapping_replaced};
 use super::module::{Module, ModuleError, ValType, val_type};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -223,6 +223,14 @@ impl Translator<'_> {
     /// Emits the op of one wasm instruction, fused with the ops before it
     /// when a fused op covers the sequence; returns its position.
     fn emit(&mut self, op: Op) -> usize {
+        if let Some(store) = fuse_store_past(&self.ops, &op) {
+            // Drop the `local.get` of the address, keep the op computing
+            // the value (and its offset) after it.
+            let at = self.ops.len() - 2;
+            self.ops.remove(at);
+            self.offsets.remove(at);
+            return self.push_fused(store, 0);
+        }
         match fuse(&self.ops, &op) {
             Some((fused, replaced)) => self.push_fused(fused, replaced),
             None => self.push_fused(op, 0),

@@ -200,6 +200,18 @@ handler! {
 }
 
 handler! {
+    /// `StoreLS`: store the top of the stack at local `a` + `off`.
+    #[inline(never)]
+    fn store_ls[S: StoreKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
+        let (a, off) = operands!(ip, Op::StoreLS { a, off, .. } => (a, off));
+        if !store_value::<S, SLOW>(cx, addr(*local(fp, a), off), *sp.sub(1)) {
+            missed!(SLOW, store_ls::<S, true>, ip, sp, fp, fuel, cx)
+        }
+        go_on!(SLOW, ip.add(1), sp.sub(1), fp, fuel, cx)
+    }
+}
+
+handler! {
     /// `StoreSL`: store local `v` at the top of the stack + `off`.
     #[inline(never)]
     fn store_sl[S: StoreKind, const SLOW: bool](ip, sp, fp, fuel, cx) {
