@@ -40,6 +40,10 @@ handler! {
 }
 
 handler! {
+    /// `unreachable`, and the trap of code that cannot be reached (out of
+    /// line: callers tail-call it with their registers alone).
+    #[cold]
+    #[inline(never)]
     fn unreachable(ip, sp, fp, fuel, cx) {
         trap(ip, sp, fp, fuel, cx, TrapKind::Unreachable)
     }
@@ -132,10 +136,10 @@ handler! {
             return stop(ip, sp, fp, fuel, cx, Stop::Finished);
         };
         let Some(code) = cx.module.code_of(caller.func) else {
-            return trap(ip, sp, fp, fuel, cx, TrapKind::Unreachable);
+            // (A handler, so that no trap kind is passed through memory.)
+            return unreachable(ip, sp, fp, fuel, cx);
         };
         let base = cx.stack.as_mut_ptr();
-        let sp_at = sp.offset_from(base) as usize;
         let fp_at = caller.fp as usize;
         cx.func = caller.func;
         cx.code = code.instrs.as_ptr();
@@ -143,9 +147,12 @@ handler! {
         let ip = cx.code.byte_add(caller.call_at as usize).add(1);
         let need = fp_at + code.max_height as usize;
         if need > cx.stack.len() {
+            let sp_at = sp.offset_from(base) as usize;
             return resume_grown(ip, sp_at, fp_at, fuel, cx, need);
         }
-        next!(ip, base.add(sp_at), base.add(fp_at), fuel, cx)
+        // `sp` is derived from the buffer as it is now (module docs, point
+        // 3): only the caller's `fp`, saved as an index, is re-derived.
+        next!(ip, sp, base.add(fp_at), fuel, cx)
     }
 }
 
