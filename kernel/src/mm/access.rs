@@ -21,24 +21,12 @@ impl AddressSpace {
     /// Loads `N` bytes (little-endian order as stored) from `addr`.
     #[inline(always)]
     pub fn load<const N: usize>(&self, addr: u64) -> Result<[u8; N], Fault> {
-        match self.load_cached(addr) {
+        // Safety: the entries are the cache's, taken just now, and `&self`
+        // excludes every other use of the space meanwhile.
+        match unsafe { self.cache.entries().load::<N>(addr) } {
             Some(bytes) => Ok(bytes),
             None => self.load_uncached(addr),
         }
-    }
-
-    /// The fast path of [`load`](Self::load) alone: the bytes, if they lie
-    /// in one page of the primary area that the access cache holds. `None`
-    /// says nothing about the access; [`load_uncached`](Self::load_uncached)
-    /// does the rest. (The interpreter inlines this part only.)
-    #[inline(always)]
-    pub(crate) fn load_cached<const N: usize>(&self, addr: u64) -> Option<[u8; N]> {
-        let bytes = self.cache.read_at::<N>(addr)?;
-        // Safety: a read entry points at the live bytes of its page of the
-        // primary area (the cache's invariant, kept by `primary_mut` and
-        // `snapshot`), and `read_at` returned the place of `N` bytes inside
-        // it. `&self` excludes every mutation meanwhile.
-        Some(unsafe { bytes.cast::<[u8; N]>().read_unaligned() })
     }
 
     /// A copy of the access cache's entries, for loads and stores that
@@ -91,29 +79,12 @@ impl AddressSpace {
     /// Stores `bytes` at `addr`.
     #[inline(always)]
     pub fn store<const N: usize>(&mut self, addr: u64, bytes: [u8; N]) -> Result<(), Fault> {
-        if self.store_cached(addr, bytes) {
+        // Safety: the entries are the cache's, taken just now, and `&mut
+        // self` excludes every other use of the space meanwhile.
+        if unsafe { self.cache.entries().store::<N>(addr, bytes) } {
             return Ok(());
         }
         self.store_uncached(addr, bytes)
-    }
-
-    /// The fast path of [`store`](Self::store) alone: stores and returns
-    /// true if the bytes lie in one page of the primary area that the
-    /// access cache holds for writing. False changes nothing and says
-    /// nothing about the access; [`store_uncached`](Self::store_uncached)
-    /// does the rest. (The interpreter inlines this part only.)
-    #[inline(always)]
-    pub(crate) fn store_cached<const N: usize>(&mut self, addr: u64, bytes: [u8; N]) -> bool {
-        let Some(place) = self.cache.write_at::<N>(addr) else {
-            return false;
-        };
-        // Safety: a write entry points at its page of the primary area,
-        // held by its page table alone and already dirty (the cache's
-        // invariant, kept by `primary_mut` and `snapshot`); `&mut self`
-        // excludes every other access, and `write_at` returned the place of
-        // `N` bytes inside the page.
-        unsafe { place.cast::<[u8; N]>().write_unaligned(bytes) };
-        true
     }
 
     /// [`store`](Self::store) past the cache: fills it on a primary-area

@@ -234,20 +234,6 @@ impl AccessCache {
         };
     }
 
-    /// Where the `N` bytes at `addr` are for reading, if they lie in the
-    /// page cached for reading.
-    #[inline(always)]
-    pub(crate) fn read_at<const N: usize>(&self, addr: u64) -> Option<*const u8> {
-        self.read.get().at::<N>(addr).map(<*mut u8>::cast_const)
-    }
-
-    /// Where the `N` bytes at `addr` are for writing, if they lie in the
-    /// page cached for writing.
-    #[inline(always)]
-    pub(crate) fn write_at<const N: usize>(&self, addr: u64) -> Option<*mut u8> {
-        self.write.get().at::<N>(addr)
-    }
-
     /// Caches `page` as the bytes page `index` of the primary area reads as.
     /// The caller upholds the read-entry guarantee of the module docs.
     #[inline]

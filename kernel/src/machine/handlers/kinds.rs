@@ -56,7 +56,7 @@ pub(crate) trait LoadKind {
         Ok(load_as!(Self::K, space, load, addr))
     }
     /// Loads the value at `addr` if the access cache holds its page
-    /// ([`AddressSpace::load_cached`]).
+    /// ([`Mem::load_cached`]).
     #[inline(always)]
     fn load_cached(mem: &Mem<'_>, addr: u64) -> Option<u64> {
         Some(load_as!(Self::K, mem, load_cached, addr))
@@ -72,7 +72,7 @@ pub(crate) trait StoreKind {
         store_as!(Self::K, space, store, addr, v)
     }
     /// Stores the low bytes of `v` at `addr` if the access cache holds its
-    /// page for writing ([`AddressSpace::store_cached`]); else false.
+    /// page for writing ([`Mem::store_cached`]); else false.
     #[inline(always)]
     fn store_cached(mem: &mut Mem<'_>, addr: u64, v: u64) -> bool {
         store_as!(Self::K, mem, store_cached, addr, v)
