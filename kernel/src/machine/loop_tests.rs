@@ -100,8 +100,8 @@ fn wasmi_run_here(bytes: &[u8]) -> Option<i64> {
     run.call(&mut store, ()).ok()
 }
 
-/// Runs `run` in slices of `fuel`, exporting, serializing and importing
-/// the thread state into a fresh instance after every slice: the result
+/// Runs `run` in slices of `fuel`, resuming after every slice on a fresh
+/// instance from the serialized states (`wasmrun --roundtrip`): the result
 /// (`None` for a trap), the fuel used and the space.
 fn machine_run(module: &Arc<Module>, fuel: u64) -> (Option<i64>, u64, AddressSpace) {
     let mut space = AddressSpace::new(MemLimits::unlimited());
@@ -124,13 +124,9 @@ fn machine_run(module: &Arc<Module>, fuel: u64) -> (Option<i64>, u64, AddressSpa
             }
             other => panic!("outcome {other:?}"),
         }
-        let state = thread.export_state(&instance).expect("export");
-        let state: ExecState =
-            postcard::from_bytes(&postcard::to_allocvec(&state).expect("ser")).expect("de");
-        let saved = instance.export_state();
-        instance =
-            Instance::restore(module.clone(), &mut space, &limits, &[], &saved).expect("restore");
-        thread = Thread::import_state(&instance, &state).expect("import");
+        (instance, thread) =
+            super::runner::roundtrip(module, &mut space, &limits, &[], &instance, &thread)
+                .expect("round trip");
     }
     panic!("no progress");
 }

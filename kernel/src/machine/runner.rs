@@ -179,7 +179,7 @@ pub fn run(bytes: &[u8], name: &str, opts: &RunOptions) -> Result<RunReport, Run
 
 /// Exports both states, serializes and deserializes them, and resumes on a
 /// fresh instance.
-fn roundtrip(
+pub(super) fn roundtrip(
     module: &std::sync::Arc<Module>,
     space: &mut AddressSpace,
     limits: &Limits,
