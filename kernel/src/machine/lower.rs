@@ -37,7 +37,7 @@ pub(crate) const MAX_OPS: usize = i32::MAX as usize / std::mem::size_of::<Instr>
 /// The threaded code of `ops` (whose control flow is closed; at most
 /// [`MAX_OPS`] of them).
 pub(crate) fn lower(ops: &[Op]) -> Box<[Instr]> {
-    let threaded: Vec<Op> = ops.iter().map(|op| threaded(ops, op)).collect();
+    let threaded = threaded_ops(ops);
     let ops = &threaded[..];
     ops.iter()
         .enumerate()
@@ -48,6 +48,11 @@ pub(crate) fn lower(ops: &[Op]) -> Box<[Instr]> {
             op: operands_of(op, pc as u32),
         })
         .collect()
+}
+
+/// `ops` with every op [`threaded`].
+fn threaded_ops(ops: &[Op]) -> Vec<Op> {
+    ops.iter().map(|op| threaded(ops, op)).collect()
 }
 
 /// `op` with its branch target (if it has one) moved past the `Fuel(0)`
@@ -158,7 +163,7 @@ macro_rules! with_test {
 /// The positions in `ops` whose instructions run loop kernels.
 #[cfg(test)]
 pub(super) fn kernel_positions(ops: &[Op]) -> Vec<usize> {
-    let threaded: Vec<Op> = ops.iter().map(|op| threaded(ops, op)).collect();
+    let threaded = threaded_ops(ops);
     (0..ops.len())
         .filter(|&pc| loop_kernel(&threaded, pc).is_some())
         .collect()

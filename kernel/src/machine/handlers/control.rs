@@ -229,15 +229,35 @@ unsafe fn enter(
         if top > args_at {
             ptr::write_bytes(base.add(args_at), 0, top - args_at);
         }
-        cx.frames.push(CallFrame {
-            func: cx.func,
-            call_at: ip.byte_offset_from(cx.code) as u32,
-            fp: fp_at,
-        });
-        cx.func = callee;
-        cx.code = code.instrs.as_ptr();
-        Ok((cx.code, base.add(top), base.add(new_fp)))
+        cx.frames.push(caller_frame(cx, ip, fp_at));
+        Ok((switch_to(cx, callee, code), base.add(top), base.add(new_fp)))
     }
+}
+
+/// The frame that saves the current function while the call op at `ip`
+/// runs its callee: `fp_at` is the current frame's index in the stack.
+/// (`ret` takes it back.)
+///
+/// # Safety
+/// `ip` is an instruction of the current function (module docs, point 1).
+#[inline(always)]
+unsafe fn caller_frame(cx: &Cx<'_>, ip: Ip, fp_at: u32) -> CallFrame {
+    CallFrame {
+        func: cx.func,
+        // Safety: the caller's contract; the code is at most `MAX_OPS`
+        // instructions, whose byte offsets fit an `i32`.
+        call_at: unsafe { ip.byte_offset_from(cx.code) } as u32,
+        fp: fp_at,
+    }
+}
+
+/// Makes defined function `callee`, whose code is `code`, the current
+/// function: its first instruction.
+#[inline(always)]
+fn switch_to(cx: &mut Cx<'_>, callee: u32, code: &FuncCode) -> Ip {
+    cx.func = callee;
+    cx.code = code.instrs.as_ptr();
+    cx.code
 }
 
 /// Locals past the parameters that [`enter_fast`] zeroes inline.
@@ -282,15 +302,10 @@ unsafe fn enter_fast(
         }
         // `Vec::push` without its growth path (a call): `depth` is below
         // the capacity, checked above.
-        cx.frames.as_mut_ptr().add(depth).write(CallFrame {
-            func: cx.func,
-            call_at: ip.byte_offset_from(cx.code) as u32,
-            fp: fp.offset_from(base) as u32,
-        });
+        let frame = caller_frame(cx, ip, fp.offset_from(base) as u32);
+        cx.frames.as_mut_ptr().add(depth).write(frame);
         cx.frames.set_len(depth + 1);
-        cx.func = callee;
-        cx.code = code.instrs.as_ptr();
-        Some((cx.code, base.add(top), base.add(new_fp)))
+        Some((switch_to(cx, callee, code), base.add(top), base.add(new_fp)))
     }
 }
 
