@@ -164,9 +164,15 @@ pub struct Kernel {
     pub(crate) trace: Option<Vec<TraceEvent>>,
     pub(crate) log: Vec<LogLine>,
     next_task: u64,
-    next_thread: u64,
+    pub(crate) next_thread: u64,
     pub(crate) next_call_key: u64,
     next_backing: u64,
+    /// Wait sequence numbers: every sleep takes the next one, and wait
+    /// queues are ordered by them (`sched::waitq`).
+    pub(crate) next_wait_seq: u64,
+    /// Thread id domains of restored sets: domain -> the next seen id a
+    /// new thread gets (`checkpoint::id_view`).
+    pub(crate) id_domains: BTreeMap<u64, u64>,
 }
 
 impl Kernel {
@@ -190,6 +196,8 @@ impl Kernel {
             next_thread: 1,
             next_call_key: 1,
             next_backing: 1,
+            next_wait_seq: 1,
+            id_domains: BTreeMap::new(),
         }
     }
 
@@ -269,6 +277,7 @@ impl Kernel {
                 index,
                 state,
                 sys: SyscallState::default(),
+                wait_seq: 0,
             },
         );
         Ok(id)
@@ -311,6 +320,11 @@ impl Kernel {
     /// Current time in nanoseconds.
     pub fn now(&self) -> u64 {
         self.clock.now()
+    }
+
+    /// Whether time is virtual (simulation): it moves only when advanced.
+    pub fn clock_is_virtual(&self) -> bool {
+        self.clock.is_virtual()
     }
 
     /// The next deadline of a blocked thread, if any.
@@ -440,20 +454,47 @@ impl Kernel {
         }
     }
 
-    /// Puts `thread` to sleep on `reason`.
+    /// Puts `thread` to sleep on `reason`, behind every thread already
+    /// asleep (it takes the next wait sequence number).
     fn block(&mut self, thread: ThreadId, reason: WaitReason, deadline: Option<u64>) {
+        let seq = self.next_wait_seq;
+        self.next_wait_seq += 1;
+        self.sleep_at(thread, reason, deadline, seq);
+    }
+
+    /// Gives `thread` (not asleep now) the next wait sequence number, so
+    /// that it goes back to sleep behind every thread asleep so far (a
+    /// restore does this for the set's sleepers in their old order).
+    pub(crate) fn renumber_sleep(&mut self, thread: ThreadId) {
+        if let Some(th) = self.threads.get_mut(&thread) {
+            th.wait_seq = self.next_wait_seq;
+            self.next_wait_seq += 1;
+        }
+    }
+
+    /// Puts `thread` to sleep on `reason` at the place of wait sequence
+    /// number `seq` in its queue (a new sleep, or a sleep a stop
+    /// interrupted, put back where it was).
+    pub(crate) fn sleep_at(
+        &mut self,
+        thread: ThreadId,
+        reason: WaitReason,
+        deadline: Option<u64>,
+        seq: u64,
+    ) {
         let Some(th) = self.threads.get_mut(&thread) else {
             return;
         };
         th.state = ThreadState::Blocked(reason);
+        th.wait_seq = seq;
         let task = th.task;
         match reason {
             WaitReason::Answerbox => {
                 if let Some(t) = self.tasks.get_mut(&task) {
-                    t.answerbox.waiters.push_back(thread);
+                    t.answerbox.waiters.insert(seq, thread);
                 }
             }
-            WaitReason::Futex(key) => self.futexes.enqueue(key, thread),
+            WaitReason::Futex(key) => self.futexes.enqueue(key, seq, thread),
             WaitReason::SyncAnswer(_) | WaitReason::Sleep => {}
         }
         if let Some(d) = deadline {
@@ -462,22 +503,24 @@ impl Kernel {
     }
 
     /// Takes `thread` off whatever it sleeps on (queues and timeout),
-    /// leaving its system call state alone. Returns the reason it slept.
+    /// leaving its system call state and its wait sequence number alone
+    /// (a stop puts it back at the same place). Returns the reason it
+    /// slept.
     pub(crate) fn cancel_wait(&mut self, thread: ThreadId) -> Option<WaitReason> {
         let th = self.threads.get(&thread)?;
         let ThreadState::Blocked(reason) = th.state else {
             return None;
         };
-        let task = th.task;
+        let (task, seq) = (th.task, th.wait_seq);
         let deadline = th.sys.in_progress.as_ref().and_then(|p| p.deadline);
         match reason {
             WaitReason::Answerbox => {
                 if let Some(t) = self.tasks.get_mut(&task) {
-                    t.answerbox.waiters.retain(|w| *w != thread);
+                    t.answerbox.waiters.remove(seq, thread);
                 }
             }
             WaitReason::Futex(key) => {
-                self.futexes.remove(key, thread);
+                self.futexes.remove(key, seq, thread);
             }
             WaitReason::SyncAnswer(_) | WaitReason::Sleep => {}
         }
@@ -511,9 +554,42 @@ impl Kernel {
         let waiter = self
             .tasks
             .get_mut(&task)
-            .and_then(|t| t.answerbox.waiters.front().copied());
+            .and_then(|t| t.answerbox.waiters.front());
         if let Some(w) = waiter {
             self.wake(w, None);
+        }
+    }
+
+    /// Wakes waiters of `task`'s answerbox for events that arrived while
+    /// the task was stopped: as long as it holds more events than it has
+    /// threads woken in `ipc_wait` and not yet returned, one more waiter,
+    /// oldest first. (While a thread waits, every arrival wakes one, so in
+    /// a task that was not stopped this wakes no one.)
+    pub(crate) fn wake_for_stopped_events(&mut self, task: TaskId) {
+        loop {
+            let Some(t) = self.tasks.get(&task) else {
+                return;
+            };
+            let b = &t.answerbox;
+            let events = b.notifications.len() + b.answers.len() + b.calls.len();
+            let woken = t
+                .threads
+                .iter()
+                .filter_map(|id| self.threads.get(id))
+                .filter(|th| {
+                    th.state == ThreadState::Runnable
+                        && th.sys.completed.is_none()
+                        && th
+                            .sys
+                            .in_progress
+                            .as_ref()
+                            .is_some_and(|p| p.number == Sysno::IpcWait as u32)
+                })
+                .count();
+            if woken >= events || b.waiters.is_empty() {
+                return;
+            }
+            self.wake_answerbox(task);
         }
     }
 

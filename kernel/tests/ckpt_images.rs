@@ -127,7 +127,13 @@ fn images_carry_kernel_state_records_and_no_supplements() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(&c, &dir.path().join("i"));
     let image = Image::open(dir.path().join("i")).expect("opens");
-    assert!(image.manifest().options.extra.is_empty());
+    // No 1.1 supplements: the only entries are the set's schedule (1.3).
+    let extra = &image.manifest().options.extra;
+    assert!(
+        extra.keys().all(|k| !k.starts_with("kernel.task.")),
+        "{extra:?}"
+    );
+    assert!(extra.contains_key("kernel.next_thread_id"), "{extra:?}");
     for t in &c.tasks {
         let k = image
             .kernel_state(t.task.0)

@@ -7,12 +7,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::schedule::SetSchedule;
 use super::{CheckpointError, Stopped};
 use crate::guest::{Scheduler, guest_space_ref};
 use crate::ipc::{Call, CallBuffer, ConnectInfo, Phone};
 use crate::kernel::Kernel;
 use crate::mm::{AreaKind, SpaceSnapshot};
-use crate::task::{TaskId, TaskPolicy};
+use crate::task::{TaskId, TaskPolicy, ThreadId};
 use snapfmt::exec::Value;
 use snapfmt::{
     AreaRecord, Backing, BufferKind, CallDetail, CallParties, CallQueue, ConnectDetail, Digest,
@@ -45,6 +46,9 @@ pub struct Capture {
     pub time_ns: u64,
     /// The task the checkpoint was asked for (the first of the set).
     pub task_zero: TaskId,
+    /// Where the set stands in the kernel's schedule (format 1.3, the
+    /// `kernel.*` entries of the manifest's `options.extra`).
+    pub sched: SetSchedule,
 }
 
 /// The kernel build hash as a digest.
@@ -75,10 +79,26 @@ pub fn capture(k: &Kernel, s: &Scheduler, stopped: &Stopped) -> Result<Capture, 
     for &task in &members {
         tasks.push(capture_task(k, s, &members, task, stopped)?);
     }
+    let mut wait_order: Vec<(u64, ThreadId)> = stopped
+        .blocked
+        .iter()
+        .filter_map(|th| k.thread(*th).map(|t| (t.wait_seq, *th)))
+        .collect();
+    wait_order.sort();
+    let sched = SetSchedule {
+        cursor: s.cursor(),
+        wait_order: wait_order.into_iter().map(|(_, th)| th).collect(),
+        next_thread_id: members
+            .iter()
+            .map(|t| k.next_thread_id_seen(*t))
+            .max()
+            .unwrap_or(1),
+    };
     Ok(Capture {
         tasks,
         time_ns: k.now(),
         task_zero,
+        sched,
     })
 }
 
@@ -166,6 +186,17 @@ fn capture_task(
         });
     }
 
+    // A sent call may outlive its phone: hanging up the highest phone
+    // shrinks the table, but the call still names the slot. The record's
+    // table reaches every slot a call names (free slots past the end of
+    // the kernel's table change nothing at restore).
+    let named = image.out_calls.iter().filter_map(|c| c.caller_phone);
+    if let Some(top) = named.map(|p| p.0 as usize + 1).max()
+        && top > phones.len()
+    {
+        phones.resize(top, PhoneSlot::Free);
+    }
+
     let mut calls = Vec::new();
     let mut call_details = Vec::new();
     let mut push = |c: &Call, queue: CallQueue, other: TaskId, phone: Option<u32>| {
@@ -221,7 +252,7 @@ fn capture_task(
                 ),
                 AreaKind::Anonymous => (Backing::Anonymous, Vec::new()),
                 AreaKind::Shared { backing } => {
-                    (Backing::Anonymous, holders(k, set, task, backing))
+                    (Backing::Anonymous, holders(k, set, task, a.base, backing))
                 }
             };
             let mut flags = 0;
@@ -248,6 +279,12 @@ fn capture_task(
     let mut view = t.id_view.tasks.clone();
     for m in set {
         view.show(*m, m.0);
+    }
+    // The senders of calls it holds and has not fetched yet, as it will
+    // see them (one may have ended: a restore shows its calls under the
+    // same id).
+    for c in image.held.iter().filter(|c| !c.dispatched) {
+        view.show(c.caller, c.caller.0);
     }
     let id_view = view
         .iter()
@@ -301,25 +338,26 @@ fn capture_task(
     })
 }
 
-/// The other holders of a shared backing and where they map it.
+/// The other mappings of a shared backing: where other tasks map it, and
+/// where this task maps it again (one backing at two addresses of one
+/// task stays one backing).
 fn holders(
     k: &Kernel,
     set: &BTreeSet<TaskId>,
     me: TaskId,
+    my_base: u64,
     backing: crate::mm::BackingId,
 ) -> Vec<Sharing> {
     let mut out = Vec::new();
     for other in k.task_ids() {
-        if other == me {
-            continue;
-        }
         let Some(space) = guest_space_ref(k, other) else {
             continue;
         };
         for (base, _, _) in space.areas() {
-            if space
-                .shared_backing(base)
-                .is_some_and(|b| b.id() == backing)
+            if (other, base) != (me, my_base)
+                && space
+                    .shared_backing(base)
+                    .is_some_and(|b| b.id() == backing)
             {
                 out.push(Sharing {
                     with: peer_of(k, set, other),

@@ -89,6 +89,9 @@ pub enum RestoreError {
     /// The image contradicts itself.
     #[error("task {task}: {what}")]
     Inconsistent { task: u64, what: String },
+    /// The set's entries in the manifest (format 1.3) are malformed.
+    #[error("manifest: {0}")]
+    Schedule(String),
     /// The kernel refused the IPC state.
     #[error("import: {0}")]
     Import(#[from] ImportError),

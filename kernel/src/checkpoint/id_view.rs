@@ -118,6 +118,12 @@ impl<R: Ord + Copy> Translation<R> {
 pub struct IdView {
     pub tasks: Translation<TaskId>,
     pub threads: Translation<ThreadId>,
+    /// For a restored task, the thread id domain of its checkpoint set:
+    /// the counter its new threads take their seen ids from, continuing
+    /// the thread counter of the kernel the image was taken in (shared by
+    /// every task restored from one image, as that kernel's counter was).
+    /// `None`: new threads are seen under their real ids.
+    pub domain: Option<u64>,
 }
 
 impl Kernel {
@@ -167,6 +173,52 @@ impl Kernel {
             Some(t) => t.id_view.threads.peek(thread, thread.0),
             None => thread.0,
         }
+    }
+
+    /// The id `task` sees for its new thread `real` (`thread_create`'s
+    /// result): the next id of its thread id domain if it has one (so ids
+    /// go on after a restore as they would have in the kernel the image
+    /// was taken in), else its real id (under an alias if the task sees
+    /// that number for another thread).
+    pub fn new_thread_id_seen(&mut self, task: TaskId, real: ThreadId) -> u64 {
+        let Some(t) = self.tasks.get_mut(&task) else {
+            return real.0;
+        };
+        if let Some(d) = t.id_view.domain
+            && let Some(next) = self.id_domains.get_mut(&d)
+        {
+            let seen = *next;
+            if t.id_view.threads.bind(seen, real) {
+                *next = next.saturating_add(1);
+                return seen;
+            }
+        }
+        t.id_view.threads.show(real, real.0)
+    }
+
+    /// The thread of `task` it means by the id `seen`.
+    pub fn thread_meant_by(&self, task: TaskId, seen: u64) -> ThreadId {
+        self.tasks
+            .get(&task)
+            .and_then(|t| t.id_view.threads.real(seen))
+            .unwrap_or(ThreadId(seen))
+    }
+
+    /// A new thread id domain whose next seen id is `next`.
+    pub(crate) fn new_id_domain(&mut self, next: u64) -> u64 {
+        let d = self.id_domains.last_key_value().map_or(1, |(d, _)| d + 1);
+        self.id_domains.insert(d, next);
+        d
+    }
+
+    /// The next seen id a new thread of `task` gets (what a checkpoint
+    /// records for the set, so that a restore continues it).
+    pub fn next_thread_id_seen(&self, task: TaskId) -> u64 {
+        self.tasks
+            .get(&task)
+            .and_then(|t| t.id_view.domain)
+            .and_then(|d| self.id_domains.get(&d).copied())
+            .unwrap_or(self.next_thread)
     }
 
     /// The view of `task`.

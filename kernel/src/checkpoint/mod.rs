@@ -38,6 +38,7 @@ pub mod capture;
 pub mod error;
 pub mod id_view;
 pub mod restore;
+pub mod schedule;
 pub mod supplement;
 pub mod write;
 
@@ -45,6 +46,7 @@ pub use capture::{Capture, CapturedTask, capture};
 pub use error::{CheckpointError, RestoreError};
 pub use id_view::IdView;
 pub use restore::{RestoreOptions, Restored, restore};
+pub use schedule::SetSchedule;
 
 use std::collections::BTreeSet;
 
@@ -113,36 +115,50 @@ impl Stopped {
 }
 
 /// Puts each of `threads` back to sleep in the system call it was asleep
-/// in when it was stopped, without a turn of the scheduler. A futex wait
-/// goes straight back into its queue (its word may have changed since it
-/// went to sleep, and the wakeup it waits for has not happened yet); any
-/// other call is issued again at once, which sleeps again, as the state
-/// that woke nobody is unchanged (a call that can finish now keeps its
-/// result, as after a wakeup, thesis 5.3.6).
+/// in when it was stopped, at its old place in its wait queue (its wait
+/// sequence number), without a turn of the scheduler and without running
+/// the call again: an `ipc_wait` does not fetch (an event in the
+/// answerbox belongs to the thread already woken for it), a futex wait
+/// does not recheck its word (the wakeup it waits for has not happened
+/// yet), a sleep keeps its deadline, a synchronous call waits for the
+/// answer to the call it sent. Any other call, and a synchronous call that
+/// still has to be sent (a restore cleared `active_sync_call`), is issued
+/// again at once (a call that can finish now keeps its result, as after a
+/// wakeup, thesis 5.3.6).
+///
+/// Events that reached a task's answerbox while it was stopped woke no
+/// one; each then wakes one waiter, oldest first, as if it arrived now.
 pub(crate) fn back_to_sleep(k: &mut Kernel, threads: &[ThreadId]) {
+    let mut tasks = BTreeSet::new();
     for &th in threads {
-        let Some((task, p)) = k.thread(th).and_then(|t| {
+        let Some((task, p, seq, sync)) = k.thread(th).and_then(|t| {
             (t.state == ThreadState::Runnable && t.sys.completed.is_none())
-                .then(|| t.sys.in_progress.clone().map(|p| (t.task, p)))
+                .then(|| {
+                    t.sys
+                        .in_progress
+                        .clone()
+                        .map(|p| (t.task, p, t.wait_seq, t.sys.active_sync_call))
+                })
                 .flatten()
         }) else {
             continue;
         };
-        if p.number == Sysno::FutexWait as u32 {
-            let key = p
+        let reason = match Sysno::try_from(p.number) {
+            Ok(Sysno::IpcWait) => Some(WaitReason::Answerbox),
+            Ok(Sysno::FutexWait) => p
                 .args
                 .first()
-                .and_then(|addr| k.task(task).map(|t| t.memory.futex_key(*addr)));
-            if let Some(Ok(key)) = key {
-                if let Some(t) = k.threads.get_mut(&th) {
-                    t.state = ThreadState::Blocked(WaitReason::Futex(key));
-                }
-                k.futexes.enqueue(key, th);
-                if let Some(d) = p.deadline {
-                    k.timeouts.insert(d, th);
-                }
-                continue;
-            }
+                .and_then(|addr| k.task(task).map(|t| t.memory.futex_key(*addr)))
+                .and_then(Result::ok)
+                .map(WaitReason::Futex),
+            Ok(Sysno::IpcCallSync) => sync.map(WaitReason::SyncAnswer),
+            Ok(Sysno::Sleep) => Some(WaitReason::Sleep),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            k.sleep_at(th, reason, p.deadline, seq);
+            tasks.insert(task);
+            continue;
         }
         if let Ok(SyscallReturn::Done(v)) = k.syscall(th, p.number, &p.args)
             && let Some(t) = k.threads.get_mut(&th)
@@ -151,6 +167,11 @@ pub(crate) fn back_to_sleep(k: &mut Kernel, threads: &[ThreadId]) {
             t.sys.completed = Some(v);
         }
     }
+    for task in tasks {
+        k.wake_for_stopped_events(task);
+    }
+    // A deadline that passed while the thread was stopped fires now.
+    k.advance_time(0);
 }
 
 /// Stops `set`, captures it and resumes it: the whole freeze of a

@@ -19,6 +19,7 @@ use snapfmt::{
 
 use super::capture::build_hash;
 use super::id_view::IdView;
+use super::schedule::SetSchedule;
 use super::supplement::state_from_extra;
 use super::{RestoreError, back_to_sleep};
 use crate::guest::image::RestoredThread;
@@ -33,7 +34,7 @@ use crate::kernel::Kernel;
 use crate::machine::{self, Extern, Instance, Module};
 use crate::mm::{AddressSpace, AreaFlags, BackingId, Page, SharedBacking, WASM_PAGE_SIZE};
 use crate::syscall::{PendingSyscall, SyscallState, Sysno};
-use crate::task::image::{TaskImage, ThreadImage};
+use crate::task::image::{GHOST_BASE, TaskImage, ThreadImage, ghost};
 use crate::task::{TaskId, TaskKind, TaskPolicy, ThreadId};
 
 /// Keys standing for cooperative services in the IPC import (far above
@@ -145,11 +146,27 @@ pub fn restore(
         records.push((id, record, kstate));
     }
 
+    // The set's place in the schedule (1.3), and its time: a kernel whose
+    // virtual clock is behind the capture (booted since) goes on from
+    // the capture's time, so deadlines and the time tasks read continue.
+    let set_threads: BTreeSet<ThreadId> = records
+        .iter()
+        .flat_map(|(_, r, _)| r.threads.iter().map(|t| ThreadId(t.thread_id)))
+        .collect();
+    let sched = SetSchedule::from_extra(&manifest.options.extra, &set_threads)
+        .map_err(RestoreError::Schedule)?;
+    let captured_at = capture_time_ns(image);
+    let now = if k.clock_is_virtual() {
+        k.now().max(captured_at)
+    } else {
+        k.now()
+    };
+
     // Peers: services by persistent id, outside tasks by the caller's map.
     let mut keys = PeerKeys::new(k, &members, &opts.outside);
     let mut images = Vec::with_capacity(records.len());
     for (id, record, kstate) in &records {
-        images.push(task_image(*id, record, kstate, &mut keys, k.now())?);
+        images.push(task_image(*id, record, kstate, &mut keys, now)?);
     }
 
     // Memory, modules, instances, threads: all checked before the kernel
@@ -176,6 +193,10 @@ pub fn restore(
         }
     }
     let imported = k.import_tasks(&images, &keys.outside)?;
+    if k.clock_is_virtual() {
+        k.advance_time_to(captured_at);
+    }
+    let domain = sched.as_ref().map(|s| k.new_id_domain(s.next_thread_id));
     let mut done = Restored {
         tasks: imported
             .tasks
@@ -195,7 +216,8 @@ pub fn restore(
                 asleep.push(*t);
             }
         }
-        let view = id_view(k, &p, &done, &keys);
+        let mut view = id_view(k, &p, &done, &keys);
+        view.domain = domain;
         let backing = k.new_backing();
         // The task was created just now by `import_tasks`.
         let _ = k.replace_memory(new, Box::new(GuestMemory::new(p.space, backing)));
@@ -218,7 +240,30 @@ pub fn restore(
         let args = p.record.meta.args.clone();
         s.install_guest(new, p.instance, p.sysnos, p.module, args, threads);
     }
-    done.asleep = asleep;
+    // Sleepers take new wait sequence numbers in the order they went to
+    // sleep (before 1.3: by thread id), so they queue as they did.
+    let order = sched
+        .as_ref()
+        .map(|s| s.wait_order.as_slice())
+        .unwrap_or(&[]);
+    let mut ranked: Vec<ThreadId> = order
+        .iter()
+        .filter_map(|old| done.threads.get(old).copied())
+        .collect();
+    asleep.sort();
+    for t in &asleep {
+        if !ranked.contains(t) {
+            ranked.push(*t);
+        }
+    }
+    for t in &ranked {
+        k.renumber_sleep(*t);
+    }
+    done.asleep = ranked;
+    if let Some(cursor) = sched.as_ref().and_then(|s| s.cursor) {
+        s.set_cursor(Some(cursor));
+        s.remap_cursor(&done.threads);
+    }
     if opts.resume {
         done.resume(k);
     }
@@ -777,10 +822,18 @@ fn id_view(k: &Kernel, p: &Prepared, done: &Restored, keys: &PeerKeys) -> IdView
     for m in &p.record.meta.id_view {
         let real = match &m.refers_to {
             Peer::Task(t) => done.tasks.get(t).copied(),
+            // A task outside the set that is not running (it ended before
+            // the checkpoint, or is not mapped): its ghost, the sender of
+            // its calls that are restored (`task::image::ghost`).
+            Peer::Outside(t) => Some(
+                keys.live(&m.refers_to, &outside)
+                    .filter(|real| k.task(*real).is_some())
+                    .unwrap_or(ghost(TaskId(*t))),
+            ),
             peer => keys.live(peer, &outside),
         };
         if let Some(real) = real
-            && k.task(real).is_some()
+            && (k.task(real).is_some() || real.0 >= GHOST_BASE)
         {
             view.tasks.bind(m.seen, real);
         }

@@ -18,10 +18,11 @@ impl Capture {
     /// The manifest fields of this capture (creation time is the kernel
     /// time of the capture: virtual in simulation).
     pub fn image_info(&self) -> ImageInfo {
-        let options = CheckpointOptions {
+        let mut options = CheckpointOptions {
             bundle_modules: true,
             ..CheckpointOptions::default()
         };
+        self.sched.put(&mut options.extra);
         ImageInfo {
             tool_version: format!("spartan-kernel {}", env!("CARGO_PKG_VERSION")),
             kernel_build_hash: build_hash(),
@@ -61,6 +62,8 @@ impl Capture {
         opts: WriterOptions,
     ) -> Result<Finished, CheckpointError> {
         let mut info = self.image_info();
+        // Nor did it know the set's schedule entries (1.3).
+        info.options.extra.retain(|k, _| !k.starts_with("kernel."));
         for t in &self.tasks {
             info.options.extra.insert(
                 extra_key(t.task.0),

@@ -415,7 +415,7 @@ fn guest_slice(
                 Ok(SyscallReturn::Done(v)) => {
                     if let (Some(machine), true) = (child.take(), v > 0) {
                         spawned.push((
-                            ThreadId(v as u64),
+                            k.thread_meant_by(g.task, v as u64),
                             GuestThread {
                                 task: g.task,
                                 machine,

@@ -4,12 +4,14 @@
 //! - `dispatched`: fetched, not yet answered (by receiver-side id);
 //! - `answers`: answers to this task's asynchronous calls, not yet fetched;
 //! - `notifications`: kernel events, fetched first;
-//! - `waiters`: threads blocked in `ipc_wait`, first come first served.
+//! - `waiters`: threads blocked in `ipc_wait`, first come first served (by
+//!   wait sequence number, so the order survives stops and checkpoints).
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::sched::waitq::WaitQueue;
+
 use super::call::{Answer, CallKey, Notification, RxCallId};
-use crate::task::ThreadId;
 
 #[derive(Debug, Default)]
 pub struct Answerbox {
@@ -17,7 +19,7 @@ pub struct Answerbox {
     pub dispatched: BTreeMap<RxCallId, CallKey>,
     pub answers: VecDeque<Answer>,
     pub notifications: VecDeque<Notification>,
-    pub waiters: VecDeque<ThreadId>,
+    pub waiters: WaitQueue,
 }
 
 impl Answerbox {

@@ -223,12 +223,12 @@ impl Kernel {
             }
         }
         for old in old_keys {
-            for th in self.futexes.sleepers(old) {
+            for (seq, th) in self.futexes.sleepers(old) {
                 let Some(&(_, _, new)) = moves.iter().find(|m| m.0 == th) else {
                     continue;
                 };
-                self.futexes.remove(old, th);
-                self.futexes.enqueue(new, th);
+                self.futexes.remove(old, seq, th);
+                self.futexes.enqueue(new, seq, th);
                 if let Some(x) = self.threads.get_mut(&th) {
                     x.state = ThreadState::Blocked(WaitReason::Futex(new));
                 }

@@ -7,10 +7,11 @@
 //! `futex_wait` sleeps only while the word still holds the expected value,
 //! so a restarted wait cannot miss a wakeup that changed the word.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::waitq::WaitQueue;
 use crate::task::ThreadId;
 
 /// Identity of a memory object that backs pages (a native task's memory,
@@ -28,25 +29,27 @@ pub struct FutexKey {
     pub offset: u32,
 }
 
-/// The queues of sleeping threads, FIFO per key.
+/// The queues of sleeping threads per key, oldest sleeper first (by wait
+/// sequence number, `sched::waitq`).
 #[derive(Debug, Default)]
 pub struct FutexTable {
-    queues: BTreeMap<FutexKey, VecDeque<ThreadId>>,
+    queues: BTreeMap<FutexKey, WaitQueue>,
 }
 
 impl FutexTable {
-    pub fn enqueue(&mut self, key: FutexKey, thread: ThreadId) {
-        self.queues.entry(key).or_default().push_back(thread);
+    /// Puts `thread`, asleep with wait sequence number `seq`, in the queue
+    /// of `key` at its place.
+    pub fn enqueue(&mut self, key: FutexKey, seq: u64, thread: ThreadId) {
+        self.queues.entry(key).or_default().insert(seq, thread);
     }
 
-    /// Removes `thread` from the queue of `key`; whether it was there.
-    pub fn remove(&mut self, key: FutexKey, thread: ThreadId) -> bool {
+    /// Removes `thread` (asleep with `seq`) from the queue of `key`;
+    /// whether it was there.
+    pub fn remove(&mut self, key: FutexKey, seq: u64, thread: ThreadId) -> bool {
         let Some(q) = self.queues.get_mut(&key) else {
             return false;
         };
-        let before = q.len();
-        q.retain(|t| *t != thread);
-        let removed = q.len() != before;
+        let removed = q.remove(seq, thread);
         if q.is_empty() {
             self.queues.remove(&key);
         }
@@ -58,24 +61,25 @@ impl FutexTable {
         let Some(q) = self.queues.get_mut(&key) else {
             return Vec::new();
         };
-        let n = usize::try_from(n).unwrap_or(usize::MAX).min(q.len());
-        let woken: Vec<ThreadId> = q.drain(..n).collect();
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let woken = q.take(n).into_iter().map(|(_, t)| t).collect();
         if q.is_empty() {
             self.queues.remove(&key);
         }
         woken
     }
 
-    /// The sleepers of `key`, oldest first.
-    pub fn sleepers(&self, key: FutexKey) -> Vec<ThreadId> {
+    /// The sleepers of `key` with their wait sequence numbers, oldest
+    /// first.
+    pub fn sleepers(&self, key: FutexKey) -> Vec<(u64, ThreadId)> {
         self.queues
             .get(&key)
-            .map_or_else(Vec::new, |q| q.iter().copied().collect())
+            .map_or_else(Vec::new, |q| q.iter().collect())
     }
 
     /// Number of sleepers on `key`.
     pub fn waiters(&self, key: FutexKey) -> usize {
-        self.queues.get(&key).map_or(0, VecDeque::len)
+        self.queues.get(&key).map_or(0, WaitQueue::len)
     }
 }
 
@@ -92,13 +96,14 @@ mod tests {
         };
         let k2 = FutexKey { offset: 4, ..k1 };
         let mut t = FutexTable::default();
+        // Thread 3 went to sleep first, then 2, then 1.
         for i in 1..=3 {
-            t.enqueue(k1, ThreadId(i));
+            t.enqueue(k1, 10 - i, ThreadId(i));
         }
-        t.enqueue(k2, ThreadId(9));
-        assert!(t.remove(k1, ThreadId(2)));
-        assert!(!t.remove(k1, ThreadId(2)));
-        assert_eq!(t.take(k1, 5), vec![ThreadId(1), ThreadId(3)]);
+        t.enqueue(k2, 20, ThreadId(9));
+        assert!(t.remove(k1, 8, ThreadId(2)));
+        assert!(!t.remove(k1, 8, ThreadId(2)));
+        assert_eq!(t.take(k1, 5), vec![ThreadId(3), ThreadId(1)]);
         assert_eq!(t.waiters(k1), 0);
         assert_eq!(t.take(k2, 0), vec![]);
         assert_eq!(t.waiters(k2), 1);

@@ -12,6 +12,7 @@
 //! - [`entropy`]: seeded randomness.
 //! - [`futex`]: futex keys and wait queues.
 //! - [`timeout`]: deadlines of blocked threads.
+//! - [`waitq`]: wait queues ordered by when each sleeper went to sleep.
 //! - [`sim`]: a seeded round-robin driver for native programs.
 
 pub mod clock;
@@ -20,3 +21,4 @@ pub mod futex;
 pub mod idle;
 pub mod sim;
 pub mod timeout;
+pub mod waitq;

@@ -16,7 +16,8 @@ use SyscallOutcome::Done;
 /// Most live threads a guest task may have.
 pub const MAX_GUEST_THREADS: usize = 64;
 
-/// `thread_create(entry, arg) -> thread id`
+/// `thread_create(entry, arg) -> thread id` (the id the task sees for the
+/// new thread, as `thread_id` in it will return)
 pub(super) fn sys_thread_create(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutcome {
     let Some(t) = k.tasks.get(&cx.task) else {
         return Done(Errno::NoEntry.as_result());
@@ -37,7 +38,7 @@ pub(super) fn sys_thread_create(k: &mut Kernel, cx: &SyscallCtx) -> SyscallOutco
         return Done(Errno::Limit.as_result());
     }
     match k.create_thread(cx.task) {
-        Ok(id) => Done(id.0 as i64),
+        Ok(id) => Done(k.new_thread_id_seen(cx.task, id) as i64),
         Err(_) => Done(Errno::NoEntry.as_result()),
     }
 }

@@ -84,6 +84,22 @@ pub struct Imported {
     pub threads: BTreeMap<ThreadId, ThreadId>,
 }
 
+/// Ids standing for tasks that are gone (a restored call from a task that
+/// had ended, or a task id a restored task saw that names no live task):
+/// far above every kernel counter and below the id view's aliases, so
+/// they never name a live task. See [`ghost`].
+pub const GHOST_BASE: u64 = 1 << 60;
+
+/// The ghost id of task `old` of an image: what a restored task sees as
+/// the sender of a call from it. Ghosts of ghosts are themselves.
+pub fn ghost(old: TaskId) -> TaskId {
+    if old.0 >= GHOST_BASE {
+        old
+    } else {
+        TaskId(GHOST_BASE + old.0)
+    }
+}
+
 impl Kernel {
     /// Exports a stopped checkpointable task (thesis 4.4.2: only those are
     /// snapshotted transparently).
@@ -151,22 +167,39 @@ impl Kernel {
         outside: &BTreeMap<TaskId, TaskId>,
         done: &mut Imported,
     ) -> Result<(), ImportError> {
-        // Tasks and threads.
+        // Tasks, then their threads in the order of their old ids across
+        // the whole set, so that new ids keep the old relative order
+        // (round robin and timeouts go by thread id).
         for img in images {
             let new = self.create_native_task(&img.name, img.policy.clone());
             done.tasks.insert(img.task, new);
             let t = self.tasks.get_mut(&new).expect("just created");
             t.stopped = true;
             t.counters = img.counters;
-            for th in &img.threads {
-                let id = self.create_thread(new)?;
-                let thread = self.threads.get_mut(&id).expect("just created");
-                thread.index = th.index;
-                thread.sys = th.sys.clone();
-                done.threads.insert(th.id, id);
-            }
-            let t = self.tasks.get_mut(&new).expect("just created");
             t.threads_created = img.threads.iter().map(|t| t.index + 1).max().unwrap_or(0);
+        }
+        let mut threads: Vec<(TaskId, &ThreadImage)> = images
+            .iter()
+            .flat_map(|img| img.threads.iter().map(move |th| (img.task, th)))
+            .collect();
+        threads.sort_by_key(|(_, th)| th.id);
+        for (old_task, th) in threads {
+            let new = done.tasks[&old_task];
+            let threads_created = self.tasks[&new].threads_created;
+            let id = self.create_thread(new)?;
+            let thread = self.threads.get_mut(&id).expect("just created");
+            thread.index = th.index;
+            thread.sys = th.sys.clone();
+            if done.threads.insert(th.id, id).is_some() {
+                return Err(ImportError::Inconsistent(format!(
+                    "thread {} appears twice in the set",
+                    th.id.0
+                )));
+            }
+            self.tasks
+                .get_mut(&new)
+                .expect("just created")
+                .threads_created = threads_created;
         }
         let map = |old: TaskId| -> Result<TaskId, ImportError> {
             done.tasks
@@ -204,11 +237,15 @@ impl Kernel {
             t.answerbox.answers = img.answers.iter().cloned().collect();
             t.answerbox.notifications = img.notifications.iter().cloned().collect();
         }
-        // Calls, each once (a call may be both held and sent within the set).
+        // Calls, each once (a call between two members is both held by
+        // its receiver and sent by its caller). The receiver's copies
+        // first, each receiver's in queue order: they say whether the call
+        // was delivered, and where it stands in the queue.
         let mut seen = BTreeSet::new();
         let all = images
             .iter()
-            .flat_map(|i| i.held.iter().chain(i.out_calls.iter()));
+            .flat_map(|i| i.held.iter())
+            .chain(images.iter().flat_map(|i| i.out_calls.iter()));
         for call in all {
             if !seen.insert((
                 call.caller,
@@ -272,7 +309,13 @@ impl Kernel {
                     // A client outside the set: the restored server may
                     // answer, the answer goes nowhere (the thesis's dummy
                     // task).
-                    None => call.discard_answer = true,
+                    None => {
+                        call.caller = outside
+                            .get(&old.caller)
+                            .copied()
+                            .unwrap_or(ghost(old.caller));
+                        call.discard_answer = true;
+                    }
                 }
                 self.file_imported(call, true)
             }
@@ -300,11 +343,15 @@ impl Kernel {
             }
             // Undelivered asynchronous call held by a set member.
             (Some(receiver), false) => {
-                let Some(caller) = in_set_caller.or_else(|| outside.get(&old.caller).copied())
-                else {
+                let caller = match in_set_caller.or_else(|| outside.get(&old.caller).copied()) {
+                    Some(c) => c,
+                    // From a task that has ended (or a hangup notice of
+                    // one): delivered as it would have been, under the
+                    // ended task's id; its answer goes nowhere.
+                    None if old.discard_answer => ghost(old.caller),
                     // A client outside the set: its undelivered call is
                     // dropped (thesis 5.4.8, excluding clients).
-                    return Ok(());
+                    None => return Ok(()),
                 };
                 call.receiver = receiver;
                 call.caller = caller;

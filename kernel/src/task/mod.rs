@@ -113,4 +113,7 @@ pub struct Thread {
     /// Kernel-side system call state: what a snapshot's thread context
     /// carries about a call in progress.
     pub sys: SyscallState,
+    /// Wait sequence number of its latest sleep (its place in a wait
+    /// queue, `sched::waitq`); kept while a stop interrupts the sleep.
+    pub wait_seq: u64,
 }
