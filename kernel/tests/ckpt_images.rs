@@ -309,3 +309,151 @@ fn images_of_running_sets_validate_clean() {
         assert!(problems.is_empty(), "cut {cut}: {problems:?}");
     }
 }
+
+/// A capture taken while the server holds a synchronous call of the
+/// sync client.
+fn captured_with_sync_call() -> (World, Capture) {
+    let mut w = boot(&client_server(), 3);
+    w.run_to(20_000);
+    for _ in 0..10_000 {
+        let stopped = checkpoint::stop(&mut w.k, &w.tasks).expect("stop");
+        let c = checkpoint::capture(&w.k, &w.s, &stopped).expect("capture");
+        if c.tasks[0].record.calls.iter().any(|pc| pc.thread.is_some()) {
+            return (w, c);
+        }
+        stopped.resume(&mut w.k);
+        w.s.run(&mut w.k, 1);
+    }
+    panic!("the server never held a synchronous call");
+}
+
+/// The index of a synchronous call the server holds and the sync client
+/// sent, in the server's record.
+fn held_sync_call(c: &Capture) -> usize {
+    c.tasks[0]
+        .record
+        .calls
+        .iter()
+        .position(|pc| {
+            pc.thread.is_some()
+                && matches!(
+                    pc.queue,
+                    snapfmt::CallQueue::Undispatched | snapfmt::CallQueue::Dispatched
+                )
+        })
+        .expect("the server holds the sync client's call")
+}
+
+#[test]
+fn thread_ids_colliding_across_tasks_are_refused() {
+    let (_w, mut c) = captured();
+    let theirs = c.tasks[0].record.threads[0].thread_id;
+    c.tasks[1].record.threads[0].thread_id = theirs;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(&c, &dir.path().join("i"));
+    let e = restore_fails(&dir.path().join("i"));
+    assert!(
+        e.to_string()
+            .contains(&format!("thread {theirs} is a thread of another task too")),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_receiver_copy_naming_a_thread_that_does_not_exist_is_refused() {
+    let (_w, mut c) = captured_with_sync_call();
+    let i = held_sync_call(&c);
+    c.tasks[0].record.calls[i].thread = Some(9999);
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(&c, &dir.path().join("i"));
+    // The image reader cannot tell (the receiver's copy names a thread of
+    // the caller); the restore compares it with the caller's copy.
+    assert_eq!(snapfmt::validate(dir.path().join("i")), vec![]);
+    let e = restore_fails(&dir.path().join("i"));
+    assert!(
+        e.to_string()
+            .contains("the caller's and the receiver's copies of call"),
+        "{e}"
+    );
+}
+
+#[test]
+fn copies_of_one_call_that_disagree_are_refused() {
+    let (_w, mut c) = captured_with_sync_call();
+    let i = held_sync_call(&c);
+    c.tasks[0].record.calls[i].words[1] ^= 1;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(&c, &dir.path().join("i"));
+    let e = restore_fails(&dir.path().join("i"));
+    assert!(
+        e.to_string()
+            .contains("the caller's and the receiver's copies of call"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_call_missing_from_its_callers_sent_calls_is_refused() {
+    let (_w, mut c) = captured_with_sync_call();
+    let i = held_sync_call(&c);
+    let id = c.tasks[0].record.calls[i].sender_side_id;
+    let client = &mut c.tasks[1];
+    let j = client
+        .record
+        .calls
+        .iter()
+        .position(|pc| pc.sender_side_id == id && pc.queue == snapfmt::CallQueue::Synchronous)
+        .expect("the client's copy");
+    client.record.calls.remove(j);
+    client.kernel_state.calls.remove(j);
+    for t in &mut client.record.threads {
+        t.active_sync_call = None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(&c, &dir.path().join("i"));
+    let e = restore_fails(&dir.path().join("i"));
+    assert!(
+        e.to_string()
+            .contains("is not among its caller's sent calls"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ids_and_counters_at_the_top_of_the_range_are_refused() {
+    type Edit = fn(&mut Capture);
+    let edits: [(&str, Edit); 6] = [
+        ("counter next_call_id", |c| {
+            c.tasks[0].kernel_state.counters.next_call_id = u64::MAX
+        }),
+        ("counter next_rx_call_id", |c| {
+            c.tasks[1].kernel_state.counters.next_rx_call_id = u64::MAX
+        }),
+        ("counter next_conn_id", |c| {
+            c.tasks[0].kernel_state.counters.next_conn_id = u64::MAX
+        }),
+        ("sender-side id", |c| {
+            let i = held_sync_call(c);
+            c.tasks[0].record.calls[i].sender_side_id = u64::MAX
+        }),
+        ("receiver-side id", |c| {
+            let i = held_sync_call(c);
+            c.tasks[0].record.calls[i].receiver_side_id = u64::MAX
+        }),
+        ("index", |c| {
+            c.tasks[1].kernel_state.threads[0].index = u64::MAX
+        }),
+    ];
+    for (what, edit) in edits {
+        let (_w, mut c) = captured_with_sync_call();
+        edit(&mut c);
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(&c, &dir.path().join("i"));
+        let e = restore_fails(&dir.path().join("i"));
+        let msg = e.to_string();
+        assert!(
+            msg.contains(what) && msg.contains("out of range"),
+            "{what}: {msg}"
+        );
+    }
+}

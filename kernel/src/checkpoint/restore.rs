@@ -149,12 +149,26 @@ pub fn restore(
     // The set's place in the schedule (1.3), and its time: a kernel whose
     // virtual clock is behind the capture (booted since) goes on from
     // the capture's time, so deadlines and the time tasks read continue.
-    let set_threads: BTreeSet<ThreadId> = records
-        .iter()
-        .flat_map(|(_, r, _)| r.threads.iter().map(|t| ThreadId(t.thread_id)))
-        .collect();
+    let mut set_threads = BTreeSet::new();
+    for (id, r, _) in &records {
+        for t in &r.threads {
+            if !set_threads.insert(ThreadId(t.thread_id)) {
+                return Err(RestoreError::Inconsistent {
+                    task: *id,
+                    what: format!("thread {} is a thread of another task too", t.thread_id),
+                });
+            }
+        }
+    }
     let sched = SetSchedule::from_extra(&manifest.options.extra, &set_threads)
         .map_err(RestoreError::Schedule)?;
+    if let Some(s) = &sched
+        && (s.next_thread_id >= ID_LIMIT || s.cursor.is_some_and(|c| c.0 >= ID_LIMIT))
+    {
+        return Err(RestoreError::Schedule(format!(
+            "thread ids in options.extra are out of range (ids are below 2^63)"
+        )));
+    }
     let captured_at = capture_time_ns(image);
     let now = if k.clock_is_virtual() {
         k.now().max(captured_at)
@@ -297,6 +311,7 @@ fn check_shape(
             sup.threads.len()
         )));
     }
+    check_ids(id, record, sup).map_err(bad)?;
     if opts.check_build_hash {
         let mine = build_hash();
         for th in &record.threads {
@@ -307,6 +322,61 @@ fn check_shape(
                     image: th.kernel_build_hash.to_hex(),
                     kernel: mine.to_hex(),
                 });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ids and id counters of an image are below this: the kernel counts on
+/// from them (`+ 1` must neither overflow nor wrap to 0, which means
+/// "none"), and shows aliases from `id_view::ALIAS_BASE` on.
+pub const ID_LIMIT: u64 = 1 << 63;
+
+/// Checks that every id and counter of a task's records is below
+/// [`ID_LIMIT`]; the error names the first one that is not.
+fn check_ids(id: u64, record: &TaskRecord, sup: &KernelTaskState) -> Result<(), String> {
+    let ok = |what: &str, v: u64| {
+        if v < ID_LIMIT {
+            Ok(())
+        } else {
+            Err(format!("{what} {v} is out of range (ids are below 2^63)"))
+        }
+    };
+    ok("task id", id)?;
+    let c = &sup.counters;
+    ok("counter next_call_id", c.next_call_id)?;
+    ok("counter next_rx_call_id", c.next_rx_call_id)?;
+    ok("counter next_conn_id", c.next_conn_id)?;
+    for m in &record.meta.id_view {
+        ok("seen task id", m.seen)?;
+    }
+    for (i, p) in record.phones.iter().enumerate() {
+        if let snapfmt::PhoneSlot::Connected(p) = p {
+            ok(&format!("phone {i}: connection id"), p.receiver_side_id)?;
+        }
+    }
+    for (t, d) in record.threads.iter().zip(&sup.threads) {
+        ok("thread id", t.thread_id)?;
+        if let Some(c) = t.active_sync_call {
+            ok(&format!("thread {}: active_sync_call", t.thread_id), c)?;
+        }
+        ok(&format!("thread {}: seen id", t.thread_id), d.seen_id)?;
+        ok(&format!("thread {}: index", t.thread_id), d.index)?;
+    }
+    for (i, (pc, d)) in record.calls.iter().zip(&sup.calls).enumerate() {
+        ok(&format!("calls[{i}]: sender-side id"), pc.sender_side_id)?;
+        ok(
+            &format!("calls[{i}]: receiver-side id"),
+            pc.receiver_side_id,
+        )?;
+        if let CallDetail::Call(p) = d {
+            ok(&format!("calls[{i}]: connection id"), p.conn)?;
+            match &p.connect {
+                Some(ConnectDetail::MeTo { conn, .. } | ConnectDetail::ToReceiver { conn, .. }) => {
+                    ok(&format!("calls[{i}]: new connection id"), *conn)?
+                }
+                None => {}
             }
         }
     }

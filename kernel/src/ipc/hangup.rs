@@ -25,9 +25,7 @@ impl Kernel {
         let key: CallKey = self.new_call_key();
         let rx_id = {
             let t = self.tasks.get_mut(&callee).expect("checked above");
-            let v = t.counters.next_rx_call_id;
-            t.counters.next_rx_call_id += 1;
-            super::call::RxCallId(v)
+            super::call::RxCallId(crate::task::take_id(&mut t.counters.next_rx_call_id))
         };
         self.enqueue_call(Call {
             key,

@@ -176,7 +176,12 @@ impl Kernel {
             let t = self.tasks.get_mut(&new).expect("just created");
             t.stopped = true;
             t.counters = img.counters;
-            t.threads_created = img.threads.iter().map(|t| t.index + 1).max().unwrap_or(0);
+            t.threads_created = img
+                .threads
+                .iter()
+                .map(|t| t.index.saturating_add(1))
+                .max()
+                .unwrap_or(0);
         }
         let mut threads: Vec<(TaskId, &ThreadImage)> = images
             .iter()
@@ -241,6 +246,7 @@ impl Kernel {
         // its receiver and sent by its caller). The receiver's copies
         // first, each receiver's in queue order: they say whether the call
         // was delivered, and where it stands in the queue.
+        self.cross_check_calls(images, done)?;
         let mut seen = BTreeSet::new();
         let all = images
             .iter()
@@ -260,12 +266,81 @@ impl Kernel {
         Ok(())
     }
 
+    /// A call between two members of the set has two copies, the
+    /// receiver's (held) and the caller's (sent): each must have the
+    /// other, and they must agree on everything but whether the call was
+    /// delivered (which only the receiver's says).
+    fn cross_check_calls(&self, images: &[TaskImage], done: &Imported) -> Result<(), ImportError> {
+        type Key = (TaskId, CallId, bool, crate::ipc::RxCallId);
+        let key = |c: &Call| -> Key { (c.caller, c.call_id, c.caller_phone.is_none(), c.rx_id) };
+        let mut held: BTreeMap<Key, &Call> = BTreeMap::new();
+        for img in images {
+            for c in &img.held {
+                if c.receiver != img.task {
+                    return Err(ImportError::Inconsistent(format!(
+                        "task {} holds call {} of task {} received by task {}",
+                        img.task.0, c.call_id.0, c.caller.0, c.receiver.0
+                    )));
+                }
+                if held.insert(key(c), c).is_some() {
+                    return Err(ImportError::Inconsistent(format!(
+                        "call {} of task {} is held twice",
+                        c.call_id.0, c.caller.0
+                    )));
+                }
+            }
+        }
+        let mut sent = BTreeSet::new();
+        for img in images {
+            for c in &img.out_calls {
+                if c.caller != img.task {
+                    return Err(ImportError::Inconsistent(format!(
+                        "task {} lists call {} of task {} as sent",
+                        img.task.0, c.call_id.0, c.caller.0
+                    )));
+                }
+                if !sent.insert(key(c)) {
+                    return Err(ImportError::Inconsistent(format!(
+                        "call {} of task {} is sent twice",
+                        c.call_id.0, c.caller.0
+                    )));
+                }
+                if !done.tasks.contains_key(&c.receiver) {
+                    continue;
+                }
+                let Some(h) = held.get(&key(c)) else {
+                    return Err(ImportError::Inconsistent(format!(
+                        "call {} of task {} to task {} is not held by its receiver",
+                        c.call_id.0, c.caller.0, c.receiver.0
+                    )));
+                };
+                let mut mine = c.clone();
+                mine.dispatched = h.dispatched;
+                if mine != **h {
+                    return Err(ImportError::Inconsistent(format!(
+                        "the caller's and the receiver's copies of call {} of task {} differ",
+                        c.call_id.0, c.caller.0
+                    )));
+                }
+            }
+        }
+        for (k, h) in &held {
+            if done.tasks.contains_key(&h.caller) && !h.discard_answer && !sent.contains(k) {
+                return Err(ImportError::Inconsistent(format!(
+                    "call {} of task {} held by task {} is not among its caller's sent calls",
+                    h.call_id.0, h.caller.0, h.receiver.0
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn bump_conn(&mut self, task: TaskId, conn: u64) -> Result<(), ImportError> {
         let t = self
             .tasks
             .get_mut(&task)
             .ok_or(ImportError::Missing(task))?;
-        t.counters.next_conn_id = t.counters.next_conn_id.max(conn + 1);
+        t.counters.next_conn_id = t.counters.next_conn_id.max(conn.saturating_add(1));
         Ok(())
     }
 
@@ -292,6 +367,20 @@ impl Kernel {
                 answer_ptr: w.answer_ptr,
             })
         });
+        // The waiter of a synchronous call from a member is a thread of
+        // that member.
+        if let (Some(w), Some(caller)) = (&old.sync, in_set_caller) {
+            let owner = sync
+                .as_ref()
+                .and_then(|s| self.threads.get(&s.thread))
+                .map(|t| t.task);
+            if owner != Some(caller) {
+                return Err(ImportError::Inconsistent(format!(
+                    "synchronous call {} of task {} waits in thread {}, which is not a thread of its caller",
+                    old.call_id.0, old.caller.0, w.thread.0
+                )));
+            }
+        }
         let mut call = old.clone();
         call.sync = sync;
         let remap = |t: &TaskId| done.tasks.get(t).or(outside.get(t)).copied().unwrap_or(*t);
@@ -398,7 +487,10 @@ impl Kernel {
             .tasks
             .get_mut(&call.receiver)
             .ok_or(ImportError::Missing(call.receiver))?;
-        rt.counters.next_rx_call_id = rt.counters.next_rx_call_id.max(call.rx_id.0 + 1);
+        rt.counters.next_rx_call_id = rt
+            .counters
+            .next_rx_call_id
+            .max(call.rx_id.0.saturating_add(1));
         if dispatched {
             if rt
                 .answerbox
@@ -414,7 +506,10 @@ impl Kernel {
         if !call.discard_answer
             && let Some(ct) = self.tasks.get_mut(&call.caller)
         {
-            ct.counters.next_call_id = ct.counters.next_call_id.max(call.call_id.0 + 1);
+            ct.counters.next_call_id = ct
+                .counters
+                .next_call_id
+                .max(call.call_id.0.saturating_add(1));
             ct.out_calls.insert(call.call_id, call.key);
         }
         let receiver = call.receiver;

@@ -61,7 +61,9 @@ pub use snapfmt::IdCounters;
 /// Takes the next value of an id counter.
 pub(crate) fn take_id(counter: &mut u64) -> u64 {
     let v = *counter;
-    *counter += 1;
+    // Restore refuses counters near the top (`checkpoint::restore`), so
+    // this never saturates in practice; it must not wrap to 0 ("none").
+    *counter = counter.saturating_add(1);
     v
 }
 
