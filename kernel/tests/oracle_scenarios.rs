@@ -57,9 +57,9 @@ const HANGUP_CLIENT: &str = include_str!("../../fixtures/wat/scenarios/hangup_cl
 const ONESHOT_CLIENT: &str = include_str!("../../fixtures/wat/scenarios/oneshot_client.wat");
 
 /// Cuts per predicate (spread over the slices where it holds).
-const PER_PREDICATE: usize = 3;
+const PER_PREDICATE: usize = 4;
 /// Random cuts per test.
-const RANDOM_CUTS: usize = 6;
+const RANDOM_CUTS: usize = 8;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -229,6 +229,15 @@ fn no_call_received_twice(got: &Shown, _want: &Shown) -> Result<(), String> {
     Ok(())
 }
 
+/// The server receives the calls in the same order (timing-free).
+fn server_order_agrees(got: &Shown, want: &Shown) -> Result<(), String> {
+    prefix_agrees(
+        "calls the server received, in order",
+        &texts(got, "server"),
+        &texts(want, "server"),
+    )
+}
+
 /// A client whose phones 0 and 1 both go to a server created before it;
 /// it hangs up phone 1 (the highest) while its call on it is pending.
 fn hangup_highest(slice_fuel: u64) -> Scenario {
@@ -262,10 +271,9 @@ fn exited_caller(slice_fuel: u64) -> Scenario {
     }
 }
 
-/// The server receives the exited client's three calls and its hangup,
-/// as often as in the uninterrupted run (the client is the only sender of
-/// a1 = 1, 2, 3 before the synchronous client's numbers reach them... so
-/// compare by sender, which is the client's id as the server saw it).
+/// The server receives the exited client's three calls and its hangup
+/// exactly as in the uninterrupted run (by sender: the client's id as the
+/// server saw it).
 fn exited_callers_calls_arrive(got: &Shown, want: &Shown) -> Result<(), String> {
     // The exited client's id as the server saw it: the sender of the first
     // call of the uninterrupted run (the client sent while the server slept).
@@ -455,6 +463,20 @@ const CALLERS_FIRST: Spec = Spec {
     },
 };
 
+/// The callers-first scenario cut only where calls of several callers are
+/// queued at the server and it holds none: their queue order is at stake.
+const CALLERS_QUEUE: Spec = Spec {
+    name: "callers-queue",
+    predicates: &[("two calls queued at the server, none held", |w| {
+        queued_calls(w, 3) >= 2 && !holds_received_call(w, 3)
+    })],
+    checks: &[
+        ("no call received twice", no_call_received_twice),
+        ("calls received in queue order", server_order_agrees),
+    ],
+    ..CALLERS_FIRST
+};
+
 const HANGUP_HIGHEST: Spec = Spec {
     name: "hangup-highest",
     make: hangup_highest,
@@ -594,6 +616,17 @@ const INTERLEAVED: Spec = Spec {
     },
 };
 
+/// The interleaved scenario without its thread id checks: restored
+/// threads must keep their creation order across tasks (round robin).
+const INTERLEAVED_RR: Spec = Spec {
+    name: "interleaved-round-robin",
+    predicates: &[("both tasks run several threads", |w| {
+        live_threads(w, 0) >= 2 && live_threads(w, 1) >= 2
+    })],
+    checks: &[],
+    ..INTERLEAVED
+};
+
 const SELF_SHARED: Spec = Spec {
     name: "self-share",
     make: self_share,
@@ -693,11 +726,12 @@ fn restore_into(
     form: ImageForm,
     target: Target,
     got: &mut Shown,
-    maps: &mut Vec<Restored>,
+    maps: &mut Vec<(Restored, u64, u64)>,
 ) -> Result<World, String> {
+    let captured_at = w.k.now();
     let (w, before, restored) = w.checkpoint_kill_restore_pure(path, form, target)?;
     got.extend(before);
-    maps.push(restored);
+    maps.push((restored, captured_at, w.k.now()));
     Ok(w)
 }
 
@@ -793,8 +827,12 @@ fn oracle(spec: &Spec, mode: Mode) {
                 panic!("{what}: {name}: {e}");
             }
         }
-        for r in &maps {
+        for (r, captured_at, restored_at) in &maps {
             check_thread_order(r).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(
+                restored_at, captured_at,
+                "{what}: the kernel's clock right after the restore is not the capture time"
+            );
         }
         assert_same_lines(&format!("{what}: calls"), &got.calls, &base.want.calls);
         assert_same_lines(&format!("{what}: log"), &got.log, &base.want.log);
@@ -832,11 +870,13 @@ macro_rules! scenario_tests {
 
 scenario_tests! {
     callers_first: CALLERS_FIRST;
+    callers_queue: CALLERS_QUEUE;
     hangup_highest: HANGUP_HIGHEST;
     exited_caller: EXITED_CALLER;
     pool_waiters: POOL;
     futex_sleepers: FUTEX;
     interleaved_threads: INTERLEAVED;
+    interleaved_round_robin: INTERLEAVED_RR;
     self_share: SELF_SHARED;
     client_server: CLIENT_SERVER;
 }
