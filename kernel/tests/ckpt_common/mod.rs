@@ -280,6 +280,98 @@ impl World {
     }
 }
 
+/// Where [`World::checkpoint_kill_restore_pure`] restores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Into the kernel the set ran in.
+    Same,
+    /// Into a freshly booted kernel (ids count from 1 again).
+    Fresh(u64),
+    /// Into a freshly booted kernel where other tasks and threads were
+    /// created first, so every kernel id is shifted.
+    Shifted(u64),
+}
+
+impl World {
+    /// The scenario's tasks that still exist (exited ones are gone).
+    pub fn live_tasks(&self) -> Vec<TaskId> {
+        self.tasks
+            .iter()
+            .copied()
+            .filter(|t| self.k.task(*t).is_some())
+            .collect()
+    }
+
+    /// Checkpoints the scenario's live tasks into an image at `path`,
+    /// kills them, checks the image with `snapfmt::validate` (it must show
+    /// no problem) and restores it with `checkpoint::restore` **and nothing
+    /// else**: unlike [`checkpoint_kill_restore`](Self::checkpoint_kill_restore)
+    /// the clock of a fresh kernel is not advanced and the scheduler's
+    /// round-robin position is not set by hand (the image and the restore
+    /// must carry both). Checks the kernel's invariants after the restore.
+    /// Returns the restored world and what the old kernel showed (empty
+    /// for [`Target::Same`], whose log goes on).
+    pub fn checkpoint_kill_restore_pure(
+        mut self,
+        path: &Path,
+        form: ImageForm,
+        target: Target,
+    ) -> Result<(World, Shown, Restored), String> {
+        let set = self.live_tasks();
+        let stopped = checkpoint::stop(&mut self.k, &set).map_err(|e| format!("stop: {e}"))?;
+        let capture =
+            checkpoint::capture(&self.k, &self.s, &stopped).map_err(|e| format!("capture: {e}"))?;
+        for t in &set {
+            self.k.kill_task(*t).expect("kill");
+        }
+        let opts = WriterOptions {
+            form,
+            threads: 1,
+            ..WriterOptions::default()
+        };
+        capture
+            .write(path, opts)
+            .map_err(|e| format!("write: {e}"))?;
+        let problems = snapfmt::validate(path);
+        if !problems.is_empty() {
+            return Err(format!(
+                "the image the writer wrote does not validate: {problems:?}"
+            ));
+        }
+        let image = Image::open(path).map_err(|e| format!("open: {e}"))?;
+        let (mut w, before) = match target {
+            Target::Same => (self, Shown::default()),
+            Target::Fresh(seed) => {
+                let before = self.shown();
+                (self.reboot(seed), before)
+            }
+            Target::Shifted(seed) => {
+                let before = self.shown();
+                let mut fresh = self.reboot(seed);
+                for i in 0..3 {
+                    let t = fresh
+                        .k
+                        .create_native_task(&format!("dummy{i}"), TaskPolicy::Neither);
+                    for _ in 0..=i {
+                        fresh.k.create_thread(t).expect("dummy thread");
+                    }
+                    if i == 1 {
+                        fresh.k.kill_task(t).expect("kill dummy");
+                    }
+                }
+                (fresh, before)
+            }
+        };
+        let restored = checkpoint::restore(&mut w.k, &mut w.s, &image, &RestoreOptions::default())
+            .map_err(|e| format!("restore refused an image the writer wrote: {e}"))?;
+        w.k.check_invariants()
+            .map_err(|e| format!("kernel invariants after restore: {e:?}"))?;
+        w.tasks = restored.tasks.values().copied().collect();
+        w.relabel();
+        Ok((w, before, restored))
+    }
+}
+
 /// Asserts two sequences are equal, showing the first difference with a
 /// little context instead of both whole sequences.
 pub fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) {
@@ -298,6 +390,38 @@ pub fn assert_same<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: 
         want.len(),
         &got[from..(first + 3).min(got.len())],
         &want[from..(first + 3).min(want.len())]
+    );
+}
+
+/// [`assert_same`], one line per element (for long traces of tuples).
+pub fn assert_same_lines<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) {
+    let first = got
+        .iter()
+        .zip(want)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(want.len()));
+    if first == got.len() && got.len() == want.len() {
+        return;
+    }
+    let from = first.saturating_sub(3);
+    let lines = |s: &[T]| -> String {
+        s.iter()
+            .enumerate()
+            .map(|(i, x)| {
+                format!(
+                    "\n   {}{:5} {x:?}",
+                    if from + i == first { ">" } else { " " },
+                    from + i
+                )
+            })
+            .collect()
+    };
+    panic!(
+        "{what}: first difference at {first} (lengths {} vs {})\n got:{}\n want:{}",
+        got.len(),
+        want.len(),
+        lines(&got[from..(first + 3).min(got.len())]),
+        lines(&want[from..(first + 3).min(want.len())])
     );
 }
 
