@@ -165,9 +165,9 @@ pub fn restore(
     if let Some(s) = &sched
         && (s.next_thread_id >= ID_LIMIT || s.cursor.is_some_and(|c| c.0 >= ID_LIMIT))
     {
-        return Err(RestoreError::Schedule(format!(
-            "thread ids in options.extra are out of range (ids are below 2^63)"
-        )));
+        return Err(RestoreError::Schedule(
+            "thread ids in options.extra are out of range (ids are below 2^63)".into(),
+        ));
     }
     let captured_at = capture_time_ns(image);
     let now = if k.clock_is_virtual() {
