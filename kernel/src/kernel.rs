@@ -303,6 +303,11 @@ impl Kernel {
         self.threads.get(&id)
     }
 
+    /// Threads ever created (exited ones included: ids are never reused).
+    pub fn thread_count(&self) -> usize {
+        self.threads.len()
+    }
+
     /// Live tasks in id order.
     pub fn task_ids(&self) -> Vec<TaskId> {
         self.tasks.keys().copied().collect()

@@ -683,6 +683,7 @@ fn baseline(spec: &Spec, sc: &Scenario) -> Baseline {
             _ => {}
         }
         slices += 1;
+        w.relabel();
         for (i, (_, p)) in spec.predicates.iter().enumerate() {
             if p(&w) {
                 holds[i].push(slices);
@@ -697,9 +698,15 @@ fn baseline(spec: &Spec, sc: &Scenario) -> Baseline {
     }
 }
 
-fn run_slices(w: &mut World, n: u64) {
+/// Runs `n` slices (fewer if virtual time reaches `end`), naming the
+/// threads created meanwhile.
+fn run_slices(w: &mut World, n: u64, end: u64) {
     for _ in 0..n {
+        if w.k.now() >= end {
+            break;
+        }
         w.s.run(&mut w.k, 1);
+        w.relabel();
     }
 }
 
@@ -776,7 +783,7 @@ fn oracle(spec: &Spec, mode: Mode) {
         };
         let path = dir.path().join(format!("cut-{i}"));
         let mut w = boot(&sc, spec.seed);
-        run_slices(&mut w, *at);
+        run_slices(&mut w, *at, spec.end);
         let mut got = Shown::default();
         let mut maps = Vec::new();
         let result = match mode {
@@ -813,7 +820,7 @@ fn oracle(spec: &Spec, mode: Mode) {
                 };
                 let more = 1 + rng.next_u64() % 300;
                 restore_into(w, &path, form, first, &mut got, &mut maps).and_then(|mut w| {
-                    run_slices(&mut w, more);
+                    run_slices(&mut w, more, spec.end);
                     let path2 = dir.path().join(format!("cut-{i}-again"));
                     restore_into(w, &path2, form, second, &mut got, &mut maps)
                 })

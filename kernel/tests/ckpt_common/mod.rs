@@ -149,12 +149,17 @@ impl World {
     }
 
     /// Runs slices until virtual time reaches `t`.
+    /// Threads created meanwhile are named as they appear.
     pub fn run_to(&mut self, t: u64) {
         while self.k.now() < t {
+            let threads = self.k.thread_count();
             match self.s.run(&mut self.k, 1) {
                 RunEnd::AllDone | RunEnd::Deadlock => break,
                 RunEnd::StepLimit => {}
                 RunEnd::Woken => unreachable!("the simulation clock has no waker"),
+            }
+            if self.k.thread_count() != threads {
+                self.relabel();
             }
         }
     }
