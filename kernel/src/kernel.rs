@@ -278,6 +278,7 @@ impl Kernel {
                 state,
                 sys: SyscallState::default(),
                 wait_seq: 0,
+                resume_at: None,
             },
         );
         Ok(id)
@@ -425,6 +426,7 @@ impl Kernel {
             SyscallOutcome::Done(v) => {
                 if let Some(th) = self.threads.get_mut(&thread) {
                     th.sys.in_progress = None;
+                    th.resume_at = None;
                 }
                 self.record(thread, number, args, Some(v));
                 SyscallReturn::Done(v)
@@ -461,9 +463,19 @@ impl Kernel {
 
     /// Puts `thread` to sleep on `reason`, behind every thread already
     /// asleep (it takes the next wait sequence number).
+    /// A thread that a stop interrupted in its sleep and that sleeps again
+    /// on its reissue goes back to its old place instead
+    /// (`Thread::resume_at`).
     fn block(&mut self, thread: ThreadId, reason: WaitReason, deadline: Option<u64>) {
-        let seq = self.next_wait_seq;
-        self.next_wait_seq += 1;
+        let kept = self
+            .threads
+            .get_mut(&thread)
+            .and_then(|t| t.resume_at.take());
+        let seq = kept.unwrap_or_else(|| {
+            let s = self.next_wait_seq;
+            self.next_wait_seq += 1;
+            s
+        });
         self.sleep_at(thread, reason, deadline, seq);
     }
 
@@ -492,6 +504,7 @@ impl Kernel {
         };
         th.state = ThreadState::Blocked(reason);
         th.wait_seq = seq;
+        th.resume_at = None;
         let task = th.task;
         match reason {
             WaitReason::Answerbox => {

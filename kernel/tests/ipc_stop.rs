@@ -278,3 +278,45 @@ fn the_syscall_state_is_what_a_snapshot_carries() {
         st
     );
 }
+
+#[test]
+fn restarted_waits_keep_their_places_in_the_queues() {
+    let mut k = kernel();
+    let client = spawn(&mut k, "client");
+    let server = spawn(&mut k, "server");
+    let first = server.new_thread(&mut k).unwrap();
+    let second = server.new_thread(&mut k).unwrap();
+    let p = connect(&mut k, &client, &server);
+    // `second` went to sleep before `first`.
+    assert!(second.wait(&mut k, FOREVER).unwrap().is_pending());
+    assert!(first.wait(&mut k, FOREVER).unwrap().is_pending());
+    k.stop_task(server.id()).unwrap();
+    k.resume_task(server.id()).unwrap();
+    // Reissued in the other order: each goes back to its old place.
+    assert!(first.wait(&mut k, FOREVER).unwrap().is_pending());
+    assert!(second.wait(&mut k, FOREVER).unwrap().is_pending());
+    client.call_async(&mut k, p, REQ, [1, 0, 0, 0, 0]).unwrap();
+    assert!(second.is_runnable(&k), "the longest waiter is woken");
+    assert!(!first.is_runnable(&k));
+    // Futex sleepers too: oldest first after a restart.
+    server.mem_write(&mut k, WORD, &1u32.to_le_bytes()).unwrap();
+    let (a, b) = (
+        server.new_thread(&mut k).unwrap(),
+        server.new_thread(&mut k).unwrap(),
+    );
+    assert!(b.futex_wait(&mut k, WORD, 1, FOREVER).unwrap().is_pending());
+    assert!(a.futex_wait(&mut k, WORD, 1, FOREVER).unwrap().is_pending());
+    k.stop_task(server.id()).unwrap();
+    k.resume_task(server.id()).unwrap();
+    assert!(a.futex_wait(&mut k, WORD, 1, FOREVER).unwrap().is_pending());
+    assert!(b.futex_wait(&mut k, WORD, 1, FOREVER).unwrap().is_pending());
+    assert_eq!(
+        client.futex_wake(&mut k, WORD, 1).unwrap(),
+        0,
+        "other memory"
+    );
+    assert_eq!(server.futex_wake(&mut k, WORD, 1).unwrap(), 1);
+    assert!(b.is_runnable(&k), "the oldest sleeper is woken");
+    assert!(!a.is_runnable(&k));
+    check(&k);
+}

@@ -100,11 +100,15 @@ pub fn stop(k: &mut Kernel, set: &[TaskId]) -> Result<Stopped, CheckpointError> 
 
 impl Stopped {
     /// Resumes the tasks this stop stopped; threads that were asleep go
-    /// back to sleep in their call. Meant for a resume right after the
-    /// capture (nothing ran in between, as in [`freeze`]): a futex wait
-    /// goes back into its queue unchecked, so a wakeup sent while the task
-    /// was stopped would be missed; after a longer stop use
-    /// `Kernel::resume_task`, whose reissue rechecks the futex word.
+    /// back to sleep in their call, at their old places in their queues,
+    /// without running it again ([`back_to_sleep`]): nothing changes that
+    /// the tasks could observe. Meant for a resume right after the capture
+    /// (nothing ran in between, as in [`freeze`]); events that reached an
+    /// answerbox meanwhile still wake its waiters, but a futex wait goes
+    /// back unchecked, so a futex wake sent while the task was stopped
+    /// would be missed. After a longer stop use `Kernel::resume_task`,
+    /// whose reissue rechecks the futex word and refetches (a reissue
+    /// that sleeps again keeps its place in the queue too).
     pub fn resume(&self, k: &mut Kernel) {
         for &t in &self.stopped_here {
             let _ = k.resume_task(t);

@@ -118,4 +118,8 @@ pub struct Thread {
     /// Wait sequence number of its latest sleep (its place in a wait
     /// queue, `sched::waitq`); kept while a stop interrupts the sleep.
     pub wait_seq: u64,
+    /// Set by a stop that interrupted the thread's sleep: the wait
+    /// sequence number its reissue sleeps under if it sleeps again (so a
+    /// restarted wait keeps its place in the queue).
+    pub resume_at: Option<u64>,
 }

@@ -9,7 +9,9 @@
 //! or restartable). Two things survive the stop: a result that a wakeup
 //! already delivered (the reissue finishes with it, thesis 5.3.6), and a
 //! synchronous call already sent (the reissue waits for its answer instead
-//! of sending again, thesis 5.4.8).
+//! of sending again, thesis 5.4.8). And its place in its wait queue: a
+//! reissue that sleeps again goes back to where the thread slept before
+//! (its wait sequence number, `sched::waitq`), not to the back.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,10 +38,13 @@ impl Kernel {
         let threads: Vec<ThreadId> = t.threads.iter().copied().collect();
         let mut points = Vec::new();
         for th in threads {
-            self.cancel_wait(th);
+            let was_asleep = self.cancel_wait(th).is_some();
             let Some(thread) = self.threads.get_mut(&th) else {
                 continue;
             };
+            if was_asleep {
+                thread.resume_at = Some(thread.wait_seq);
+            }
             if thread.state == ThreadState::Exited {
                 continue;
             }
