@@ -47,9 +47,9 @@ complete -c snapinspect -n "__fish_snapinspect_using_subcommand pages" -l addr -
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand pages" -l len -d 'Number of bytes to dump (hex with 0x, or decimal)' -r
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand pages" -l json -d 'Print the bytes (hex) and page sources as JSON'
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand pages" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c snapinspect -n "__fish_snapinspect_using_subcommand pack" -l force -d 'Replace the tar file if it already exists'
+complete -c snapinspect -n "__fish_snapinspect_using_subcommand pack" -l force -d 'Replace the tar file if it already exists; only a tar file holding an image is replaced, anything else is refused'
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand pack" -s h -l help -d 'Print help'
-complete -c snapinspect -n "__fish_snapinspect_using_subcommand unpack" -l force -d 'Replace the directory if it already exists'
+complete -c snapinspect -n "__fish_snapinspect_using_subcommand unpack" -l force -d 'Replace the directory if it already exists; only an image directory (nothing in it but the image\'s files) or an empty directory is replaced, anything else is refused'
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand unpack" -s h -l help -d 'Print help'
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand help; and not __fish_seen_subcommand_from show validate diff pages pack unpack help" -f -a "show" -d 'Print an overview of an image: tasks, threads, areas, phones, calls, cooperative blobs, modules, kernel state, stored vs. raw bytes, parent chain'
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand help; and not __fish_seen_subcommand_from show validate diff pages pack unpack help" -f -a "validate" -d 'Check an image and its parent chain deeply; print every problem'

@@ -1,8 +1,19 @@
 //! `chkpnt -o DIR TASK`: snapshot a running task and its checkpoint set.
+//!
+//! A placeholder until the kernel and services run: it parses its
+//! arguments and refuses (exit 1) with one line saying why. Exit statuses
+//! and error lines follow the contract shared by every Spartan command
+//! ([`spartan_cli`]).
+
+use std::process::ExitCode;
 
 use clap::Parser;
+use spartan_cli::{Refused, Verdict};
 
 /// Take a consistent snapshot of TASK and every task of its checkpoint set.
+///
+/// Exit status: 0 when the snapshot was written, 1 when it was refused or
+/// failed, 2 on usage errors or unusable input.
 #[derive(Parser, Debug)]
 #[command(name = "chkpnt", version)]
 struct Args {
@@ -14,12 +25,19 @@ struct Args {
     task: u64,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    anyhow::bail!(
-        "cannot checkpoint task {} into {}: this build has no running-system support yet \
-         (the kernel and services are not implemented)",
+fn run(args: Args) -> anyhow::Result<Verdict> {
+    Err(anyhow::Error::new(Refused(
+        "this build has no running-system support yet \
+         (the kernel and services are not implemented)"
+            .into(),
+    ))
+    .context(format!(
+        "cannot checkpoint task {} into {}",
         args.task,
         args.output.display()
-    )
+    )))
+}
+
+fn main() -> ExitCode {
+    spartan_cli::finish("chkpnt", run(Args::parse()))
 }

@@ -15,7 +15,12 @@ use crate::addr::AddrRange;
 /// An image is a directory written by `chkpnt` (or its single-file tar twin).
 /// Exit status: 0 when the command succeeded (image sound, images identical),
 /// 1 when `validate` found problems or `diff` found differences, 2 on usage
-/// errors or unreadable input.
+/// errors or input that cannot be read as an image at all (missing,
+/// unreadable, a FIFO or device, an empty directory, a file that is not a
+/// tar file). Errors are one line on stderr, `snapinspect: error: ...`;
+/// control characters from the input are printed escaped (`\x1b`).
+/// Every `--json` document starts with `"schema": 1`, the version of its
+/// layout; its values are typed (numbers, booleans, `null` when absent).
 #[derive(Debug, Parser)]
 #[command(name = "snapinspect", version, about, long_about, after_long_help = EXAMPLES)]
 pub struct Cli {
@@ -43,7 +48,9 @@ pub enum Command {
     Show(ShowArgs),
     /// Check an image and its parent chain deeply; print every problem.
     ///
-    /// Exits 0 when the image is sound and 1 when any problem was found.
+    /// Exits 0 when the image is sound, 1 when any problem was found, and 2
+    /// when the input cannot be read as an image at all ("not a Spartan
+    /// image", permission denied, a FIFO or device).
     Validate(ValidateArgs),
     /// Compare two images: tasks, threads, areas, pages, phones, calls, blobs,
     /// kernel state.
@@ -139,7 +146,8 @@ pub struct PackArgs {
     /// The tar file to write.
     #[arg(value_hint = ValueHint::FilePath)]
     pub tar: PathBuf,
-    /// Replace the tar file if it already exists.
+    /// Replace the tar file if it already exists; only a tar file holding
+    /// an image is replaced, anything else is refused.
     #[arg(long)]
     pub force: bool,
 }
@@ -153,7 +161,9 @@ pub struct UnpackArgs {
     /// The image directory to create.
     #[arg(value_hint = ValueHint::DirPath)]
     pub dir: PathBuf,
-    /// Replace the directory if it already exists.
+    /// Replace the directory if it already exists; only an image
+    /// directory (nothing in it but the image's files) or an empty
+    /// directory is replaced, anything else is refused.
     #[arg(long)]
     pub force: bool,
 }

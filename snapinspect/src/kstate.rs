@@ -283,9 +283,7 @@ pub fn diff(a: Option<&KernelStateView>, b: Option<&KernelStateView>) -> Vec<Fie
         (Some(a), Some(b)) => (a, b),
         (a, b) => {
             let side = |k: Option<&KernelStateView>| {
-                k.map_or("none".to_string(), |k| {
-                    format!("{} calls, {} threads", k.calls.len(), k.threads.len())
-                })
+                k.map(|k| format!("{} calls, {} threads", k.calls.len(), k.threads.len()))
             };
             return FieldChange::of("kernel_state", side(a), side(b))
                 .into_iter()
@@ -297,7 +295,7 @@ pub fn diff(a: Option<&KernelStateView>, b: Option<&KernelStateView>) -> Vec<Fie
     let keys: std::collections::BTreeSet<&String> = ea.keys().chain(eb.keys()).collect();
     keys.into_iter()
         .filter_map(|k| {
-            let side = |m: &BTreeMap<String, String>| m.get(k).cloned().unwrap_or("-".into());
+            let side = |m: &BTreeMap<String, String>| m.get(k).cloned();
             FieldChange::of(format!("kernel_state.{k}"), side(&ea), side(&eb))
         })
         .collect()

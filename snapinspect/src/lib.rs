@@ -10,6 +10,8 @@ pub mod cli;
 pub mod diff;
 pub mod docs;
 pub mod hexdump;
+pub mod input;
+pub mod json;
 pub mod kstate;
 pub mod pack;
 pub mod pages;

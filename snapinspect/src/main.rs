@@ -2,9 +2,12 @@
 //! images without a running system.
 //!
 //! This file only parses arguments (clap, [`snapinspect::cli`]), calls the
-//! library, prints human text or JSON, and maps outcomes to exit codes:
-//! 0 ok / sound / identical, 1 invalid / different, 2 usage errors or
-//! unreadable input (clap itself exits 2 on usage errors).
+//! library, prints human text or JSON, and hands the outcome to
+//! [`spartan_cli::finish`], which maps it to the exit status shared by
+//! every Spartan command (0 ok / sound / identical, 1 invalid / different,
+//! 2 usage errors or unreadable input; clap itself exits 2 on usage
+//! errors) and prints an error as one line. The library's errors name
+//! their paths, so the contexts added here only name the command.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,48 +16,25 @@ use anyhow::Context;
 use clap::Parser;
 use serde::Serialize;
 use snapinspect::cli::{Cli, Command};
-use snapinspect::{diff, pack, pages, render, show, validate};
-
-/// What a successful run concluded.
-enum Verdict {
-    /// Sound, identical, or a command with nothing to judge.
-    Ok,
-    /// Problems found, or differences found.
-    Failed,
-}
+use snapinspect::{diff, json, pack, pages, render, show, validate};
+use spartan_cli::{Verdict, escape};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(Verdict::Ok) => ExitCode::SUCCESS,
-        Ok(Verdict::Failed) => ExitCode::from(1),
-        Err(e) => {
-            if is_broken_pipe(&e) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("snapinspect: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    spartan_cli::finish("snapinspect", run(Cli::parse()))
 }
 
-/// A closed stdout (`snapinspect show … | head`) is not an error.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
-
+/// Prints human text; its input-derived fields are escaped by the
+/// renderers, [`spartan_cli::escape_lines`] guards against a missed one.
 fn print_text(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
+    out.write_all(spartan_cli::escape_lines(text).as_bytes())?;
     out.flush()?;
     Ok(())
 }
 
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(value).context("encoding JSON")?;
+    let mut text =
+        serde_json::to_string_pretty(&json::Versioned::new(value)).context("encoding JSON")?;
     text.push('\n');
     print_text(&text)
 }
@@ -62,8 +42,7 @@ fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<Verdict> {
     match cli.command {
         Command::Show(a) => {
-            let o = show::show(&a.image, &a.task)
-                .with_context(|| format!("cannot show {}", a.image.display()))?;
+            let o = show::show(&a.image, &a.task).context("cannot show")?;
             if a.json {
                 print_json(&o)?;
             } else {
@@ -72,8 +51,7 @@ fn run(cli: Cli) -> anyhow::Result<Verdict> {
             Ok(Verdict::Ok)
         }
         Command::Validate(a) => {
-            let r = validate::validate(&a.image)
-                .with_context(|| format!("cannot validate {}", a.image.display()))?;
+            let r = validate::validate(&a.image).context("cannot validate")?;
             if a.json {
                 print_json(&r)?;
             } else {
@@ -90,9 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<Verdict> {
                 hexdump: a.hexdump,
                 task: a.task,
             };
-            let r = diff::diff(&a.a, &a.b, opts).with_context(|| {
-                format!("cannot compare {} with {}", a.a.display(), a.b.display())
-            })?;
+            let r = diff::diff(&a.a, &a.b, opts).context("cannot compare")?;
             if a.json {
                 print_json(&r)?;
             } else {
@@ -107,8 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<Verdict> {
         Command::Pages(a) => {
             let range =
                 snapinspect::addr::AddrRange::new(a.addr, a.len).context("bad --addr/--len")?;
-            let m = pages::pages(&a.image, a.task, range)
-                .with_context(|| format!("cannot read pages of {}", a.image.display()))?;
+            let m = pages::pages(&a.image, a.task, range).context("cannot read pages")?;
             if a.json {
                 print_json(&m)?;
             } else {
@@ -117,17 +92,15 @@ fn run(cli: Cli) -> anyhow::Result<Verdict> {
             Ok(Verdict::Ok)
         }
         Command::Pack(a) => {
-            let n = pack::pack(&a.dir, &a.tar, a.force).with_context(|| {
-                format!("cannot pack {} into {}", a.dir.display(), a.tar.display())
-            })?;
-            print_text(&format!("packed {n} files into {}\n", a.tar.display()))?;
+            let n = pack::pack(&a.dir, &a.tar, a.force).context("cannot pack")?;
+            let tar = a.tar.display().to_string();
+            print_text(&format!("packed {n} files into {}\n", escape(&tar)))?;
             Ok(Verdict::Ok)
         }
         Command::Unpack(a) => {
-            let n = pack::unpack(&a.tar, &a.dir, a.force).with_context(|| {
-                format!("cannot unpack {} into {}", a.tar.display(), a.dir.display())
-            })?;
-            print_text(&format!("unpacked {n} files into {}\n", a.dir.display()))?;
+            let n = pack::unpack(&a.tar, &a.dir, a.force).context("cannot unpack")?;
+            let dir = a.dir.display().to_string();
+            print_text(&format!("unpacked {n} files into {}\n", escape(&dir)))?;
             Ok(Verdict::Ok)
         }
     }

@@ -12,6 +12,14 @@
 //! [`member_order`]); packing `fixtures/images/golden-v1` gives back
 //! `golden-v1.tar` byte for byte.
 //!
+//! `--force` replaces only what is safe to lose: `pack` only a file that
+//! is a tar file holding an image, `unpack` only an empty directory or a
+//! directory that is a Spartan image and nothing else (`manifest.spm`
+//! starting with the object magic, and otherwise only the `tasks/`,
+//! `chunks/`, `modules/` and `files/` directories with the object files
+//! named for them); anything else is refused, so a mistyped target never
+//! deletes a directory of other files.
+//!
 //! An incremental image names its parent by a path relative to the
 //! directory containing it; converting in place (same directory) keeps
 //! that link valid, moving the result elsewhere may not.
@@ -22,6 +30,8 @@ use std::path::{Component, Path, PathBuf};
 
 use snapfmt::Image;
 
+use crate::input::{Container, InputError, located};
+
 /// Why a pack or unpack failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
@@ -31,14 +41,24 @@ pub enum PackError {
     /// The target exists and `force` was not given.
     #[error("{}: already exists (use --force to replace it)", path.display())]
     TargetExists { path: PathBuf },
+    /// `--force` was given, but the target is not something it replaces.
+    #[error("{}: {why}; --force replaces only {only}", path.display())]
+    NotReplaceable {
+        path: PathBuf,
+        why: String,
+        only: &'static str,
+    },
     /// The source image is not sound; nothing was written.
     #[error("{}: the image has {} problem(s): {}", path.display(), problems.len(), problems.join("; "))]
     Unsound {
         path: PathBuf,
         problems: Vec<String>,
     },
+    /// The source cannot be read as an image at all.
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// The source could not be opened as an image.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", located(path, source))]
     Open {
         path: PathBuf,
         source: Box<snapfmt::Error>,
@@ -151,31 +171,143 @@ fn plain_relative(name: &str) -> bool {
             .all(|c| matches!(c, Component::Normal(_)))
 }
 
-fn check_target(target: &Path, force: bool) -> Result<(), PackError> {
-    if !force && fs::symlink_metadata(target).is_ok() {
-        return Err(PackError::TargetExists {
+/// What `pack --force` may replace.
+const PACK_REPLACES: &str = "a tar file holding an image";
+/// What `unpack --force` may replace.
+const UNPACK_REPLACES: &str = "an image directory or an empty directory";
+
+/// Whether `target` exists (without following a symbolic link), refusing
+/// an existing target unless `force`.
+fn existing_target(target: &Path, force: bool) -> Result<Option<fs::Metadata>, PackError> {
+    match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(target)(e)),
+        Ok(_) if !force => Err(PackError::TargetExists {
             path: target.to_path_buf(),
-        });
+        }),
+        Ok(meta) => Ok(Some(meta)),
     }
-    Ok(())
 }
 
-/// Packs the image directory `dir` into the tar file `tar`. Returns the
-/// number of files packed.
-pub fn pack(dir: &Path, tar: &Path, force: bool) -> Result<usize, PackError> {
-    if !fs::metadata(dir).map_err(io(dir))?.is_dir() {
-        return Err(PackError::WrongSource {
-            path: dir.to_path_buf(),
-            what: "not a directory (pack takes an image directory)",
-        });
+fn not_replaceable(path: &Path, why: impl Into<String>, only: &'static str) -> PackError {
+    PackError::NotReplaceable {
+        path: path.to_path_buf(),
+        why: why.into(),
+        only,
     }
-    check_target(tar, force)?;
-    if fs::metadata(tar).is_ok_and(|m| m.is_dir()) {
+}
+
+/// Refuses a tar target that `pack --force` may not replace.
+fn check_tar_target(tar: &Path, force: bool) -> Result<(), PackError> {
+    let Some(meta) = existing_target(tar, force)? else {
+        return Ok(());
+    };
+    if meta.is_dir() {
         return Err(PackError::WrongSource {
             path: tar.to_path_buf(),
             what: "is a directory; pack writes a tar file",
         });
     }
+    if !meta.is_file() {
+        return Err(not_replaceable(tar, "is not a regular file", PACK_REPLACES));
+    }
+    match crate::input::probe(tar) {
+        Ok(Container::Tar) => Ok(()),
+        _ => Err(not_replaceable(
+            tar,
+            "is not a tar file holding an image",
+            PACK_REPLACES,
+        )),
+    }
+}
+
+/// The object-file extension each directory of an image holds.
+const IMAGE_DIRS: [(&str, &[&str]); 4] = [
+    ("tasks", &["spt", "spk"]),
+    ("chunks", &["spc"]),
+    ("modules", &["spw"]),
+    ("files", &["spf"]),
+];
+
+/// Refuses a directory target that `unpack --force` may not replace.
+fn check_dir_target(dir: &Path, force: bool) -> Result<(), PackError> {
+    let Some(meta) = existing_target(dir, force)? else {
+        return Ok(());
+    };
+    let refuse = |why: String| Err(not_replaceable(dir, why, UNPACK_REPLACES));
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link".into());
+    }
+    if !meta.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    let names = dir_names(dir)?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    if !names.iter().any(|n| n == snapfmt::object::MANIFEST_PATH) {
+        return refuse("is not a Spartan image (it has no manifest.spm)".into());
+    }
+    for name in &names {
+        let path = dir.join(name);
+        let meta = fs::symlink_metadata(&path).map_err(io(&path))?;
+        if name == snapfmt::object::MANIFEST_PATH {
+            if !meta.is_file() || !starts_with_magic(&path)? {
+                return refuse("its manifest.spm is not a Spartan object file".into());
+            }
+            continue;
+        }
+        let Some((_, exts)) = IMAGE_DIRS.iter().find(|(d, _)| d == name) else {
+            return refuse(format!("holds {name:?}, which is not part of an image"));
+        };
+        if !meta.is_dir() {
+            return refuse(format!("holds {name:?}, which is not a directory"));
+        }
+        for inner in dir_names(&path)? {
+            let inner_path = path.join(&inner);
+            let ok_name = Path::new(&inner)
+                .extension()
+                .is_some_and(|e| exts.iter().any(|x| e == *x));
+            let is_file = fs::symlink_metadata(&inner_path)
+                .map_err(io(&inner_path))?
+                .is_file();
+            if !ok_name || !is_file {
+                return refuse(format!(
+                    "holds \"{name}/{inner}\", which is not part of an image"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The names in directory `dir`, sorted.
+fn dir_names(dir: &Path) -> Result<Vec<String>, PackError> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn starts_with_magic(path: &Path) -> Result<bool, PackError> {
+    let mut head = [0u8; 8];
+    let mut file = File::open(path).map_err(io(path))?;
+    Ok(file.read_exact(&mut head).is_ok() && head == snapfmt::header::MAGIC)
+}
+
+/// Packs the image directory `dir` into the tar file `tar`. Returns the
+/// number of files packed.
+pub fn pack(dir: &Path, tar: &Path, force: bool) -> Result<usize, PackError> {
+    if crate::input::probe(dir)? != Container::Dir {
+        return Err(PackError::WrongSource {
+            path: dir.to_path_buf(),
+            what: "not a directory (pack takes an image directory)",
+        });
+    }
+    check_tar_target(tar, force)?;
     let files = checked_files(dir)?;
     let tmp = temp_sibling(tar, "packing")?;
     let result = write_tar(dir, &files, &tmp).and_then(|()| {
@@ -247,13 +379,13 @@ fn write_tar(dir: &Path, files: &[String], tmp: &Path) -> Result<(), PackError> 
 /// Unpacks the tar image `tar` into the directory `dir`. Returns the
 /// number of files unpacked.
 pub fn unpack(tar: &Path, dir: &Path, force: bool) -> Result<usize, PackError> {
-    if !fs::metadata(tar).map_err(io(tar))?.is_file() {
+    if crate::input::probe(tar)? != Container::Tar {
         return Err(PackError::WrongSource {
             path: tar.to_path_buf(),
             what: "not a file (unpack takes a tar image)",
         });
     }
-    check_target(dir, force)?;
+    check_dir_target(dir, force)?;
     let files = checked_files(tar)?;
     let tmp = temp_sibling(dir, "unpacking")?;
     let _ = fs::remove_dir_all(&tmp);

@@ -10,6 +10,7 @@ use serde::Serialize;
 use snapfmt::{Image, PAGE_SIZE, PageSource};
 
 use crate::addr::AddrRange;
+use crate::input::{InputError, located};
 
 /// The largest range one call reads (bounds the allocation).
 pub const MAX_RANGE: u32 = 16 << 20;
@@ -17,8 +18,11 @@ pub const MAX_RANGE: u32 = 16 << 20;
 /// Why a range could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum PagesError {
+    /// The path cannot be read as an image at all.
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// The image could not be opened.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", located(path, source))]
     Open {
         path: PathBuf,
         source: Box<snapfmt::Error>,
@@ -108,6 +112,7 @@ pub fn read_range(image: &Image, task: u64, range: AddrRange) -> Result<MemoryRa
 
 /// Opens the image at `path` and reads `range` of task `task`.
 pub fn pages(path: &Path, task: u64, range: AddrRange) -> Result<MemoryRange, PagesError> {
+    crate::input::probe(path)?;
     let image = Image::open(path).map_err(|source| PagesError::Open {
         path: path.to_path_buf(),
         source: Box::new(source),

@@ -15,6 +15,7 @@ use snapfmt::{
     AreaRecord, Backing, ChunkHome, Image, PAGE_SIZE, Role, SyscallState, TaskRecord, ThreadContext,
 };
 
+use crate::input::{InputError, located};
 use crate::kstate::KernelStateView;
 use crate::view::{
     BlobView, CallView, FileView, ModuleView, PeerView, PhoneView, area_flags_text, values_text,
@@ -23,8 +24,11 @@ use crate::view::{
 /// Why `show` could not produce an overview.
 #[derive(Debug, thiserror::Error)]
 pub enum ShowError {
+    /// The path cannot be read as an image at all.
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// The image (or one of its files) could not be opened or read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", located(path, source))]
     Read {
         path: PathBuf,
         source: Box<snapfmt::Error>,
@@ -65,7 +69,43 @@ pub struct OptionsView {
     pub file_policy: String,
     pub timeout_ms: u64,
     pub bundle_modules: bool,
-    pub extra: BTreeMap<String, String>,
+    /// Further options, stored as text (see [`OptionValue`]).
+    pub extra: BTreeMap<String, OptionValue>,
+}
+
+/// The value of an extra checkpoint option. The image stores every value
+/// as text; `true`/`false` and integers written in their plain decimal
+/// form are given as a boolean or number, anything else as the text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum OptionValue {
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+impl OptionValue {
+    /// The typed form of a stored option value.
+    pub fn of(text: &str) -> OptionValue {
+        match text {
+            "true" => OptionValue::Bool(true),
+            "false" => OptionValue::Bool(false),
+            _ => match text.parse::<i64>() {
+                Ok(n) if n.to_string() == text => OptionValue::Int(n),
+                _ => OptionValue::Text(text.to_string()),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for OptionValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptionValue::Bool(b) => write!(f, "{b}"),
+            OptionValue::Int(n) => write!(f, "{n}"),
+            OptionValue::Text(t) => f.write_str(t),
+        }
+    }
 }
 
 /// One member of the checkpoint set (or a task next to it).
@@ -179,8 +219,7 @@ pub struct AreaView {
     pub size: u64,
     /// `rwxc` flags.
     pub flags: String,
-    /// `anonymous`, or `primary` with the module's maximum in wasm pages.
-    pub backing: String,
+    pub backing: BackingView,
     pub sharing: Vec<SharingView>,
     /// Pages with stored content.
     pub stored_pages: u64,
@@ -188,6 +227,43 @@ pub struct AreaView {
     pub parent_pages: u64,
     /// Pages that read as zero and cost nothing.
     pub zero_pages: u64,
+}
+
+/// What backs an area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BackingView {
+    /// Anonymous memory.
+    Anonymous,
+    /// The module's memory 0, with its declared maximum in wasm pages
+    /// (`null`: none declared).
+    Primary { max_wasm_pages: Option<u32> },
+}
+
+impl From<&Backing> for BackingView {
+    fn from(b: &Backing) -> Self {
+        match *b {
+            Backing::Anonymous => BackingView::Anonymous,
+            Backing::Primary { max_pages } => BackingView::Primary {
+                max_wasm_pages: max_pages,
+            },
+        }
+    }
+}
+
+impl BackingView {
+    /// `anonymous`, `primary` or `primary (max 4 wasm pages)`.
+    pub fn text(&self) -> String {
+        match self {
+            BackingView::Anonymous => "anonymous".into(),
+            BackingView::Primary {
+                max_wasm_pages: None,
+            } => "primary".into(),
+            BackingView::Primary {
+                max_wasm_pages: Some(n),
+            } => format!("primary (max {n} wasm pages)"),
+        }
+    }
 }
 
 /// Builds the overview of the image at `path`, with every task, or only
@@ -198,6 +274,7 @@ pub fn show(path: &Path, only: &[u64]) -> Result<Overview, ShowError> {
         path: path.to_path_buf(),
         source: Box::new(source),
     };
+    crate::input::probe(path)?;
     let image = Image::open(path).map_err(read)?;
     let m = image.manifest();
     let stats = image.stats().map_err(read)?;
@@ -235,7 +312,12 @@ pub fn show(path: &Path, only: &[u64]) -> Result<Overview, ShowError> {
             file_policy: format!("{:?}", m.options.file_policy),
             timeout_ms: m.options.timeout_ms,
             bundle_modules: m.options.bundle_modules,
-            extra: m.options.extra.clone(),
+            extra: m
+                .options
+                .extra
+                .iter()
+                .map(|(k, v)| (k.clone(), OptionValue::of(v)))
+                .collect(),
         },
         checkpoint_set: m
             .checkpoint_set
@@ -377,11 +459,7 @@ fn area_view(image: &Image, a: &AreaRecord) -> AreaView {
         base: a.base,
         size: a.size,
         flags: area_flags_text(a.flags),
-        backing: match a.backing {
-            Backing::Anonymous => "anonymous".into(),
-            Backing::Primary { max_pages: None } => "primary".into(),
-            Backing::Primary { max_pages: Some(n) } => format!("primary (max {n} wasm pages)"),
-        },
+        backing: (&a.backing).into(),
         sharing: a
             .sharing
             .iter()

@@ -136,7 +136,7 @@ fn diff_area(
     rb: &AreaRecord,
 ) -> Result<AreaChange, DiffError> {
     let fields = [
-        FieldChange::of("size", format!("{:#x}", ra.size), format!("{:#x}", rb.size)),
+        FieldChange::of("size", ra.size, rb.size),
         FieldChange::of(
             "flags",
             area_flags_text(ra.flags),
@@ -144,8 +144,8 @@ fn diff_area(
         ),
         FieldChange::of(
             "backing",
-            format!("{:?}", ra.backing),
-            format!("{:?}", rb.backing),
+            crate::show::BackingView::from(&ra.backing).text(),
+            crate::show::BackingView::from(&rb.backing).text(),
         ),
         FieldChange::of("sharing", sharing_text(ra), sharing_text(rb)),
     ]

@@ -19,9 +19,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use serde_json::Value as Json;
 use snapfmt::{Image, Manifest, Role};
 
 use crate::addr::AddrRange;
+use crate::input::{InputError, located};
 use crate::pages::{self, MemoryRange, PagesError};
 
 pub use areas::{AreaChange, AreaSummary, PageDiff, PageRange};
@@ -30,14 +32,17 @@ pub use task::{TaskDiff, ThreadChange};
 /// Why two images could not be compared.
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
+    /// A path cannot be read as an image at all.
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// An image could not be opened.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", located(path, source))]
     Open {
         path: PathBuf,
         source: Box<snapfmt::Error>,
     },
     /// A task record, chunk or parent of an image could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", located(path, source))]
     Read {
         path: PathBuf,
         source: Box<snapfmt::Error>,
@@ -60,23 +65,42 @@ pub struct DiffOptions {
     pub task: Option<u64>,
 }
 
-/// One field whose value differs, rendered on both sides.
+/// One field whose value differs, on both sides.
+///
+/// A value is typed where the field is (a number, a boolean, an object of
+/// numbers), the text `show` prints where the field is a composite
+/// rendering (`func 3 at 0x12`, `[i32:5]`), and `null` on the side where
+/// the field is absent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldChange {
     /// Path of the field (`kernel_build_hash`, `frames[2].locals`, ...).
     pub field: String,
-    pub a: String,
-    pub b: String,
+    pub a: Json,
+    pub b: Json,
 }
 
 impl FieldChange {
-    /// A change if `a` and `b` render differently, `None` otherwise.
-    pub fn of(field: impl Into<String>, a: String, b: String) -> Option<FieldChange> {
+    /// A change if `a` and `b` differ, `None` otherwise.
+    pub fn of(
+        field: impl Into<String>,
+        a: impl Into<Json>,
+        b: impl Into<Json>,
+    ) -> Option<FieldChange> {
+        let (a, b) = (a.into(), b.into());
         (a != b).then(|| FieldChange {
             field: field.into(),
             a,
             b,
         })
+    }
+
+    /// A change known to differ.
+    pub fn new(field: impl Into<String>, a: impl Into<Json>, b: impl Into<Json>) -> FieldChange {
+        FieldChange {
+            field: field.into(),
+            a: a.into(),
+            b: b.into(),
+        }
     }
 }
 
@@ -119,7 +143,8 @@ pub struct HexdumpPair {
 
 /// Compares the images at `a` and `b`.
 pub fn diff(a: &Path, b: &Path, opts: DiffOptions) -> Result<DiffReport, DiffError> {
-    let open = |p: &Path| {
+    let open = |p: &Path| -> Result<Image, DiffError> {
+        crate::input::probe(p)?;
         Image::open(p).map_err(|source| DiffError::Open {
             path: p.to_path_buf(),
             source: Box::new(source),
@@ -218,10 +243,12 @@ fn role_text(r: &Role) -> String {
 }
 
 fn manifest_changes(a: &Manifest, b: &Manifest) -> Vec<FieldChange> {
-    let parent = |m: &Manifest| match &m.parent {
-        None => "none".to_string(),
-        Some(p) => format!("{} ({})", p.path, p.manifest_digest),
+    let parent = |m: &Manifest| {
+        m.parent
+            .as_ref()
+            .map(|p| format!("{} ({})", p.path, p.manifest_digest))
     };
+    let created = |m: &Manifest| serde_json::json!({ "seconds": m.created.seconds, "nanos": m.created.nanos });
     let mut out: Vec<FieldChange> = [
         FieldChange::of(
             "format_version",
@@ -240,19 +267,11 @@ fn manifest_changes(a: &Manifest, b: &Manifest) -> Vec<FieldChange> {
         ),
         FieldChange::of(
             "kernel_abi_version",
-            a.kernel_abi_version.to_string(),
-            b.kernel_abi_version.to_string(),
+            a.kernel_abi_version,
+            b.kernel_abi_version,
         ),
-        FieldChange::of(
-            "created",
-            format!("{}.{:09}", a.created.seconds, a.created.nanos),
-            format!("{}.{:09}", b.created.seconds, b.created.nanos),
-        ),
-        FieldChange::of(
-            "task_zero",
-            a.task_zero.to_string(),
-            b.task_zero.to_string(),
-        ),
+        FieldChange::of("created", created(a), created(b)),
+        FieldChange::of("task_zero", a.task_zero, b.task_zero),
         FieldChange::of(
             "options",
             format!("{:?}", a.options),
@@ -272,7 +291,7 @@ fn manifest_changes(a: &Manifest, b: &Manifest) -> Vec<FieldChange> {
     let (ma, mb) = (members(a), members(b));
     let ids: std::collections::BTreeSet<u64> = ma.keys().chain(mb.keys()).copied().collect();
     for id in ids {
-        let side = |m: &BTreeMap<u64, String>| m.get(&id).cloned().unwrap_or_else(|| "-".into());
+        let side = |m: &BTreeMap<u64, String>| m.get(&id).cloned();
         out.extend(FieldChange::of(
             format!("checkpoint_set[task {id}]"),
             side(&ma),

@@ -168,12 +168,11 @@ fn diff_meta(a: &TaskRecord, b: &TaskRecord) -> Vec<FieldChange> {
     let tables = a.instance.tables.len().max(b.instance.tables.len());
     for i in 0..tables {
         if a.instance.tables.get(i) != b.instance.tables.get(i) {
-            let side = |t| table(t, i).unwrap_or_else(|| "-".into());
-            out.push(FieldChange {
-                field: format!("instance.tables[{i}]"),
-                a: side(a),
-                b: side(b),
-            });
+            out.push(FieldChange::new(
+                format!("instance.tables[{i}]"),
+                table(a, i),
+                table(b, i),
+            ));
         }
     }
     out
@@ -194,11 +193,7 @@ fn diff_exec(a: &ExecState, b: &ExecState, out: &mut Vec<FieldChange>) {
                 .unwrap_or_else(|| "none".into());
             format!("{} frames, innermost {inner}", e.frames.len())
         };
-        out.push(FieldChange {
-            field: "frames".into(),
-            a: depth(a),
-            b: depth(b),
-        });
+        out.push(FieldChange::new("frames", depth(a), depth(b)));
     }
     for (i, (fa, fb)) in a.frames.iter().zip(&b.frames).enumerate() {
         let f = |name: &str| format!("frames[{i}].{name}");
@@ -215,11 +210,11 @@ fn diff_exec(a: &ExecState, b: &ExecState, out: &mut Vec<FieldChange>) {
         if fa.locals != fb.locals && values_text(&fa.locals) == values_text(&fb.locals) {
             // Elided renderings look equal; name the first differing local.
             if let Some(k) = fa.locals.iter().zip(&fb.locals).position(|(x, y)| x != y) {
-                out.push(FieldChange {
-                    field: f(&format!("locals[{k}]")),
-                    a: values_text(&fa.locals[k..=k]),
-                    b: values_text(&fb.locals[k..=k]),
-                });
+                out.push(FieldChange::new(
+                    f(&format!("locals[{k}]")),
+                    values_text(&fa.locals[k..=k]),
+                    values_text(&fb.locals[k..=k]),
+                ));
             }
         }
         out.extend(FieldChange::of(
@@ -232,15 +227,13 @@ fn diff_exec(a: &ExecState, b: &ExecState, out: &mut Vec<FieldChange>) {
     for g in 0..globals {
         let (ga, gb) = (a.globals.get(g), b.globals.get(g));
         if ga != gb {
-            let side = |v: Option<&snapfmt::exec::Value>| {
-                v.map(|v| values_text(std::slice::from_ref(v)))
-                    .unwrap_or_else(|| "-".into())
-            };
-            out.push(FieldChange {
-                field: format!("globals[{g}]"),
-                a: side(ga),
-                b: side(gb),
-            });
+            let side =
+                |v: Option<&snapfmt::exec::Value>| v.map(|v| values_text(std::slice::from_ref(v)));
+            out.push(FieldChange::new(
+                format!("globals[{g}]"),
+                side(ga),
+                side(gb),
+            ));
         }
     }
     let susp = |e: &ExecState| {
@@ -252,11 +245,7 @@ fn diff_exec(a: &ExecState, b: &ExecState, out: &mut Vec<FieldChange>) {
         }
     };
     out.extend(FieldChange::of("suspension", susp(a), susp(b)));
-    out.extend(FieldChange::of(
-        "fuel_left",
-        a.fuel_left.to_string(),
-        b.fuel_left.to_string(),
-    ));
+    out.extend(FieldChange::of("fuel_left", a.fuel_left, b.fuel_left));
 }
 
 fn diff_threads(
@@ -284,8 +273,8 @@ fn diff_threads(
         fields.extend(FieldChange::of("syscall", syscall(ta), syscall(tb)));
         fields.extend(FieldChange::of(
             "active_sync_call",
-            format!("{:?}", ta.active_sync_call),
-            format!("{:?}", tb.active_sync_call),
+            ta.active_sync_call,
+            tb.active_sync_call,
         ));
         fields.extend(FieldChange::of(
             "kernel_build_hash",
@@ -294,11 +283,10 @@ fn diff_threads(
         ));
         if fields.is_empty() {
             // Differences hidden by elided renderings: say so rather than nothing.
-            fields.push(FieldChange {
-                field: "exec".into(),
-                a: format!("{:?}", ta.exec).chars().take(200).collect(),
-                b: format!("{:?}", tb.exec).chars().take(200).collect(),
-            });
+            let exec = |t: &ThreadContext| -> String {
+                format!("{:?}", t.exec).chars().take(200).collect()
+            };
+            fields.push(FieldChange::new("exec", exec(ta), exec(tb)));
         }
         changed.push(ThreadChange {
             thread_id: *id,

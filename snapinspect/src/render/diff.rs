@@ -5,13 +5,38 @@
 
 use std::fmt::Write;
 
+use serde_json::Value as Json;
+use spartan_cli::escape;
+
 use crate::diff::task::TaskDiff;
 use crate::diff::{DiffReport, FieldChange};
 use crate::hexdump;
 
+/// Fields whose numbers are addresses or sizes, shown in hex.
+const HEX_FIELDS: [&str; 1] = ["size"];
+
+/// One side of a change of `field`: text as it is, `-` for an absent
+/// field, other values as compact JSON; escaped.
+fn value(field: &str, v: &Json) -> String {
+    match v {
+        Json::Null => "-".into(),
+        Json::Number(n) if HEX_FIELDS.contains(&field) && n.is_u64() => {
+            format!("{:#x}", n.as_u64().unwrap_or_default())
+        }
+        Json::String(s) => escape(s).into_owned(),
+        other => escape(&other.to_string()).into_owned(),
+    }
+}
+
 fn changes(s: &mut String, indent: &str, fields: &[FieldChange]) {
     for f in fields {
-        let _ = writeln!(s, "{indent}~ {}: {} -> {}", f.field, f.a, f.b);
+        let _ = writeln!(
+            s,
+            "{indent}~ {}: {} -> {}",
+            escape(&f.field),
+            value(&f.field, &f.a),
+            value(&f.field, &f.b)
+        );
     }
 }
 
@@ -19,9 +44,9 @@ fn changes(s: &mut String, indent: &str, fields: &[FieldChange]) {
 pub fn diff(r: &DiffReport) -> String {
     let mut s = String::new();
     if r.identical {
-        let _ = writeln!(s, "{} and {} are identical", r.a, r.b);
+        let _ = writeln!(s, "{} and {} are identical", escape(&r.a), escape(&r.b));
     } else {
-        let _ = writeln!(s, "--- {}\n+++ {}", r.a, r.b);
+        let _ = writeln!(s, "--- {}\n+++ {}", escape(&r.a), escape(&r.b));
     }
     if !r.manifest.is_empty() {
         let _ = writeln!(s, "manifest");
@@ -31,14 +56,20 @@ pub fn diff(r: &DiffReport) -> String {
         let _ = writeln!(
             s,
             "- task {} \"{}\" ({} threads, {} areas)",
-            t.task_id, t.name, t.threads, t.areas
+            t.task_id,
+            escape(&t.name),
+            t.threads,
+            t.areas
         );
     }
     for t in &r.tasks_added {
         let _ = writeln!(
             s,
             "+ task {} \"{}\" ({} threads, {} areas)",
-            t.task_id, t.name, t.threads, t.areas
+            t.task_id,
+            escape(&t.name),
+            t.threads,
+            t.areas
         );
     }
     for t in &r.tasks_changed {
@@ -67,8 +98,8 @@ pub fn diff(r: &DiffReport) -> String {
             h.task,
             h.a.addr,
             u64::from(h.a.addr) + h.a.bytes.len() as u64,
-            r.a,
-            r.b
+            escape(&r.a),
+            escape(&r.b)
         );
         s.push_str(&hexdump::dump_pair(h.a.addr, &h.a.bytes, &h.b.bytes));
     }
@@ -76,7 +107,7 @@ pub fn diff(r: &DiffReport) -> String {
 }
 
 fn task(s: &mut String, t: &TaskDiff) {
-    let _ = writeln!(s, "~ task {} \"{}\"", t.task_id, t.name);
+    let _ = writeln!(s, "~ task {} \"{}\"", t.task_id, escape(&t.name));
     changes(s, "    ", &t.meta);
     for id in &t.threads_removed {
         let _ = writeln!(s, "  - thread {id}");
@@ -119,16 +150,16 @@ fn task(s: &mut String, t: &TaskDiff) {
     for p in &t.phones {
         let side = |v: &Option<crate::view::PhoneView>| {
             v.as_ref()
-                .map(|v| v.text())
+                .map(|v| escape(&v.text()).into_owned())
                 .unwrap_or_else(|| "no slot".into())
         };
         let _ = writeln!(s, "  ~ phone {}: {} -> {}", p.phone, side(&p.a), side(&p.b));
     }
     for c in &t.calls_removed {
-        let _ = writeln!(s, "  - call {}", c.text());
+        let _ = writeln!(s, "  - call {}", escape(&c.text()));
     }
     for c in &t.calls_added {
-        let _ = writeln!(s, "  + call {}", c.text());
+        let _ = writeln!(s, "  + call {}", escape(&c.text()));
     }
     for b in &t.blobs {
         let side = |v: &Option<crate::view::BlobView>| {
@@ -139,7 +170,7 @@ fn task(s: &mut String, t: &TaskDiff) {
         let _ = writeln!(
             s,
             "  ~ blob {} phone {}: {} -> {}",
-            b.service_id,
+            escape(&b.service_id),
             b.connection,
             side(&b.a),
             side(&b.b)
@@ -158,7 +189,13 @@ fn task(s: &mut String, t: &TaskDiff) {
                 })
                 .unwrap_or_else(|| "none".into())
         };
-        let _ = writeln!(s, "  ~ file {}: {} -> {}", f.path, side(&f.a), side(&f.b));
+        let _ = writeln!(
+            s,
+            "  ~ file {}: {} -> {}",
+            escape(&f.path),
+            side(&f.a),
+            side(&f.b)
+        );
     }
     changes(s, "  ", &t.kernel_state);
 }

@@ -11,6 +11,8 @@ mod show;
 pub use diff::diff;
 pub use show::overview;
 
+use spartan_cli::escape;
+
 use crate::hexdump;
 use crate::pages::MemoryRange;
 use crate::validate::ValidationReport;
@@ -56,11 +58,11 @@ pub fn utc(seconds: i64) -> String {
 /// The result of `validate`: `IMAGE: sound` or every problem, one a line.
 pub fn validation(r: &ValidationReport) -> String {
     if r.sound {
-        return format!("{}: sound\n", r.image);
+        return format!("{}: sound\n", escape(&r.image));
     }
-    let mut out = format!("{}: {} problem(s)\n", r.image, r.problems.len());
+    let mut out = format!("{}: {} problem(s)\n", escape(&r.image), r.problems.len());
     for p in &r.problems {
-        out.push_str(&format!("  {p}\n"));
+        out.push_str(&format!("  {}\n", escape(&p.to_string())));
     }
     out
 }

@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use spartan_cli::escape;
+
 use super::bytes;
 
 use crate::show::{Overview, TaskView};
@@ -9,11 +11,12 @@ use crate::show::{Overview, TaskView};
 /// The whole overview: image header, memory and storage, then each task.
 pub fn overview(o: &Overview) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "image        {}", o.image);
+    let _ = writeln!(s, "image        {}", escape(&o.image));
     let _ = writeln!(
         s,
         "format       {}   written by {}",
-        o.format_version, o.tool_version
+        o.format_version,
+        escape(&o.tool_version)
     );
     let _ = writeln!(
         s,
@@ -29,7 +32,11 @@ pub fn overview(o: &Overview) -> String {
         o.task_zero
     );
     let opt = &o.options;
-    let mut extra: Vec<String> = opt.extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut extra: Vec<String> = opt
+        .extra
+        .iter()
+        .map(|(k, v)| escape(&format!("{k}={v}")).into_owned())
+        .collect();
     extra.insert(0, format!("timeout {} ms", opt.timeout_ms));
     let _ = writeln!(
         s,
@@ -52,16 +59,22 @@ pub fn overview(o: &Overview) -> String {
     } else {
         let _ = writeln!(s, "parent chain (nearest first)");
         for (i, l) in o.parent_chain.iter().enumerate() {
-            let _ = writeln!(s, "  {}. {}  manifest {}", i + 1, l.path, l.manifest_digest);
+            let _ = writeln!(
+                s,
+                "  {}. {}  manifest {}",
+                i + 1,
+                escape(&l.path),
+                l.manifest_digest
+            );
         }
     }
     let _ = writeln!(s, "checkpoint set");
     for m in &o.checkpoint_set {
         let role = match &m.service_id {
-            Some(id) => format!("{} (service {id})", m.role),
+            Some(id) => format!("{} (service {})", m.role, escape(id)),
             None => m.role.to_string(),
         };
-        let _ = writeln!(s, "  task {:<6} {:<16} {role}", m.task_id, m.name);
+        let _ = writeln!(s, "  task {:<6} {:<16} {role}", m.task_id, escape(&m.name));
     }
     let b = &o.bytes;
     let _ = writeln!(
@@ -92,9 +105,12 @@ fn task(s: &mut String, t: &TaskView) {
     let _ = writeln!(
         s,
         "task {} \"{}\"  args {:?}  cwd {}",
-        t.task_id, t.name, t.args, t.cwd
+        t.task_id,
+        escape(&t.name),
+        t.args,
+        escape(&t.cwd)
     );
-    let _ = writeln!(s, "  module     {}", t.module.text());
+    let _ = writeln!(s, "  module     {}", escape(&t.module.text()));
     let _ = writeln!(s, "  threads ({})", t.threads.len());
     for th in &t.threads {
         let at = match th.innermost {
@@ -106,7 +122,7 @@ fn task(s: &mut String, t: &TaskView) {
             th.thread_id, th.suspension, th.frames, th.syscall, th.fuel_left
         );
         if !th.suspension_detail.is_empty() {
-            let _ = write!(line, ", {}", th.suspension_detail);
+            let _ = write!(line, ", {}", escape(&th.suspension_detail));
         }
         if let Some(c) = th.active_sync_call {
             let _ = write!(line, ", awaits sync call {c}");
@@ -123,9 +139,15 @@ fn task(s: &mut String, t: &TaskView) {
         let sharing: Vec<String> = a
             .sharing
             .iter()
-            .map(|s| format!("shared with {} at {:#x}", s.with, s.base))
+            .map(|s| {
+                format!(
+                    "shared with {} at {:#x}",
+                    escape(&s.with.to_string()),
+                    s.base
+                )
+            })
             .collect();
-        let mut tail = a.backing.clone();
+        let mut tail = a.backing.text();
         if !sharing.is_empty() {
             let _ = write!(tail, "; {}", sharing.join(", "));
         }
@@ -142,11 +164,11 @@ fn task(s: &mut String, t: &TaskView) {
     }
     let _ = writeln!(s, "  phones ({} slots)", t.phones.len());
     for p in &t.phones {
-        let _ = writeln!(s, "    {:<4} {}", p.phone, p.text());
+        let _ = writeln!(s, "    {:<4} {}", p.phone, escape(&p.text()));
     }
     let _ = writeln!(s, "  pending calls ({})", t.calls.len());
     for c in &t.calls {
-        let _ = writeln!(s, "    {}", c.text());
+        let _ = writeln!(s, "    {}", escape(&c.text()));
     }
     let blobs: usize = t.coop_blobs.values().map(Vec::len).sum();
     let _ = writeln!(s, "  cooperative blobs ({blobs})");
@@ -155,7 +177,7 @@ fn task(s: &mut String, t: &TaskView) {
             .iter()
             .map(|b| format!("phone {}: {} B", b.connection, b.len))
             .collect();
-        let _ = writeln!(s, "    {service}: {}", conns.join(", "));
+        let _ = writeln!(s, "    {}: {}", escape(service), conns.join(", "));
     }
     if !t.file_backups.is_empty() {
         let _ = writeln!(s, "  files ({})", t.file_backups.len());
@@ -163,7 +185,7 @@ fn task(s: &mut String, t: &TaskView) {
             let _ = writeln!(
                 s,
                 "    {}  {}, {} B, {}",
-                f.path,
+                escape(&f.path),
                 f.policy,
                 f.size,
                 if f.stored {
@@ -181,7 +203,7 @@ fn task(s: &mut String, t: &TaskView) {
         Some(k) => {
             let _ = writeln!(s, "  kernel state {}", k.counters_text());
             for (key, text) in k.entries().into_iter().skip(1) {
-                let _ = writeln!(s, "    {key:<32} {text}");
+                let _ = writeln!(s, "    {key:<32} {}", escape(&text));
             }
         }
     }
@@ -189,7 +211,7 @@ fn task(s: &mut String, t: &TaskView) {
         let ids: Vec<String> = t
             .id_view
             .iter()
-            .map(|i| format!("{} -> {}", i.seen, i.refers_to))
+            .map(|i| format!("{} -> {}", i.seen, escape(&i.refers_to.to_string())))
             .collect();
         let _ = writeln!(s, "  id view    {}", ids.join(", "));
     }
