@@ -1,3 +1,14 @@
-//! Spartan's system services as native tasks (naming service, VFS, console,
-//! loader, checkpointer) and the `spartan` command. Built by the services
-//! issue; empty until then.
+//! Spartan's system services as native tasks, built on the kernel's
+//! native task API (`spartan_kernel::task::native`): each is a
+//! [`NativeProgram`](spartan_kernel::sched::sim::NativeProgram) the fuel
+//! scheduler runs in the same round robin as guest threads, and each is a
+//! cooperative task named in images by its persistent service id.
+//!
+//! - [`ns`]: the naming service (registration under service numbers and
+//!   persistent ids, connections to services).
+//!
+//! Still to come (the services issue): the cooperation framework, the
+//! console, the VFS, the loader, the checkpointer and the `spartan`
+//! command.
+
+pub mod ns;

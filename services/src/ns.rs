@@ -1,0 +1,248 @@
+//! The naming service (thesis 3.4.3, 4.4.6): who provides which service,
+//! and connections to them.
+//!
+//! Every task the system starts has phone 0 connected to the naming
+//! service. A service registers by sending `IPC_M_CONNECT_TO_ME` to it
+//! with ARG1 = its *service number*: the naming service gets a phone to the
+//! service's answerbox. A client asks for a connection by sending
+//! `IPC_M_CONNECT_ME_TO` with ARG1 = the number; the naming service
+//! forwards the call unchanged to the service, whose answer gives the
+//! client its new phone (`kernel/ABI.md`, "System services"). A request
+//! for a service that has not registered yet waits until it does (a
+//! service started after its clients is found).
+//!
+//! Service numbers are what guests name; *persistent service ids* are what
+//! images name ([`TaskPolicy::Cooperative`]'s `service_id`: the same after
+//! a reboot or on another machine, never a task id). Only a cooperative
+//! task may register, under the number its persistent id has in
+//! [`WELL_KNOWN`], or under a number from [`FIRST_USER_SERVICE`] on for
+//! services outside that table. One number has one provider: a second
+//! registration while the first provider lives is refused (`EREFUSED`;
+//! the duplicate server issue of thesis 4.5 is the checkpointer's to
+//! resolve, by killing or replacing). A provider that has ended is
+//! replaced by the next registration.
+//!
+//! The naming service is itself cooperative (persistent id
+//! [`NS_SERVICE_ID`]), so a restored task's phone 0 reconnects to the
+//! naming service of the system it is restored into.
+
+use std::collections::BTreeMap;
+use std::task::Poll;
+
+use spartan_kernel::ipc::method::{IPC_M_CONNECT_ME_TO, IPC_M_CONNECT_TO_ME, IPC_M_PHONE_HUNGUP};
+use spartan_kernel::ipc::{EOK, Errno, Event, PhoneId, RxCallId};
+use spartan_kernel::kernel::Kernel;
+use spartan_kernel::sched::sim::{NativeProgram, Step};
+use spartan_kernel::syscall::FOREVER;
+use spartan_kernel::task::native::{NativeError, NativeTask};
+use spartan_kernel::task::{TaskId, TaskPolicy, ThreadId};
+
+/// Persistent service id of the naming service.
+pub const NS_SERVICE_ID: &str = "spartan.ns";
+
+/// Service numbers of the system's services and their persistent ids.
+pub const WELL_KNOWN: &[(u64, &str)] = &[
+    (1, "spartan.vfs"),
+    (2, "spartan.console"),
+    (3, "spartan.loader"),
+    (4, "spartan.checkpointer"),
+];
+
+/// First number free for services outside [`WELL_KNOWN`].
+pub const FIRST_USER_SERVICE: u64 = 1024;
+
+/// Events the naming service handles in one step at most (then it lets
+/// others run; the scheduler steps it again while it is runnable).
+const EVENTS_PER_STEP: usize = 64;
+
+/// One registered provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// The provider's persistent service id.
+    pub service_id: String,
+    /// The provider (kernel id).
+    pub task: TaskId,
+    /// The naming service's phone to it.
+    pub phone: PhoneId,
+}
+
+/// The naming service, a native program.
+pub struct NamingService {
+    me: NativeTask,
+    registered: BTreeMap<u64, Registration>,
+    /// Connection requests for numbers nobody provides yet, oldest first.
+    waiting: BTreeMap<u64, Vec<RxCallId>>,
+}
+
+/// Why a registration was refused.
+fn refusal(
+    k: &Kernel,
+    number: u64,
+    provider: TaskId,
+    taken: Option<&Registration>,
+) -> Option<Errno> {
+    let service_id = match k.task(provider).map(|t| &t.policy) {
+        Some(TaskPolicy::Cooperative { service_id }) => service_id,
+        _ => return Some(Errno::Refused),
+    };
+    let allowed = match WELL_KNOWN.iter().find(|(n, _)| *n == number) {
+        Some((_, id)) => id == service_id,
+        None => number >= FIRST_USER_SERVICE,
+    };
+    if !allowed {
+        return Some(Errno::Refused);
+    }
+    match taken {
+        Some(r) if k.task(r.task).is_some() => Some(Errno::Refused),
+        _ => None,
+    }
+}
+
+impl NamingService {
+    /// Starts the naming service: a new cooperative native task.
+    pub fn spawn(k: &mut Kernel) -> NamingService {
+        let me = k.spawn_native(
+            "ns",
+            TaskPolicy::Cooperative {
+                service_id: NS_SERVICE_ID.into(),
+            },
+        );
+        NamingService {
+            me,
+            registered: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+        }
+    }
+
+    /// The naming service's task.
+    pub fn task(&self) -> TaskId {
+        self.me.id()
+    }
+
+    /// Who provides service `number`, if anyone registered it.
+    pub fn provider(&self, number: u64) -> Option<&Registration> {
+        self.registered.get(&number)
+    }
+
+    /// Connects a new phone of `task` to the naming service (what the
+    /// system does for every task it starts: phone 0 when it is the
+    /// task's first).
+    pub fn connect(&self, k: &mut Kernel, task: TaskId) -> Result<PhoneId, NativeError> {
+        Ok(k.connect_phone(task, self.me.id())?)
+    }
+
+    fn handle(&mut self, k: &mut Kernel, ev: Event) -> Result<(), NativeError> {
+        let Event::Call {
+            rx_id,
+            sender,
+            method,
+            args,
+            ..
+        } = ev
+        else {
+            // Answers and notifications: the naming service sends no calls.
+            return Ok(());
+        };
+        let number = args[0];
+        match method {
+            IPC_M_CONNECT_TO_ME => {
+                let provider = k.task_meant_by(self.me.id(), sender.0);
+                if let Some(e) = refusal(k, number, provider, self.registered.get(&number)) {
+                    return self.me.answer(k, rx_id, e.retval(), [0; 5]);
+                }
+                let Ok(slot) = u32::try_from(args[4]) else {
+                    return self.me.answer(k, rx_id, Errno::Invalid.retval(), [0; 5]);
+                };
+                let service_id = match &k.task(provider).map(|t| t.policy.clone()) {
+                    Some(TaskPolicy::Cooperative { service_id }) => service_id.clone(),
+                    _ => unreachable!("refusal() checked the policy"),
+                };
+                // Answer first: an error answer would close the new phone.
+                self.me.answer(k, rx_id, EOK, [0; 5])?;
+                if let Some(old) = self.registered.insert(
+                    number,
+                    Registration {
+                        service_id,
+                        task: provider,
+                        phone: PhoneId(slot),
+                    },
+                ) {
+                    // The old provider has ended: its phone is slammed.
+                    let _ = self.me.hangup(k, old.phone);
+                }
+                for call in self.waiting.remove(&number).unwrap_or_default() {
+                    self.route(k, call, number)?;
+                }
+                Ok(())
+            }
+            IPC_M_CONNECT_ME_TO => {
+                let known =
+                    WELL_KNOWN.iter().any(|(n, _)| *n == number) || number >= FIRST_USER_SERVICE;
+                if !known {
+                    return self.me.answer(k, rx_id, Errno::NoEntry.retval(), [0; 5]);
+                }
+                if self.registered.contains_key(&number) {
+                    self.route(k, rx_id, number)
+                } else {
+                    self.waiting.entry(number).or_default().push(rx_id);
+                    Ok(())
+                }
+            }
+            // A client that hung up its phone to us: nothing to clean up
+            // (connection requests are answered or forwarded at once, or
+            // wait for their service, which answers them).
+            IPC_M_PHONE_HUNGUP => Ok(()),
+            _ => self
+                .me
+                .answer(k, rx_id, Errno::NotSupported.retval(), [0; 5]),
+        }
+    }
+
+    /// Forwards a connection request to the provider of `number`; if the
+    /// provider has ended, the registration goes and the request waits for
+    /// the next provider.
+    fn route(&mut self, k: &mut Kernel, call: RxCallId, number: u64) -> Result<(), NativeError> {
+        let Some(r) = self.registered.get(&number) else {
+            self.waiting.entry(number).or_default().push(call);
+            return Ok(());
+        };
+        let phone = r.phone;
+        match self.me.forward(k, call, phone, 0, 0, 0, true) {
+            Ok(()) => Ok(()),
+            // The kernel answered the request with the error (a slammed
+            // phone: the provider ended).
+            Err(NativeError::Errno(Errno::Hangup)) => {
+                self.registered.remove(&number);
+                let _ = self.me.hangup(k, phone);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl NativeProgram for NamingService {
+    fn thread(&self) -> ThreadId {
+        self.me.thread()
+    }
+
+    fn step(&mut self, k: &mut Kernel) -> Step {
+        for _ in 0..EVENTS_PER_STEP {
+            match self.me.wait(k, FOREVER) {
+                Ok(Poll::Pending) => return Step::Continue,
+                Ok(Poll::Ready(ev)) => {
+                    if let Err(e) = self.handle(k, ev) {
+                        let _ = self.me.log(k, &format!("ns: {e}"));
+                    }
+                }
+                // Our own task ended (killed): nothing more to serve.
+                Err(_) if k.task(self.me.id()).is_none() => return Step::Done,
+                Err(e) => {
+                    let _ = self.me.log(k, &format!("ns: wait: {e}"));
+                    return Step::Continue;
+                }
+            }
+        }
+        Step::Continue
+    }
+}
