@@ -2,12 +2,75 @@
 //! refuses a record breaking any of them) and `validate` (which reports
 //! every breach). Each problem names the file and the field.
 
-use crate::limits::{ADDRESS_SPACE_SIZE, MAX_CHUNK_PAGES, PAGE_SIZE};
+use crate::limits::{
+    ADDRESS_SPACE_SIZE, MAX_CHUNK_PAGES, MAX_CHUNKS, MAX_IMAGE_PAGE_CONTENT, MAX_OBJECTS,
+    MAX_PARENT_PATH, MAX_SET_MEMBERS, PAGE_SIZE,
+};
 use crate::object::{MANIFEST_PATH, valid_object_path};
 use crate::records::*;
 use crate::version::{FORMAT_1_0, FORMAT_VERSION};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+/// What the rules of task records look up in their manifest for each
+/// element (the module, each file backup), and the reader for each task:
+/// sorted maps built once per manifest, so that checking is `n log n` in
+/// the sizes of the record and the manifest, never `n * m`.
+pub(crate) struct ManifestIndex {
+    /// Path of each listed object -> its index in `objects`.
+    pub objects: BTreeMap<String, usize>,
+    /// Ids of the checkpointable members.
+    pub checkpointable: BTreeSet<u64>,
+}
+
+impl ManifestIndex {
+    pub(crate) fn new(m: &Manifest) -> ManifestIndex {
+        ManifestIndex {
+            objects: m
+                .objects
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (o.path.clone(), i))
+                .collect(),
+            checkpointable: m
+                .checkpoint_set
+                .iter()
+                .filter(|s| s.role == Role::Checkpointable)
+                .map(|s| s.task_id)
+                .collect(),
+        }
+    }
+}
+
+/// Content of the image's local chunks together (`4096 * pages` each), as
+/// the chunk table declares it: what reading every page costs.
+pub(crate) fn page_content(m: &Manifest) -> u64 {
+    m.chunks
+        .iter()
+        .filter(|c| c.home.is_local())
+        .map(|c| u64::from(c.pages) * PAGE_SIZE as u64)
+        .fold(0, u64::saturating_add)
+}
+
+/// Why `path` is not an acceptable `parent.path` (FORMAT.md section 4),
+/// if it is not: a non-empty path of at most [`MAX_PARENT_PATH`] bytes,
+/// relative or absolute, without NUL, empty or `.` components.
+pub(crate) fn parent_path_fault(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        return Some("is empty");
+    }
+    if path.len() > MAX_PARENT_PATH {
+        return Some("is longer than 4096 bytes");
+    }
+    if path.contains('\0') {
+        return Some("contains a NUL byte");
+    }
+    let rel = path.strip_prefix('/').unwrap_or(path);
+    if rel.split('/').any(|c| c.is_empty() || c == ".") {
+        return Some("has an empty or `.` component");
+    }
+    None
+}
 
 /// One problem found in an image.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,6 +118,34 @@ pub(crate) fn manifest(m: &Manifest, out: &mut Vec<Problem>) {
                 m.format_version
             ),
         );
+    }
+    // The image's budget (FORMAT.md section 9): what checking the rest
+    // may cost, known from the manifest alone.
+    for (field, count, limit) in [
+        ("checkpoint_set", m.checkpoint_set.len(), MAX_SET_MEMBERS),
+        ("objects", m.objects.len(), MAX_OBJECTS),
+        ("chunks", m.chunks.len(), MAX_CHUNKS),
+    ] {
+        if count > limit {
+            p.push(
+                field,
+                format!("{count} entries, more than the limit of {limit}"),
+            );
+        }
+    }
+    let pages = page_content(m);
+    if pages > MAX_IMAGE_PAGE_CONTENT {
+        p.push(
+            "chunks",
+            format!(
+                "local chunks hold {pages} bytes of pages, more than the image's limit of {MAX_IMAGE_PAGE_CONTENT}"
+            ),
+        );
+    }
+    if let Some(pref) = &m.parent
+        && let Some(fault) = parent_path_fault(&pref.path)
+    {
+        p.push("parent.path", format!("{:?} {fault}", pref.path));
     }
     let mut ids = BTreeSet::new();
     for (i, s) in m.checkpoint_set.iter().enumerate() {
@@ -144,7 +235,13 @@ pub(crate) fn manifest(m: &Manifest, out: &mut Vec<Problem>) {
 }
 
 /// Rules of one task record, given its manifest.
-pub(crate) fn task(t: &TaskRecord, file: &str, m: &Manifest, out: &mut Vec<Problem>) {
+pub(crate) fn task(
+    t: &TaskRecord,
+    file: &str,
+    m: &Manifest,
+    index: &ManifestIndex,
+    out: &mut Vec<Problem>,
+) {
     let mut p = Problems {
         file: file.to_string(),
         out,
@@ -157,7 +254,7 @@ pub(crate) fn task(t: &TaskRecord, file: &str, m: &Manifest, out: &mut Vec<Probl
     }
     if let ModuleRef::Embedded { sha256, .. } = &t.meta.module {
         let path = crate::object::module_path(sha256);
-        if !m.objects.iter().any(|o| o.path == path) {
+        if !index.objects.contains_key(&path) {
             p.push(
                 "meta.module",
                 format!("embedded module {path} is not in the manifest"),
@@ -238,6 +335,13 @@ pub(crate) fn task(t: &TaskRecord, file: &str, m: &Manifest, out: &mut Vec<Probl
             }
         }
     }
+    let thread_ids: BTreeSet<u64> = t.threads.iter().map(|th| th.thread_id).collect();
+    let sync_calls: BTreeSet<u64> = t
+        .calls
+        .iter()
+        .filter(|c| c.queue == CallQueue::Synchronous)
+        .map(|c| c.sender_side_id)
+        .collect();
     for (i, c) in t.calls.iter().enumerate() {
         if let Some(ph) = c.phone {
             let ok = matches!(t.phones.get(ph as usize), Some(PhoneSlot::Connected(_)));
@@ -252,7 +356,7 @@ pub(crate) fn task(t: &TaskRecord, file: &str, m: &Manifest, out: &mut Vec<Probl
         }
         if c.queue == CallQueue::Synchronous {
             match c.thread {
-                Some(th) if t.threads.iter().any(|x| x.thread_id == th) => {}
+                Some(th) if thread_ids.contains(&th) => {}
                 _ => p.push(
                     format!("calls[{i}].thread"),
                     "synchronous call without a thread of this task",
@@ -262,10 +366,7 @@ pub(crate) fn task(t: &TaskRecord, file: &str, m: &Manifest, out: &mut Vec<Probl
     }
     for (i, th) in t.threads.iter().enumerate() {
         if let Some(id) = th.active_sync_call
-            && !t
-                .calls
-                .iter()
-                .any(|c| c.queue == CallQueue::Synchronous && c.sender_side_id == id)
+            && !sync_calls.contains(&id)
         {
             p.push(
                 format!("threads[{i}].active_sync_call"),
@@ -287,7 +388,7 @@ pub(crate) fn task(t: &TaskRecord, file: &str, m: &Manifest, out: &mut Vec<Probl
     for (i, fb) in t.file_backups.iter().enumerate() {
         if fb.stored {
             let path = crate::object::file_backup_path(&fb.sha256);
-            if !m.objects.iter().any(|o| o.path == path) {
+            if !index.objects.contains_key(&path) {
                 p.push(
                     format!("file_backups[{i}].sha256"),
                     format!("{path} is not in the manifest"),

@@ -1,13 +1,22 @@
 //! The two containers of an image: a directory, or a tar file with the same
 //! relative paths. Reading side only; writing is in [`crate::sink`].
+//!
+//! A directory image is a tree of regular files and directories and
+//! nothing else. Every file is checked with `lstat` before it is opened (so
+//! no device is ever opened), opened without following a symbolic link
+//! (`O_NOFOLLOW`) and without blocking (`O_NONBLOCK`, so a FIFO cannot hang
+//! the open), every directory on the way to it is checked to be a real
+//! directory, and the opened handle (`fstat`, not the path) must be a
+//! regular file, whose size is taken from that handle. Anything else is
+//! [`Error::NotRegular`], naming the path inside the image.
 
 use crate::error::{Error, ObjectError, Result};
 use crate::header::HEADER_LEN;
 use crate::limits::MAX_TAR_ENTRIES;
 use std::collections::BTreeMap;
-use std::fs::File;
+use std::fs::{File, FileType, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Where the files of an opened image come from.
@@ -31,15 +40,132 @@ pub(crate) fn valid_member_name(name: &str) -> bool {
         })
 }
 
+/// Whether a symbolic link as the last component of an image's path is
+/// followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Follow {
+    /// Followed: a path the user named.
+    Yes,
+    /// Refused: a path an image named (a parent reference).
+    No,
+}
+
+/// What an image path must be.
+const AN_IMAGE: &str = "an image (a directory or a tar file)";
+
+/// Opens `path` for reading without blocking (a FIFO opens at once and is
+/// then refused by its type) and, with [`Follow::No`], without following a
+/// symbolic link in its last component (`ELOOP`).
+fn open_nonblocking(path: &Path, follow: Follow) -> std::io::Result<File> {
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    if follow == Follow::No {
+        flags |= libc::O_NOFOLLOW;
+    }
+    OpenOptions::new().read(true).custom_flags(flags).open(path)
+}
+
+/// A file type in words, for [`Error::NotRegular`].
+fn describe(ft: FileType) -> &'static str {
+    if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_dir() {
+        "a directory"
+    } else if ft.is_file() {
+        "a regular file"
+    } else {
+        "a special file"
+    }
+}
+
+/// The error for opening or `lstat`ing `path` (named `file` in messages)
+/// failing with `e`.
+fn open_error(file: &str, path: &Path, expected: &'static str, e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => Error::NotRegular {
+            file: file.to_string(),
+            found: "a symbolic link",
+            expected,
+        },
+        _ if e.kind() == std::io::ErrorKind::NotFound => Error::Missing {
+            file: file.to_string(),
+        },
+        _ => Error::io(path, e),
+    }
+}
+
+/// Opens file `name` of the directory image at `dir` (see the module
+/// doc) and returns it with its size, taken from the handle.
+fn open_member(dir: &Path, name: &str) -> Result<(File, u64)> {
+    if !valid_member_name(name) {
+        return Err(Error::invalid(name, "-", "not a relative image path"));
+    }
+    let mut at = dir.to_path_buf();
+    let mut inside = String::new();
+    let mut parts = name.split('/').peekable();
+    while let Some(c) = parts.next() {
+        if !inside.is_empty() {
+            inside.push('/');
+        }
+        inside.push_str(c);
+        at.push(c);
+        let last = parts.peek().is_none();
+        let expected = if last {
+            "a regular file"
+        } else {
+            "a directory"
+        };
+        let meta =
+            std::fs::symlink_metadata(&at).map_err(|e| open_error(name, &at, expected, e))?;
+        let ok = if last { meta.is_file() } else { meta.is_dir() };
+        if !ok {
+            return Err(Error::NotRegular {
+                file: inside,
+                found: describe(meta.file_type()),
+                expected,
+            });
+        }
+    }
+    let f = open_nonblocking(&at, Follow::No)
+        .map_err(|e| open_error(name, &at, "a regular file", e))?;
+    let meta = f.metadata().map_err(|e| Error::io(&at, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotRegular {
+            file: name.to_string(),
+            found: describe(meta.file_type()),
+            expected: "a regular file",
+        });
+    }
+    Ok((f, meta.len()))
+}
+
 impl Source {
-    /// Opens a directory image or a tar image (anything that is not a
-    /// directory is read as tar).
-    pub(crate) fn open(path: &Path) -> Result<Source> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    /// Opens a directory image or a tar image (a regular file is read as
+    /// tar; anything but a directory or a regular file is refused, and a
+    /// FIFO cannot block the open). `follow` says whether a symbolic link
+    /// as `path`'s last component is followed.
+    pub(crate) fn open(path: &Path, follow: Follow) -> Result<Source> {
+        let name = path.display().to_string();
+        let file =
+            open_nonblocking(path, follow).map_err(|e| open_error(&name, path, AN_IMAGE, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
             return Ok(Source::Dir(path.to_path_buf()));
         }
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() {
+            return Err(Error::NotRegular {
+                file: name,
+                found: describe(meta.file_type()),
+                expected: AN_IMAGE,
+            });
+        }
         let index = tar_index(path, &file)?;
         Ok(Source::Tar {
             path: path.to_path_buf(),
@@ -79,16 +205,7 @@ impl Source {
         match self {
             Source::Dir(dir) => {
                 let p = dir.join(name);
-                let mut f = match File::open(&p) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(Error::Missing {
-                            file: name.to_string(),
-                        });
-                    }
-                    Err(e) => return Err(Error::io(p, e)),
-                };
-                let size = f.metadata().map_err(|e| Error::io(&p, e))?.len();
+                let (mut f, size) = open_member(dir, name)?;
                 if size > cap {
                     return Err(too_long(size));
                 }
@@ -116,6 +233,28 @@ impl Source {
                 Ok(())
             }
         }
+    }
+
+    /// The first `n` bytes of file `name` (fewer if it is shorter).
+    pub(crate) fn read_prefix(&self, name: &str, n: usize) -> Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(n);
+        match self {
+            Source::Dir(dir) => {
+                let (f, _) = open_member(dir, name)?;
+                f.take(n as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| Error::io(dir.join(name), e))?;
+            }
+            Source::Tar { path, file, index } => {
+                let &(offset, size) = index.get(name).ok_or_else(|| Error::Missing {
+                    file: name.to_string(),
+                })?;
+                buf.resize(size.min(n as u64) as usize, 0);
+                file.read_exact_at(&mut buf, offset)
+                    .map_err(|e| Error::io(path, e))?;
+            }
+        }
+        Ok(buf)
     }
 
     /// Every file in the image, sorted.
@@ -164,14 +303,22 @@ fn tar_index(path: &Path, file: &File) -> Result<BTreeMap<String, (u64, u64)>> {
     for entry in entries {
         let entry = entry.map_err(|e| bad(e.to_string()))?;
         let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            continue;
-        }
         let name = entry.path().map_err(|e| bad(e.to_string()))?;
         let name = name
             .to_str()
             .ok_or_else(|| bad("member name is not UTF-8".into()))?;
         let name = name.strip_prefix("./").unwrap_or(name).to_string();
+        if kind.is_dir() {
+            // Ignored, but named like every other member (the archive's
+            // root `./` aside).
+            let dir = name.strip_suffix('/').unwrap_or(&name);
+            if !dir.is_empty() && dir != "." && !valid_member_name(dir) {
+                return Err(bad(format!(
+                    "directory member name {name:?} is not a relative image path"
+                )));
+            }
+            continue;
+        }
         if !kind.is_file() {
             return Err(bad(format!("member {name:?} is not a regular file")));
         }

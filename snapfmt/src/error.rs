@@ -94,6 +94,16 @@ pub enum Error {
         field: String,
         message: String,
     },
+    /// A path of the image is not what the image may hold there: a
+    /// symbolic link, a FIFO, a device or a socket where a regular file
+    /// (or, on the way to one, a directory) belongs. Readers never follow
+    /// links or open special files inside an image.
+    #[error("{file}: is {found}, where {expected} belongs")]
+    NotRegular {
+        file: String,
+        found: &'static str,
+        expected: &'static str,
+    },
     /// An operating-system error on a path.
     #[error("{path}: {source}")]
     Io {

@@ -43,3 +43,22 @@ pub const ADDRESS_SPACE_SIZE: u64 = 1 << 32;
 pub const MAX_PARENT_DEPTH: usize = 64;
 /// Most entries in a tar image.
 pub const MAX_TAR_ENTRIES: usize = 1 << 22;
+
+// The budget of one image (FORMAT.md section 9): whatever its files
+// claim, checking an image costs at most what these allow, on top of the
+// per-file limits above.
+
+/// Most members of a checkpoint set.
+pub const MAX_SET_MEMBERS: usize = 1 << 16;
+/// Most entries in a manifest's object list.
+pub const MAX_OBJECTS: usize = 1 << 20;
+/// Most entries in a manifest's chunk table.
+pub const MAX_CHUNKS: usize = 1 << 20;
+/// Most content of an image's local chunks together (64 GiB of pages).
+pub const MAX_IMAGE_PAGE_CONTENT: u64 = 64 << 30;
+/// Most content of an image's objects together (task and kernel state
+/// records, modules, file backups; 4 GiB), as their headers declare it:
+/// checked before any of them is decompressed.
+pub const MAX_IMAGE_OBJECT_CONTENT: u64 = 4 << 30;
+/// Most bytes in a manifest's `parent.path`.
+pub const MAX_PARENT_PATH: usize = 4096;

@@ -227,6 +227,98 @@ pub fn unpack_into(header: &ObjectHeader, body: &[u8], out: &mut [u8]) -> Result
     Ok(())
 }
 
+/// The SHA-256 and length of a checked body's content, decompressed a
+/// block at a time (memory: one block, whatever the content's size). The
+/// content must be exactly the size the frame declares (within the kind's
+/// limit), in one frame with nothing after it.
+pub fn content_digest(header: &ObjectHeader, body: &[u8]) -> Result<(Digest, u64), ObjectError> {
+    use sha2::Digest as _;
+    use std::io::Read;
+    let size = content_len(header, body)?;
+    if header.flags & FLAG_ZSTD == 0 {
+        return Ok((Digest::of(body), size));
+    }
+    let bad = |e: std::io::Error| ObjectError::Decompress(e.to_string());
+    let mut frame = zstd::stream::read::Decoder::with_buffer(body)
+        .map_err(bad)?
+        .single_frame();
+    let mut hasher = sha2::Sha256::new();
+    let mut block = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = frame.read(&mut block).map_err(bad)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > size {
+            return Err(ObjectError::Decompress(format!(
+                "frame declares {size} bytes but holds more"
+            )));
+        }
+        hasher.update(&block[..n]);
+    }
+    if total != size {
+        return Err(ObjectError::Decompress(format!(
+            "frame declares {size} bytes but holds {total}"
+        )));
+    }
+    let rest = frame.finish();
+    if !rest.is_empty() {
+        return Err(ObjectError::Decompress(format!(
+            "{} bytes after the frame",
+            rest.len()
+        )));
+    }
+    Ok((Digest(hasher.finalize().into()), size))
+}
+
+/// Bytes of a file enough for [`declared_content`]: the header and the
+/// longest zstd frame header.
+pub const DECLARATION_LEN: usize = HEADER_LEN + 18;
+
+/// The content size the first bytes of a file of `kind` declare (the
+/// header's `body_len`, or its zstd frame's content size), checked against
+/// the kind's limit, without reading or checking the rest: what an image's
+/// budget is charged before anything is decompressed. Only a refusal is
+/// trusted; the size is verified when the file is unpacked.
+pub fn declared_content(prefix: &[u8], kind: ObjectKind) -> Result<u64, ObjectError> {
+    let header = ObjectHeader::parse(prefix)?;
+    if header.kind != kind {
+        return Err(ObjectError::WrongKind {
+            found: header.kind.name(),
+            expected: kind.name(),
+        });
+    }
+    let limit = stored_limit(kind);
+    if header.body_len > limit {
+        return Err(ObjectError::TooLong {
+            declared: header.body_len,
+            limit,
+        });
+    }
+    if header.flags & FLAG_ZSTD == 0 {
+        return Ok(header.body_len);
+    }
+    content_len(&header, &prefix[HEADER_LEN..])
+}
+
+/// The kind of object a listed path holds (`None` for a path the object
+/// list may not hold).
+pub fn kind_of_path(path: &str) -> Option<ObjectKind> {
+    if !valid_object_path(path) {
+        return None;
+    }
+    let kind = match path.rsplit('.').next() {
+        Some("spt") => ObjectKind::Task,
+        Some("spk") => ObjectKind::KernelState,
+        Some("spw") => ObjectKind::Module,
+        Some("spf") => ObjectKind::FileBackup,
+        _ => return None,
+    };
+    Some(kind)
+}
+
 /// Checks and unpacks a whole file: its content bytes.
 pub fn open_bytes(
     bytes: &[u8],

@@ -7,15 +7,15 @@
 //! decoded, its digest compared with the manifest's, and decoded records
 //! are checked against the rules of [`crate::check`] before use.
 
-use crate::check::{self, Problem};
-use crate::container::Source;
+use crate::check::{self, ManifestIndex, Problem};
+use crate::container::{Follow, Source};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::header::ObjectKind;
-use crate::limits::{MAX_PARENT_DEPTH, PAGE_SIZE};
+use crate::limits::{MAX_IMAGE_OBJECT_CONTENT, MAX_PARENT_DEPTH, PAGE_SIZE};
 use crate::object::{self, MANIFEST_PATH};
 use crate::records::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -75,6 +75,11 @@ pub struct Image {
     manifest_digest: Digest,
     /// Content digest -> index of the local chunk.
     local_chunks: BTreeMap<Digest, u32>,
+    /// Lookups into the manifest (objects by path, checkpointable ids).
+    index: ManifestIndex,
+    /// Objects whose content was charged to the image's budget
+    /// ([`MAX_IMAGE_OBJECT_CONTENT`]), and the total charged.
+    charged: Mutex<(BTreeSet<String>, u64)>,
     depth: usize,
     tasks: Mutex<BTreeMap<u64, Arc<TaskRecord>>>,
     kernel_states: Mutex<BTreeMap<u64, Arc<KernelTaskState>>>,
@@ -92,7 +97,7 @@ impl Image {
     }
 
     fn open_at_depth(path: &Path, depth: usize) -> Result<Image> {
-        let source = Source::open(path)?;
+        let source = Source::open(path, follow_at(depth))?;
         let bytes = source.read(MANIFEST_PATH, object::stored_limit(ObjectKind::Manifest))?;
         let (header, manifest): (_, Manifest) = object::open_record(&bytes, ObjectKind::Manifest)
             .map_err(|error| Error::Object {
@@ -130,9 +135,11 @@ impl Image {
             .collect();
         Image {
             source,
+            index: ManifestIndex::new(&manifest),
             manifest,
             manifest_digest,
             local_chunks,
+            charged: Mutex::new((BTreeSet::new(), 0)),
             depth,
             tasks: Mutex::new(BTreeMap::new()),
             kernel_states: Mutex::new(BTreeMap::new()),
@@ -159,6 +166,11 @@ impl Image {
         &self.manifest
     }
 
+    /// Lookups into the manifest.
+    pub(crate) fn index(&self) -> &ManifestIndex {
+        &self.index
+    }
+
     /// SHA-256 of the manifest body: the image's identity.
     pub fn manifest_digest(&self) -> Digest {
         self.manifest_digest
@@ -166,12 +178,7 @@ impl Image {
 
     /// Ids of the checkpointable tasks, ascending.
     pub fn task_ids(&self) -> Vec<u64> {
-        self.manifest
-            .checkpoint_set
-            .iter()
-            .filter(|m| m.role == Role::Checkpointable)
-            .map(|m| m.task_id)
-            .collect()
+        self.index.checkpointable.iter().copied().collect()
     }
 
     /// Every file in the container, sorted.
@@ -185,7 +192,7 @@ impl Image {
         if let Some(t) = self.tasks.lock().map_err(|_| poisoned())?.get(&task_id) {
             return Ok(Arc::clone(t));
         }
-        if !self.task_ids().contains(&task_id) {
+        if !self.index.checkpointable.contains(&task_id) {
             return Err(Error::NoSuchTask { task: task_id });
         }
         let path = object::task_path(task_id);
@@ -196,7 +203,7 @@ impl Image {
                 error,
             })?;
         let mut problems = Vec::new();
-        check::task(&record, &path, &self.manifest, &mut problems);
+        check::task(&record, &path, &self.manifest, &self.index, &mut problems);
         first_problem(problems)?;
         let record = Arc::new(record);
         self.tasks
@@ -219,11 +226,11 @@ impl Image {
         {
             return Ok(Some(Arc::clone(k)));
         }
-        if !self.task_ids().contains(&task_id) {
+        if !self.index.checkpointable.contains(&task_id) {
             return Err(Error::NoSuchTask { task: task_id });
         }
         let path = object::kernel_state_path(task_id);
-        if !self.manifest.objects.iter().any(|o| o.path == path) {
+        if !self.index.objects.contains_key(&path) {
             return Ok(None);
         }
         let record = self.task(task_id)?;
@@ -271,14 +278,46 @@ impl Image {
         Ok(content)
     }
 
+    /// The SHA-256 and length of the content of listed object `path`,
+    /// streamed through the decompressor (memory: the stored file and a
+    /// block, however large its content); what validation checks a module
+    /// or file backup by.
+    pub(crate) fn object_digest(&self, path: &str, kind: ObjectKind) -> Result<(Digest, u64)> {
+        let bytes = self.checked_object(path, kind)?;
+        let (header, body) = object::check(&bytes, kind).map_err(|error| Error::Object {
+            file: path.to_string(),
+            error,
+        })?;
+        object::content_digest(&header, body).map_err(|error| Error::Object {
+            file: path.to_string(),
+            error,
+        })
+    }
+
     /// Reads a file listed in the manifest's object list, checks it
     /// against the listing, and returns its unpacked content.
     pub(crate) fn read_object(&self, path: &str, kind: ObjectKind) -> Result<(Vec<u8>, Digest)> {
+        let bytes = self.checked_object(path, kind)?;
+        let (header, body) = object::check(&bytes, kind).map_err(|error| Error::Object {
+            file: path.to_string(),
+            error,
+        })?;
+        let content = object::unpack(&header, body).map_err(|error| Error::Object {
+            file: path.to_string(),
+            error,
+        })?;
+        Ok((content, header.checksum))
+    }
+
+    /// The bytes of listed object `path`: header and checksum checked,
+    /// equal to the listing, and its declared content charged to the
+    /// image's budget, all before anything is decompressed.
+    fn checked_object(&self, path: &str, kind: ObjectKind) -> Result<Vec<u8>> {
         let entry = self
-            .manifest
+            .index
             .objects
-            .iter()
-            .find(|o| o.path == path)
+            .get(path)
+            .and_then(|&i| self.manifest.objects.get(i))
             .ok_or_else(|| {
                 Error::invalid(MANIFEST_PATH, "objects", format!("{path} is not listed"))
             })?;
@@ -295,8 +334,56 @@ impl Image {
                 format!("differs from the manifest's entry ({})", entry.body_digest),
             ));
         }
-        let content = object::unpack(&header, body).map_err(obj_err)?;
-        Ok((content, header.checksum))
+        let declared = object::content_len(&header, body).map_err(obj_err)?;
+        self.charge(path, declared)?;
+        Ok(bytes)
+    }
+
+    /// Charges `len` bytes of content of object `path` to the image's
+    /// budget (once per object, however often it is read).
+    fn charge(&self, path: &str, len: u64) -> Result<()> {
+        let mut charged = self.charged.lock().map_err(|_| poisoned())?;
+        if charged.0.contains(path) {
+            return Ok(());
+        }
+        let total = charged.1.saturating_add(len);
+        if total > MAX_IMAGE_OBJECT_CONTENT {
+            return Err(Error::invalid(
+                path,
+                "content",
+                format!(
+                    "{len} bytes, past the limit of {MAX_IMAGE_OBJECT_CONTENT} bytes of object content per image ({} charged before)",
+                    charged.1
+                ),
+            ));
+        }
+        charged.0.insert(path.to_string());
+        charged.1 = total;
+        Ok(())
+    }
+
+    /// The content size each listed object's first bytes declare (see
+    /// [`object::declared_content`]), in listing order: what validation
+    /// checks against the image's budget before decompressing anything.
+    pub(crate) fn declared_contents(&self) -> Vec<(usize, Result<u64>)> {
+        self.manifest
+            .objects
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| {
+                let kind = object::kind_of_path(&o.path)?;
+                let r = self
+                    .source
+                    .read_prefix(&o.path, object::DECLARATION_LEN)
+                    .and_then(|prefix| {
+                        object::declared_content(&prefix, kind).map_err(|error| Error::Object {
+                            file: o.path.clone(),
+                            error,
+                        })
+                    });
+                Some((i, r))
+            })
+            .collect()
     }
 
     /// The parent image of an incremental image (opened on first use and
@@ -787,6 +874,12 @@ fn address_matches(entry: &ChunkEntry, actual: Digest) -> Result<()> {
         "content",
         format!("has address {actual}"),
     ))
+}
+
+/// Whether the image at `depth` of a chain is opened through a symbolic
+/// link: the one the user named may be, a parent an image names may not.
+pub(crate) fn follow_at(depth: usize) -> Follow {
+    if depth == 0 { Follow::Yes } else { Follow::No }
 }
 
 fn poisoned() -> Error {

@@ -6,11 +6,14 @@ use crate::check::{self, Problem};
 use crate::container::Source;
 use crate::error::{Error, ObjectError};
 use crate::header::ObjectKind;
-use crate::limits::MAX_PARENT_DEPTH;
+use crate::limits::{
+    MAX_CHUNKS, MAX_IMAGE_OBJECT_CONTENT, MAX_IMAGE_PAGE_CONTENT, MAX_OBJECTS, MAX_PARENT_DEPTH,
+    MAX_SET_MEMBERS,
+};
 use crate::object::{self, MANIFEST_PATH};
 use crate::reader::Image;
 use crate::records::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Checks the image at `path` and its parent chain completely and returns
@@ -52,6 +55,15 @@ pub fn problem_of(image: &Path, e: Error) -> Problem {
             message,
         } => (file, field, message),
         Error::Missing { file } => (file, "-".into(), "missing from the image".into()),
+        Error::NotRegular {
+            file,
+            found,
+            expected,
+        } => (
+            file,
+            "-".into(),
+            format!("is {found}, where {expected} belongs"),
+        ),
         Error::Io { path, source } => (path.display().to_string(), "-".into(), source.to_string()),
         Error::Parent(m) => (MANIFEST_PATH.into(), "parent".into(), m),
         other => (image.display().to_string(), "-".into(), other.to_string()),
@@ -103,126 +115,50 @@ fn validate_at(path: &Path, depth: usize, out: &mut Vec<Problem>) {
         Err(e) => add(out, path, e),
     }
 
-    // Tasks.
-    let members: BTreeSet<u64> = image.task_ids().into_iter().collect();
-    for o in &m.objects {
-        if let Some(id) = o
-            .path
-            .strip_prefix("tasks/")
-            .and_then(|s| s.strip_suffix(".spt"))
-            && !id.parse::<u64>().is_ok_and(|id| members.contains(&id))
-        {
-            add(
-                out,
-                path,
-                Error::invalid(
-                    o.path.clone(),
-                    "-",
-                    "task record of no checkpointable member",
-                ),
-            );
+    // The image's budget first (FORMAT.md section 9): the counts of the
+    // manifest (reported by its rules), then the content every listed
+    // object declares, from its first bytes, before any is decompressed.
+    // An image over budget has its objects' contents left unchecked (the
+    // problem says so).
+    let counts_over = m.checkpoint_set.len() > MAX_SET_MEMBERS || m.objects.len() > MAX_OBJECTS;
+    let mut declared_total = 0u64;
+    if !counts_over {
+        // A file whose first bytes are wrong is reported where it is read.
+        for (_, len) in image.declared_contents() {
+            declared_total = declared_total.saturating_add(len.unwrap_or(0));
         }
+    }
+    let objects_over = counts_over || declared_total > MAX_IMAGE_OBJECT_CONTENT;
+    if declared_total > MAX_IMAGE_OBJECT_CONTENT {
+        add(
+            out,
+            path,
+            Error::invalid(
+                MANIFEST_PATH,
+                "objects",
+                format!(
+                    "the listed objects declare {declared_total} bytes of content, more than the image's limit of {MAX_IMAGE_OBJECT_CONTENT}; their contents are not checked"
+                ),
+            ),
+        );
     }
     let mut referenced = vec![false; m.chunks.len()];
-    let mut records = std::collections::BTreeMap::new();
-    for &id in &members {
-        let tpath = object::task_path(id);
-        let record = image
-            .read_object(&tpath, ObjectKind::Task)
-            .and_then(|(content, _)| {
-                object::decode_record::<TaskRecord>(&content).map_err(|error| Error::Object {
-                    file: tpath.clone(),
-                    error,
-                })
-            });
-        let t = match record {
-            Ok(t) => t,
-            Err(e) => {
-                add(out, path, e);
-                continue;
-            }
-        };
-        check::task(&t, &tpath, m, out);
-        for a in &t.areas {
-            for r in &a.pages.runs {
-                if let Some(flag) = referenced.get_mut(r.chunk as usize) {
-                    *flag = true;
-                }
-            }
-        }
-        if let ModuleRef::Embedded { sha256, len } = &t.meta.module {
-            match image.module(sha256) {
-                Ok(bytes) if bytes.len() as u64 != *len => add(
-                    out,
-                    path,
-                    Error::invalid(
-                        tpath.clone(),
-                        "meta.module.len",
-                        format!("{len}, the module has {} bytes", bytes.len()),
-                    ),
-                ),
-                Ok(_) => {}
-                Err(e) => add(out, path, e),
-            }
-        }
-        records.insert(id, t);
-    }
-    // Kernel state records: well-formed, of a task of the image, parallel
-    // to its record.
-    for o in &m.objects {
-        let Some(id) = object::kernel_state_task(&o.path) else {
-            continue;
-        };
-        let state = image
-            .read_object(&o.path, ObjectKind::KernelState)
-            .and_then(|(content, _)| {
-                object::decode_record::<KernelTaskState>(&content).map_err(|error| Error::Object {
-                    file: o.path.clone(),
-                    error,
-                })
-            });
-        match state {
-            Ok(k) => {
-                if !members.contains(&id) {
-                    add(
-                        out,
-                        path,
-                        Error::invalid(
-                            o.path.clone(),
-                            "-",
-                            "kernel state of no checkpointable member",
-                        ),
-                    );
-                    continue;
-                }
-                // A member whose record is unreadable was reported above.
-                if let Some(t) = records.get(&id) {
-                    check::kernel_state(&k, &o.path, Some(t), out);
-                }
-            }
-            Err(e) => add(out, path, e),
-        }
-    }
-    for o in &m.objects {
-        if let Some(h) = o
-            .path
-            .strip_prefix("files/")
-            .and_then(|s| s.strip_suffix(".spf"))
-            && let Some(d) = crate::Digest::from_hex(h)
-            && let Err(e) = image.file_backup(&d)
-        {
-            add(out, path, e);
-        }
+    if !objects_over {
+        check_objects(&image, path, &mut referenced, out);
     }
 
-    // Chunks: every local chunk fully checked, every chunk referenced.
+    // Chunks: every local chunk fully checked (unless the chunk table is
+    // over the image's budget, reported by the manifest's rules), every
+    // chunk referenced.
+    let pages_over = m.chunks.len() > MAX_CHUNKS || check::page_content(m) > MAX_IMAGE_PAGE_CONTENT;
     for (i, c) in m.chunks.iter().enumerate() {
         if c.home.is_local()
+            && !pages_over
             && let Err(e) = image.load_chunk(i as u32, c, true)
         {
             add(out, path, e);
         }
-        if !referenced[i] {
+        if !referenced[i] && !objects_over {
             add(
                 out,
                 path,
@@ -282,7 +218,7 @@ impl Image {
     /// Opens an image reading only its manifest's bytes, without the
     /// manifest rules (validate reports those itself).
     pub(crate) fn open_unchecked(path: &Path, depth: usize) -> Result<Image, Error> {
-        let source = Source::open(path)?;
+        let source = Source::open(path, crate::reader::follow_at(depth))?;
         let bytes = source.read(MANIFEST_PATH, object::stored_limit(ObjectKind::Manifest))?;
         let (header, manifest): (_, Manifest) = object::open_record(&bytes, ObjectKind::Manifest)
             .map_err(|error| Error::Object {
@@ -291,4 +227,169 @@ impl Image {
         })?;
         Ok(Image::from_parts(source, manifest, header.checksum, depth))
     }
+}
+
+/// Checks every object the manifest lists: each module and file backup
+/// (streamed, its content hashed against its name), each task record of a
+/// member (with its kernel state record, one task at a time, so that
+/// memory holds one record), each kernel state record of no member, and
+/// each task record of no member. Marks the chunks the page maps refer to.
+fn check_objects(image: &Image, path: &Path, referenced: &mut [bool], out: &mut Vec<Problem>) {
+    let m = image.manifest();
+    // Modules and file backups, listed or not referenced: each object
+    // hashes to its name. Module lengths are kept for the task records.
+    let mut modules = BTreeMap::new();
+    for o in &m.objects {
+        let (kind, digest) = if let Some(h) = o.path.strip_prefix("modules/") {
+            (ObjectKind::Module, h.strip_suffix(".spw"))
+        } else if let Some(h) = o.path.strip_prefix("files/") {
+            (ObjectKind::FileBackup, h.strip_suffix(".spf"))
+        } else {
+            continue;
+        };
+        // A malformed name is the manifest rules' problem.
+        let Some(named) = digest.and_then(crate::Digest::from_hex) else {
+            continue;
+        };
+        match image.object_digest(&o.path, kind) {
+            Ok((actual, _)) if actual != named => add(
+                out,
+                path,
+                Error::invalid(
+                    o.path.clone(),
+                    "content",
+                    format!("hashes to {actual}, named {named}"),
+                ),
+            ),
+            Ok((_, len)) => {
+                if kind == ObjectKind::Module {
+                    modules.insert(named, len);
+                }
+            }
+            Err(e) => add(out, path, e),
+        }
+    }
+
+    let members: BTreeSet<u64> = image.task_ids().into_iter().collect();
+    for o in &m.objects {
+        if let Some(id) = o
+            .path
+            .strip_prefix("tasks/")
+            .and_then(|s| s.strip_suffix(".spt"))
+            && !id.parse::<u64>().is_ok_and(|id| members.contains(&id))
+        {
+            add(
+                out,
+                path,
+                Error::invalid(
+                    o.path.clone(),
+                    "-",
+                    "task record of no checkpointable member",
+                ),
+            );
+        }
+    }
+    let listed: BTreeSet<&str> = m.objects.iter().map(|o| o.path.as_str()).collect();
+    for &id in &members {
+        let tpath = object::task_path(id);
+        let record = image
+            .read_object(&tpath, ObjectKind::Task)
+            .and_then(|(content, _)| {
+                object::decode_record::<TaskRecord>(&content).map_err(|error| Error::Object {
+                    file: tpath.clone(),
+                    error,
+                })
+            });
+        let record = match record {
+            Ok(t) => {
+                check_task(image, &t, &tpath, &modules, referenced, path, out);
+                Some(t)
+            }
+            Err(e) => {
+                add(out, path, e);
+                None
+            }
+        };
+        let kpath = object::kernel_state_path(id);
+        if listed.contains(kpath.as_str()) {
+            match read_kernel_state(image, &kpath) {
+                // A member whose record is unreadable was reported above.
+                Ok(k) => {
+                    if let Some(t) = &record {
+                        check::kernel_state(&k, &kpath, Some(t), out);
+                    }
+                }
+                Err(e) => add(out, path, e),
+            }
+        }
+    }
+    // Kernel state records of no member: well-formed, and wrong.
+    for o in &m.objects {
+        let Some(id) = object::kernel_state_task(&o.path) else {
+            continue;
+        };
+        if members.contains(&id) {
+            continue;
+        }
+        match read_kernel_state(image, &o.path) {
+            Ok(_) => add(
+                out,
+                path,
+                Error::invalid(
+                    o.path.clone(),
+                    "-",
+                    "kernel state of no checkpointable member",
+                ),
+            ),
+            Err(e) => add(out, path, e),
+        }
+    }
+}
+
+/// The rules of a decoded task record, its module's length, and the
+/// chunks its page maps refer to.
+fn check_task(
+    image: &Image,
+    t: &TaskRecord,
+    tpath: &str,
+    modules: &BTreeMap<crate::Digest, u64>,
+    referenced: &mut [bool],
+    path: &Path,
+    out: &mut Vec<Problem>,
+) {
+    check::task(t, tpath, image.manifest(), image.index(), out);
+    for a in &t.areas {
+        for r in &a.pages.runs {
+            if let Some(flag) = referenced.get_mut(r.chunk as usize) {
+                *flag = true;
+            }
+        }
+    }
+    // A listed module that does not read was reported with the modules;
+    // one not listed by the task rules.
+    if let ModuleRef::Embedded { sha256, len } = &t.meta.module
+        && let Some(&actual) = modules.get(sha256)
+        && actual != *len
+    {
+        add(
+            out,
+            path,
+            Error::invalid(
+                tpath,
+                "meta.module.len",
+                format!("{len}, the module has {actual} bytes"),
+            ),
+        );
+    }
+}
+
+fn read_kernel_state(image: &Image, kpath: &str) -> Result<KernelTaskState, Error> {
+    image
+        .read_object(kpath, ObjectKind::KernelState)
+        .and_then(|(content, _)| {
+            object::decode_record::<KernelTaskState>(&content).map_err(|error| Error::Object {
+                file: kpath.to_string(),
+                error,
+            })
+        })
 }

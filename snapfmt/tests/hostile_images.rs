@@ -1,0 +1,339 @@
+//! Hostile images: a directory image whose files are links or special
+//! files, a parent reference naming one, listed objects nothing refers
+//! to, a tar directory member climbing out, and objects declaring more
+//! content than an image may hold. Each is an error naming the file and
+//! the reason, never a hang, a read outside the image, or a pass.
+
+mod common;
+use common::*;
+use snapfmt::object::{self, MANIFEST_PATH, encode_bytes, encode_record, module_path};
+use snapfmt::*;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Runs `f` on a thread and fails the test if it takes more than 60 s (a
+/// reader blocked on a FIFO would never return).
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what}: still running after 60 s (blocked?)"))
+}
+
+fn mkfifo(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let ok = Command::new("mkfifo").arg(path).status().unwrap().success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+/// A copy of the 1.2 golden directory image in a temporary directory.
+fn golden_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img");
+    copy_dir(&golden_dir_v1_2(), &img);
+    assert_eq!(validate(&img), vec![]);
+    (dir, img)
+}
+
+fn read_manifest(img: &Path) -> Manifest {
+    let bytes = std::fs::read(img.join(MANIFEST_PATH)).unwrap();
+    object::open_record(&bytes, ObjectKind::Manifest).unwrap().1
+}
+
+fn write_manifest(img: &Path, m: &Manifest) {
+    let bytes = encode_record(ObjectKind::Manifest, m, None).unwrap();
+    std::fs::write(img.join(MANIFEST_PATH), bytes).unwrap();
+}
+
+/// Writes `file` at `path` of the image and lists it in `m` (sorted).
+fn put(img: &Path, m: &mut Manifest, path: &str, file: &[u8]) {
+    let full = img.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::fs::write(full, file).unwrap();
+    let h = ObjectHeader::parse(file).unwrap();
+    m.objects.retain(|o| o.path != path);
+    m.objects.push(ObjectEntry {
+        path: path.into(),
+        body_len: h.body_len,
+        body_digest: h.checksum,
+    });
+    m.objects.sort_by(|a, b| a.path.cmp(&b.path));
+}
+
+/// Whether some problem concerns `file` and its message contains `word`.
+fn reported(problems: &[Problem], file: &str, word: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.file.contains(file) && p.message.contains(word))
+}
+
+#[test]
+fn a_fifo_in_place_of_a_task_record_is_refused_without_blocking() {
+    let (_dir, img) = golden_copy();
+    mkfifo(&img.join("tasks/7.spt"));
+    let i = img.clone();
+    let problems = within("validate", move || validate(&i));
+    assert!(reported(&problems, "tasks/7.spt", "a FIFO"), "{problems:?}");
+    let i = img.clone();
+    let err = within("task", move || {
+        Image::open(&i).unwrap().task(7).unwrap_err()
+    });
+    assert!(
+        matches!(&err, Error::NotRegular { file, found: "a FIFO", .. } if file == "tasks/7.spt"),
+        "{err}"
+    );
+    // The manifest itself.
+    mkfifo(&img.join(MANIFEST_PATH));
+    let i = img.clone();
+    let err = within("open", move || Image::open(&i).err().unwrap());
+    assert!(err.to_string().contains("manifest.spm: is a FIFO"), "{err}");
+}
+
+#[test]
+fn a_symlinked_file_is_refused_even_to_a_good_copy() {
+    let (dir, img) = golden_copy();
+    // A copy of the task record outside the image, linked in: sound before.
+    let outside = dir.path().join("7.spt");
+    std::fs::rename(img.join("tasks/7.spt"), &outside).unwrap();
+    symlink(&outside, img.join("tasks/7.spt")).unwrap();
+    let problems = validate(&img);
+    assert!(
+        reported(&problems, "tasks/7.spt", "a symbolic link"),
+        "{problems:?}"
+    );
+    assert!(deep_read(&img).is_err());
+}
+
+#[test]
+fn a_symlinked_manifest_does_not_disclose_what_it_points_at() {
+    let (dir, img) = golden_copy();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, b"hunter2-hunter2-hunter2").unwrap();
+    std::fs::remove_file(img.join(MANIFEST_PATH)).unwrap();
+    symlink(&secret, img.join(MANIFEST_PATH)).unwrap();
+    let err = Image::open(&img).err().unwrap().to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+    // "hunter2" as the bad magic's hex bytes.
+    assert!(!err.contains("68, 75") && !err.contains("hunter"), "{err}");
+    let problems = validate(&img);
+    assert!(
+        reported(&problems, MANIFEST_PATH, "symbolic link"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn dev_zero_as_a_file_backup_is_refused_before_reading() {
+    let (_dir, img) = golden_copy();
+    let m = read_manifest(&img);
+    let backup = &m
+        .objects
+        .iter()
+        .find(|o| o.path.starts_with("files/"))
+        .unwrap()
+        .path;
+    std::fs::remove_file(img.join(backup)).unwrap();
+    symlink("/dev/zero", img.join(backup)).unwrap();
+    let i = img.clone();
+    let problems = within("validate", move || validate(&i));
+    assert!(reported(&problems, backup, "symbolic link"), "{problems:?}");
+}
+
+#[test]
+fn a_symlinked_directory_on_the_way_is_refused() {
+    let (dir, img) = golden_copy();
+    let elsewhere = dir.path().join("tasks-elsewhere");
+    std::fs::rename(img.join("tasks"), &elsewhere).unwrap();
+    symlink(&elsewhere, img.join("tasks")).unwrap();
+    let err = Image::open(&img).unwrap().task(7).unwrap_err();
+    assert!(
+        matches!(&err, Error::NotRegular { file, expected: "a directory", .. } if file == "tasks"),
+        "{err}"
+    );
+    let problems = validate(&img);
+    assert!(
+        reported(&problems, "tasks", "symbolic link"),
+        "{problems:?}"
+    );
+}
+
+/// The golden image with `parent` set (its chunks stay local).
+fn with_parent(img: &Path, path: &str, digest: Digest) {
+    let mut m = read_manifest(img);
+    m.parent = Some(ParentRef {
+        path: path.into(),
+        manifest_digest: digest,
+    });
+    write_manifest(img, &m);
+}
+
+#[test]
+fn a_parent_reference_to_a_fifo_is_refused_without_blocking() {
+    let (dir, img) = golden_copy();
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    with_parent(&img, fifo.to_str().unwrap(), Digest::default());
+    let i = img.clone();
+    let err = within("parent", move || {
+        Image::open(&i).unwrap().parent().err().unwrap()
+    });
+    assert!(err.to_string().contains("is a FIFO"), "{err}");
+    let i = img.clone();
+    let problems = within("validate", move || validate(&i));
+    assert!(reported(&problems, MANIFEST_PATH, "a FIFO"), "{problems:?}");
+}
+
+#[test]
+fn a_parent_reference_through_a_symlink_is_refused() {
+    let (dir, img) = golden_copy();
+    let parent = dir.path().join("real-parent");
+    copy_dir(&golden_dir_v1_2(), &parent);
+    let digest = Image::open(&parent).unwrap().manifest_digest();
+    symlink(&parent, dir.path().join("link")).unwrap();
+    with_parent(&img, "link", digest);
+    let err = Image::open(&img).unwrap().parent().err().unwrap();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    // Named directly, the same parent is fine.
+    with_parent(&img, "real-parent", digest);
+    assert!(Image::open(&img).unwrap().parent().unwrap().is_some());
+}
+
+#[test]
+fn a_malformed_parent_path_is_a_manifest_problem() {
+    let (_dir, img) = golden_copy();
+    for bad in ["", "a//b", "./a", "a/./b", "a\0b"] {
+        with_parent(&img, bad, Digest::default());
+        let problems = validate(&img);
+        assert!(
+            problems.iter().any(|p| p.field == "parent.path"),
+            "{bad:?}: {problems:?}"
+        );
+        assert!(Image::open(&img).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn an_unreferenced_module_is_checked_too() {
+    let (_dir, img) = golden_copy();
+    let mut m = read_manifest(&img);
+    // Named after one content, holding another.
+    let named = Digest::of(b"what the name promises");
+    let file = encode_bytes(ObjectKind::Module, b"something else", Some(3)).unwrap();
+    put(&img, &mut m, &module_path(&named), &file);
+    // Named after its content, but not a zstd frame.
+    let junk = b"not zstd at all";
+    let mut file = object::assemble(
+        ObjectKind::Module,
+        snapfmt::header::FLAG_ZSTD,
+        junk,
+        Digest::of(junk),
+    );
+    file.truncate(64 + junk.len());
+    put(&img, &mut m, &module_path(&Digest::of(b"x")), &file);
+    write_manifest(&img, &m);
+    let problems = validate(&img);
+    assert!(
+        reported(&problems, &named.to_hex(), "hashes to"),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.file == module_path(&Digest::of(b"x")) && p.field == "body (zstd)"),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn a_tar_directory_member_climbing_out_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tar_path = dir.path().join("img.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+    let mut h = tar::Header::new_ustar();
+    let name = b"../../etc/";
+    h.as_ustar_mut().unwrap().name[..name.len()].copy_from_slice(name);
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_size(0);
+    h.set_mode(0o755);
+    h.set_cksum();
+    b.append(&h, std::io::empty()).unwrap();
+    let golden = golden_dir_v1_2();
+    for f in files(&golden) {
+        let rel = f.strip_prefix(&golden).unwrap();
+        b.append_path_with_name(&f, rel).unwrap();
+    }
+    b.into_inner().unwrap();
+    let err = Image::open(&tar_path).err().unwrap().to_string();
+    assert!(err.contains("../../etc/"), "{err}");
+    assert!(!validate(&tar_path).is_empty());
+}
+
+/// A file backup whose zstd frame declares `size` bytes of content (the
+/// rest of the frame is junk: only the declaration is ever read).
+fn declaring(size: u64, tag: u8) -> Vec<u8> {
+    let mut body = vec![0x28, 0xB5, 0x2F, 0xFD, 0xE0];
+    body.extend_from_slice(&size.to_le_bytes());
+    body.extend_from_slice(&[tag; 32]);
+    object::assemble(
+        ObjectKind::FileBackup,
+        snapfmt::header::FLAG_ZSTD,
+        &body,
+        Digest::of(&body),
+    )
+}
+
+#[test]
+fn objects_declaring_more_than_the_image_budget_are_refused_before_decompressing() {
+    let (_dir, img) = golden_copy();
+    let mut m = read_manifest(&img);
+    for tag in 0..5u8 {
+        let file = declaring(1 << 30, tag);
+        put(
+            &img,
+            &mut m,
+            &object::file_backup_path(&Digest::of(&[tag])),
+            &file,
+        );
+    }
+    write_manifest(&img, &m);
+    let problems = validate(&img);
+    assert!(
+        problems.iter().any(|p| p.file == MANIFEST_PATH
+            && p.field == "objects"
+            && p.message.contains("limit")),
+        "{problems:?}"
+    );
+    // The reader charges each object it reads: the fifth gigabyte is over.
+    let image = Image::open(&img).unwrap();
+    let errs: Vec<String> = (0..5u8)
+        .filter_map(|t| image.file_backup(&Digest::of(&[t])).err())
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errs.iter().any(|e| e.contains("per image")), "{errs:?}");
+}
+
+#[test]
+fn a_manifest_past_the_image_counts_is_refused() {
+    let (_dir, img) = golden_copy();
+    let mut m = read_manifest(&img);
+    let extra = snapfmt::limits::MAX_SET_MEMBERS as u64;
+    m.checkpoint_set.extend((0..extra).map(|i| SetMember {
+        task_id: 1_000_000 + i,
+        name: String::new(),
+        role: Role::ExcludedClient,
+    }));
+    write_manifest(&img, &m);
+    let problems = validate(&img);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field == "checkpoint_set" && p.message.contains("limit")),
+        "{problems:?}"
+    );
+    assert!(Image::open(&img).is_err());
+}
