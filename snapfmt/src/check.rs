@@ -104,6 +104,89 @@ impl Problems<'_> {
     }
 }
 
+/// The `options.extra` keys of the set's schedule (FORMAT.md section 4,
+/// since 1.3).
+pub const SCHEDULE_KEYS: [&str; 3] = [
+    "kernel.next_thread_id",
+    "kernel.wait_order",
+    "kernel.sched.cursor",
+];
+
+/// A decimal number without sign or leading zeros.
+fn decimal(v: &str) -> Option<u64> {
+    let canonical =
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && (v == "0" || !v.starts_with('0'));
+    canonical.then(|| v.parse().ok()).flatten()
+}
+
+/// The thread ids of `kernel.wait_order`, if it is well-formed.
+pub(crate) fn wait_order(m: &Manifest) -> Option<Vec<u64>> {
+    let v = m.options.extra.get(SCHEDULE_KEYS[1])?;
+    if v.is_empty() {
+        return Some(Vec::new());
+    }
+    v.split(' ').map(decimal).collect()
+}
+
+/// The set's schedule entries: well-formed, and all or none.
+fn schedule_entries(m: &Manifest, p: &mut Problems) {
+    let e = &m.options.extra;
+    let present: Vec<&str> = SCHEDULE_KEYS
+        .iter()
+        .copied()
+        .filter(|k| e.contains_key(*k))
+        .collect();
+    if present.is_empty() {
+        return;
+    }
+    if m.format_version.minor < 3 {
+        p.push(
+            "options.extra",
+            format!(
+                "{present:?} are entries of format 1.3, not {}",
+                m.format_version
+            ),
+        );
+    }
+    for key in [SCHEDULE_KEYS[0], SCHEDULE_KEYS[1]] {
+        if !e.contains_key(key) {
+            p.push(
+                format!("options.extra[{key:?}]"),
+                "missing (the set's schedule entries come together)",
+            );
+        }
+    }
+    for key in [SCHEDULE_KEYS[0], SCHEDULE_KEYS[2]] {
+        if let Some(v) = e.get(key)
+            && decimal(v).is_none()
+        {
+            p.push(
+                format!("options.extra[{key:?}]"),
+                format!("{v:?} is not a decimal number"),
+            );
+        }
+    }
+    if e.contains_key(SCHEDULE_KEYS[1]) {
+        match wait_order(m) {
+            None => p.push(
+                format!("options.extra[{:?}]", SCHEDULE_KEYS[1]),
+                "not decimal thread ids separated by single spaces",
+            ),
+            Some(ids) => {
+                let mut seen = BTreeSet::new();
+                for id in ids {
+                    if !seen.insert(id) {
+                        p.push(
+                            format!("options.extra[{:?}]", SCHEDULE_KEYS[1]),
+                            format!("thread {id} listed twice"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Rules of the manifest on its own.
 pub(crate) fn manifest(m: &Manifest, out: &mut Vec<Problem>) {
     let mut p = Problems {
@@ -147,6 +230,7 @@ pub(crate) fn manifest(m: &Manifest, out: &mut Vec<Problem>) {
     {
         p.push("parent.path", format!("{:?} {fault}", pref.path));
     }
+    schedule_entries(m, &mut p);
     let mut ids = BTreeSet::new();
     for (i, s) in m.checkpoint_set.iter().enumerate() {
         if !ids.insert(s.task_id) {

@@ -154,7 +154,17 @@ fn call(
 
 /// Writes the sample image to `path` with `opts`.
 pub fn write_sample(path: &Path, opts: WriterOptions) -> Result<Finished> {
-    let mut w = ImageWriter::create(path, sample_info(), opts)?;
+    let mut info = sample_info();
+    // The set's schedule (1.3): task 7's thread 2 went to sleep before
+    // task 9's thread 3; the round robin continues after thread 1.
+    for (k, v) in [
+        ("kernel.next_thread_id", "4"),
+        ("kernel.wait_order", "2 3"),
+        ("kernel.sched.cursor", "1"),
+    ] {
+        info.options.extra.insert(k.to_string(), v.to_string());
+    }
+    let mut w = ImageWriter::create(path, info, opts)?;
     let module = w.add_module(SAMPLE_MODULE)?;
     let backup = b"high score: 4200\n";
     let backup_sha = w.add_file_backup(backup)?;

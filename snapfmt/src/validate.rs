@@ -290,6 +290,8 @@ fn check_objects(image: &Image, path: &Path, referenced: &mut [bool], out: &mut 
         }
     }
     let listed: BTreeSet<&str> = m.objects.iter().map(|o| o.path.as_str()).collect();
+    let mut threads = BTreeSet::new();
+    let mut all_read = true;
     for &id in &members {
         let tpath = object::task_path(id);
         let record = image
@@ -303,10 +305,12 @@ fn check_objects(image: &Image, path: &Path, referenced: &mut [bool], out: &mut 
         let record = match record {
             Ok(t) => {
                 check_task(image, &t, &tpath, &modules, referenced, path, out);
+                threads.extend(t.threads.iter().map(|th| th.thread_id));
                 Some(t)
             }
             Err(e) => {
                 add(out, path, e);
+                all_read = false;
                 None
             }
         };
@@ -320,6 +324,22 @@ fn check_objects(image: &Image, path: &Path, referenced: &mut [bool], out: &mut 
                     }
                 }
                 Err(e) => add(out, path, e),
+            }
+        }
+    }
+    // The sleepers of the set's schedule are threads of its tasks.
+    if all_read {
+        for t in check::wait_order(m).unwrap_or_default() {
+            if !threads.contains(&t) {
+                add(
+                    out,
+                    path,
+                    Error::invalid(
+                        crate::object::MANIFEST_PATH,
+                        "options.extra[\"kernel.wait_order\"]",
+                        format!("thread {t} is not a thread of the set"),
+                    ),
+                );
             }
         }
     }

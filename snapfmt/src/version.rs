@@ -15,7 +15,7 @@ pub struct FormatVersion {
 }
 
 /// The version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 2 };
+pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 3 };
 
 /// Format 1.0 (chunk addresses over page digests).
 pub const FORMAT_1_0: FormatVersion = FormatVersion { major: 1, minor: 0 };
@@ -39,12 +39,12 @@ mod tests {
 
     #[test]
     fn compatibility_rule() {
-        let r = FormatVersion { major: 1, minor: 2 };
+        let r = FormatVersion { major: 1, minor: 3 };
         assert!(r.can_read(FormatVersion { major: 1, minor: 0 }));
-        assert!(r.can_read(FormatVersion { major: 1, minor: 2 }));
-        assert!(!r.can_read(FormatVersion { major: 1, minor: 3 }));
+        assert!(r.can_read(FormatVersion { major: 1, minor: 3 }));
+        assert!(!r.can_read(FormatVersion { major: 1, minor: 4 }));
         assert!(!r.can_read(FormatVersion { major: 0, minor: 2 }));
         assert!(!r.can_read(FormatVersion { major: 2, minor: 0 }));
-        assert_eq!(r.to_string(), "1.2");
+        assert_eq!(r.to_string(), "1.3");
     }
 }

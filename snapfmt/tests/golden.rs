@@ -1,4 +1,4 @@
-//! The golden images of formats 1.0, 1.1 and 1.2, committed in
+//! The golden images of formats 1.0, 1.1, 1.2 and 1.3, committed in
 //! `fixtures/images/`, must be readable by every future reader of major
 //! version 1. Never regenerate them from this test.
 
@@ -112,6 +112,28 @@ fn golden_v1_2_reads_in_both_forms() {
             assert_eq!(h.flags & header::FLAG_XXH3, 0, "{}", f.display());
         }
     }
+}
+
+#[test]
+fn golden_v1_3_reads_in_both_forms() {
+    let v1_3 = FormatVersion { major: 1, minor: 3 };
+    let m = check_golden([golden_dir_v1_3(), golden_tar_v1_3()], v1_3);
+    // The same content as 1.2, plus the set's schedule.
+    let m2 = Image::open(golden_dir_v1_2()).unwrap().manifest().clone();
+    let addrs = |m: &Manifest| m.chunks.iter().map(|c| c.content).collect::<Vec<_>>();
+    assert_eq!(addrs(&m), addrs(&m2));
+    let e = &m.options.extra;
+    assert_eq!(e["kernel.next_thread_id"], "4");
+    assert_eq!(e["kernel.wait_order"], "2 3");
+    assert_eq!(e["kernel.sched.cursor"], "1");
+    assert!(m2.options.extra.keys().all(|k| !k.starts_with("kernel.")));
+    let img = Image::open(golden_dir_v1_3()).unwrap();
+    assert_eq!(
+        *img.kernel_state(7)
+            .unwrap()
+            .expect("kernel state of task 7"),
+        snapfmt::sample::sample_kernel_state()
+    );
 }
 
 /// Checks what both golden images hold; returns the manifest.

@@ -35,7 +35,7 @@ fn mkfifo(path: &Path) {
 fn golden_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("img");
-    copy_dir(&golden_dir_v1_2(), &img);
+    copy_dir(&golden_dir_v1_3(), &img);
     assert_eq!(validate(&img), vec![]);
     (dir, img)
 }
@@ -192,7 +192,7 @@ fn a_parent_reference_to_a_fifo_is_refused_without_blocking() {
 fn a_parent_reference_through_a_symlink_is_refused() {
     let (dir, img) = golden_copy();
     let parent = dir.path().join("real-parent");
-    copy_dir(&golden_dir_v1_2(), &parent);
+    copy_dir(&golden_dir_v1_3(), &parent);
     let digest = Image::open(&parent).unwrap().manifest_digest();
     symlink(&parent, dir.path().join("link")).unwrap();
     with_parent(&img, "link", digest);
@@ -262,7 +262,7 @@ fn a_tar_directory_member_climbing_out_is_refused() {
     h.set_mode(0o755);
     h.set_cksum();
     b.append(&h, std::io::empty()).unwrap();
-    let golden = golden_dir_v1_2();
+    let golden = golden_dir_v1_3();
     for f in files(&golden) {
         let rel = f.strip_prefix(&golden).unwrap();
         b.append_path_with_name(&f, rel).unwrap();
@@ -336,4 +336,62 @@ fn a_manifest_past_the_image_counts_is_refused() {
         "{problems:?}"
     );
     assert!(Image::open(&img).is_err());
+}
+
+#[test]
+fn malformed_schedule_entries_are_manifest_problems() {
+    type Edits<'a> = &'a [(&'a str, Option<&'a str>)];
+    let cases: [(Edits, &str, &str); 6] = [
+        (
+            &[("kernel.wait_order", Some("2 2"))],
+            "kernel.wait_order",
+            "twice",
+        ),
+        (
+            &[("kernel.wait_order", Some("2  3"))],
+            "kernel.wait_order",
+            "single spaces",
+        ),
+        (
+            &[("kernel.wait_order", Some("2 8"))],
+            "kernel.wait_order",
+            "thread 8 is not",
+        ),
+        (
+            &[("kernel.next_thread_id", Some("04"))],
+            "kernel.next_thread_id",
+            "decimal",
+        ),
+        (
+            &[("kernel.sched.cursor", Some("-1"))],
+            "kernel.sched.cursor",
+            "decimal",
+        ),
+        (
+            &[("kernel.next_thread_id", None)],
+            "kernel.next_thread_id",
+            "missing",
+        ),
+    ];
+    for (edits, field, word) in cases {
+        let (_dir, img) = golden_copy();
+        let mut m = read_manifest(&img);
+        for (k, v) in edits {
+            match v {
+                Some(v) => m.options.extra.insert(k.to_string(), v.to_string()),
+                None => m.options.extra.remove(*k),
+            };
+        }
+        write_manifest(&img, &m);
+        let problems = validate(&img);
+        assert!(
+            problems.iter().any(|p| p.file == "manifest.spm"
+                && p.field.contains(field)
+                && p.message.contains(word)),
+            "{edits:?}: {problems:?}"
+        );
+    }
+    // The golden image's entries are sound.
+    let (_dir, img) = golden_copy();
+    assert_eq!(validate(&img), vec![]);
 }

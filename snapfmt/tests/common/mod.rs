@@ -68,6 +68,13 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+/// The golden images of format 1.3 (the set's schedule in options.extra).
+pub fn golden_dir_v1_3() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.3")
+}
+pub fn golden_tar_v1_3() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.3.tar")
+}
 /// The golden images of format 1.2 (chunk bodies checked by XXH3-128).
 pub fn golden_dir_v1_2() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.2")
