@@ -6,9 +6,12 @@
 //!
 //! - [`ns`]: the naming service (registration under service numbers and
 //!   persistent ids, connections to services).
+//! - [`coop`]: the cooperation framework, the service side of the
+//!   checkpointer's protocol (per-connection state, lazy cooperation,
+//!   holding and releasing connections, export and import).
 //!
-//! Still to come (the services issue): the cooperation framework, the
-//! console, the VFS, the loader, the checkpointer and the `spartan`
-//! command.
+//! Still to come (the services issue): the console, the VFS, the loader,
+//! the checkpointer and the `spartan` command.
 
+pub mod coop;
 pub mod ns;

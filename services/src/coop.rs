@@ -1,0 +1,336 @@
+//! The cooperation framework (thesis 4.4.4 to 4.4.6, 5.4): what a service
+//! does so that the checkpointer can take and restore the distributed
+//! state its clients share with it.
+//!
+//! The checkpointer talks to a service over one connection with six
+//! messages, each naming a connection of the service by its
+//! receiver-side id (`conn`, the id the service's answerbox gave it; the
+//! checkpointer learns it from the kernel's phone of the client):
+//!
+//! | message | ARG1 | answer |
+//! |---|---|---|
+//! | [`IPC_M_CHKPNT_REQUEST`] | conn | `EOK` once `conn` is in a checkpointable state; from then on it is *held* |
+//! | [`IPC_M_CHKPNT_INIT`] | conn | `EOK`, ARG1 = length, ARG2 = version of the exported state; the checkpointer's next `IPC_M_DATA_READ` on the same connection reads it |
+//! | [`IPC_M_CHKPNT_END`] | conn | `EOK`; `conn` is released and the calls that arrived while it was held are handled, in order |
+//! | [`IPC_M_RECONNECT_ME`] | - | `ENOTSUP`: the kernel recreates a restored client's phone with its old connection id itself |
+//! | [`IPC_M_RSTR_INIT`] | conn, ARG2 version, ARG3 length | `EOK`; the checkpointer's next `IPC_M_DATA_WRITE` on the same connection carries the state, which becomes `conn`'s, held |
+//! | [`IPC_M_RSTR_END`] | conn | `EOK`; `conn` is released |
+//!
+//! *Lazy cooperation*: a request for a connection in the middle of an
+//! operation is answered when the operation is over (the service calls
+//! [`Coop::settle`] after each change); meanwhile the connection goes on.
+//! While held, new calls on it are kept back ([`Coop::on_event`] returns
+//! `None` for them) and handed to the service after `IPC_M_CHKPNT_END` or
+//! `IPC_M_RSTR_END` ([`Coop::released`]), so the exported state stays
+//! what the image holds. The checkpointer bounds every wait with its
+//! timeout.
+//!
+//! *Retractable blocking calls*: a connection whose only outstanding work
+//! is a blocking call that has changed nothing yet (a console read with no
+//! key) is checkpointable ([`ConnState::checkpointable`] says so): the
+//! call stays unanswered in the service and the client's image holds it
+//! as sent, so a restore issues it again, and after the checkpoint the
+//! service answers it as before. Checkpointing never waits for a key.
+//!
+//! Only the checkpointer may send these messages (a task whose persistent
+//! id is [`CHECKPOINTER_ID`]); anyone else is refused (`EREFUSED`).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use spartan_kernel::ipc::method::{IPC_M_DATA_READ, IPC_M_DATA_WRITE, IPC_M_PHONE_HUNGUP};
+use spartan_kernel::ipc::{ConnId, EOK, Errno, Event, RxCallId};
+use spartan_kernel::kernel::Kernel;
+use spartan_kernel::task::TaskPolicy;
+use spartan_kernel::task::native::{NativeError, NativeTask};
+
+/// First method number of the cooperation protocol.
+pub const COOP_BASE: u64 = 0x1_0000;
+pub const IPC_M_CHKPNT_REQUEST: u64 = COOP_BASE;
+pub const IPC_M_CHKPNT_INIT: u64 = COOP_BASE + 1;
+pub const IPC_M_CHKPNT_END: u64 = COOP_BASE + 2;
+pub const IPC_M_RECONNECT_ME: u64 = COOP_BASE + 3;
+pub const IPC_M_RSTR_INIT: u64 = COOP_BASE + 4;
+pub const IPC_M_RSTR_END: u64 = COOP_BASE + 5;
+
+/// Persistent service id of the checkpointer, the only task that may
+/// send the cooperation messages.
+pub const CHECKPOINTER_ID: &str = "spartan.checkpointer";
+
+/// Largest exported state of one connection.
+pub const MAX_STATE: u64 = 1 << 20;
+
+/// The state a service keeps for one client connection.
+pub trait ConnState: Sized {
+    /// Version of the exported form (stored in images with the blob).
+    const VERSION: u32;
+    /// Whether the connection is in a checkpointable state: no operation
+    /// half done (a blocking call that has changed nothing yet does not
+    /// count: it is retracted, see the module doc).
+    fn checkpointable(&self) -> bool;
+    /// The exported form.
+    fn export(&self) -> Vec<u8>;
+    /// The state from an exported form of `version`; an error names what
+    /// is wrong.
+    fn import(version: u32, bytes: &[u8]) -> Result<Self, String>;
+}
+
+/// Where a connection stands in a checkpoint or restore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Serving normally.
+    Live,
+    /// A checkpoint asked for it; answered once it is checkpointable.
+    Requested(RxCallId),
+    /// Held for a checkpoint or restore: its new calls are kept back.
+    Held,
+}
+
+struct Conn<C> {
+    state: C,
+    hold: Hold,
+    kept: VecDeque<Event>,
+}
+
+/// A transfer announced by INIT and carried by the next data call on the
+/// checkpointer's connection.
+enum Staged {
+    Export(Vec<u8>),
+    Import {
+        conn: ConnId,
+        version: u32,
+        len: u64,
+    },
+}
+
+/// The service side of the protocol, for connection states `C`.
+pub struct Coop<C> {
+    conns: BTreeMap<ConnId, Conn<C>>,
+    /// By the checkpointer's connection.
+    staged: BTreeMap<ConnId, Staged>,
+    released: VecDeque<Event>,
+}
+
+impl<C> Default for Coop<C> {
+    fn default() -> Self {
+        Coop {
+            conns: BTreeMap::new(),
+            staged: BTreeMap::new(),
+            released: VecDeque::new(),
+        }
+    }
+}
+
+fn is_checkpointer(k: &Kernel, me: &NativeTask, sender: u64) -> bool {
+    let t = k.task_meant_by(me.id(), sender);
+    matches!(
+        k.task(t).map(|t| &t.policy),
+        Some(TaskPolicy::Cooperative { service_id }) if service_id == CHECKPOINTER_ID
+    )
+}
+
+impl<C: ConnState> Coop<C> {
+    /// A new client connection (the service accepted its
+    /// `IPC_M_CONNECT_ME_TO`, which named the new id in ARG5).
+    pub fn insert(&mut self, conn: ConnId, state: C) {
+        self.conns.insert(
+            conn,
+            Conn {
+                state,
+                hold: Hold::Live,
+                kept: VecDeque::new(),
+            },
+        );
+    }
+
+    /// The state of a connection.
+    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut C> {
+        self.conns.get_mut(&conn).map(|c| &mut c.state)
+    }
+
+    pub fn get(&self, conn: ConnId) -> Option<&C> {
+        self.conns.get(&conn).map(|c| &c.state)
+    }
+
+    /// Where a connection stands.
+    pub fn hold(&self, conn: ConnId) -> Option<Hold> {
+        self.conns.get(&conn).map(|c| c.hold)
+    }
+
+    /// The connections, by id.
+    pub fn ids(&self) -> Vec<ConnId> {
+        self.conns.keys().copied().collect()
+    }
+
+    /// Takes an event of the service's answerbox. Cooperation messages
+    /// (and the data calls they announce) are handled here; a call on a
+    /// held connection is kept back; anything else is returned for the
+    /// service to handle. A client's hangup of a connection that is not
+    /// held removes its state (after the service saw the event).
+    pub fn on_event(
+        &mut self,
+        k: &mut Kernel,
+        me: &NativeTask,
+        ev: Event,
+    ) -> Result<Option<Event>, NativeError> {
+        let Event::Call {
+            rx_id,
+            conn,
+            sender,
+            method,
+            args,
+        } = &ev
+        else {
+            return Ok(Some(ev));
+        };
+        let (rx, from, method, args) = (*rx_id, *conn, *method, *args);
+        let coop = (IPC_M_CHKPNT_REQUEST..=IPC_M_RSTR_END).contains(&method);
+        let staged_data =
+            matches!(method, IPC_M_DATA_READ | IPC_M_DATA_WRITE) && self.staged.contains_key(&from);
+        if coop || staged_data {
+            if !is_checkpointer(k, me, sender.0) {
+                me.answer(k, rx, Errno::Refused.retval(), [0; 5])?;
+                return Ok(None);
+            }
+            self.coop_call(k, me, rx, from, method, args)?;
+            return Ok(None);
+        }
+        if let Some(c) = self.conns.get_mut(&from)
+            && c.hold == Hold::Held
+        {
+            c.kept.push_back(ev);
+            return Ok(None);
+        }
+        if method == IPC_M_PHONE_HUNGUP {
+            self.conns.remove(&from);
+        }
+        Ok(Some(ev))
+    }
+
+    fn coop_call(
+        &mut self,
+        k: &mut Kernel,
+        me: &NativeTask,
+        rx: RxCallId,
+        from: ConnId,
+        method: u64,
+        args: [u64; 5],
+    ) -> Result<(), NativeError> {
+        let conn = ConnId(args[0]);
+        let fail = |k: &mut Kernel, e: Errno| me.answer(k, rx, e.retval(), [0; 5]);
+        match method {
+            IPC_M_CHKPNT_REQUEST => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return fail(k, Errno::NoEntry);
+                };
+                if c.hold != Hold::Live {
+                    return fail(k, Errno::Invalid);
+                }
+                if c.state.checkpointable() {
+                    c.hold = Hold::Held;
+                    me.answer(k, rx, EOK, [0; 5])
+                } else {
+                    c.hold = Hold::Requested(rx);
+                    Ok(())
+                }
+            }
+            IPC_M_CHKPNT_INIT => {
+                let Some(c) = self.conns.get(&conn).filter(|c| c.hold == Hold::Held) else {
+                    return fail(k, Errno::Invalid);
+                };
+                let blob = c.state.export();
+                let len = blob.len() as u64;
+                if len > MAX_STATE {
+                    return fail(k, Errno::Limit);
+                }
+                self.staged.insert(from, Staged::Export(blob));
+                me.answer(k, rx, EOK, [len, u64::from(C::VERSION), 0, 0, 0])
+            }
+            IPC_M_RSTR_INIT => {
+                let (version, len) = (args[1], args[2]);
+                let Ok(version) = u32::try_from(version) else {
+                    return fail(k, Errno::Invalid);
+                };
+                if self.conns.contains_key(&conn) {
+                    return fail(k, Errno::AddrInUse);
+                }
+                if len > MAX_STATE {
+                    return fail(k, Errno::Limit);
+                }
+                self.staged
+                    .insert(from, Staged::Import { conn, version, len });
+                me.answer(k, rx, EOK, [0; 5])
+            }
+            IPC_M_DATA_READ => match self.staged.remove(&from) {
+                Some(Staged::Export(blob)) => me.answer_data_read(k, rx, &blob),
+                _ => fail(k, Errno::Invalid),
+            },
+            IPC_M_DATA_WRITE => match self.staged.remove(&from) {
+                Some(Staged::Import { conn, version, len }) => {
+                    let bytes = me.accept_data_write(k, rx, len)?;
+                    match C::import(version, &bytes) {
+                        Ok(state) => {
+                            self.conns.insert(
+                                conn,
+                                Conn {
+                                    state,
+                                    hold: Hold::Held,
+                                    kept: VecDeque::new(),
+                                },
+                            );
+                        }
+                        Err(why) => {
+                            let _ = me.log(k, &format!("restore of connection {}: {why}", conn.0));
+                        }
+                    }
+                    Ok(())
+                }
+                _ => fail(k, Errno::Invalid),
+            },
+            IPC_M_CHKPNT_END | IPC_M_RSTR_END => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return fail(k, Errno::NoEntry);
+                };
+                if let Hold::Requested(req) = c.hold {
+                    // The checkpoint gave up waiting (its timeout).
+                    me.answer(k, req, Errno::Timeout.retval(), [0; 5])?;
+                }
+                c.hold = Hold::Live;
+                let kept = std::mem::take(&mut c.kept);
+                for ev in kept {
+                    if let Event::Call {
+                        method: IPC_M_PHONE_HUNGUP,
+                        ..
+                    } = ev
+                    {
+                        self.conns.remove(&conn);
+                    }
+                    self.released.push_back(ev);
+                }
+                me.answer(k, rx, EOK, [0; 5])
+            }
+            _ => fail(k, Errno::NotSupported),
+        }
+    }
+
+    /// After the service changed connection states: answers the pending
+    /// requests of connections that became checkpointable (they are held
+    /// from now on).
+    pub fn settle(&mut self, k: &mut Kernel, me: &NativeTask) -> Result<(), NativeError> {
+        for c in self.conns.values_mut() {
+            if let Hold::Requested(req) = c.hold
+                && c.state.checkpointable()
+            {
+                c.hold = Hold::Held;
+                me.answer(k, req, EOK, [0; 5])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls kept back while their connection was held and released since,
+    /// oldest first: the service handles them now, as if they had just
+    /// arrived.
+    pub fn released(&mut self) -> Option<Event> {
+        self.released.pop_front()
+    }
+}
