@@ -66,7 +66,7 @@ fn drain(k: &mut Kernel, t: &NativeTask) -> usize {
 }
 
 #[test]
-fn phones_keep_their_slots_holes_and_connection_ids() {
+fn phones_keep_their_slots_and_holes_and_get_new_connection_ids_at_services() {
     let mut k = kernel();
     let client = spawn(&mut k, "client");
     let srv = service(&mut k, "srv");
@@ -82,11 +82,24 @@ fn phones_keep_their_slots_holes_and_connection_ids() {
     let imp = restore(&mut k, &imgs, &[&srv]);
     let c = handle(&k, &imp, &client);
     assert_ne!(c.id(), client.id(), "a new task");
-    assert_eq!(k.task(c.id()).unwrap().phones.slots(), &before[..]);
-    let Some(Phone::Connected { conn, .. }) = before[2].clone() else {
-        panic!("phone 2 connected")
+    let after = k.task(c.id()).unwrap().phones.slots().to_vec();
+    assert_eq!(after.len(), before.len());
+    let conn_of = |p: &Option<Phone>| match p {
+        Some(Phone::Connected { callee, conn }) => Some((*callee, *conn)),
+        _ => None,
     };
-    // A call through phone 2 arrives on the same connection id.
+    // Same slots, same hole, same callee; a connection to a task outside
+    // the set is a new one at that task, with a new id (so it cannot
+    // collide with the connections it has now).
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b.is_none(), a.is_none());
+        if let (Some((cb, nb)), Some((ca, na))) = (conn_of(b), conn_of(a)) {
+            assert_eq!(cb, ca);
+            assert!(na > nb, "{na:?} is a new connection id (was {nb:?})");
+        }
+    }
+    let (_, conn) = conn_of(&after[2]).expect("phone 2 connected");
+    // A call through phone 2 arrives on the restored connection's id.
     let id = c.call_async(&mut k, PhoneId(2), REQ, [0; 5]).unwrap();
     assert_eq!(id, CallId(2), "the call id counter goes on");
     assert_eq!(expect_call(&mut k, &srv).conn, conn);

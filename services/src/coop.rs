@@ -12,7 +12,7 @@
 //! | [`IPC_M_CHKPNT_REQUEST`] | conn | `EOK` once `conn` is in a checkpointable state; from then on it is *held* |
 //! | [`IPC_M_CHKPNT_INIT`] | conn | `EOK`, ARG1 = length, ARG2 = version of the exported state; the checkpointer's next `IPC_M_DATA_READ` on the same connection reads it |
 //! | [`IPC_M_CHKPNT_END`] | conn | `EOK`; `conn` is released and the calls that arrived while it was held are handled, in order |
-//! | [`IPC_M_RECONNECT_ME`] | - | `ENOTSUP`: the kernel recreates a restored client's phone with its old connection id itself |
+//! | [`IPC_M_RECONNECT_ME`] | - | `ENOTSUP`: the kernel recreates a restored client's phones itself (to a service, as a new connection whose id the checkpointer passes on) |
 //! | [`IPC_M_RSTR_INIT`] | conn, ARG2 version, ARG3 length | `EOK`; the checkpointer's next `IPC_M_DATA_WRITE` on the same connection carries the state, which becomes `conn`'s, held |
 //! | [`IPC_M_RSTR_END`] | conn | `EOK`; `conn` is released |
 //!

@@ -19,7 +19,7 @@
 //! thread blocked in a system call issues it again; one whose wakeup had
 //! already happened finishes it with the kept result, thesis 5.3.6), and
 //! through `Kernel::import_tasks` phones with their slots, holes and
-//! connection ids, pending calls in their queues with their ids and
+//! connection ids (new ones at services), pending calls in their queues with their ids and
 //! buffers, and synchronous-call bookkeeping (thesis 5.4.8). Everything
 //! that can fail is checked before the kernel is touched; a failure
 //! afterwards removes what was created.

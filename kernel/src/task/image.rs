@@ -11,7 +11,9 @@
 //! [`SyscallState`].
 //!
 //! [`Kernel::import_tasks`] recreates a checkpoint set of such images as new
-//! (stopped) native tasks, with the same phone slots, connection ids, call
+//! (stopped) native tasks, with the same phone slots, connection ids
+//! (within the set; a phone to a task outside it is a new connection there,
+//! with a new id from that task's counter), call
 //! ids and queues. Tasks outside the set (cooperative services) are named
 //! through a map from their old to their current ids. Pending calls:
 //! - held by a task of the set: recreated in the same queue (`calls` or
@@ -220,12 +222,26 @@ impl Kernel {
                 let phone = match p {
                     None => continue,
                     Some(Phone::Connecting) => Phone::Connecting,
-                    Some(Phone::Connected { callee, conn }) => {
+                    // Within the set a connection keeps its id (the
+                    // restored receiver may remember it); to a running
+                    // task outside the set (a service) it is a new
+                    // connection, with a new id from that task's counter,
+                    // so it never collides with the task's current
+                    // connections (the checkpointer hands the service the
+                    // connection's state under the new id).
+                    Some(Phone::Connected { callee, conn }) if done.tasks.contains_key(callee) => {
                         let callee = map(*callee)?;
                         self.bump_conn(callee, conn.0)?;
                         Phone::Connected {
                             callee,
                             conn: *conn,
+                        }
+                    }
+                    Some(Phone::Connected { callee, .. }) => {
+                        let callee = map(*callee)?;
+                        Phone::Connected {
+                            callee,
+                            conn: self.take_conn_id(callee),
                         }
                     }
                     Some(Phone::Slammed { callee, conn }) => Phone::Slammed {
