@@ -72,6 +72,13 @@ pub trait ConnState: Sized {
     /// The state from an exported form of `version`; an error names what
     /// is wrong.
     fn import(version: u32, bytes: &[u8]) -> Result<Self, String>;
+    /// The state of a connection the service did not accept itself (one
+    /// the kernel made, such as every task's phone 0 to the naming
+    /// service), taken on its first call; `None` (the default): such a
+    /// connection has no state and cannot be checkpointed.
+    fn unaccepted() -> Option<Self> {
+        None
+    }
 }
 
 /// Where a connection stands in a checkpoint or restore.
@@ -183,6 +190,14 @@ impl<C: ConnState> Coop<C> {
             return Ok(Some(ev));
         };
         let (rx, from, method, args) = (*rx_id, *conn, *method, *args);
+        for id in [from, ConnId(args[0])] {
+            if !self.conns.contains_key(&id)
+                && (id == from || method == IPC_M_CHKPNT_REQUEST)
+                && let Some(state) = C::unaccepted()
+            {
+                self.insert(id, state);
+            }
+        }
         let coop = (IPC_M_CHKPNT_REQUEST..=IPC_M_RSTR_END).contains(&method);
         let staged_data =
             matches!(method, IPC_M_DATA_READ | IPC_M_DATA_WRITE) && self.staged.contains_key(&from);

@@ -10,8 +10,12 @@
 //!   checkpointer's protocol (per-connection state, lazy cooperation,
 //!   holding and releasing connections, export and import).
 //!
-//! Still to come (the services issue): the console, the VFS, the loader,
-//! the checkpointer and the `spartan` command.
+//! - [`checkpointer`]: checkpoint sets (Algorithm 1), checkpoints with
+//!   the services' cooperation (Algorithm 2) and restores (Algorithm 3).
+//!
+//! Still to come (the services issue): the console, the VFS, the loader
+//! and the `spartan` command.
 
+pub mod checkpointer;
 pub mod coop;
 pub mod ns;

@@ -24,7 +24,8 @@
 //!
 //! The naming service is itself cooperative (persistent id
 //! [`NS_SERVICE_ID`]), so a restored task's phone 0 reconnects to the
-//! naming service of the system it is restored into.
+//! naming service of the system it is restored into; it keeps no state per
+//! connection ([`NsConn`]), so it cooperates at once.
 
 use std::collections::BTreeMap;
 use std::task::Poll;
@@ -36,6 +37,8 @@ use spartan_kernel::sched::sim::{NativeProgram, Step};
 use spartan_kernel::syscall::FOREVER;
 use spartan_kernel::task::native::{NativeError, NativeTask};
 use spartan_kernel::task::{TaskId, TaskPolicy, ThreadId};
+
+use crate::coop::{ConnState, Coop};
 
 /// Persistent service id of the naming service.
 pub const NS_SERVICE_ID: &str = "spartan.ns";
@@ -66,9 +69,40 @@ pub struct Registration {
     pub phone: PhoneId,
 }
 
+/// What the naming service keeps per client connection: nothing. A
+/// connection request waiting for its service is a blocking call that has
+/// changed nothing, so every connection is always checkpointable (the
+/// request is sent again after a restore).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NsConn;
+
+impl ConnState for NsConn {
+    const VERSION: u32 = 1;
+    fn checkpointable(&self) -> bool {
+        true
+    }
+    fn export(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    fn import(version: u32, bytes: &[u8]) -> Result<Self, String> {
+        match (version, bytes) {
+            (1, []) => Ok(NsConn),
+            (1, _) => Err(format!(
+                "{} bytes of state, the naming service keeps none",
+                bytes.len()
+            )),
+            _ => Err(format!("version {version}, the naming service reads 1")),
+        }
+    }
+    fn unaccepted() -> Option<Self> {
+        Some(NsConn)
+    }
+}
+
 /// The naming service, a native program.
 pub struct NamingService {
     me: NativeTask,
+    coop: Coop<NsConn>,
     registered: BTreeMap<u64, Registration>,
     /// Connection requests for numbers nobody provides yet, oldest first.
     waiting: BTreeMap<u64, Vec<RxCallId>>,
@@ -109,6 +143,7 @@ impl NamingService {
         );
         NamingService {
             me,
+            coop: Coop::default(),
             registered: BTreeMap::new(),
             waiting: BTreeMap::new(),
         }
@@ -231,7 +266,14 @@ impl NativeProgram for NamingService {
             match self.me.wait(k, FOREVER) {
                 Ok(Poll::Pending) => return Step::Continue,
                 Ok(Poll::Ready(ev)) => {
-                    if let Err(e) = self.handle(k, ev) {
+                    let mut next = self.coop.on_event(k, &self.me, ev);
+                    while let Ok(Some(ev)) = next {
+                        if let Err(e) = self.handle(k, ev) {
+                            let _ = self.me.log(k, &format!("ns: {e}"));
+                        }
+                        next = Ok(self.coop.released());
+                    }
+                    if let Err(e) = next {
                         let _ = self.me.log(k, &format!("ns: {e}"));
                     }
                 }

@@ -141,6 +141,32 @@ impl Kernel {
         })
     }
 
+    /// The other parties of the calls `task` holds or has sent and that
+    /// are not answered yet: callers, receivers and forwarders (how a
+    /// checkpoint set is completed with forwarded calls, thesis 5.2).
+    pub fn call_peers(&self, task: TaskId) -> BTreeSet<TaskId> {
+        let Some(t) = self.tasks.get(&task) else {
+            return BTreeSet::new();
+        };
+        let keys = t
+            .answerbox
+            .calls
+            .iter()
+            .chain(t.answerbox.dispatched.values())
+            .chain(t.out_calls.values());
+        let mut out = BTreeSet::new();
+        for c in keys.filter_map(|k| self.calls.get(k)) {
+            if !c.discard_answer {
+                out.insert(c.caller);
+            }
+            out.insert(c.receiver);
+            out.extend(c.forwarded_by.iter().copied());
+        }
+        out.remove(&task);
+        out.retain(|t| self.tasks.contains_key(t));
+        out
+    }
+
     /// Imports a checkpoint set as new stopped native tasks; `outside` maps
     /// old ids of tasks outside the set to their current ids.
     pub fn import_tasks(

@@ -1,0 +1,628 @@
+//! The checkpointer (thesis 5.1.1, 5.2, Algorithms 1 to 3): checkpoint
+//! sets, checkpoints with the cooperation of services, restores.
+//!
+//! The checkpointer is a cooperative native task (persistent id
+//! [`CHECKPOINTER_ID`]) that talks to services with the messages of
+//! [`coop`](crate::coop). Its operations run the system while they wait
+//! for services (the scheduler goes on, so the set's tasks and the
+//! services make progress until every connection is checkpointable), and
+//! give up after the cooperation timeout, in virtual time in a simulation.
+//!
+//! - [`checkpoint_set`] (Algorithm 1): from task zero, every checkpointable
+//!   task it shares distributed state with, transitively: phones in both
+//!   directions and unanswered calls, forwarded ones included (stable:
+//!   nothing outside depends on a member except services; complete;
+//!   minimal: nothing unreachable). Cooperative services are not members:
+//!   each connection of a member to one is a [`ServiceLink`]. A task that
+//!   is neither (thesis 4.4.2) makes the set impossible.
+//! - [`Checkpointer::checkpoint`] (Algorithm 2): asks every linked service
+//!   for its connection (`IPC_M_CHKPNT_REQUEST`, answered lazily), stops
+//!   the set, takes each connection's state (`IPC_M_CHKPNT_INIT` and a data
+//!   read), captures the set, ends the cooperation (`IPC_M_CHKPNT_END`),
+//!   resumes or kills the set, and writes the image with the states as the
+//!   tasks' cooperative blobs (service id, phone). Whatever fails, every
+//!   requested service gets its end and the set is resumed: nothing is left
+//!   stopped or held.
+//! - [`Checkpointer::restore`] (Algorithm 3): restores the image's tasks
+//!   stopped, hands each linked service its connection's state under the
+//!   connection's new id (`IPC_M_RSTR_INIT`, a data write, `IPC_M_RSTR_END`),
+//!   then resumes the tasks. A service that refuses kills the restored
+//!   tasks, unless `err_resume` says to resume them anyway.
+//!
+//! A cooperative blob's data is the state's version (u32, little endian)
+//! followed by the state the service exported.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::task::Poll;
+
+use snapfmt::{CoopBlob, Image, ImageForm, WriterOptions};
+use spartan_kernel::checkpoint::{self, RestoreOptions, Restored};
+use spartan_kernel::guest::Scheduler;
+use spartan_kernel::ipc::method::IPC_M_DATA_READ;
+use spartan_kernel::ipc::{CallId, ConnId, EOK, Errno, Event, Phone, PhoneId};
+use spartan_kernel::kernel::Kernel;
+use spartan_kernel::sched::sim::RunEnd;
+use spartan_kernel::task::native::{NativeError, NativeTask, SCRATCH_BASE};
+use spartan_kernel::task::{TaskId, TaskPolicy};
+
+use crate::coop::{
+    CHECKPOINTER_ID, IPC_M_CHKPNT_END, IPC_M_CHKPNT_INIT, IPC_M_CHKPNT_REQUEST, IPC_M_RSTR_END,
+    IPC_M_RSTR_INIT, MAX_STATE,
+};
+
+/// Where data reads land in the checkpointer's memory.
+const READ_BUF: u64 = SCRATCH_BASE + (16 << 20);
+
+/// A connection of a member of the set to a cooperative service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceLink {
+    pub member: TaskId,
+    /// The member's phone.
+    pub phone: PhoneId,
+    pub service: TaskId,
+    pub service_id: String,
+    /// The connection's id at the service.
+    pub conn: ConnId,
+}
+
+/// A checkpoint set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetPlan {
+    /// Task zero first, then the others in id order.
+    pub members: Vec<TaskId>,
+    pub links: Vec<ServiceLink>,
+}
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointerError {
+    #[error("task {0} does not exist")]
+    NoTask(u64),
+    #[error(
+        "task {task} ({name}) is neither checkpointable nor cooperative, and task {via} shares state with it"
+    )]
+    Uncheckpointable { task: u64, name: String, via: u64 },
+    #[error("task {0} is a service, not checkpointable")]
+    NotCheckpointable(u64),
+    #[error("service {service_id} did not {what} within {timeout_ms} ms")]
+    Timeout {
+        service_id: String,
+        what: &'static str,
+        timeout_ms: u64,
+    },
+    #[error("service {service_id} refused to {what}: {errno}")]
+    Refused {
+        service_id: String,
+        what: &'static str,
+        errno: Errno,
+    },
+    #[error("service {0} is not running")]
+    MissingService(String),
+    #[error("the system stopped making progress while waiting for {0}")]
+    Stuck(String),
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error(transparent)]
+    Restore(#[from] checkpoint::RestoreError),
+    #[error(transparent)]
+    Image(#[from] snapfmt::Error),
+    #[error("checkpointer: {0}")]
+    Native(#[from] NativeError),
+    #[error("cooperative blob of {service_id} on phone {phone}: {why}")]
+    Blob {
+        service_id: String,
+        phone: u32,
+        why: String,
+    },
+}
+
+/// Algorithm 1: the checkpoint set of `task_zero`.
+pub fn checkpoint_set(k: &Kernel, task_zero: TaskId) -> Result<SetPlan, CheckpointerError> {
+    let t0 = k
+        .task(task_zero)
+        .ok_or(CheckpointerError::NoTask(task_zero.0))?;
+    if t0.policy != TaskPolicy::Checkpointable {
+        return Err(CheckpointerError::NotCheckpointable(task_zero.0));
+    }
+    let mut members = BTreeSet::from([task_zero]);
+    let mut todo = vec![task_zero];
+    while let Some(m) = todo.pop() {
+        // Tasks it calls, tasks that call it, parties of its calls.
+        let mut peers: BTreeSet<TaskId> = k
+            .task(m)
+            .map(|t| {
+                t.phones
+                    .iter()
+                    .filter_map(|(_, p)| match p {
+                        Phone::Connected { callee, .. } => Some(*callee),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for other in k.task_ids() {
+            let calls_m = k.task(other).is_some_and(|t| {
+                t.phones
+                    .iter()
+                    .any(|(_, p)| matches!(p, Phone::Connected { callee, .. } if *callee == m))
+            });
+            if calls_m {
+                peers.insert(other);
+            }
+        }
+        peers.extend(k.call_peers(m));
+        peers.remove(&m);
+        for p in peers {
+            let Some(pt) = k.task(p) else { continue };
+            match &pt.policy {
+                TaskPolicy::Checkpointable => {
+                    if members.insert(p) {
+                        todo.push(p);
+                    }
+                }
+                TaskPolicy::Cooperative { .. } => {}
+                TaskPolicy::Neither => {
+                    return Err(CheckpointerError::Uncheckpointable {
+                        task: p.0,
+                        name: pt.name.clone(),
+                        via: m.0,
+                    });
+                }
+            }
+        }
+    }
+    let mut links = Vec::new();
+    for &m in &members {
+        for (phone, p) in k.task(m).expect("member").phones.iter() {
+            let Phone::Connected { callee, conn } = p else {
+                continue;
+            };
+            if let Some(TaskPolicy::Cooperative { service_id }) = k.task(*callee).map(|t| &t.policy)
+            {
+                links.push(ServiceLink {
+                    member: m,
+                    phone,
+                    service: *callee,
+                    service_id: service_id.clone(),
+                    conn: *conn,
+                });
+            }
+        }
+    }
+    let mut order = vec![task_zero];
+    order.extend(members.iter().copied().filter(|t| *t != task_zero));
+    Ok(SetPlan {
+        members: order,
+        links,
+    })
+}
+
+/// How to checkpoint.
+#[derive(Clone, Debug)]
+pub struct CheckpointOptions {
+    /// Kill the set after the checkpoint instead of resuming it.
+    pub kill: bool,
+    /// How long to wait for each service (ns; virtual in a simulation).
+    pub timeout_ns: u64,
+    pub form: ImageForm,
+}
+
+impl Default for CheckpointOptions {
+    fn default() -> Self {
+        CheckpointOptions {
+            kill: false,
+            timeout_ns: 1_000_000_000,
+            form: ImageForm::Directory,
+        }
+    }
+}
+
+/// What a checkpoint did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointReport {
+    pub plan: SetPlan,
+    /// Time the set was stopped (ns, kernel time).
+    pub frozen_ns: u64,
+}
+
+/// How to restore.
+#[derive(Clone, Debug)]
+pub struct RestoreOpts {
+    /// Resume the restored tasks even if a service refuses its part
+    /// (otherwise they are killed).
+    pub err_resume: bool,
+    pub timeout_ns: u64,
+}
+
+impl Default for RestoreOpts {
+    fn default() -> Self {
+        RestoreOpts {
+            err_resume: false,
+            timeout_ns: 1_000_000_000,
+        }
+    }
+}
+
+/// The checkpointer.
+pub struct Checkpointer {
+    me: NativeTask,
+    /// Its phones to services.
+    phones: BTreeMap<TaskId, PhoneId>,
+    /// Answers that arrived, by call id (late answers of abandoned calls
+    /// are dropped here).
+    answers: BTreeMap<CallId, (u64, [u64; 5])>,
+}
+
+impl Checkpointer {
+    /// Starts the checkpointer's task.
+    pub fn spawn(k: &mut Kernel) -> Checkpointer {
+        let me = k.spawn_native(
+            "checkpointer",
+            TaskPolicy::Cooperative {
+                service_id: CHECKPOINTER_ID.into(),
+            },
+        );
+        Checkpointer {
+            me,
+            phones: BTreeMap::new(),
+            answers: BTreeMap::new(),
+        }
+    }
+
+    pub fn task(&self) -> TaskId {
+        self.me.id()
+    }
+
+    fn phone_to(&mut self, k: &mut Kernel, service: TaskId) -> Result<PhoneId, CheckpointerError> {
+        if let Some(p) = self.phones.get(&service)
+            && matches!(
+                k.task(self.me.id()).and_then(|t| t.phones.get(*p)),
+                Some(Phone::Connected { callee, .. }) if *callee == service
+            )
+        {
+            return Ok(*p);
+        }
+        let p = k
+            .connect_phone(self.me.id(), service)
+            .map_err(NativeError::from)?;
+        self.phones.insert(service, p);
+        Ok(p)
+    }
+
+    /// Sends a call and runs the system until it is answered or the
+    /// deadline passes.
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &mut self,
+        k: &mut Kernel,
+        s: &mut Scheduler,
+        service: TaskId,
+        service_id: &str,
+        what: &'static str,
+        method: u64,
+        args: [u64; 5],
+        timeout_ns: u64,
+    ) -> Result<[u64; 5], CheckpointerError> {
+        let phone = self.phone_to(k, service)?;
+        let id = self.me.call_async(k, phone, method, args)?;
+        self.await_answer(k, s, id, service_id, what, timeout_ns)
+    }
+
+    fn await_answer(
+        &mut self,
+        k: &mut Kernel,
+        s: &mut Scheduler,
+        id: CallId,
+        service_id: &str,
+        what: &'static str,
+        timeout_ns: u64,
+    ) -> Result<[u64; 5], CheckpointerError> {
+        let deadline = k.now().saturating_add(timeout_ns);
+        loop {
+            while let Ok(Poll::Ready(ev)) = self.me.wait(k, 0) {
+                if let Event::Answer(a) = ev {
+                    self.answers.insert(a.call_id, (a.retval, a.args));
+                }
+            }
+            if let Some((retval, args)) = self.answers.remove(&id) {
+                if retval == EOK {
+                    return Ok(args);
+                }
+                return Err(CheckpointerError::Refused {
+                    service_id: service_id.into(),
+                    what,
+                    errno: Errno::from_result(retval as i64).unwrap_or(Errno::Invalid),
+                });
+            }
+            if k.now() >= deadline {
+                return Err(CheckpointerError::Timeout {
+                    service_id: service_id.into(),
+                    what,
+                    timeout_ms: timeout_ns / 1_000_000,
+                });
+            }
+            match s.run(k, 1) {
+                RunEnd::Deadlock | RunEnd::AllDone => {
+                    return Err(CheckpointerError::Stuck(format!("{service_id} to {what}")));
+                }
+                RunEnd::StepLimit | RunEnd::Woken => {}
+            }
+        }
+    }
+
+    /// Algorithm 2: checkpoints the set of `task_zero` into `target`.
+    pub fn checkpoint(
+        &mut self,
+        k: &mut Kernel,
+        s: &mut Scheduler,
+        task_zero: TaskId,
+        target: &Path,
+        opts: &CheckpointOptions,
+    ) -> Result<CheckpointReport, CheckpointerError> {
+        let plan = checkpoint_set(k, task_zero)?;
+        let mut requested = Vec::new();
+        let result = self.checkpoint_inner(k, s, &plan, opts, &mut requested);
+        // The capture is taken: every service that was asked is released
+        // (the calls it kept back are handled now, after the capture).
+        for l in &requested {
+            let end = [l.conn.0, 0, 0, 0, 0];
+            let _ = self.call(
+                k,
+                s,
+                l.service,
+                &l.service_id,
+                "end",
+                IPC_M_CHKPNT_END,
+                end,
+                opts.timeout_ns,
+            );
+        }
+        let (stopped, stopped_at, mut capture) = match result {
+            Ok(x) => x,
+            Err((stopped, e)) => {
+                if let Some(st) = stopped {
+                    st.resume(k);
+                }
+                return Err(e);
+            }
+        };
+        if opts.kill {
+            for t in &plan.members {
+                let _ = k.kill_task(*t);
+            }
+        } else {
+            stopped.resume(k);
+        }
+        let frozen_ns = k.now().saturating_sub(stopped_at);
+        for t in &mut capture.tasks {
+            t.record.coop_blobs.sort_by_key(|b| b.connection);
+        }
+        capture.write(
+            target,
+            WriterOptions {
+                form: opts.form,
+                threads: 1,
+                ..WriterOptions::default()
+            },
+        )?;
+        Ok(CheckpointReport { plan, frozen_ns })
+    }
+
+    #[allow(clippy::type_complexity)]
+    /// Requests, stop, exports and the capture; the stopped set, when it
+    /// was stopped, and the capture with the services' states. (The error
+    /// carries the set if it was stopped, so the caller resumes it.)
+    #[allow(clippy::result_large_err)]
+    fn checkpoint_inner(
+        &mut self,
+        k: &mut Kernel,
+        s: &mut Scheduler,
+        plan: &SetPlan,
+        opts: &CheckpointOptions,
+        requested: &mut Vec<ServiceLink>,
+    ) -> Result<
+        (checkpoint::Stopped, u64, checkpoint::Capture),
+        (Option<checkpoint::Stopped>, CheckpointerError),
+    > {
+        // Every connection to a service reaches a checkpointable state
+        // and is held (lazily: the set runs on meanwhile).
+        for l in &plan.links {
+            let req = [l.conn.0, 0, 0, 0, 0];
+            requested.push(l.clone());
+            self.call(
+                k,
+                s,
+                l.service,
+                &l.service_id,
+                "reach a checkpointable state",
+                IPC_M_CHKPNT_REQUEST,
+                req,
+                opts.timeout_ns,
+            )
+            .map_err(|e| (None, e))?;
+        }
+        // The set may have grown while it ran.
+        let now_plan = checkpoint_set(k, plan.members[0]).map_err(|e| (None, e))?;
+        if now_plan.members != plan.members || now_plan.links != plan.links {
+            return Err((
+                None,
+                CheckpointerError::Stuck(
+                    "the checkpoint set changed while services settled".into(),
+                ),
+            ));
+        }
+        let stopped = checkpoint::stop(k, &plan.members).map_err(|e| (None, e.into()))?;
+        let frozen_at = k.now();
+        let mut blobs = Vec::new();
+        for l in &plan.links {
+            let init = [l.conn.0, 0, 0, 0, 0];
+            let r = self
+                .call(
+                    k,
+                    s,
+                    l.service,
+                    &l.service_id,
+                    "export its state",
+                    IPC_M_CHKPNT_INIT,
+                    init,
+                    opts.timeout_ns,
+                )
+                .and_then(|a| {
+                    let (len, version) = (a[0], a[1] as u32);
+                    if len > MAX_STATE {
+                        return Err(CheckpointerError::Blob {
+                            service_id: l.service_id.clone(),
+                            phone: l.phone.0,
+                            why: format!("{len} bytes of state"),
+                        });
+                    }
+                    let phone = self.phone_to(k, l.service)?;
+                    let id =
+                        self.me
+                            .call_async(k, phone, IPC_M_DATA_READ, [READ_BUF, len, 0, 0, 0])?;
+                    let got = self.await_answer(
+                        k,
+                        s,
+                        id,
+                        &l.service_id,
+                        "send its state",
+                        opts.timeout_ns,
+                    )?;
+                    let mut data = version.to_le_bytes().to_vec();
+                    data.extend(self.me.mem_read(k, READ_BUF, got[1])?);
+                    Ok(CoopBlob {
+                        service_id: l.service_id.clone(),
+                        connection: l.phone.0,
+                        data,
+                    })
+                });
+            match r {
+                Ok(b) => blobs.push((l.member, b)),
+                Err(e) => return Err((Some(stopped), e)),
+            }
+        }
+        let mut capture = match checkpoint::capture(k, s, &stopped) {
+            Ok(c) => c,
+            Err(e) => return Err((Some(stopped), e.into())),
+        };
+        for t in &mut capture.tasks {
+            t.record.coop_blobs = blobs
+                .iter()
+                .filter(|(m, _)| *m == t.task)
+                .map(|(_, b)| b.clone())
+                .collect();
+        }
+        Ok((stopped, frozen_at, capture))
+    }
+
+    /// Algorithm 3: restores the image at `path`.
+    pub fn restore(
+        &mut self,
+        k: &mut Kernel,
+        s: &mut Scheduler,
+        path: &Path,
+        opts: &RestoreOpts,
+    ) -> Result<Restored, CheckpointerError> {
+        let image = Image::open(path)?;
+        // Every service the image names must be running.
+        let mut services: BTreeMap<String, TaskId> = BTreeMap::new();
+        for id in k.task_ids() {
+            if let Some(TaskPolicy::Cooperative { service_id }) = k.task(id).map(|t| &t.policy) {
+                services.entry(service_id.clone()).or_insert(id);
+            }
+        }
+        let mut blobs = Vec::new();
+        for old in image.task_ids() {
+            let record = image.task(old)?;
+            for b in &record.coop_blobs {
+                if !services.contains_key(&b.service_id) {
+                    return Err(CheckpointerError::MissingService(b.service_id.clone()));
+                }
+                if b.data.len() < 4 {
+                    return Err(CheckpointerError::Blob {
+                        service_id: b.service_id.clone(),
+                        phone: b.connection,
+                        why: "shorter than its version".into(),
+                    });
+                }
+                blobs.push((old, b.clone()));
+            }
+        }
+        let restored = checkpoint::restore(
+            k,
+            s,
+            &image,
+            &RestoreOptions {
+                resume: false,
+                ..RestoreOptions::default()
+            },
+        )?;
+        let mut failed = None;
+        let mut begun = Vec::new();
+        for (old, b) in &blobs {
+            let new = restored.tasks[old];
+            let link = k
+                .task(new)
+                .and_then(|t| t.phones.get(PhoneId(b.connection)))
+                .cloned();
+            let Some(Phone::Connected { callee, conn }) = link else {
+                failed = Some(CheckpointerError::Blob {
+                    service_id: b.service_id.clone(),
+                    phone: b.connection,
+                    why: "the restored phone is not connected".into(),
+                });
+                break;
+            };
+            let version = u32::from_le_bytes(b.data[..4].try_into().expect("checked length"));
+            let state = &b.data[4..];
+            let init = [conn.0, u64::from(version), state.len() as u64, 0, 0];
+            let r = self
+                .call(
+                    k,
+                    s,
+                    callee,
+                    &b.service_id,
+                    "take its state",
+                    IPC_M_RSTR_INIT,
+                    init,
+                    opts.timeout_ns,
+                )
+                .and_then(|_| {
+                    let phone = self.phone_to(k, callee)?;
+                    let id = self.me.data_write_start(k, phone, state)?;
+                    self.await_answer(k, s, id, &b.service_id, "take its state", opts.timeout_ns)
+                });
+            begun.push((callee, b.service_id.clone(), conn));
+            if let Err(e) = r {
+                failed = Some(e);
+                break;
+            }
+        }
+        for (callee, service_id, conn) in &begun {
+            let end = [conn.0, 0, 0, 0, 0];
+            let _ = self.call(
+                k,
+                s,
+                *callee,
+                service_id,
+                "end the restore",
+                IPC_M_RSTR_END,
+                end,
+                opts.timeout_ns,
+            );
+        }
+        match failed {
+            Some(e) if !opts.err_resume => {
+                for t in restored.tasks.values() {
+                    let _ = k.kill_task(*t);
+                }
+                Err(e)
+            }
+            _ => {
+                restored.resume(k);
+                Ok(restored)
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The checkpointer with real tasks: the naming service, a service with
+//! per-connection state (a running total) that cooperates through the
+//! framework, and a guest client connected to it through the naming
+//! service. A checkpoint takes the client and its connection's state;
+//! after a kill, a restore (in the same system, and in a freshly booted
+//! one) gives the service the state back under the connection's new id,
+//! and the client's totals go on exactly. A service that never settles
+//! makes the checkpoint fail by its timeout, leaving nothing stopped or
+//! held.
+
+use std::path::Path;
+use std::task::Poll;
+
+use snapfmt::Image;
+use spartan_kernel::guest::{SchedConfig, Scheduler, rt};
+use spartan_kernel::ipc::method::{IPC_M_CONNECT_ME_TO, IPC_M_CONNECT_TO_ME};
+use spartan_kernel::ipc::{ConnId, EOK, Errno, Event, PhoneId, RxCallId};
+use spartan_kernel::kernel::{Kernel, KernelConfig};
+use spartan_kernel::machine::Value;
+use spartan_kernel::sched::sim::{NativeProgram, Step};
+use spartan_kernel::syscall::FOREVER;
+use spartan_kernel::task::native::NativeTask;
+use spartan_kernel::task::{TaskId, TaskPolicy, ThreadId};
+use spartan_services::checkpointer::{
+    CheckpointOptions, Checkpointer, CheckpointerError, RestoreOpts, checkpoint_set,
+};
+use spartan_services::coop::{ConnState, Coop};
+use spartan_services::ns::{FIRST_USER_SERVICE, NamingService};
+
+const TALLY: u64 = FIRST_USER_SERVICE + 1;
+const ADD: u64 = 1024;
+const STALL: u64 = 1025;
+
+struct Total {
+    total: u64,
+    /// A call that never finishes (the connection never settles).
+    stalled: Option<RxCallId>,
+}
+
+impl ConnState for Total {
+    const VERSION: u32 = 3;
+    fn checkpointable(&self) -> bool {
+        self.stalled.is_none()
+    }
+    fn export(&self) -> Vec<u8> {
+        self.total.to_le_bytes().to_vec()
+    }
+    fn import(version: u32, bytes: &[u8]) -> Result<Self, String> {
+        if version != 3 {
+            return Err(format!("version {version}"));
+        }
+        let b: [u8; 8] = bytes.try_into().map_err(|_| "length".to_string())?;
+        Ok(Total {
+            total: u64::from_le_bytes(b),
+            stalled: None,
+        })
+    }
+}
+
+/// The tally service: registers with the naming service, keeps a total
+/// per connection.
+struct Tally {
+    me: NativeTask,
+    ns: PhoneId,
+    registered: bool,
+    coop: Coop<Total>,
+}
+
+impl Tally {
+    fn spawn(k: &mut Kernel, ns: &NamingService) -> Tally {
+        let me = k.spawn_native(
+            "tally",
+            TaskPolicy::Cooperative {
+                service_id: "test.tally".into(),
+            },
+        );
+        let phone = ns.connect(k, me.id()).unwrap();
+        Tally {
+            me,
+            ns: phone,
+            registered: false,
+            coop: Coop::default(),
+        }
+    }
+
+    fn handle(&mut self, k: &mut Kernel, ev: Event) {
+        let Event::Call {
+            rx_id,
+            conn,
+            method,
+            args,
+            ..
+        } = ev
+        else {
+            return;
+        };
+        let answer = |k: &mut Kernel, rv, a1| self.me.answer(k, rx_id, rv, [a1, 0, 0, 0, 0]);
+        match method {
+            IPC_M_CONNECT_ME_TO => {
+                self.coop.insert(
+                    ConnId(args[4]),
+                    Total {
+                        total: 0,
+                        stalled: None,
+                    },
+                );
+                let _ = answer(k, EOK, 0);
+            }
+            ADD => match self.coop.get_mut(conn) {
+                Some(t) => {
+                    t.total += args[0];
+                    let total = t.total;
+                    let _ = answer(k, EOK, total);
+                }
+                None => {
+                    let _ = answer(k, Errno::NoEntry.retval(), 0);
+                }
+            },
+            STALL => {
+                if let Some(t) = self.coop.get_mut(conn) {
+                    t.stalled = Some(rx_id);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl NativeProgram for Tally {
+    fn thread(&self) -> ThreadId {
+        self.me.thread()
+    }
+
+    fn step(&mut self, k: &mut Kernel) -> Step {
+        if !self.registered {
+            self.me
+                .call_async(k, self.ns, IPC_M_CONNECT_TO_ME, [TALLY, 0, 0, 0, 0])
+                .unwrap();
+            self.registered = true;
+        }
+        loop {
+            if let Some(ev) = self.coop.released() {
+                self.handle(k, ev);
+                continue;
+            }
+            match self.me.wait(k, FOREVER) {
+                Ok(Poll::Ready(ev)) => {
+                    if let Some(ev) = self.coop.on_event(k, &self.me, ev).unwrap() {
+                        self.handle(k, ev);
+                    }
+                    self.coop.settle(k, &self.me).unwrap();
+                }
+                Ok(Poll::Pending) => return Step::Continue,
+                Err(_) => return Step::Done,
+            }
+        }
+    }
+}
+
+/// Connects to the tally through the naming service, then adds 1, 2,
+/// ... 60 (logging each total); if `$stall` is set, it stalls the
+/// connection first and goes on forever.
+const CLIENT: &str = r#"
+  (func (export "main") (param $svc i64) (param $stall i64) (local $phone i32) (local $i i64)
+    (if (i64.ne (call $call_sync (i32.const 0) (i64.const 4) (local.get $svc)) (i64.const 0))
+      (then unreachable))
+    (local.set $phone (i32.wrap_i64 (call $answer_word (i32.const 5))))
+    (if (i64.ne (local.get $stall) (i64.const 0))
+      (then (drop (call $call_async (local.get $phone) (i64.const 1025) (i64.const 0)))))
+    (loop $calls
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (if (i64.ne (call $call_sync (local.get $phone) (i64.const 1024) (local.get $i)) (i64.const 0))
+        (then unreachable))
+      (call $log_num (call $answer_word (i32.const 1)))
+      (drop (call $sleep (i64.const 2000)))
+      (br_if $calls (i32.or (i64.lt_u (local.get $i) (i64.const 60)) (i32.wrap_i64 (local.get $stall))))))
+"#;
+
+struct System {
+    k: Kernel,
+    s: Scheduler,
+    ck: Checkpointer,
+}
+
+fn boot(seed: u64, filler: usize) -> (System, NamingService) {
+    let mut k = Kernel::new(KernelConfig::simulation(seed));
+    for i in 0..filler {
+        k.spawn_native(&format!("filler{i}"), TaskPolicy::Neither);
+    }
+    let ns = NamingService::spawn(&mut k);
+    let tally = Tally::spawn(&mut k, &ns);
+    let ck = Checkpointer::spawn(&mut k);
+    let mut s = Scheduler::new(SchedConfig {
+        slice_fuel: 300,
+        ..SchedConfig::default()
+    });
+    s.add_native(Box::new(tally));
+    (System { k, s, ck }, ns)
+}
+
+fn client(sys: &mut System, ns: &NamingService, stall: bool) -> TaskId {
+    let (task, _) = sys
+        .s
+        .spawn_guest(
+            &mut sys.k,
+            "client",
+            TaskPolicy::Checkpointable,
+            rt::program(CLIENT).as_bytes(),
+            "main",
+            &[Value::I64(TALLY), Value::I64(u64::from(stall))],
+        )
+        .unwrap();
+    ns.connect(&mut sys.k, task).unwrap();
+    task
+}
+
+fn totals(k: &Kernel) -> Vec<u64> {
+    k.log()
+        .iter()
+        .filter(|l| k.task(l.task).is_none_or(|t| t.name == "client"))
+        .filter_map(|l| l.text.parse().ok())
+        .collect()
+}
+
+fn expected() -> Vec<u64> {
+    (1..=60u64).map(|i| i * (i + 1) / 2).collect()
+}
+
+fn run_until(sys: &mut System, n: usize) {
+    for _ in 0..1_000_000 {
+        if totals(&sys.k).len() >= n {
+            return;
+        }
+        sys.s.run(&mut sys.k, 1);
+    }
+    panic!("the client stopped making progress");
+}
+
+fn checkpointed(path: &Path) -> (System, Vec<u64>) {
+    let (mut sys, ns) = boot(1, 0);
+    let c = client(&mut sys, &ns, false);
+    sys.s.add_native(Box::new(ns));
+    run_until(&mut sys, 20);
+    let plan = checkpoint_set(&sys.k, c).unwrap();
+    assert_eq!(plan.members, vec![c], "services are not members");
+    assert_eq!(plan.links.len(), 2, "phones to ns and to the tally");
+    let opts = CheckpointOptions {
+        kill: true,
+        ..CheckpointOptions::default()
+    };
+    sys.ck
+        .checkpoint(&mut sys.k, &mut sys.s, c, path, &opts)
+        .unwrap();
+    assert!(sys.k.task(c).is_none(), "killed after the checkpoint");
+    assert_eq!(snapfmt::validate(path), vec![]);
+    let image = Image::open(path).unwrap();
+    let record = image.task(c.0).unwrap();
+    let tally = record
+        .coop_blobs
+        .iter()
+        .find(|b| b.service_id == "test.tally")
+        .expect("the tally's state");
+    let before = totals(&sys.k);
+    let total = *before.last().unwrap();
+    assert_eq!(&tally.data[..4], &3u32.to_le_bytes(), "the state's version");
+    assert_eq!(
+        u64::from_le_bytes(tally.data[4..].try_into().unwrap()),
+        total
+    );
+    (sys, before)
+}
+
+#[test]
+fn a_client_and_its_connections_state_are_restored_in_the_same_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let (mut sys, before) = checkpointed(&path);
+    sys.ck
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
+        .unwrap();
+    run_until(&mut sys, 60);
+    let mut all = before.clone();
+    all.extend(totals(&sys.k).into_iter().skip(before.len()));
+    assert_eq!(all, expected());
+    sys.k.check_invariants().unwrap();
+}
+
+#[test]
+fn a_client_and_its_connections_state_are_restored_after_a_reboot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let (_old, before) = checkpointed(&path);
+    // Another system: other task ids, the tally's connection counter
+    // starting again, a client of its own already connected.
+    let (mut sys, ns) = boot(2, 3);
+    let other = client(&mut sys, &ns, false);
+    sys.s.add_native(Box::new(ns));
+    run_until(&mut sys, 5);
+    let restored = sys
+        .ck
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
+        .unwrap();
+    let new = *restored.tasks.values().next().unwrap();
+    for _ in 0..1_000_000 {
+        if sys.k.task(new).is_none() && sys.k.task(other).is_none() {
+            break;
+        }
+        sys.s.run(&mut sys.k, 1);
+    }
+    let logs = |t: &str| -> Vec<u64> {
+        sys.k
+            .log()
+            .iter()
+            .filter(|l| l.task.0 == t.parse::<u64>().unwrap())
+            .filter_map(|l| l.text.parse().ok())
+            .collect()
+    };
+    let mut all = before;
+    all.extend(logs(&new.0.to_string()));
+    assert_eq!(all, expected(), "the restored client went on");
+    assert_eq!(
+        logs(&other.0.to_string()),
+        expected(),
+        "the other client too"
+    );
+    sys.k.check_invariants().unwrap();
+}
+
+#[test]
+fn a_service_that_never_settles_fails_the_checkpoint_and_leaves_nothing_held() {
+    let (mut sys, ns) = boot(3, 0);
+    let c = client(&mut sys, &ns, true);
+    sys.s.add_native(Box::new(ns));
+    sys.s.run(&mut sys.k, 500);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let opts = CheckpointOptions {
+        timeout_ns: 50_000,
+        ..CheckpointOptions::default()
+    };
+    let e = sys
+        .ck
+        .checkpoint(&mut sys.k, &mut sys.s, c, &path, &opts)
+        .unwrap_err();
+    assert!(
+        matches!(&e, CheckpointerError::Timeout { service_id, .. } if service_id == "test.tally"),
+        "{e}"
+    );
+    assert!(!path.exists(), "no image");
+    assert!(
+        !sys.k.is_stopped(c).unwrap(),
+        "the client was not left stopped"
+    );
+    sys.k.check_invariants().unwrap();
+    // The service's connection was released when the checkpoint gave up.
+    let plan = checkpoint_set(&sys.k, c).unwrap();
+    assert!(plan.links.iter().any(|l| l.service_id == "test.tally"));
+}
