@@ -13,9 +13,48 @@
 //! - [`checkpointer`]: checkpoint sets (Algorithm 1), checkpoints with
 //!   the services' cooperation (Algorithm 2) and restores (Algorithm 3).
 //!
-//! Still to come (the services issue): the console, the VFS, the loader
-//! and the `spartan` command.
+//! - [`console`]: virtual consoles with an in-memory screen, styled
+//!   writes, cursor, size and key events, cooperating (a waiting read is
+//!   retracted, so a checkpoint never waits for a key).
+//!
+//! Still to come (the services issue): the console's host terminal, the
+//! VFS, the loader and the `spartan` command.
 
 pub mod checkpointer;
+pub mod console;
 pub mod coop;
 pub mod ns;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use spartan_kernel::kernel::Kernel;
+use spartan_kernel::sched::sim::{NativeProgram, Step};
+use spartan_kernel::task::ThreadId;
+
+/// A service the scheduler runs and the host reaches too (to push a key
+/// into the console, read a screen): the scheduler steps it, the host
+/// borrows it between steps. Single-threaded, so deterministic.
+pub struct Shared<P>(pub Rc<RefCell<P>>);
+
+impl<P> Shared<P> {
+    pub fn new(p: P) -> Shared<P> {
+        Shared(Rc::new(RefCell::new(p)))
+    }
+}
+
+impl<P> Clone for Shared<P> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<P: NativeProgram> NativeProgram for Shared<P> {
+    fn thread(&self) -> ThreadId {
+        self.0.borrow().thread()
+    }
+
+    fn step(&mut self, k: &mut Kernel) -> Step {
+        self.0.borrow_mut().step(k)
+    }
+}
