@@ -17,6 +17,8 @@
 //!   writes, cursor, size and key events, cooperating (a waiting read is
 //!   retracted, so a checkpoint never waits for a key).
 //!
+//! - [`rt`]: the guest runtime with helpers for the service protocols.
+//!
 //! Still to come (the services issue): the console's host terminal, the
 //! VFS, the loader and the `spartan` command.
 
@@ -24,6 +26,7 @@ pub mod checkpointer;
 pub mod console;
 pub mod coop;
 pub mod ns;
+pub mod rt;
 
 use std::cell::RefCell;
 use std::rc::Rc;

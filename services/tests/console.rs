@@ -6,30 +6,27 @@
 
 use std::path::Path;
 
-use spartan_kernel::guest::{SchedConfig, Scheduler, rt};
+use spartan_kernel::guest::{SchedConfig, Scheduler};
 use spartan_kernel::kernel::{Kernel, KernelConfig};
 use spartan_kernel::task::{TaskId, TaskPolicy};
 use spartan_services::Shared;
 use spartan_services::checkpointer::{CheckpointOptions, Checkpointer, RestoreOpts};
 use spartan_services::console::Console;
 use spartan_services::ns::NamingService;
+use spartan_services::rt;
 
 /// Connects to the console (service 2), clears it, writes "hello ", then
-/// echoes every key until 'q'.
+/// echoes every key until 'q' (with the service runtime's helpers).
 const ECHO: &str = r#"
   (data (i32.const 0x400) "hello ")
   (func (export "main") (local $c i32) (local $key i64)
-    (if (i64.ne (call $call_sync (i32.const 0) (i64.const 4) (i64.const 2)) (i64.const 0))
-      (then unreachable))
-    (local.set $c (i32.wrap_i64 (call $answer_word (i32.const 5))))
-    (drop (call $call_sync (local.get $c) (i64.const 1102) (i64.const 0)))
-    (drop (call $call_sync3 (local.get $c) (i64.const 7) (i64.const 0x400) (i64.const 6) (i64.const 0)))
+    (local.set $c (call $connect (i64.const 2)))
+    (call $con_clear (local.get $c))
+    (call $con_print (local.get $c) (i32.const 0x400) (i32.const 6))
     (loop $keys
-      (if (i64.ne (call $call_sync (local.get $c) (i64.const 1104) (i64.const 0)) (i64.const 0))
-        (then unreachable))
-      (local.set $key (call $answer_word (i32.const 1)))
+      (local.set $key (call $con_key (local.get $c)))
       (i64.store8 (i32.const 0x500) (local.get $key))
-      (drop (call $call_sync3 (local.get $c) (i64.const 7) (i64.const 0x500) (i64.const 1) (i64.const 0)))
+      (call $con_print (local.get $c) (i32.const 0x500) (i32.const 1))
       (br_if $keys (i64.ne (local.get $key) (i64.const 113)))))
 "#;
 

@@ -1,0 +1,96 @@
+//! The guest runtime for programs that use the system's services: the
+//! kernel's WAT runtime ([`spartan_kernel::guest::rt`]: every system call,
+//! `$call_sync`, `$wait`, `$log_num`, ...) plus helpers for the service
+//! protocols, so that a guest connects to a service, prints to a console
+//! and reads keys in a few lines:
+//!
+//! - `$connect (service i64) -> i32`: a phone to the service with that
+//!   number, through the naming service on phone 0 (`-errno` if refused).
+//! - `$con_write (phone i32) (ptr i32) (len i32) -> i64`: writes the bytes
+//!   (UTF-8) at the console's cursor; `$con_print` drops the result.
+//! - `$con_num (phone i32) (v i64)`: writes `v` in decimal.
+//! - `$con_goto (phone i32) (col i64) (row i64)`, `$con_clear (phone i32)`,
+//!   `$con_style (phone i32) (style i64)` (foreground | background << 8 |
+//!   attributes << 16).
+//! - `$con_size (phone i32) -> i64`: columns in the low 32 bits, rows in
+//!   the high ones.
+//! - `$con_key (phone i32) -> i64`: waits for a key (a Unicode scalar
+//!   value or a `console::key` code), `-errno` on failure.
+//!
+//! The helpers use the kernel runtime's per-thread buffers (`$tls`), so
+//! threads may use them at the same time.
+
+use crate::console::{
+    CONSOLE_CLEAR, CONSOLE_GET_EVENT, CONSOLE_GET_SIZE, CONSOLE_GOTO, CONSOLE_SET_STYLE,
+};
+use spartan_kernel::ipc::method::{IPC_M_CONNECT_ME_TO, IPC_M_DATA_WRITE};
+
+fn helpers() -> String {
+    format!(
+        r#"
+  (func $connect (param $svc i64) (result i32) (local $r i64)
+    (local.set $r (call $call_sync (i32.const 0) (i64.const {connect}) (local.get $svc)))
+    (if (result i32) (i64.ne (local.get $r) (i64.const 0))
+      (then (i32.wrap_i64 (local.get $r)))
+      (else (i32.wrap_i64 (call $answer_word (i32.const 5))))))
+  (func $con_write (param $c i32) (param $ptr i32) (param $len i32) (result i64)
+    (call $call_sync3 (local.get $c) (i64.const {write})
+      (i64.extend_i32_u (local.get $ptr)) (i64.extend_i32_u (local.get $len)) (i64.const 0)))
+  (func $con_print (param $c i32) (param $ptr i32) (param $len i32)
+    (drop (call $con_write (local.get $c) (local.get $ptr) (local.get $len))))
+  (func $con_num (param $c i32) (param $v i64) (local $p i32) (local $end i32) (local $neg i32)
+    (local.set $end (i32.add (call $tls) (i32.const 0xf0)))
+    (local.set $p (local.get $end))
+    (if (i64.lt_s (local.get $v) (i64.const 0))
+      (then (local.set $neg (i32.const 1))
+            (local.set $v (i64.sub (i64.const 0) (local.get $v)))))
+    (loop $digits
+      (local.set $p (i32.sub (local.get $p) (i32.const 1)))
+      (i64.store8 (local.get $p)
+        (i64.add (i64.const 48) (i64.rem_u (local.get $v) (i64.const 10))))
+      (local.set $v (i64.div_u (local.get $v) (i64.const 10)))
+      (br_if $digits (i64.ne (local.get $v) (i64.const 0))))
+    (if (local.get $neg)
+      (then (local.set $p (i32.sub (local.get $p) (i32.const 1)))
+            (i32.store8 (local.get $p) (i32.const 45))))
+    (call $con_print (local.get $c) (local.get $p) (i32.sub (local.get $end) (local.get $p))))
+  (func $con_goto (param $c i32) (param $col i64) (param $row i64)
+    (drop (call $call_sync3 (local.get $c) (i64.const {goto}) (local.get $col) (local.get $row)
+      (i64.const 0))))
+  (func $con_clear (param $c i32)
+    (drop (call $call_sync (local.get $c) (i64.const {clear}) (i64.const 0))))
+  (func $con_style (param $c i32) (param $style i64)
+    (drop (call $call_sync (local.get $c) (i64.const {style}) (local.get $style))))
+  (func $con_size (param $c i32) (result i64)
+    (drop (call $call_sync (local.get $c) (i64.const {size}) (i64.const 0)))
+    (i64.or (call $answer_word (i32.const 1))
+      (i64.shl (call $answer_word (i32.const 2)) (i64.const 32))))
+  (func $con_key (param $c i32) (result i64) (local $r i64)
+    (local.set $r (call $call_sync (local.get $c) (i64.const {key}) (i64.const 0)))
+    (if (result i64) (i64.ne (local.get $r) (i64.const 0))
+      (then (local.get $r))
+      (else (call $answer_word (i32.const 1)))))
+"#,
+        connect = IPC_M_CONNECT_ME_TO,
+        write = IPC_M_DATA_WRITE,
+        goto = CONSOLE_GOTO,
+        clear = CONSOLE_CLEAR,
+        style = CONSOLE_SET_STYLE,
+        size = CONSOLE_GET_SIZE,
+        key = CONSOLE_GET_EVENT,
+    )
+}
+
+/// A complete module: the kernel runtime, the service helpers, `body`.
+pub fn program(body: &str) -> String {
+    spartan_kernel::guest::rt::program(&format!("{}\n{body}", helpers()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_runtime_is_a_valid_module() {
+        let m = spartan_kernel::machine::Module::new(super::program("").as_bytes());
+        assert!(m.is_ok(), "{:?}", m.err());
+    }
+}
