@@ -601,16 +601,21 @@ impl Checkpointer {
         }
         for (callee, service_id, conn) in &begun {
             let end = [conn.0, 0, 0, 0, 0];
-            let _ = self.call(
+            let r = self.call(
                 k,
                 s,
                 *callee,
                 service_id,
-                "end the restore",
+                "take the connection's state back (see the kernel log)",
                 IPC_M_RSTR_END,
                 end,
                 opts.timeout_ns,
             );
+            if let Err(e) = r
+                && failed.is_none()
+            {
+                failed = Some(e);
+            }
         }
         match failed {
             Some(e) if !opts.err_resume => {

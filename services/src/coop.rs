@@ -112,6 +112,9 @@ enum Staged {
 /// The service side of the protocol, for connection states `C`.
 pub struct Coop<C> {
     conns: BTreeMap<ConnId, Conn<C>>,
+    /// Connections whose restored state was refused, and why (their
+    /// `IPC_M_RSTR_END` is refused).
+    failed: BTreeMap<ConnId, String>,
     /// By the checkpointer's connection.
     staged: BTreeMap<ConnId, Staged>,
     released: VecDeque<Event>,
@@ -121,6 +124,7 @@ impl<C> Default for Coop<C> {
     fn default() -> Self {
         Coop {
             conns: BTreeMap::new(),
+            failed: BTreeMap::new(),
             staged: BTreeMap::new(),
             released: VecDeque::new(),
         }
@@ -179,6 +183,21 @@ impl<C: ConnState> Coop<C> {
         me: &NativeTask,
         ev: Event,
     ) -> Result<Option<Event>, NativeError> {
+        self.on_event_checking(k, me, ev, |_| Ok(()))
+    }
+
+    /// [`on_event`](Self::on_event), with `check` run on every imported
+    /// state before it becomes the connection's (a service that must look
+    /// at the world, like the VFS at its files): an error refuses the
+    /// connection's restore (its `IPC_M_RSTR_END` is answered `EREFUSED`,
+    /// and the reason is in the kernel log).
+    pub fn on_event_checking(
+        &mut self,
+        k: &mut Kernel,
+        me: &NativeTask,
+        ev: Event,
+        check: impl FnMut(&mut C) -> Result<(), String>,
+    ) -> Result<Option<Event>, NativeError> {
         let Event::Call {
             rx_id,
             conn,
@@ -206,7 +225,7 @@ impl<C: ConnState> Coop<C> {
                 me.answer(k, rx, Errno::Refused.retval(), [0; 5])?;
                 return Ok(None);
             }
-            self.coop_call(k, me, rx, from, method, args)?;
+            self.coop_call(k, me, rx, from, method, args, check)?;
             return Ok(None);
         }
         if let Some(c) = self.conns.get_mut(&from)
@@ -221,6 +240,7 @@ impl<C: ConnState> Coop<C> {
         Ok(Some(ev))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn coop_call(
         &mut self,
         k: &mut Kernel,
@@ -229,6 +249,7 @@ impl<C: ConnState> Coop<C> {
         from: ConnId,
         method: u64,
         args: [u64; 5],
+        mut check: impl FnMut(&mut C) -> Result<(), String>,
     ) -> Result<(), NativeError> {
         let conn = ConnId(args[0]);
         let fail = |k: &mut Kernel, e: Errno| me.answer(k, rx, e.retval(), [0; 5]);
@@ -282,7 +303,11 @@ impl<C: ConnState> Coop<C> {
             IPC_M_DATA_WRITE => match self.staged.remove(&from) {
                 Some(Staged::Import { conn, version, len }) => {
                     let bytes = me.accept_data_write(k, rx, len)?;
-                    match C::import(version, &bytes) {
+                    let imported = C::import(version, &bytes).and_then(|mut state| {
+                        check(&mut state)?;
+                        Ok(state)
+                    });
+                    match imported {
                         Ok(state) => {
                             self.conns.insert(
                                 conn,
@@ -295,6 +320,7 @@ impl<C: ConnState> Coop<C> {
                         }
                         Err(why) => {
                             let _ = me.log(k, &format!("restore of connection {}: {why}", conn.0));
+                            self.failed.insert(conn, why);
                         }
                     }
                     Ok(())
@@ -302,6 +328,9 @@ impl<C: ConnState> Coop<C> {
                 _ => fail(k, Errno::Invalid),
             },
             IPC_M_CHKPNT_END | IPC_M_RSTR_END => {
+                if method == IPC_M_RSTR_END && self.failed.remove(&conn).is_some() {
+                    return fail(k, Errno::Refused);
+                }
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return fail(k, Errno::NoEntry);
                 };

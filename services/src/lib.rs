@@ -18,15 +18,18 @@
 //!   retracted, so a checkpoint never waits for a key).
 //!
 //! - [`rt`]: the guest runtime with helpers for the service protocols.
+//! - [`vfs`]: files of a host directory, open files exported with their
+//!   identity and refused at restore when they changed.
 //!
 //! Still to come (the services issue): the console's host terminal, the
-//! VFS, the loader and the `spartan` command.
+//! VFS's other file policies, directories and working directory, the loader and the `spartan` command.
 
 pub mod checkpointer;
 pub mod console;
 pub mod coop;
 pub mod ns;
 pub mod rt;
+pub mod vfs;
 
 use std::cell::RefCell;
 use std::rc::Rc;

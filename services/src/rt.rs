@@ -17,13 +17,22 @@
 //! - `$con_key (phone i32) -> i64`: waits for a key (a Unicode scalar
 //!   value or a `console::key` code), `-errno` on failure.
 //!
+//! - `$vfs_open (phone i32) (path i32) (len i32) (flags i64) -> i64`: a
+//!   file descriptor (`vfs::flags`), or `-errno`.
+//! - `$vfs_write (phone i32) (fd i64) (ptr i32) (len i32) -> i64`, `$vfs_read`
+//!   (same arguments): bytes written or read at the file's position, or
+//!   `-errno`.
+//! - `$vfs_seek (phone i32) (fd i64) (offset i64) (whence i64) -> i64`,
+//!   `$vfs_close (phone i32) (fd i64) -> i64`.
+//!
 //! The helpers use the kernel runtime's per-thread buffers (`$tls`), so
 //! threads may use them at the same time.
 
 use crate::console::{
     CONSOLE_CLEAR, CONSOLE_GET_EVENT, CONSOLE_GET_SIZE, CONSOLE_GOTO, CONSOLE_SET_STYLE,
 };
-use spartan_kernel::ipc::method::{IPC_M_CONNECT_ME_TO, IPC_M_DATA_WRITE};
+use crate::vfs::{VFS_CLOSE, VFS_OPEN, VFS_READ, VFS_SEEK, VFS_WRITE};
+use spartan_kernel::ipc::method::{IPC_M_CONNECT_ME_TO, IPC_M_DATA_READ, IPC_M_DATA_WRITE};
 
 fn helpers() -> String {
     format!(
@@ -70,7 +79,45 @@ fn helpers() -> String {
     (if (result i64) (i64.ne (local.get $r) (i64.const 0))
       (then (local.get $r))
       (else (call $answer_word (i32.const 1)))))
+  (func $vfs_open (param $c i32) (param $p i32) (param $len i32) (param $flags i64) (result i64)
+    (local $r i64)
+    (local.set $r (call $call_sync3 (local.get $c) (i64.const {write})
+      (i64.extend_i32_u (local.get $p)) (i64.extend_i32_u (local.get $len)) (i64.const {vopen})))
+    (if (i64.ne (local.get $r) (i64.const 0)) (then (return (local.get $r))))
+    (local.set $r (call $call_sync (local.get $c) (i64.const {vopen}) (local.get $flags)))
+    (if (result i64) (i64.ne (local.get $r) (i64.const 0))
+      (then (local.get $r))
+      (else (call $answer_word (i32.const 1)))))
+  (func $vfs_data (param $c i32) (param $m i64) (param $op i64) (param $fd i64) (param $p i32)
+    (param $len i32) (result i64) (local $r i64)
+    (local.set $r (call $ipc_call_sync (local.get $c) (local.get $m)
+      (i64.extend_i32_u (local.get $p)) (i64.extend_i32_u (local.get $len)) (local.get $op)
+      (local.get $fd) (i64.const 0) (call $tls)))
+    (if (result i64) (i64.ne (local.get $r) (i64.const 0))
+      (then (local.get $r))
+      (else (call $answer_word (i32.const 2)))))
+  (func $vfs_write (param $c i32) (param $fd i64) (param $p i32) (param $len i32) (result i64)
+    (call $vfs_data (local.get $c) (i64.const {write}) (i64.const {vwrite}) (local.get $fd)
+      (local.get $p) (local.get $len)))
+  (func $vfs_read (param $c i32) (param $fd i64) (param $p i32) (param $len i32) (result i64)
+    (call $vfs_data (local.get $c) (i64.const {read}) (i64.const {vread}) (local.get $fd)
+      (local.get $p) (local.get $len)))
+  (func $vfs_seek (param $c i32) (param $fd i64) (param $off i64) (param $whence i64) (result i64)
+    (local $r i64)
+    (local.set $r (call $call_sync3 (local.get $c) (i64.const {vseek}) (local.get $fd)
+      (local.get $off) (local.get $whence)))
+    (if (result i64) (i64.ne (local.get $r) (i64.const 0))
+      (then (local.get $r))
+      (else (call $answer_word (i32.const 1)))))
+  (func $vfs_close (param $c i32) (param $fd i64) (result i64)
+    (call $call_sync (local.get $c) (i64.const {vclose}) (local.get $fd)))
 "#,
+        read = IPC_M_DATA_READ,
+        vopen = VFS_OPEN,
+        vwrite = VFS_WRITE,
+        vread = VFS_READ,
+        vseek = VFS_SEEK,
+        vclose = VFS_CLOSE,
         connect = IPC_M_CONNECT_ME_TO,
         write = IPC_M_DATA_WRITE,
         goto = CONSOLE_GOTO,

@@ -1,0 +1,226 @@
+//! The VFS with a guest program writing a file through it: checkpointed
+//! with the file open in the middle, killed, restored (same system, and a
+//! freshly booted one on a copy of the directory), it goes on writing at
+//! the right place and the file ends as without the checkpoint. A file
+//! changed behind the image's back refuses the restore, naming the file.
+
+use std::path::{Path, PathBuf};
+
+use spartan_kernel::guest::{SchedConfig, Scheduler};
+use spartan_kernel::kernel::{Kernel, KernelConfig};
+use spartan_kernel::task::{TaskId, TaskPolicy};
+use spartan_services::checkpointer::{
+    CheckpointOptions, Checkpointer, CheckpointerError, RestoreOpts,
+};
+use spartan_services::ns::NamingService;
+use spartan_services::rt;
+use spartan_services::vfs::{FS_ID_FILE, Vfs};
+
+/// Opens "out.txt" (write, create, truncate) and writes "line i\n" for
+/// i = 1..=30, sleeping between lines; then reads it back from the start
+/// and logs the first 7 bytes.
+const WRITER: &str = r#"
+  (data (i32.const 0x400) "out.txt")
+  (data (i32.const 0x410) "line ")
+  (func (export "main") (local $c i32) (local $fd i64) (local $i i64)
+    (local.set $c (call $connect (i64.const 1)))
+    (local.set $fd (call $vfs_open (local.get $c) (i32.const 0x400) (i32.const 7) (i64.const 14)))
+    (if (i64.lt_s (local.get $fd) (i64.const 0)) (then unreachable))
+    (loop $lines
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (drop (call $vfs_write (local.get $c) (local.get $fd) (i32.const 0x410) (i32.const 5)))
+      (i64.store8 (i32.const 0x420) (i64.add (i64.const 48) (i64.div_u (local.get $i) (i64.const 10))))
+      (i64.store8 (i32.const 0x421) (i64.add (i64.const 48) (i64.rem_u (local.get $i) (i64.const 10))))
+      (i32.store8 (i32.const 0x422) (i32.const 10))
+      (drop (call $vfs_write (local.get $c) (local.get $fd) (i32.const 0x420) (i32.const 3)))
+      (drop (call $sleep (i64.const 3000)))
+      (br_if $lines (i64.lt_u (local.get $i) (i64.const 30))))
+    (drop (call $vfs_close (local.get $c) (local.get $fd)))
+    (call $log_num (i64.const 99)))
+"#;
+
+fn expected() -> String {
+    (1..=30).map(|i| format!("line {i:02}\n")).collect()
+}
+
+struct System {
+    k: Kernel,
+    s: Scheduler,
+    ck: Checkpointer,
+}
+
+fn boot(seed: u64, root: &Path, filler: usize) -> System {
+    let mut k = Kernel::new(KernelConfig::simulation(seed));
+    for i in 0..filler {
+        k.spawn_native(&format!("filler{i}"), TaskPolicy::Neither);
+    }
+    let ns = NamingService::spawn(&mut k);
+    let vfs = Vfs::spawn(&mut k, &ns, root).unwrap();
+    let ck = Checkpointer::spawn(&mut k);
+    let mut s = Scheduler::new(SchedConfig {
+        slice_fuel: 300,
+        ..SchedConfig::default()
+    });
+    s.add_native(Box::new(vfs));
+    s.add_native(Box::new(ns));
+    System { k, s, ck }
+}
+
+fn start(sys: &mut System) -> TaskId {
+    let (task, _) = sys
+        .s
+        .spawn_guest(
+            &mut sys.k,
+            "writer",
+            TaskPolicy::Checkpointable,
+            rt::program(WRITER).as_bytes(),
+            "main",
+            &[],
+        )
+        .unwrap();
+    // Phone 0 to the naming service (task 1 of this system... found by
+    // its policy).
+    let ns = sys
+        .k
+        .task_ids()
+        .into_iter()
+        .find(|t| sys.k.task(*t).unwrap().name == "ns")
+        .unwrap();
+    sys.k.connect_phone(task, ns).unwrap();
+    task
+}
+
+fn run_until_done(sys: &mut System) {
+    for _ in 0..200_000 {
+        if sys.k.log().iter().any(|l| l.text == "99") {
+            return;
+        }
+        sys.s.run(&mut sys.k, 1);
+    }
+    panic!("the writer did not finish");
+}
+
+/// Runs a writer until it wrote `lines` lines, then checkpoints and kills
+/// it. Returns the system and the image.
+fn checkpointed(root: &Path, dir: &Path, lines: usize) -> (System, PathBuf) {
+    let mut sys = boot(1, root, 0);
+    let t = start(&mut sys);
+    while std::fs::read_to_string(root.join("out.txt")).map_or(0, |s| s.lines().count()) < lines {
+        sys.s.run(&mut sys.k, 1);
+    }
+    let path = dir.join("img");
+    let opts = CheckpointOptions {
+        kill: true,
+        ..CheckpointOptions::default()
+    };
+    sys.ck
+        .checkpoint(&mut sys.k, &mut sys.s, t, &path, &opts)
+        .unwrap();
+    assert_eq!(snapfmt::validate(&path), vec![]);
+    (sys, path)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn the_writer_writes_its_file() {
+    let root = tempfile::tempdir().unwrap();
+    let mut sys = boot(1, root.path(), 0);
+    start(&mut sys);
+    run_until_done(&mut sys);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("out.txt")).unwrap(),
+        expected()
+    );
+    assert!(root.path().join(FS_ID_FILE).exists());
+}
+
+#[test]
+fn an_open_file_is_restored_at_its_position_in_the_same_system() {
+    let (root, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut sys, path) = checkpointed(root.path(), dir.path(), 12);
+    sys.ck
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
+        .unwrap();
+    run_until_done(&mut sys);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("out.txt")).unwrap(),
+        expected()
+    );
+    sys.k.check_invariants().unwrap();
+}
+
+#[test]
+fn an_open_file_is_restored_after_a_reboot_on_the_same_file_system() {
+    let (root, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_old, path) = checkpointed(root.path(), dir.path(), 7);
+    // A new system mounting the same directory (its identity file says
+    // it is the same file system), under other task ids.
+    let mut sys = boot(2, root.path(), 3);
+    sys.s.run(&mut sys.k, 100);
+    sys.ck
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
+        .unwrap();
+    run_until_done(&mut sys);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("out.txt")).unwrap(),
+        expected()
+    );
+}
+
+#[test]
+fn a_file_changed_behind_the_images_back_refuses_the_restore_by_name() {
+    let (root, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut sys, path) = checkpointed(root.path(), dir.path(), 5);
+    std::fs::write(root.path().join("out.txt"), "someone else\n").unwrap();
+    let e = sys
+        .ck
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
+        .unwrap_err();
+    assert!(
+        matches!(&e, CheckpointerError::Refused { service_id, .. } if service_id == "spartan.vfs"),
+        "{e}"
+    );
+    let why = sys
+        .k
+        .log()
+        .iter()
+        .rev()
+        .find(|l| l.text.contains("restore of connection"))
+        .map(|l| l.text.clone());
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.contains("file out.txt: changed since the checkpoint")),
+        "{why:?}"
+    );
+    assert!(
+        sys.k
+            .task_ids()
+            .iter()
+            .all(|t| sys.k.task(*t).unwrap().name != "writer"),
+        "the restored writer was killed"
+    );
+    // Another directory is another file system.
+    let other = tempfile::tempdir().unwrap();
+    copy_dir(root.path(), other.path());
+    std::fs::remove_file(other.path().join(FS_ID_FILE)).unwrap();
+    let mut fresh = boot(3, other.path(), 0);
+    let e = fresh
+        .ck
+        .restore(&mut fresh.k, &mut fresh.s, &path, &RestoreOpts::default())
+        .unwrap_err();
+    assert!(matches!(e, CheckpointerError::Refused { .. }), "{e}");
+    assert!(
+        fresh
+            .k
+            .log()
+            .iter()
+            .any(|l| l.text.contains("on another file system"))
+    );
+}
