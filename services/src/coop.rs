@@ -234,8 +234,12 @@ impl<C: ConnState> Coop<C> {
             c.kept.push_back(ev);
             return Ok(None);
         }
-        if method == IPC_M_PHONE_HUNGUP {
-            self.conns.remove(&from);
+        if method == IPC_M_PHONE_HUNGUP
+            && let Some(c) = self.conns.remove(&from)
+            && let Hold::Requested(req) = c.hold
+        {
+            // The client is gone while a checkpoint waited for it.
+            me.answer(k, req, Errno::Hangup.retval(), [0; 5])?;
         }
         Ok(Some(ev))
     }

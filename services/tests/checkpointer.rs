@@ -356,3 +356,136 @@ fn a_service_that_never_settles_fails_the_checkpoint_and_leaves_nothing_held() {
     let plan = checkpoint_set(&sys.k, c).unwrap();
     assert!(plan.links.iter().any(|l| l.service_id == "test.tally"));
 }
+
+/// Kills `victim` once virtual time reaches `at` (a fault injected while
+/// the checkpointer runs the system).
+struct Killer {
+    me: NativeTask,
+    at: u64,
+    victim: TaskId,
+}
+
+impl NativeProgram for Killer {
+    fn thread(&self) -> ThreadId {
+        self.me.thread()
+    }
+
+    fn step(&mut self, k: &mut Kernel) -> Step {
+        let now = k.now();
+        if now < self.at {
+            let _ = self.me.sleep(k, self.at - now);
+            return Step::Continue;
+        }
+        let _ = k.kill_task(self.victim);
+        Step::Done
+    }
+}
+
+fn killer(sys: &mut System, victim: TaskId, after: u64) {
+    let me = sys.k.spawn_native("killer", TaskPolicy::Neither);
+    let at = sys.k.now() + after;
+    sys.s.add_native(Box::new(Killer { me, at, victim }));
+}
+
+fn tally_task(k: &Kernel) -> TaskId {
+    k.task_ids()
+        .into_iter()
+        .find(|t| k.task(*t).unwrap().name == "tally")
+        .unwrap()
+}
+
+#[test]
+fn a_service_killed_mid_checkpoint_fails_it_and_leaves_nothing_stopped() {
+    let (mut sys, ns) = boot(4, 0);
+    let c = client(&mut sys, &ns, true);
+    sys.s.add_native(Box::new(ns));
+    sys.s.run(&mut sys.k, 300);
+    let tally = tally_task(&sys.k);
+    killer(&mut sys, tally, 20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let e = sys
+        .ck
+        .checkpoint(
+            &mut sys.k,
+            &mut sys.s,
+            c,
+            &path,
+            &CheckpointOptions::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            CheckpointerError::Refused {
+                errno: Errno::Hangup,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(sys.k.task(tally).is_none());
+    assert!(!path.exists());
+    // The client is not stopped (it may have ended: its service is gone).
+    assert!(sys.k.task(c).is_none_or(|t| !t.stopped));
+    sys.k.check_invariants().unwrap();
+}
+
+#[test]
+fn a_task_killed_mid_checkpoint_fails_it_cleanly() {
+    let (mut sys, ns) = boot(5, 0);
+    let c = client(&mut sys, &ns, true);
+    sys.s.add_native(Box::new(ns));
+    sys.s.run(&mut sys.k, 300);
+    killer(&mut sys, c, 20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let e = sys
+        .ck
+        .checkpoint(
+            &mut sys.k,
+            &mut sys.s,
+            c,
+            &path,
+            &CheckpointOptions::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            CheckpointerError::Refused {
+                errno: Errno::Hangup,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(!path.exists());
+    assert!(sys.k.task(c).is_none());
+    // The service goes on serving.
+    let tally = tally_task(&sys.k);
+    assert!(sys.k.task(tally).is_some());
+    sys.k.check_invariants().unwrap();
+}
+
+#[test]
+fn an_image_naming_a_service_that_is_not_running_is_refused_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let _old = checkpointed(&path);
+    // A system without the tally service.
+    let mut k = Kernel::new(KernelConfig::simulation(6));
+    let ns = NamingService::spawn(&mut k);
+    let mut ck = Checkpointer::spawn(&mut k);
+    let mut s = Scheduler::new(SchedConfig::default());
+    s.add_native(Box::new(ns));
+    let before = k.task_ids();
+    let e = ck
+        .restore(&mut k, &mut s, &path, &RestoreOpts::default())
+        .unwrap_err();
+    assert!(
+        matches!(&e, CheckpointerError::MissingService(id) if id == "test.tally"),
+        "{e}"
+    );
+    assert_eq!(k.task_ids(), before, "nothing was created");
+}
