@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::task::Poll;
 
-use snapfmt::{CoopBlob, Image, ImageForm, WriterOptions};
+use snapfmt::{CoopBlob, FilePolicy, Image, ImageForm, WriterOptions};
 use spartan_kernel::checkpoint::{self, RestoreOptions, Restored};
 use spartan_kernel::guest::Scheduler;
 use spartan_kernel::ipc::method::IPC_M_DATA_READ;
@@ -206,6 +206,9 @@ pub struct CheckpointOptions {
     /// How long to wait for each service (ns; virtual in a simulation).
     pub timeout_ns: u64,
     pub form: ImageForm,
+    /// What a restore does with the files the set has open (thesis 4.4.8;
+    /// passed to every service as ARG2 of `IPC_M_CHKPNT_INIT`).
+    pub file_policy: FilePolicy,
 }
 
 impl Default for CheckpointOptions {
@@ -214,6 +217,7 @@ impl Default for CheckpointOptions {
             kill: false,
             timeout_ns: 1_000_000_000,
             form: ImageForm::Directory,
+            file_policy: FilePolicy::Unchangeable,
         }
     }
 }
@@ -456,7 +460,8 @@ impl Checkpointer {
         let frozen_at = k.now();
         let mut blobs = Vec::new();
         for l in &plan.links {
-            let init = [l.conn.0, 0, 0, 0, 0];
+            let policy = opts.file_policy as u64;
+            let init = [l.conn.0, policy, 0, 0, 0];
             let r = self
                 .call(
                     k,
@@ -506,6 +511,8 @@ impl Checkpointer {
             Ok(c) => c,
             Err(e) => return Err((Some(stopped), e.into())),
         };
+        capture.file_policy = opts.file_policy;
+        capture.kill_after = opts.kill;
         for t in &mut capture.tasks {
             t.record.coop_blobs = blobs
                 .iter()

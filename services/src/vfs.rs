@@ -31,8 +31,11 @@
 //! the content). A restore reopens each file and refuses (the checkpointer
 //! names the file) when the file system is another one, or the file is
 //! missing or its content changed since the checkpoint: the *unchangeable*
-//! policy of thesis 4.4.8. (The volatile and backup policies are still to
-//! come.)
+//! policy of thesis 4.4.8, the default. Under the *volatile* policy
+//! (chosen per checkpoint, carried in the export) nothing is checked: a
+//! missing file stays closed, a shorter one goes on from its end. The
+//! backup policies are not supported yet: an export under one is refused
+//! (`ENOTSUP`), so such a checkpoint fails with a clear error.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -85,6 +88,9 @@ pub const FS_ID_FILE: &str = ".spartan-fs-id";
 /// One open file as a checkpoint exports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenFile {
+    /// The policy of the checkpoint that exported it (its `FilePolicy`
+    /// number: 0 unchangeable, 1 volatile).
+    pub policy: u8,
     pub fd: u32,
     pub path: String,
     pub flags: u64,
@@ -262,7 +268,19 @@ fn open_in(root: &Path, rel: &Path, fl: u64) -> Result<File, Errno> {
 /// the files the image saw (the unchangeable policy); the first that is
 /// not refuses the connection's restore, naming the file.
 fn reopen(root: &Path, identity: &str, c: &mut VfsConn) -> Result<(), String> {
-    for of in c.imported.take().unwrap_or_default() {
+    for mut of in c.imported.take().unwrap_or_default() {
+        if of.policy == 1 {
+            // Volatile: no checks; a missing file stays closed, a shorter
+            // one is read and written from its end.
+            if let Some(Ok(f)) = inside(&of.path)
+                .map(|rel| open_in(root, &rel, of.flags & !(flags::CREATE | flags::TRUNCATE)))
+            {
+                let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                of.pos = of.pos.min(size);
+                c.files.insert(of.fd, (of.clone(), Some(f)));
+            }
+            continue;
+        }
         let why = if of.fs_identity != identity {
             Some("is on another file system than the image's".to_string())
         } else {
@@ -360,6 +378,7 @@ impl Vfs {
                     fd,
                     (
                         OpenFile {
+                            policy: 0,
                             fd,
                             path,
                             flags: fl,
@@ -451,15 +470,24 @@ impl Vfs {
         }
     }
 
-    /// Before an export: each open file's identity and content now.
-    fn prepare_export(&mut self, conn: ConnId) {
+    /// Before an export under `policy`: each open file's identity and
+    /// content now. The backup policies are not supported yet: the export
+    /// is refused (`false`).
+    fn prepare_export(&mut self, conn: ConnId, policy: u64) -> bool {
+        if policy > 1 {
+            if let Some(c) = self.coop.get_mut(conn) {
+                c.exported = None;
+            }
+            return false;
+        }
         let root = self.root.clone();
         let Some(c) = self.coop.get_mut(conn) else {
-            return;
+            return true;
         };
         let mut out = Vec::new();
         for (of, _) in c.files.values() {
             let mut of = of.clone();
+            of.policy = policy as u8;
             // Through a handle of its own: the task's may be write-only.
             if let Ok(Ok((size, sha))) =
                 open_in(&root, Path::new(&of.path), flags::READ).map(|f| digest_of(&f))
@@ -469,6 +497,7 @@ impl Vfs {
             out.push(of);
         }
         c.exported = Some(out);
+        true
     }
 }
 
@@ -491,10 +520,19 @@ impl NativeProgram for Vfs {
             }
             match self.me.wait(k, FOREVER) {
                 Ok(Poll::Ready(ev)) => {
-                    if let Event::Call { method, args, .. } = &ev
+                    if let Event::Call {
+                        rx_id,
+                        method,
+                        args,
+                        ..
+                    } = &ev
                         && *method == crate::coop::IPC_M_CHKPNT_INIT
+                        && !self.prepare_export(ConnId(args[0]), args[1])
                     {
-                        self.prepare_export(ConnId(args[0]));
+                        let _ = self
+                            .me
+                            .answer(k, *rx_id, Errno::NotSupported.retval(), [0; 5]);
+                        continue;
                     }
                     let (root, identity) = (&self.root, &self.identity);
                     let next = self

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use snapfmt::FilePolicy;
 use spartan_kernel::guest::{SchedConfig, Scheduler};
 use spartan_kernel::kernel::{Kernel, KernelConfig};
 use spartan_kernel::task::{TaskId, TaskPolicy};
@@ -103,6 +104,10 @@ fn run_until_done(sys: &mut System) {
 /// Runs a writer until it wrote `lines` lines, then checkpoints and kills
 /// it. Returns the system and the image.
 fn checkpointed(root: &Path, dir: &Path, lines: usize) -> (System, PathBuf) {
+    checkpointed_as(root, dir, lines, FilePolicy::Unchangeable)
+}
+
+fn checkpointed_as(root: &Path, dir: &Path, lines: usize, policy: FilePolicy) -> (System, PathBuf) {
     let mut sys = boot(1, root, 0);
     let t = start(&mut sys);
     while std::fs::read_to_string(root.join("out.txt")).map_or(0, |s| s.lines().count()) < lines {
@@ -111,11 +116,15 @@ fn checkpointed(root: &Path, dir: &Path, lines: usize) -> (System, PathBuf) {
     let path = dir.join("img");
     let opts = CheckpointOptions {
         kill: true,
+        file_policy: policy,
         ..CheckpointOptions::default()
     };
     sys.ck
         .checkpoint(&mut sys.k, &mut sys.s, t, &path, &opts)
         .unwrap();
+    let image = snapfmt::Image::open(&path).unwrap();
+    assert_eq!(image.manifest().options.file_policy, policy);
+    assert!(image.manifest().options.kill_after);
     assert_eq!(snapfmt::validate(&path), vec![]);
     (sys, path)
 }
@@ -222,5 +231,51 @@ fn a_file_changed_behind_the_images_back_refuses_the_restore_by_name() {
             .log()
             .iter()
             .any(|l| l.text.contains("on another file system"))
+    );
+}
+
+#[test]
+fn under_the_volatile_policy_a_changed_file_is_taken_as_it_is() {
+    let (root, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut sys, path) = checkpointed_as(root.path(), dir.path(), 10, FilePolicy::Volatile);
+    // Shortened behind the image's back: the writer goes on from the end.
+    std::fs::write(root.path().join("out.txt"), "short\n").unwrap();
+    sys.ck
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
+        .unwrap();
+    run_until_done(&mut sys);
+    let got = std::fs::read_to_string(root.path().join("out.txt")).unwrap();
+    let tail: String = (11..=30).map(|i| format!("line {i:02}\n")).collect();
+    assert!(got.starts_with("short\n"), "{got}");
+    assert!(got.ends_with(&tail), "{got}");
+}
+
+#[test]
+fn a_backup_policy_is_refused_clearly_and_leaves_the_writer_running() {
+    let root = tempfile::tempdir().unwrap();
+    let mut sys = boot(1, root.path(), 0);
+    let t = start(&mut sys);
+    while std::fs::read_to_string(root.path().join("out.txt")).map_or(0, |s| s.lines().count()) < 3
+    {
+        sys.s.run(&mut sys.k, 1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let opts = CheckpointOptions {
+        file_policy: FilePolicy::BackupOverwrite,
+        ..CheckpointOptions::default()
+    };
+    let e = sys
+        .ck
+        .checkpoint(&mut sys.k, &mut sys.s, t, &dir.path().join("img"), &opts)
+        .unwrap_err();
+    assert!(
+        matches!(&e, CheckpointerError::Refused { service_id, .. } if service_id == "spartan.vfs"),
+        "{e}"
+    );
+    assert!(!sys.k.is_stopped(t).unwrap());
+    run_until_done(&mut sys);
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("out.txt")).unwrap(),
+        expected()
     );
 }

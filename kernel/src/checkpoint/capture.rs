@@ -49,6 +49,11 @@ pub struct Capture {
     /// Where the set stands in the kernel's schedule (format 1.3, the
     /// `kernel.*` entries of the manifest's `options.extra`).
     pub sched: SetSchedule,
+    /// The file policy of the checkpoint (recorded in the manifest's
+    /// options; the VFS applies it, thesis 4.4.8).
+    pub file_policy: snapfmt::FilePolicy,
+    /// The set's kill option (recorded in the manifest's options).
+    pub kill_after: bool,
 }
 
 /// The kernel build hash as a digest.
@@ -99,6 +104,8 @@ pub fn capture(k: &Kernel, s: &Scheduler, stopped: &Stopped) -> Result<Capture, 
         time_ns: k.now(),
         task_zero,
         sched,
+        file_policy: snapfmt::FilePolicy::default(),
+        kill_after: false,
     })
 }
 

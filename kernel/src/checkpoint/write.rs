@@ -20,6 +20,8 @@ impl Capture {
     pub fn image_info(&self) -> ImageInfo {
         let mut options = CheckpointOptions {
             bundle_modules: true,
+            file_policy: self.file_policy,
+            kill_after: self.kill_after,
             ..CheckpointOptions::default()
         };
         self.sched.put(&mut options.extra);
