@@ -156,7 +156,11 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             progs: vec![
-                p("server", SLOW_SERVER, &[Value::I32(100), Value::I64(25_000)]),
+                p(
+                    "server",
+                    SLOW_SERVER,
+                    &[Value::I32(100), Value::I64(25_000)],
+                ),
                 p("oneshot", ONESHOT_CLIENT, &i0),
                 p("sync", SYNC_CLIENT, &i0),
             ],
@@ -183,7 +187,11 @@ fn read_tree(root: &std::path::Path, dir: &std::path::Path, out: &mut BTreeMap<S
         if path.is_dir() {
             read_tree(root, &path, out);
         } else {
-            let rel = path.strip_prefix(root).expect("inside").to_str().expect("utf-8");
+            let rel = path
+                .strip_prefix(root)
+                .expect("inside")
+                .to_str()
+                .expect("utf-8");
             out.insert(rel.to_string(), std::fs::read(&path).expect("read"));
         }
     }
@@ -229,12 +237,14 @@ fn capture_seed(sc: &Scenario, slices: u64, path: &std::path::Path) -> Option<Se
             )
             .expect("guest loads");
         for entry in threads {
-            s.spawn_thread(&mut k, t, entry, &[]).expect("thread starts");
+            s.spawn_thread(&mut k, t, entry, &[])
+                .expect("thread starts");
         }
         tasks.push(t);
     }
     for &(from, to) in &sc.phones {
-        k.connect_phone(tasks[from], tasks[to]).expect("phone connects");
+        k.connect_phone(tasks[from], tasks[to])
+            .expect("phone connects");
     }
     if let RunEnd::AllDone = s.run(&mut k, slices) {
         return None;
@@ -605,7 +615,7 @@ fn mutate(
             } else {
                 let key = [
                     "kernel.next_thread_id",
-                    "kernel.cursor",
+                    "kernel.sched.cursor",
                     "kernel.wait_order",
                     "kernel.task.1",
                 ][u.int_in_range(0..=3)?];
@@ -693,12 +703,34 @@ fn build_image(data: &[u8]) -> Option<(Vec<u8>, u64, bool)> {
         }
     }
     let resume = u.arbitrary::<bool>().unwrap_or(true);
+    if std::env::var_os("RESTORE_FUZZ_VERBOSE").is_some() {
+        // What the mutations changed, record by record.
+        if manifest != seed.manifest {
+            eprintln!("restore fuzz: manifest: {:?}", manifest.options.extra);
+        }
+        for (id, (r, ks)) in &tasks {
+            let Some((r0, k0)) = seed.tasks.get(id) else {
+                continue;
+            };
+            if r != r0 {
+                eprintln!("restore fuzz: task {id} record was {r0:#?}\nis {r:#?}");
+            }
+            if ks != k0 {
+                eprintln!("restore fuzz: task {id} kernel state was {k0:#?}\nis {ks:#?}");
+            }
+        }
+    }
     let mut files = seed.files.clone();
     for (id, (r, ks)) in &tasks {
         let bytes = encode_record(ObjectKind::Task, r, None).ok()?;
         put(&mut files, &mut manifest, object::task_path(*id), bytes);
         let bytes = encode_record(ObjectKind::KernelState, ks, None).ok()?;
-        put(&mut files, &mut manifest, object::kernel_state_path(*id), bytes);
+        put(
+            &mut files,
+            &mut manifest,
+            object::kernel_state_path(*id),
+            bytes,
+        );
     }
     files.insert(
         "manifest.spm".into(),
@@ -716,6 +748,12 @@ fn build_image(data: &[u8]) -> Option<(Vec<u8>, u64, bool)> {
 }
 
 fuzz_target!(|data: &[u8]| {
+    if std::env::var_os("RESTORE_FUZZ_PROBE_OVERFLOW").is_some() {
+        // Shows that overflow checks are on: this panics with "attempt to
+        // add with overflow" (the kernel is built with the same flags).
+        let x = std::hint::black_box(u64::MAX) + std::hint::black_box(data.len() as u64 + 1);
+        eprintln!("overflow checks are off: {x}");
+    }
     let Some((tar, slice_fuel, resume)) = build_image(data) else {
         return;
     };

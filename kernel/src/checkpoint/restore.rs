@@ -312,6 +312,7 @@ fn check_shape(
         )));
     }
     check_ids(id, record, sup).map_err(bad)?;
+    check_sync_waiters(record).map_err(bad)?;
     if opts.check_build_hash {
         let mine = build_hash();
         for th in &record.threads {
@@ -378,6 +379,30 @@ fn check_ids(id: u64, record: &TaskRecord, sup: &KernelTaskState) -> Result<(), 
                 }
                 None => {}
             }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a thread waiting for a synchronous call waits for one of
+/// its own: the call is in the task's `Synchronous` queue and names the
+/// thread as its waiter. (Two threads waiting for one call would leave the
+/// second waiting for a call that is gone once the first has its answer.)
+fn check_sync_waiters(record: &TaskRecord) -> Result<(), String> {
+    for t in &record.threads {
+        let Some(c) = t.active_sync_call else {
+            continue;
+        };
+        let own = record.calls.iter().any(|pc| {
+            pc.queue == snapfmt::CallQueue::Synchronous
+                && pc.sender_side_id == c
+                && pc.thread == Some(t.thread_id)
+        });
+        if !own {
+            return Err(format!(
+                "thread {} waits for synchronous call {c}, which is not a synchronous call of that thread",
+                t.thread_id
+            ));
         }
     }
     Ok(())
