@@ -64,8 +64,9 @@ fn open_nonblocking(path: &Path, follow: Follow) -> std::io::Result<File> {
     OpenOptions::new().read(true).custom_flags(flags).open(path)
 }
 
-/// A file type in words, for [`Error::NotRegular`].
-fn describe(ft: FileType) -> &'static str {
+/// A file type in words ("a FIFO", "a symbolic link"), as
+/// [`Error::NotRegular`] names it.
+pub fn describe(ft: FileType) -> &'static str {
     if ft.is_symlink() {
         "a symbolic link"
     } else if ft.is_fifo() {

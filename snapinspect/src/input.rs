@@ -14,7 +14,6 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek};
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use snapfmt::header::MAGIC;
@@ -74,17 +73,7 @@ pub fn probe(path: &Path) -> Result<Container, InputError> {
     } else if ft.is_file() {
         probe_file(path)
     } else {
-        let what = if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_socket() {
-            "a socket"
-        } else if ft.is_char_device() {
-            "a character device"
-        } else if ft.is_block_device() {
-            "a block device"
-        } else {
-            "neither a file nor a directory"
-        };
+        let what = snapfmt::describe_file_type(ft);
         Err(InputError::Special {
             path: path.to_path_buf(),
             what,
