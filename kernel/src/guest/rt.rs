@@ -11,7 +11,9 @@
 //! Helpers:
 //!
 //! - `$print (ptr i32) (len i32)`: a line in the kernel log.
-//! - `$log_num (v i64)`: the decimal value as a line in the kernel log.
+//! - `$log_num (v i64)`: the decimal value as a line in the kernel log;
+//!   `$num_text (v i64) -> i32` writes the digits into the thread's buffer
+//!   and returns where they start (they end at `$num_end`).
 //! - `$call_sync (phone i32) (method i64) (a1 i64) -> i64`: the answer's
 //!   return value; `$answer_word (i i32) -> i64` reads its words.
 //! - `$call_async (phone i32) (method i64) (a1 i64) -> i64`: the call id.
@@ -46,9 +48,8 @@ const HELPERS: &str = r#"
       (i32.shl (i32.wrap_i64 (i64.and (call $thread_id) (i64.const 63))) (i32.const 8))))
   (func $print (param $ptr i32) (param $len i32)
     (drop (call $log (local.get $ptr) (local.get $len))))
-  (func $log_num (param $v i64) (local $p i32) (local $end i32) (local $neg i32)
-    (local.set $end (i32.add (call $tls) (i32.const 0xf0)))
-    (local.set $p (local.get $end))
+  (func $num_text (param $v i64) (result i32) (local $p i32) (local $neg i32)
+    (local.set $p (call $num_end))
     (if (i64.lt_s (local.get $v) (i64.const 0))
       (then (local.set $neg (i32.const 1))
             (local.set $v (i64.sub (i64.const 0) (local.get $v)))))
@@ -61,7 +62,11 @@ const HELPERS: &str = r#"
     (if (local.get $neg)
       (then (local.set $p (i32.sub (local.get $p) (i32.const 1)))
             (i32.store8 (local.get $p) (i32.const 45))))
-    (drop (call $log (local.get $p) (i32.sub (local.get $end) (local.get $p)))))
+    (local.get $p))
+  (func $num_end (result i32) (i32.add (call $tls) (i32.const 0xf0)))
+  (func $log_num (param $v i64) (local $p i32)
+    (local.set $p (call $num_text (local.get $v)))
+    (drop (call $log (local.get $p) (i32.sub (call $num_end) (local.get $p)))))
   (func $call_sync (param $phone i32) (param $m i64) (param $a1 i64) (result i64)
     (call $ipc_call_sync (local.get $phone) (local.get $m) (local.get $a1)
       (i64.const 0) (i64.const 0) (i64.const 0) (i64.const 0) (call $tls)))
