@@ -105,6 +105,13 @@ impl Screen {
         self.cells[(row * self.cols + col) as usize]
     }
 
+    /// Sets one cell (ignored outside the screen).
+    pub fn set(&mut self, col: u32, row: u32, cell: Cell) {
+        if col < self.cols && row < self.rows {
+            self.cells[(row * self.cols + col) as usize] = cell;
+        }
+    }
+
     /// The screen's text, one line per row, trailing blanks removed.
     pub fn text(&self) -> String {
         let mut out = String::new();

@@ -29,6 +29,7 @@ pub mod console;
 pub mod coop;
 pub mod ns;
 pub mod rt;
+pub mod term;
 pub mod vfs;
 
 use std::cell::RefCell;
