@@ -317,6 +317,12 @@ impl Console {
         &self.vc(n).screen
     }
 
+    /// How many keys wait in virtual console `n`'s queue: typed, not yet
+    /// handed to a read.
+    pub fn pending_keys(&mut self, n: u32) -> usize {
+        self.vc(n).keys.len()
+    }
+
     /// A key for virtual console `vc` (from the terminal or a script): it
     /// is queued, and a notification wakes the console's thread (input
     /// arrives as an interrupt would), which hands it to the oldest read

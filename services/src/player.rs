@@ -187,7 +187,14 @@ pub fn tetris_script() -> Vec<Keystroke> {
 }
 
 /// The moves of [`tetris_script`]: one word per piece.
-const TETRIS_GAME: &str = ".500 _";
+/// Planned by `fixtures/guest/tools/plan_tetris.py 2026 60` (71 pieces,
+/// 23 lines: the game reaches level 3).
+const TETRIS_GAME: &str = "\
+hhh_ _ kll_ _ kkhhh_ kkkllll_ hhhh_ khh_ kl_ kkllll_ kk_ lll_ kkklllll_ _ \
+hhh_ h_ kkhhh_ lll_ _ _ hhh_ kllll_ kklll_ khhhh_ l_ llll_ hh_ lll_ \
+kkklllll_ khhhh_ _ hhhh_ khhh_ kl_ kklll_ ll_ h_ kkklllll_ kkkhhh_ h_ lll_ \
+kl_ lll_ kkhhh_ kllll_ kh_ _ kkll_ hhh_ _ hhh_ kkllll_ hhhh_ llll_ kkh_ kll_ \
+kkkl_ hh_ kkllll_ _ _ _ _ _ _ _ _ _ _ _ q";
 
 #[cfg(test)]
 mod tests {
