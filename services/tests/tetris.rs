@@ -273,7 +273,10 @@ fn a_checkpoint_while_tetris_waits_for_a_key_needs_no_key() {
     assert_eq!(sys.console.0.borrow_mut().pending_keys(0), 0);
     // It goes on: the same read gets the next key.
     settle(&mut sys);
-    sys.console.0.borrow_mut().push_key(&mut sys.k, 0, u64::from('q'), 0);
+    sys.console
+        .0
+        .borrow_mut()
+        .push_key(&mut sys.k, 0, u64::from('q'), 0);
     sys.run_to_end(100_000);
     assert_eq!(
         sys.tetris_log(),
@@ -283,7 +286,11 @@ fn a_checkpoint_while_tetris_waits_for_a_key_needs_no_key() {
     // Killed and restored, it waits for a key again, and gets it.
     let mut sys = boot(1, 0);
     let task = sys.start_tetris(SEED);
-    sys.start_player(spartan_services::player::parse_script("p", 10).unwrap(), None, 0);
+    sys.start_player(
+        spartan_services::player::parse_script("p", 10).unwrap(),
+        None,
+        0,
+    );
     for _ in 0..1000 {
         sys.s.run(&mut sys.k, 1);
     }
