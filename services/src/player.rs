@@ -18,15 +18,11 @@ use std::task::Poll;
 use spartan_kernel::ipc::Errno;
 use spartan_kernel::kernel::Kernel;
 use spartan_kernel::sched::sim::{NativeProgram, Step};
-use spartan_kernel::syscall::FOREVER;
 use spartan_kernel::task::native::{NativeError, NativeTask};
 use spartan_kernel::task::{TaskPolicy, ThreadId};
 
 use crate::Shared;
 use crate::console::{Console, key};
-
-/// The notification that wakes a paused player.
-const NOTIFY_RESUME: u64 = 1201;
 
 /// A key and the time to type it: nanoseconds after the player's start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +39,6 @@ pub struct Player {
     start: u64,
     script: Vec<Keystroke>,
     next: usize,
-    paused: bool,
     /// The timeout of the wait in progress (a blocked wait is reissued
     /// with the same arguments).
     waiting: Option<u64>,
@@ -69,7 +64,6 @@ impl Player {
             start,
             next: next.min(script.len()),
             script,
-            paused: false,
             waiting: None,
         }
     }
@@ -87,17 +81,6 @@ impl Player {
     /// Kernel time the script's times count from.
     pub fn start(&self) -> u64 {
         self.start
-    }
-
-    /// Stops typing (keys that fall due wait) until [`Player::resume`].
-    pub fn pause(&mut self) {
-        self.paused = true;
-    }
-
-    /// Types on: the keys that fell due meanwhile at once, then on time.
-    pub fn resume(&mut self, k: &mut Kernel) {
-        self.paused = false;
-        let _ = k.notify(self.me.id(), NOTIFY_RESUME, [0; 5]);
     }
 
     fn type_due(&mut self, k: &mut Kernel) {
@@ -128,11 +111,8 @@ impl NativeProgram for Player {
                     Err(_) => return Step::Done,
                 }
             }
-            if !self.paused {
-                self.type_due(k);
-            }
+            self.type_due(k);
             let timeout = match self.script.get(self.next) {
-                _ if self.paused => FOREVER,
                 None => return Step::Done,
                 Some(s) => self.start.saturating_add(s.at_ns).saturating_sub(k.now()),
             };

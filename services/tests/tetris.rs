@@ -2,7 +2,8 @@
 //! service, played by the scripted player in simulation: the same seed
 //! plays the same game; the game is transparent to checkpoints at 50
 //! seeded cuts (killed, restored into the same system and into a freshly
-//! booted one); a checkpoint taken while it waits for a key needs no key.
+//! booted one); a checkpoint taken while it waits for a key needs no key;
+//! a key typed during a killing checkpoint reaches the restored game.
 
 use spartan_kernel::guest::{SchedConfig, Scheduler};
 use spartan_kernel::kernel::{Kernel, KernelConfig};
@@ -175,10 +176,8 @@ fn tetris_is_transparent_at_50_cuts() {
         while sys.k.now() < cut {
             sys.s.run(&mut sys.k, 1);
         }
-        // No key is typed while the checkpoint runs (see the report on
-        // keys typed during a killing checkpoint).
+        // The player types on while the checkpoint runs.
         let player = sys.player.clone().unwrap();
-        player.0.borrow_mut().pause();
         let path = images.path().join("img");
         let opts = CheckpointOptions {
             kill: true,
@@ -209,7 +208,6 @@ fn tetris_is_transparent_at_50_cuts() {
             sys.ck
                 .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
                 .unwrap_or_else(|e| panic!("{what}: restore: {e}"));
-            player.0.borrow_mut().resume(&mut sys.k);
             sys
         };
         sys.k
@@ -322,4 +320,49 @@ fn a_checkpoint_while_tetris_waits_for_a_key_needs_no_key() {
     let log = fresh.tetris_log();
     assert_eq!(log.len(), 1, "{log:?}");
     assert!(log[0].starts_with("tetris: quit score 36 "), "{log:?}");
+}
+
+/// A key typed while a killing checkpoint runs reaches the restored game.
+#[test]
+fn a_key_typed_during_a_killing_checkpoint_reaches_the_restored_game() {
+    let mut sys = boot(1, 0);
+    let task = sys.start_tetris(SEED);
+    sys.start_player(
+        spartan_services::player::parse_script("p", 10).unwrap(),
+        None,
+        0,
+    );
+    for _ in 0..1000 {
+        sys.s.run(&mut sys.k, 1);
+    }
+    settle(&mut sys);
+    // 'p' (resume) falls due 500 ns from now: inside the checkpoint.
+    let now = sys.k.now();
+    let script = vec![Keystroke {
+        at_ns: 500,
+        key: u64::from('p'),
+    }];
+    sys.start_player(script, Some(now), 0);
+    let images = tempfile::tempdir().unwrap();
+    let path = images.path().join("img");
+    let opts = CheckpointOptions {
+        kill: true,
+        ..CheckpointOptions::default()
+    };
+    sys.ck
+        .checkpoint(&mut sys.k, &mut sys.s, task, &path, &opts)
+        .unwrap();
+    let typed = sys.player.as_ref().unwrap().0.borrow().typed();
+    assert_eq!(typed, 1, "the key falls due during the checkpoint");
+    assert_eq!(sys.console.0.borrow_mut().pending_keys(0), 1, "it waits");
+    sys.ck
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
+        .unwrap();
+    for _ in 0..1000 {
+        sys.s.run(&mut sys.k, 1);
+    }
+    assert!(
+        !sys.screen().text().contains("P A U S E D"),
+        "the key typed during the checkpoint was lost"
+    );
 }
