@@ -366,3 +366,64 @@ fn a_key_typed_during_a_killing_checkpoint_reaches_the_restored_game() {
         "the key typed during the checkpoint was lost"
     );
 }
+
+/// Thousands of seeded random keys (every key tetris knows, and others:
+/// control characters, letters, codes beyond Unicode), `r` restarting
+/// after each game over: the game never traps and ends on `q`.
+#[test]
+fn random_keys_do_not_break_the_game() {
+    use spartan_services::console::key;
+    let keys = [
+        key::LEFT,
+        key::RIGHT,
+        key::UP,
+        key::DOWN,
+        u64::from('h'),
+        u64::from('l'),
+        u64::from('k'),
+        u64::from('j'),
+        u64::from('z'),
+        u64::from(' '),
+        u64::from('r'),
+        u64::from('p'),
+        u64::from('x'),
+        0,
+        7,
+        key::ENTER,
+        0x10_ffff,
+        0x11_0004,
+        u64::MAX,
+    ];
+    let mut seed = 99u64;
+    let mut script = Vec::new();
+    for i in 0..3000u64 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let key = keys[(seed >> 33) as usize % keys.len()];
+        script.push(Keystroke {
+            at_ns: (i + 1) * 7_000_000,
+            key,
+        });
+    }
+    script.push(Keystroke {
+        at_ns: 3001 * 7_000_000,
+        key: u64::from('q'),
+    });
+    let mut sys = boot(1, 0);
+    sys.start_tetris(SEED);
+    sys.start_player(script, None, 0);
+    sys.run_to_end(5_000_000);
+    let all: Vec<String> = sys.k.log().iter().map(|l| l.text.clone()).collect();
+    let log = sys.tetris_log();
+    assert!(
+        log.last().is_some_and(|l| l.starts_with("tetris: quit ")),
+        "{all:?}"
+    );
+    assert!(
+        log.iter().filter(|l| l.contains("game over")).count() >= 1,
+        "{log:?}"
+    );
+    assert!(!all.iter().any(|l| l.contains("killed")), "{all:?}");
+    assert!(all.iter().any(|l| l.ends_with(" exited")), "{all:?}");
+}
