@@ -18,8 +18,8 @@
 //! - [`Checkpointer::checkpoint`] (Algorithm 2): asks every linked service
 //!   for its connection (`IPC_M_CHKPNT_REQUEST`, answered lazily), stops
 //!   the set, takes each connection's state (`IPC_M_CHKPNT_INIT` and a data
-//!   read), captures the set, ends the cooperation (`IPC_M_CHKPNT_END`),
-//!   resumes or kills the set, and writes the image with the states as the
+//!   read), captures the set, kills it if asked to, ends the cooperation
+//!   (`IPC_M_CHKPNT_END`), resumes the set if it lives, and writes the image with the states as the
 //!   tasks' cooperative blobs (service id, phone). Whatever fails, every
 //!   requested service gets its end and the set is resumed: nothing is left
 //!   stopped or held.
@@ -367,6 +367,14 @@ impl Checkpointer {
         let plan = checkpoint_set(k, task_zero)?;
         let mut requested = Vec::new();
         let result = self.checkpoint_inner(k, s, &plan, opts, &mut requested);
+        // A set to be killed dies before the services are released, so
+        // what they kept back for it (a key typed meanwhile) is not handed
+        // to a task that is about to go: it stays for the restored one.
+        if opts.kill && result.is_ok() {
+            for t in &plan.members {
+                let _ = k.kill_task(*t);
+            }
+        }
         // The capture is taken: every service that was asked is released
         // (the calls it kept back are handled now, after the capture).
         for l in &requested {
@@ -391,11 +399,7 @@ impl Checkpointer {
                 return Err(e);
             }
         };
-        if opts.kill {
-            for t in &plan.members {
-                let _ = k.kill_task(*t);
-            }
-        } else {
+        if !opts.kill {
             stopped.resume(k);
         }
         let frozen_ns = k.now().saturating_sub(stopped_at);

@@ -19,7 +19,7 @@
 //! | [`CONSOLE_GET_SIZE`] | | ARG1 columns, ARG2 rows |
 //! | [`CONSOLE_GOTO`] | column, row | (clamped to the screen) |
 //! | [`CONSOLE_CLEAR`] | | blank screen, cursor home |
-//! | [`CONSOLE_SET_STYLE`] | style word (foreground \| background << 8 \| attributes << 16) | |
+//! | [`CONSOLE_SET_STYLE`] | style word (foreground \| background << 8 \| attributes << 16; [`style`]) | |
 //! | [`CONSOLE_GET_EVENT`] | | blocks until a key: ARG1 key ([`key`] codes), ARG2 modifiers |
 //! | [`CONSOLE_SWITCH`] | virtual console number (below [`MAX_VCS`]) | the connection writes to and reads from it |
 //!
@@ -73,6 +73,38 @@ pub mod key {
     pub const RIGHT: u64 = 0x11_0003;
     pub const ENTER: u64 = 0x0a;
     pub const ESCAPE: u64 = 0x1b;
+}
+
+/// The style word of [`CONSOLE_SET_STYLE`]: foreground | background << 8
+/// | attributes << 16. A color is 0 for the terminal's default or 1 + an
+/// ANSI color number (1 black .. 8 white, 9 .. 16 their bright forms); the
+/// in-memory screen stores the word as it is, a terminal shows it.
+pub mod style {
+    pub const DEFAULT: u32 = 0;
+    pub const BLACK: u32 = 1;
+    pub const RED: u32 = 2;
+    pub const GREEN: u32 = 3;
+    pub const YELLOW: u32 = 4;
+    pub const BLUE: u32 = 5;
+    pub const MAGENTA: u32 = 6;
+    pub const CYAN: u32 = 7;
+    pub const WHITE: u32 = 8;
+    /// Added to a color: its bright form (`BLACK + BRIGHT` is gray).
+    pub const BRIGHT: u32 = 8;
+    pub const BOLD: u32 = 1;
+    pub const DIM: u32 = 2;
+    pub const UNDERLINE: u32 = 4;
+    pub const REVERSE: u32 = 8;
+
+    /// The style word of a foreground, a background and attributes.
+    pub const fn word(fg: u32, bg: u32, attrs: u32) -> u32 {
+        (fg & 0xff) | (bg & 0xff) << 8 | (attrs & 0xff) << 16
+    }
+
+    /// The foreground, background and attributes of a style word.
+    pub const fn parts(word: u32) -> (u32, u32, u32) {
+        (word & 0xff, (word >> 8) & 0xff, (word >> 16) & 0xff)
+    }
 }
 
 /// One cell of a screen.
@@ -322,6 +354,12 @@ impl Console {
     /// The screen of virtual console `n`.
     pub fn screen(&mut self, n: u32) -> &Screen {
         &self.vc(n).screen
+    }
+
+    /// How many keys wait in virtual console `n`'s queue: typed, not yet
+    /// handed to a read.
+    pub fn pending_keys(&mut self, n: u32) -> usize {
+        self.vc(n).keys.len()
     }
 
     /// A key for virtual console `vc` (from the terminal or a script): it

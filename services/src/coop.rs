@@ -32,12 +32,24 @@
 //! as sent, so a restore issues it again, and after the checkpoint the
 //! service answers it as before. Checkpointing never waits for a key.
 //!
+//! *Calls of a client being restored*: a restore files a restored
+//! client's unanswered asynchronous calls to a service again (through the
+//! same phone, on the connection the kernel made for it) before the
+//! checkpointer hands over the connection's state. A call on a connection
+//! the service does not know, from a task that is stopped, is therefore
+//! kept back ([`Coop::on_event`] returns `None`) until that connection's
+//! state arrives; it is then handled after `IPC_M_RSTR_END` like any call
+//! kept while held. If the client hangs up first, or the restore of the
+//! connection fails, the calls kept for it are answered `EHANGUP`.
+//!
 //! Only the checkpointer may send these messages (a task whose persistent
 //! id is [`CHECKPOINTER_ID`]); anyone else is refused (`EREFUSED`).
 
 use std::collections::{BTreeMap, VecDeque};
 
-use spartan_kernel::ipc::method::{IPC_M_DATA_READ, IPC_M_DATA_WRITE, IPC_M_PHONE_HUNGUP};
+use spartan_kernel::ipc::method::{
+    IPC_M_CONNECT_ME_TO, IPC_M_DATA_READ, IPC_M_DATA_WRITE, IPC_M_PHONE_HUNGUP,
+};
 use spartan_kernel::ipc::{ConnId, EOK, Errno, Event, RxCallId};
 use spartan_kernel::kernel::Kernel;
 use spartan_kernel::task::TaskPolicy;
@@ -118,6 +130,9 @@ pub struct Coop<C> {
     /// By the checkpointer's connection.
     staged: BTreeMap<ConnId, Staged>,
     released: VecDeque<Event>,
+    /// Calls on connections the service does not know yet, from stopped
+    /// tasks (restored clients waiting for their connection's state).
+    early: BTreeMap<ConnId, VecDeque<Event>>,
 }
 
 impl<C> Default for Coop<C> {
@@ -127,6 +142,7 @@ impl<C> Default for Coop<C> {
             failed: BTreeMap::new(),
             staged: BTreeMap::new(),
             released: VecDeque::new(),
+            early: BTreeMap::new(),
         }
     }
 }
@@ -234,6 +250,16 @@ impl<C: ConnState> Coop<C> {
             c.kept.push_back(ev);
             return Ok(None);
         }
+        if !self.conns.contains_key(&from) {
+            if method == IPC_M_PHONE_HUNGUP {
+                self.drop_early(k, me, from)?;
+            } else if method != IPC_M_CONNECT_ME_TO
+                && k.is_stopped(k.task_meant_by(me.id(), sender.0)) == Ok(true)
+            {
+                self.early.entry(from).or_default().push_back(ev);
+                return Ok(None);
+            }
+        }
         if method == IPC_M_PHONE_HUNGUP
             && let Some(c) = self.conns.remove(&from)
             && let Hold::Requested(req) = c.hold
@@ -313,18 +339,21 @@ impl<C: ConnState> Coop<C> {
                     });
                     match imported {
                         Ok(state) => {
+                            // The client's calls that came before its state.
+                            let kept = self.early.remove(&conn).unwrap_or_default();
                             self.conns.insert(
                                 conn,
                                 Conn {
                                     state,
                                     hold: Hold::Held,
-                                    kept: VecDeque::new(),
+                                    kept,
                                 },
                             );
                         }
                         Err(why) => {
                             let _ = me.log(k, &format!("restore of connection {}: {why}", conn.0));
                             self.failed.insert(conn, why);
+                            self.drop_early(k, me, conn)?;
                         }
                     }
                     Ok(())
@@ -370,6 +399,22 @@ impl<C: ConnState> Coop<C> {
             {
                 c.hold = Hold::Held;
                 me.answer(k, req, EOK, [0; 5])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers `EHANGUP` to the calls kept for a connection that will not
+    /// get its state.
+    fn drop_early(
+        &mut self,
+        k: &mut Kernel,
+        me: &NativeTask,
+        conn: ConnId,
+    ) -> Result<(), NativeError> {
+        for ev in self.early.remove(&conn).unwrap_or_default() {
+            if let Event::Call { rx_id, .. } = ev {
+                me.answer(k, rx_id, Errno::Hangup.retval(), [0; 5])?;
             }
         }
         Ok(())

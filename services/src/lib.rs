@@ -17,6 +17,8 @@
 //!   writes, cursor, size and key events, cooperating (a waiting read is
 //!   retracted, so a checkpoint never waits for a key).
 //!
+//! - [`player`]: a scripted player typing keys into a console on a
+//!   timeline of kernel time (the tests' and the demo's tetris game).
 //! - [`rt`]: the guest runtime with helpers for the service protocols.
 //! - [`vfs`]: files of a host directory, open files exported with their
 //!   identity and refused at restore when they changed.
@@ -28,6 +30,7 @@ pub mod checkpointer;
 pub mod console;
 pub mod coop;
 pub mod ns;
+pub mod player;
 pub mod rt;
 pub mod term;
 pub mod vfs;

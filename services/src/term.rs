@@ -9,11 +9,10 @@
 //! redrawn many times a second costs a few bytes per frame.
 //!
 //! Styles are the console's style words (foreground | background << 8 |
-//! attributes << 16, see `CONSOLE_SET_STYLE` in `kernel/ABI.md`): a color
-//! byte 0 is the terminal's default, 1 to 8 are the ANSI colors black,
-//! red, green, yellow, blue, magenta, cyan and white, 9 to 16 their bright
-//! forms; attribute bits are [`ATTR_BOLD`], [`ATTR_UNDERLINE`] and
-//! [`ATTR_REVERSE`].
+//! attributes << 16, [`crate::console::style`]): a color byte 0 is the
+//! terminal's default, 1 to 8 are the ANSI colors black, red, green,
+//! yellow, blue, magenta, cyan and white, 9 to 16 their bright forms;
+//! the attributes are bold, dim, underline and reverse.
 
 use std::io::{self, Write};
 
@@ -23,14 +22,7 @@ use crossterm::style::{
 };
 use crossterm::{cursor, queue, terminal};
 
-use crate::console::{Screen, key};
-
-/// Attribute bit: bold (bright) text.
-pub const ATTR_BOLD: u32 = 1;
-/// Attribute bit: underlined text.
-pub const ATTR_UNDERLINE: u32 = 2;
-/// Attribute bit: foreground and background swapped.
-pub const ATTR_REVERSE: u32 = 4;
+use crate::console::{Screen, key, style};
 
 /// Modifier bits of a key event (ARG2 of `CONSOLE_GET_EVENT`).
 pub mod modifier {
@@ -70,22 +62,23 @@ pub fn color(byte: u32) -> Color {
 }
 
 /// Queues the escape sequences that switch the terminal to `style`.
-fn set_style<W: Write>(out: &mut W, style: u32) -> io::Result<()> {
+fn set_style<W: Write>(out: &mut W, word: u32) -> io::Result<()> {
+    let (fg, bg, attrs) = style::parts(word);
     queue!(out, SetAttribute(Attribute::Reset))?;
-    let attrs = style >> 16;
-    if attrs & ATTR_BOLD != 0 {
-        queue!(out, SetAttribute(Attribute::Bold))?;
-    }
-    if attrs & ATTR_UNDERLINE != 0 {
-        queue!(out, SetAttribute(Attribute::Underlined))?;
-    }
-    if attrs & ATTR_REVERSE != 0 {
-        queue!(out, SetAttribute(Attribute::Reverse))?;
+    for (bit, attr) in [
+        (style::BOLD, Attribute::Bold),
+        (style::DIM, Attribute::Dim),
+        (style::UNDERLINE, Attribute::Underlined),
+        (style::REVERSE, Attribute::Reverse),
+    ] {
+        if attrs & bit != 0 {
+            queue!(out, SetAttribute(attr))?;
+        }
     }
     queue!(
         out,
-        SetForegroundColor(color(style & 0xff)),
-        SetBackgroundColor(color((style >> 8) & 0xff))
+        SetForegroundColor(color(fg)),
+        SetBackgroundColor(color(bg))
     )
 }
 
@@ -338,7 +331,7 @@ mod tests {
             0,
             crate::console::Cell {
                 ch: '#',
-                style: 2 | (5 << 8) | (ATTR_BOLD << 16),
+                style: style::word(style::RED, style::BLUE, style::BOLD),
             },
         );
         r.draw(&mut out, &s, None, "", (10, 1)).unwrap();

@@ -4,7 +4,8 @@
 //! the protocol's messages). Lazy cooperation (a request waits for the
 //! operation to end), holding (calls on a held connection wait for the
 //! end), export and import of a connection's state, refusal of anyone
-//! but the checkpointer.
+//! but the checkpointer, a restored client's calls that arrive before its
+//! connection's state.
 
 use std::task::Poll;
 
@@ -294,4 +295,88 @@ fn only_the_checkpointer_may_cooperate() {
     let (ck, ckp) = (w.ck, w.ck_phone);
     let a = sync(&mut w, ck, ckp, IPC_M_DATA_READ, [0x1000, 8, 0, 0, 0]);
     assert_eq!(a.retval, Errno::NotSupported.retval());
+}
+
+/// A connection the kernel made for a restored client (the service never
+/// accepted it) and the client's call on it, as a restore files it again
+/// before the checkpointer hands over the state: (client, phone, conn).
+fn restored_client(w: &mut World) -> (NativeTask, PhoneId, ConnId) {
+    let c = w.k.spawn_native("restored", TaskPolicy::Checkpointable);
+    let phone = w.k.connect_phone(c.id(), w.svc.me.id()).unwrap();
+    let Some(spartan_kernel::ipc::Phone::Connected { conn, .. }) =
+        w.k.task(c.id()).unwrap().phones.get(phone).cloned()
+    else {
+        panic!("connected");
+    };
+    c.call_async(&mut w.k, phone, ADD, [1, 0, 0, 0, 0]).unwrap();
+    w.k.stop_task(c.id()).unwrap();
+    w.svc.step(&mut w.k);
+    (c, phone, conn)
+}
+
+fn answer_of(w: &mut World, c: NativeTask) -> Option<(u64, u64)> {
+    match c.wait(&mut w.k, 0) {
+        Ok(Poll::Ready(Event::Answer(a))) => Some((a.retval, a.args[0])),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_restored_clients_early_call_waits_for_its_state() {
+    let mut w = world();
+    let (ck, ckp) = (w.ck, w.ck_phone);
+    let (c, _, conn) = restored_client(&mut w);
+    assert_eq!(w.svc.coop.get(conn), None, "not known yet, and not refused");
+    let init = [conn.0, 1, 8, 0, 0];
+    assert_eq!(sync(&mut w, ck, ckp, IPC_M_RSTR_INIT, init).retval, EOK);
+    ck.data_write_start(&mut w.k, ckp, &41u64.to_le_bytes())
+        .unwrap();
+    w.svc.step(&mut w.k);
+    let end = [conn.0, 0, 0, 0, 0];
+    assert_eq!(sync(&mut w, ck, ckp, IPC_M_RSTR_END, end).retval, EOK);
+    w.svc.step(&mut w.k);
+    w.k.resume_task(c.id()).unwrap();
+    assert_eq!(
+        answer_of(&mut w, c),
+        Some((EOK, 42)),
+        "handled on the restored state"
+    );
+    w.k.check_invariants().unwrap();
+}
+
+#[test]
+fn a_restored_clients_early_call_is_answered_when_its_restore_fails() {
+    // The state is refused: the call is answered EHANGUP.
+    let mut w = world();
+    let (ck, ckp) = (w.ck, w.ck_phone);
+    let (c, _, conn) = restored_client(&mut w);
+    let init = [conn.0, 9, 8, 0, 0];
+    assert_eq!(sync(&mut w, ck, ckp, IPC_M_RSTR_INIT, init).retval, EOK);
+    ck.data_write_start(&mut w.k, ckp, &41u64.to_le_bytes())
+        .unwrap();
+    w.svc.step(&mut w.k);
+    w.k.resume_task(c.id()).unwrap();
+    assert_eq!(answer_of(&mut w, c), Some((Errno::Hangup.retval(), 0)));
+    // The client hangs up before its state came: the same.
+    let (c, phone, _) = restored_client(&mut w);
+    w.k.resume_task(c.id()).unwrap();
+    assert_eq!(answer_of(&mut w, c), None, "kept while it waits");
+    c.hangup(&mut w.k, phone).unwrap();
+    w.svc.step(&mut w.k);
+    assert_eq!(answer_of(&mut w, c), Some((Errno::Hangup.retval(), 0)));
+    w.k.check_invariants().unwrap();
+}
+
+#[test]
+fn a_running_tasks_call_on_an_unknown_connection_is_not_kept() {
+    let mut w = world();
+    let c = w.k.spawn_native("stranger", TaskPolicy::Checkpointable);
+    let phone = w.k.connect_phone(c.id(), w.svc.me.id()).unwrap();
+    c.call_async(&mut w.k, phone, 4000, [0; 5]).unwrap();
+    w.svc.step(&mut w.k);
+    assert_eq!(
+        answer_of(&mut w, c),
+        Some((Errno::NotSupported.retval(), 0)),
+        "the service answers it as ever"
+    );
 }
