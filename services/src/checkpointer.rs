@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::task::Poll;
 
-use snapfmt::{CoopBlob, FilePolicy, Image, ImageForm, WriterOptions};
+use snapfmt::{CoopBlob, FileBackup, FilePolicy, Image, ImageForm, WriterOptions};
 use spartan_kernel::checkpoint::{self, RestoreOptions, Restored};
 use spartan_kernel::guest::Scheduler;
 use spartan_kernel::ipc::method::IPC_M_DATA_READ;
@@ -47,12 +47,15 @@ use spartan_kernel::task::native::{NativeError, NativeTask, SCRATCH_BASE};
 use spartan_kernel::task::{TaskId, TaskPolicy};
 
 use crate::coop::{
-    CHECKPOINTER_ID, IPC_M_CHKPNT_END, IPC_M_CHKPNT_INIT, IPC_M_CHKPNT_REQUEST, IPC_M_RSTR_END,
-    IPC_M_RSTR_INIT, MAX_STATE,
+    CHECKPOINTER_ID, IPC_M_CHKPNT_END, IPC_M_CHKPNT_FILE, IPC_M_CHKPNT_INIT, IPC_M_CHKPNT_REQUEST,
+    IPC_M_RSTR_END, IPC_M_RSTR_FILE, IPC_M_RSTR_INIT, IPC_M_RSTR_NEED, MAX_CHUNK, MAX_SAVED_FILE,
+    MAX_STATE,
 };
 
 /// Where data reads land in the checkpointer's memory.
 const READ_BUF: u64 = SCRATCH_BASE + (16 << 20);
+/// Most saved files one connection's state may need at restore.
+const MAX_FILES_NEEDED: u64 = 4096;
 
 /// A connection of a member of the set to a cooperative service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -355,6 +358,183 @@ impl Checkpointer {
         }
     }
 
+    /// Reads the `n` files a service saved with a connection's state
+    /// (the backup policies): each one's record, then its content in
+    /// pieces.
+    fn fetch_saved(
+        &mut self,
+        k: &mut Kernel,
+        s: &mut Scheduler,
+        l: &ServiceLink,
+        n: u64,
+        timeout_ns: u64,
+    ) -> Result<Vec<(FileBackup, Vec<u8>)>, CheckpointerError> {
+        let bad = |why: String| CheckpointerError::Blob {
+            service_id: l.service_id.clone(),
+            phone: l.phone.0,
+            why,
+        };
+        if n > 4096 {
+            return Err(bad(format!("{n} saved files")));
+        }
+        let mut out = Vec::new();
+        for index in 0..n {
+            let record = self.read_piece(k, s, l, index, u64::MAX, MAX_STATE, timeout_ns)?;
+            let fb: FileBackup = postcard::from_bytes(&record.1)
+                .map_err(|e| bad(format!("saved file {index}: {e}")))?;
+            let mut content = Vec::new();
+            loop {
+                let (total, piece) = self.read_piece(
+                    k,
+                    s,
+                    l,
+                    index,
+                    content.len() as u64,
+                    MAX_SAVED_FILE,
+                    timeout_ns,
+                )?;
+                content.extend(piece);
+                if content.len() as u64 >= total {
+                    break;
+                }
+            }
+            if content.len() as u64 != fb.size || snapfmt::Digest::of(&content) != fb.sha256 {
+                return Err(bad(format!(
+                    "saved file {}: its content does not match its record",
+                    fb.path
+                )));
+            }
+            out.push((fb, content));
+        }
+        Ok(out)
+    }
+
+    /// One piece of a saved file: (the item's total length, the bytes).
+    #[allow(clippy::too_many_arguments)]
+    fn read_piece(
+        &mut self,
+        k: &mut Kernel,
+        s: &mut Scheduler,
+        l: &ServiceLink,
+        index: u64,
+        offset: u64,
+        limit: u64,
+        timeout_ns: u64,
+    ) -> Result<(u64, Vec<u8>), CheckpointerError> {
+        let a = self.call(
+            k,
+            s,
+            l.service,
+            &l.service_id,
+            "send a saved file",
+            IPC_M_CHKPNT_FILE,
+            [l.conn.0, index, offset, 0, 0],
+            timeout_ns,
+        )?;
+        let (total, n) = (a[0], a[1]);
+        let from = if offset == u64::MAX { 0 } else { offset };
+        if total > limit || n > MAX_CHUNK || n > total - from.min(total) || (n == 0 && from < total)
+        {
+            return Err(CheckpointerError::Blob {
+                service_id: l.service_id.clone(),
+                phone: l.phone.0,
+                why: format!("saved file {index}: a piece of {n} bytes of {total} at {from}"),
+            });
+        }
+        let phone = self.phone_to(k, l.service)?;
+        let id = self
+            .me
+            .call_async(k, phone, IPC_M_DATA_READ, [READ_BUF, n, 0, 0, 0])?;
+        let got = self.await_answer(k, s, id, &l.service_id, "send a saved file", timeout_ns)?;
+        Ok((total, self.me.mem_read(k, READ_BUF, got[1].min(n))?))
+    }
+
+    /// Hands a service the saved files the state it imported for `conn`
+    /// needs (asked by SHA-256), from the image.
+    #[allow(clippy::too_many_arguments)]
+    fn push_saved(
+        &mut self,
+        k: &mut Kernel,
+        s: &mut Scheduler,
+        image: &Image,
+        record: &snapfmt::TaskRecord,
+        service: TaskId,
+        service_id: &str,
+        conn: ConnId,
+        timeout_ns: u64,
+    ) -> Result<(), CheckpointerError> {
+        let what = "take a saved file";
+        let first = self.call(
+            k,
+            s,
+            service,
+            service_id,
+            what,
+            IPC_M_RSTR_NEED,
+            [conn.0, 0, 0, 0, 0],
+            timeout_ns,
+        )?;
+        let n = first[0].min(MAX_FILES_NEEDED);
+        for index in 0..n {
+            let a = if index == 0 {
+                first
+            } else {
+                self.call(
+                    k,
+                    s,
+                    service,
+                    service_id,
+                    what,
+                    IPC_M_RSTR_NEED,
+                    [conn.0, index, 0, 0, 0],
+                    timeout_ns,
+                )?
+            };
+            let mut sha = [0u8; 32];
+            for w in 0..4 {
+                sha[w * 8..w * 8 + 8].copy_from_slice(&a[1 + w].to_le_bytes());
+            }
+            let sha = snapfmt::Digest(sha);
+            if !record
+                .file_backups
+                .iter()
+                .any(|f| f.stored && f.sha256 == sha)
+            {
+                return Err(CheckpointerError::Blob {
+                    service_id: service_id.into(),
+                    phone: 0,
+                    why: format!("the service needs saved file {sha}, which the image lacks"),
+                });
+            }
+            let content = image.file_backup(&sha)?;
+            let total = content.len() as u64;
+            let mut at = 0u64;
+            loop {
+                let end = total.min(at + MAX_CHUNK);
+                self.call(
+                    k,
+                    s,
+                    service,
+                    service_id,
+                    what,
+                    IPC_M_RSTR_FILE,
+                    [conn.0, at, total, 0, 0],
+                    timeout_ns,
+                )?;
+                let phone = self.phone_to(k, service)?;
+                let id = self
+                    .me
+                    .data_write_start(k, phone, &content[at as usize..end as usize])?;
+                self.await_answer(k, s, id, service_id, what, timeout_ns)?;
+                at = end;
+                if at >= total {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Algorithm 2: checkpoints the set of `task_zero` into `target`.
     pub fn checkpoint(
         &mut self,
@@ -459,6 +639,7 @@ impl Checkpointer {
         let stopped = checkpoint::stop(k, &plan.members).map_err(|e| (None, e.into()))?;
         let frozen_at = k.now();
         let mut blobs = Vec::new();
+        let mut saved: Vec<(TaskId, (FileBackup, Vec<u8>))> = Vec::new();
         for l in &plan.links {
             let policy = opts.file_policy as u64;
             let init = [l.conn.0, policy, 0, 0, 0];
@@ -496,14 +677,21 @@ impl Checkpointer {
                     )?;
                     let mut data = version.to_le_bytes().to_vec();
                     data.extend(self.me.mem_read(k, READ_BUF, got[1])?);
-                    Ok(CoopBlob {
-                        service_id: l.service_id.clone(),
-                        connection: l.phone.0,
-                        data,
-                    })
+                    let files = self.fetch_saved(k, s, l, a[2], opts.timeout_ns)?;
+                    Ok((
+                        CoopBlob {
+                            service_id: l.service_id.clone(),
+                            connection: l.phone.0,
+                            data,
+                        },
+                        files,
+                    ))
                 });
             match r {
-                Ok(b) => blobs.push((l.member, b)),
+                Ok((b, files)) => {
+                    blobs.push((l.member, b));
+                    saved.extend(files.into_iter().map(|f| (l.member, f)));
+                }
                 Err(e) => return Err((Some(stopped), e)),
             }
         }
@@ -519,7 +707,16 @@ impl Checkpointer {
                 .filter(|(m, _)| *m == t.task)
                 .map(|(_, b)| b.clone())
                 .collect();
+            t.record.file_backups = saved
+                .iter()
+                .filter(|(m, _)| *m == t.task)
+                .map(|(_, (fb, _))| fb.clone())
+                .collect();
         }
+        capture.file_contents = saved
+            .into_iter()
+            .map(|(_, (_, content))| content.into())
+            .collect();
         Ok((stopped, frozen_at, capture))
     }
 
@@ -599,6 +796,19 @@ impl Checkpointer {
                     let phone = self.phone_to(k, callee)?;
                     let id = self.me.data_write_start(k, phone, state)?;
                     self.await_answer(k, s, id, &b.service_id, "take its state", opts.timeout_ns)
+                })
+                .and_then(|_| {
+                    let record = image.task(*old)?;
+                    self.push_saved(
+                        k,
+                        s,
+                        &image,
+                        &record,
+                        callee,
+                        &b.service_id,
+                        conn,
+                        opts.timeout_ns,
+                    )
                 });
             begun.push((callee, b.service_id.clone(), conn));
             if let Err(e) = r {
