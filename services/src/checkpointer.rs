@@ -29,6 +29,34 @@
 //!   then resumes the tasks. A service that refuses kills the restored
 //!   tasks, unless `err_resume` says to resume them anyway.
 //!
+//! Options and error policies (thesis Appendix A, 4.4.3, 4.4.7, 5.2):
+//!
+//! - [`CheckpointOptions::clients`]: the members' clients outside the set
+//!   are included (the default), excluded (thesis 4.4.3: the restored
+//!   members see them gone) or refuse the checkpoint.
+//! - [`CheckpointOptions::timeout_ns`], [`RestoreOpts::timeout_ns`]: the
+//!   bound on every wait for a service; a service that never answers
+//!   fails the operation by it, and nothing stays stopped or held.
+//! - [`RestoreOpts::missing`]: a service the image names that no task
+//!   provides refuses the restore (the default) or the restored tasks'
+//!   connections to it are hung up.
+//! - [`RestoreOpts::duplicate`]: a service provided by several tasks
+//!   refuses the restore (the default), is hung up, or is replaced by the
+//!   provider the naming service registered (the others are killed).
+//! - [`RestoreOpts::err_resume`]: a service refusing its part does not
+//!   kill the restored tasks.
+//!
+//! A connection is hung up through a stand-in: a task that never runs
+//! takes the connections in the kernel's restore and is killed before the
+//! restored tasks resume, so the kernel hangs their phones up and fails
+//! their calls to it with `EHANGUP`, as when a server ends.
+//!
+//! Saved files (the VFS's backup policies) come with a connection's state
+//! ([`coop`](crate::coop)'s `IPC_M_CHKPNT_FILE`) and go into the image as
+//! the task's `file_backups`; at restore the service asks for the ones it
+//! needs (`IPC_M_RSTR_NEED`) and gets them from the image
+//! (`IPC_M_RSTR_FILE`).
+//!
 //! A cooperative blob's data is the state's version (u32, little endian)
 //! followed by the state the service exported.
 
@@ -102,6 +130,20 @@ pub enum CheckpointerError {
     },
     #[error("service {0} is not running")]
     MissingService(String),
+    #[error(
+        "service {service_id} is provided by {} tasks ({}); choose one (replace) or hang up its connections",
+        tasks.len(),
+        tasks.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    DuplicateService { service_id: String, tasks: Vec<u64> },
+    #[error(
+        "task {client} ({name}) is a client of task {member} of the set but not in it; exclude clients or include them"
+    )]
+    ClientOutside {
+        client: u64,
+        name: String,
+        member: u64,
+    },
     #[error("the system stopped making progress while waiting for {0}")]
     Stuck(String),
     #[error(transparent)]
@@ -120,8 +162,34 @@ pub enum CheckpointerError {
     },
 }
 
-/// Algorithm 1: the checkpoint set of `task_zero`.
+/// What to do with the clients of the set's members (thesis 4.4.3,
+/// "Excluding clients"): checkpointable tasks with a connection to a
+/// member that the member does not itself depend on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clients {
+    /// They join the set (the set is then closed under "calls" in both
+    /// directions).
+    #[default]
+    Include,
+    /// They are left out: the restored members see their connections as
+    /// gone (undelivered calls from them dropped, delivered ones answered
+    /// into the void; thesis 5.4.8).
+    Exclude,
+    /// A set with such a client is refused, naming it.
+    Refuse,
+}
+
+/// Algorithm 1: the checkpoint set of `task_zero`, clients included.
 pub fn checkpoint_set(k: &Kernel, task_zero: TaskId) -> Result<SetPlan, CheckpointerError> {
+    checkpoint_set_with(k, task_zero, Clients::Include)
+}
+
+/// Algorithm 1 with a choice for the members' clients.
+pub fn checkpoint_set_with(
+    k: &Kernel,
+    task_zero: TaskId,
+    clients: Clients,
+) -> Result<SetPlan, CheckpointerError> {
     let t0 = k
         .task(task_zero)
         .ok_or(CheckpointerError::NoTask(task_zero.0))?;
@@ -144,18 +212,40 @@ pub fn checkpoint_set(k: &Kernel, task_zero: TaskId) -> Result<SetPlan, Checkpoi
                     .collect()
             })
             .unwrap_or_default();
+        let mut its_clients = BTreeSet::new();
         for other in k.task_ids() {
             let calls_m = k.task(other).is_some_and(|t| {
                 t.phones
                     .iter()
                     .any(|(_, p)| matches!(p, Phone::Connected { callee, .. } if *callee == m))
             });
-            if calls_m {
-                peers.insert(other);
+            if calls_m && !peers.contains(&other) {
+                its_clients.insert(other);
             }
         }
         peers.extend(k.call_peers(m));
+        if clients == Clients::Include {
+            peers.extend(its_clients.iter().copied());
+        } else {
+            for c in &its_clients {
+                peers.remove(c);
+            }
+        }
         peers.remove(&m);
+        if clients == Clients::Refuse
+            && let Some(c) = its_clients.iter().find(|c| {
+                **c != m
+                    && !members.contains(c)
+                    && k.task(**c)
+                        .is_some_and(|t| t.policy == TaskPolicy::Checkpointable)
+            })
+        {
+            return Err(CheckpointerError::ClientOutside {
+                client: c.0,
+                name: k.task(*c).map(|t| t.name.clone()).unwrap_or_default(),
+                member: m.0,
+            });
+        }
         for p in peers {
             let Some(pt) = k.task(p) else { continue };
             match &pt.policy {
@@ -212,6 +302,8 @@ pub struct CheckpointOptions {
     /// What a restore does with the files the set has open (thesis 4.4.8;
     /// passed to every service as ARG2 of `IPC_M_CHKPNT_INIT`).
     pub file_policy: FilePolicy,
+    /// The members' clients outside the set (thesis 4.4.3).
+    pub clients: Clients,
 }
 
 impl Default for CheckpointOptions {
@@ -221,6 +313,7 @@ impl Default for CheckpointOptions {
             timeout_ns: 1_000_000_000,
             form: ImageForm::Directory,
             file_policy: FilePolicy::Unchangeable,
+            clients: Clients::Include,
         }
     }
 }
@@ -233,6 +326,35 @@ pub struct CheckpointReport {
     pub frozen_ns: u64,
 }
 
+/// What a restore does about a service the image names that no running
+/// task provides (thesis 4.4.7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MissingServer {
+    /// The restore is refused, naming the service; nothing is created.
+    #[default]
+    Cancel,
+    /// The restored tasks' connections to it are hung up: their calls
+    /// through them fail with `EHANGUP`, and they go on.
+    HangUp,
+}
+
+/// What a restore does about a service the image names that more than
+/// one running task provides (thesis 4.4.7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DuplicateServer {
+    /// The restore is refused, naming the service and the tasks; nothing
+    /// is created.
+    #[default]
+    Cancel,
+    /// The restored tasks' connections to it are hung up, as for a
+    /// missing server.
+    HangUp,
+    /// The provider the naming service has registered (lacking one, the
+    /// one with the lowest task id) serves the restored connections; the
+    /// other tasks claiming the id are killed once the restore succeeded.
+    Replace,
+}
+
 /// How to restore.
 #[derive(Clone, Debug)]
 pub struct RestoreOpts {
@@ -240,6 +362,8 @@ pub struct RestoreOpts {
     /// (otherwise they are killed).
     pub err_resume: bool,
     pub timeout_ns: u64,
+    pub missing: MissingServer,
+    pub duplicate: DuplicateServer,
 }
 
 impl Default for RestoreOpts {
@@ -247,6 +371,8 @@ impl Default for RestoreOpts {
         RestoreOpts {
             err_resume: false,
             timeout_ns: 1_000_000_000,
+            missing: MissingServer::Cancel,
+            duplicate: DuplicateServer::Cancel,
         }
     }
 }
@@ -544,7 +670,7 @@ impl Checkpointer {
         target: &Path,
         opts: &CheckpointOptions,
     ) -> Result<CheckpointReport, CheckpointerError> {
-        let plan = checkpoint_set(k, task_zero)?;
+        let plan = checkpoint_set_with(k, task_zero, opts.clients)?;
         let mut requested = Vec::new();
         let result = self.checkpoint_inner(k, s, &plan, opts, &mut requested);
         // The capture is taken: every service that was asked is released
@@ -627,7 +753,8 @@ impl Checkpointer {
             .map_err(|e| (None, e))?;
         }
         // The set may have grown while it ran.
-        let now_plan = checkpoint_set(k, plan.members[0]).map_err(|e| (None, e))?;
+        let now_plan =
+            checkpoint_set_with(k, plan.members[0], opts.clients).map_err(|e| (None, e))?;
         if now_plan.members != plan.members || now_plan.links != plan.links {
             return Err((
                 None,
@@ -729,19 +856,60 @@ impl Checkpointer {
         opts: &RestoreOpts,
     ) -> Result<Restored, CheckpointerError> {
         let image = Image::open(path)?;
-        // Every service the image names must be running.
-        let mut services: BTreeMap<String, TaskId> = BTreeMap::new();
+        // Who provides each service now.
+        let mut providers: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
         for id in k.task_ids() {
             if let Some(TaskPolicy::Cooperative { service_id }) = k.task(id).map(|t| &t.policy) {
-                services.entry(service_id.clone()).or_insert(id);
+                providers.entry(service_id.clone()).or_default().push(id);
+            }
+        }
+        // The services the image names: by its phones and its blobs.
+        let mut named = BTreeSet::new();
+        let mut records = Vec::new();
+        for old in image.task_ids() {
+            let record = image.task(old)?;
+            for slot in &record.phones {
+                if let snapfmt::PhoneSlot::Connected(p) = slot
+                    && let snapfmt::Peer::Service(sid) = &p.peer
+                {
+                    named.insert(sid.clone());
+                }
+            }
+            named.extend(record.coop_blobs.iter().map(|b| b.service_id.clone()));
+            records.push((old, record));
+        }
+        // Missing and duplicate servers (thesis 4.4.7).
+        let mut chosen: BTreeMap<String, TaskId> = BTreeMap::new();
+        let mut hang_up = BTreeSet::new();
+        let mut replaced = Vec::new();
+        for sid in &named {
+            let now = providers.get(sid).map(Vec::as_slice).unwrap_or(&[]);
+            match (now.len(), opts.missing, opts.duplicate) {
+                (1, _, _) => {}
+                (0, MissingServer::Cancel, _) => {
+                    return Err(CheckpointerError::MissingService(sid.clone()));
+                }
+                (0, MissingServer::HangUp, _) | (_, _, DuplicateServer::HangUp) => {
+                    hang_up.insert(sid.clone());
+                }
+                (_, _, DuplicateServer::Cancel) => {
+                    return Err(CheckpointerError::DuplicateService {
+                        service_id: sid.clone(),
+                        tasks: now.iter().map(|t| t.0).collect(),
+                    });
+                }
+                (_, _, DuplicateServer::Replace) => {
+                    let keep = registered_provider(k, now).unwrap_or(now[0]);
+                    chosen.insert(sid.clone(), keep);
+                    replaced.extend(now.iter().copied().filter(|t| *t != keep));
+                }
             }
         }
         let mut blobs = Vec::new();
-        for old in image.task_ids() {
-            let record = image.task(old)?;
+        for (old, record) in &records {
             for b in &record.coop_blobs {
-                if !services.contains_key(&b.service_id) {
-                    return Err(CheckpointerError::MissingService(b.service_id.clone()));
+                if hang_up.contains(&b.service_id) {
+                    continue;
                 }
                 if b.data.len() < 4 {
                     return Err(CheckpointerError::Blob {
@@ -750,8 +918,17 @@ impl Checkpointer {
                         why: "shorter than its version".into(),
                     });
                 }
-                blobs.push((old, b.clone()));
+                blobs.push((*old, b.clone()));
             }
+        }
+        // A connection to hang up goes to a stand-in that never runs and
+        // is killed before the restored tasks resume: the kernel then
+        // hangs their phones up and fails the calls they had in it.
+        let mut stand_ins = Vec::new();
+        for sid in &hang_up {
+            let t = k.spawn_native(&format!("stand-in for {sid}"), TaskPolicy::Neither);
+            chosen.insert(sid.clone(), t.id());
+            stand_ins.push(t.id());
         }
         let restored = checkpoint::restore(
             k,
@@ -759,9 +936,14 @@ impl Checkpointer {
             &image,
             &RestoreOptions {
                 resume: false,
+                services: chosen,
                 ..RestoreOptions::default()
             },
-        )?;
+        );
+        for t in &stand_ins {
+            let _ = k.kill_task(*t);
+        }
+        let restored = restored?;
         let mut failed = None;
         let mut begun = Vec::new();
         for (old, b) in &blobs {
@@ -842,9 +1024,36 @@ impl Checkpointer {
                 Err(e)
             }
             _ => {
+                for t in replaced {
+                    let _ = k.kill_task(t);
+                }
                 restored.resume(k);
                 Ok(restored)
             }
         }
     }
+}
+
+/// Of `tasks` (providers of one service id), the one a naming service has
+/// registered: the one a naming service holds a phone to.
+fn registered_provider(k: &Kernel, tasks: &[TaskId]) -> Option<TaskId> {
+    let ns: Vec<TaskId> = k
+        .task_ids()
+        .into_iter()
+        .filter(|t| {
+            matches!(
+                k.task(*t).map(|t| &t.policy),
+                Some(TaskPolicy::Cooperative { service_id }) if service_id == crate::ns::NS_SERVICE_ID
+            )
+        })
+        .collect();
+    tasks.iter().copied().find(|p| {
+        ns.iter().any(|n| {
+            k.task(*n).is_some_and(|t| {
+                t.phones
+                    .iter()
+                    .any(|(_, ph)| matches!(ph, Phone::Connected { callee, .. } if callee == p))
+            })
+        })
+    })
 }
