@@ -29,6 +29,34 @@
 //!   then resumes the tasks. A service that refuses kills the restored
 //!   tasks, unless `err_resume` says to resume them anyway.
 //!
+//! Options and error policies (thesis Appendix A, 4.4.3, 4.4.7, 5.2):
+//!
+//! - [`CheckpointOptions::clients`]: the members' clients outside the set
+//!   are included (the default), excluded (thesis 4.4.3: the restored
+//!   members see them gone) or refuse the checkpoint.
+//! - [`CheckpointOptions::timeout_ns`], [`RestoreOpts::timeout_ns`]: the
+//!   bound on every wait for a service; a service that never answers
+//!   fails the operation by it, and nothing stays stopped or held.
+//! - [`RestoreOpts::missing`]: a service the image names that no task
+//!   provides refuses the restore (the default) or the restored tasks'
+//!   connections to it are hung up.
+//! - [`RestoreOpts::duplicate`]: a service provided by several tasks
+//!   refuses the restore (the default), is hung up, or is replaced by the
+//!   provider the naming service registered (the others are killed).
+//! - [`RestoreOpts::err_resume`]: a service refusing its part does not
+//!   kill the restored tasks.
+//!
+//! A connection is hung up through a stand-in: a task that never runs
+//! takes the connections in the kernel's restore and is killed before the
+//! restored tasks resume, so the kernel hangs their phones up and fails
+//! their calls to it with `EHANGUP`, as when a server ends.
+//!
+//! Saved files (the VFS's backup policies) come with a connection's state
+//! ([`coop`](crate::coop)'s `IPC_M_CHKPNT_FILE`) and go into the image as
+//! the task's `file_backups`; at restore the service asks for the ones it
+//! needs (`IPC_M_RSTR_NEED`) and gets them from the image
+//! (`IPC_M_RSTR_FILE`).
+//!
 //! A cooperative blob's data is the state's version (u32, little endian)
 //! followed by the state the service exported.
 
@@ -36,7 +64,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::task::Poll;
 
-use snapfmt::{CoopBlob, FilePolicy, Image, ImageForm, WriterOptions};
+use snapfmt::{CoopBlob, FileBackup, FilePolicy, Image, ImageForm, WriterOptions};
 use spartan_kernel::checkpoint::{self, RestoreOptions, Restored};
 use spartan_kernel::guest::Scheduler;
 use spartan_kernel::ipc::method::IPC_M_DATA_READ;
@@ -47,12 +75,15 @@ use spartan_kernel::task::native::{NativeError, NativeTask, SCRATCH_BASE};
 use spartan_kernel::task::{TaskId, TaskPolicy};
 
 use crate::coop::{
-    CHECKPOINTER_ID, IPC_M_CHKPNT_END, IPC_M_CHKPNT_INIT, IPC_M_CHKPNT_REQUEST, IPC_M_RSTR_END,
-    IPC_M_RSTR_INIT, MAX_STATE,
+    CHECKPOINTER_ID, IPC_M_CHKPNT_END, IPC_M_CHKPNT_FILE, IPC_M_CHKPNT_INIT, IPC_M_CHKPNT_REQUEST,
+    IPC_M_RSTR_END, IPC_M_RSTR_FILE, IPC_M_RSTR_INIT, IPC_M_RSTR_NEED, MAX_CHUNK, MAX_SAVED_FILE,
+    MAX_STATE,
 };
 
 /// Where data reads land in the checkpointer's memory.
 const READ_BUF: u64 = SCRATCH_BASE + (16 << 20);
+/// Most saved files one connection's state may need at restore.
+const MAX_FILES_NEEDED: u64 = 4096;
 
 /// A connection of a member of the set to a cooperative service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +130,20 @@ pub enum CheckpointerError {
     },
     #[error("service {0} is not running")]
     MissingService(String),
+    #[error(
+        "service {service_id} is provided by {} tasks ({}); choose one (replace) or hang up its connections",
+        tasks.len(),
+        tasks.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    DuplicateService { service_id: String, tasks: Vec<u64> },
+    #[error(
+        "task {client} ({name}) is a client of task {member} of the set but not in it; exclude clients or include them"
+    )]
+    ClientOutside {
+        client: u64,
+        name: String,
+        member: u64,
+    },
     #[error("the system stopped making progress while waiting for {0}")]
     Stuck(String),
     #[error(transparent)]
@@ -117,8 +162,34 @@ pub enum CheckpointerError {
     },
 }
 
-/// Algorithm 1: the checkpoint set of `task_zero`.
+/// What to do with the clients of the set's members (thesis 4.4.3,
+/// "Excluding clients"): checkpointable tasks with a connection to a
+/// member that the member does not itself depend on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clients {
+    /// They join the set (the set is then closed under "calls" in both
+    /// directions).
+    #[default]
+    Include,
+    /// They are left out: the restored members see their connections as
+    /// gone (undelivered calls from them dropped, delivered ones answered
+    /// into the void; thesis 5.4.8).
+    Exclude,
+    /// A set with such a client is refused, naming it.
+    Refuse,
+}
+
+/// Algorithm 1: the checkpoint set of `task_zero`, clients included.
 pub fn checkpoint_set(k: &Kernel, task_zero: TaskId) -> Result<SetPlan, CheckpointerError> {
+    checkpoint_set_with(k, task_zero, Clients::Include)
+}
+
+/// Algorithm 1 with a choice for the members' clients.
+pub fn checkpoint_set_with(
+    k: &Kernel,
+    task_zero: TaskId,
+    clients: Clients,
+) -> Result<SetPlan, CheckpointerError> {
     let t0 = k
         .task(task_zero)
         .ok_or(CheckpointerError::NoTask(task_zero.0))?;
@@ -141,18 +212,40 @@ pub fn checkpoint_set(k: &Kernel, task_zero: TaskId) -> Result<SetPlan, Checkpoi
                     .collect()
             })
             .unwrap_or_default();
+        let mut its_clients = BTreeSet::new();
         for other in k.task_ids() {
             let calls_m = k.task(other).is_some_and(|t| {
                 t.phones
                     .iter()
                     .any(|(_, p)| matches!(p, Phone::Connected { callee, .. } if *callee == m))
             });
-            if calls_m {
-                peers.insert(other);
+            if calls_m && !peers.contains(&other) {
+                its_clients.insert(other);
             }
         }
         peers.extend(k.call_peers(m));
+        if clients == Clients::Include {
+            peers.extend(its_clients.iter().copied());
+        } else {
+            for c in &its_clients {
+                peers.remove(c);
+            }
+        }
         peers.remove(&m);
+        if clients == Clients::Refuse
+            && let Some(c) = its_clients.iter().find(|c| {
+                **c != m
+                    && !members.contains(c)
+                    && k.task(**c)
+                        .is_some_and(|t| t.policy == TaskPolicy::Checkpointable)
+            })
+        {
+            return Err(CheckpointerError::ClientOutside {
+                client: c.0,
+                name: k.task(*c).map(|t| t.name.clone()).unwrap_or_default(),
+                member: m.0,
+            });
+        }
         for p in peers {
             let Some(pt) = k.task(p) else { continue };
             match &pt.policy {
@@ -209,6 +302,8 @@ pub struct CheckpointOptions {
     /// What a restore does with the files the set has open (thesis 4.4.8;
     /// passed to every service as ARG2 of `IPC_M_CHKPNT_INIT`).
     pub file_policy: FilePolicy,
+    /// The members' clients outside the set (thesis 4.4.3).
+    pub clients: Clients,
 }
 
 impl Default for CheckpointOptions {
@@ -218,6 +313,7 @@ impl Default for CheckpointOptions {
             timeout_ns: 1_000_000_000,
             form: ImageForm::Directory,
             file_policy: FilePolicy::Unchangeable,
+            clients: Clients::Include,
         }
     }
 }
@@ -230,6 +326,35 @@ pub struct CheckpointReport {
     pub frozen_ns: u64,
 }
 
+/// What a restore does about a service the image names that no running
+/// task provides (thesis 4.4.7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MissingServer {
+    /// The restore is refused, naming the service; nothing is created.
+    #[default]
+    Cancel,
+    /// The restored tasks' connections to it are hung up: their calls
+    /// through them fail with `EHANGUP`, and they go on.
+    HangUp,
+}
+
+/// What a restore does about a service the image names that more than
+/// one running task provides (thesis 4.4.7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DuplicateServer {
+    /// The restore is refused, naming the service and the tasks; nothing
+    /// is created.
+    #[default]
+    Cancel,
+    /// The restored tasks' connections to it are hung up, as for a
+    /// missing server.
+    HangUp,
+    /// The provider the naming service has registered (lacking one, the
+    /// one with the lowest task id) serves the restored connections; the
+    /// other tasks claiming the id are killed once the restore succeeded.
+    Replace,
+}
+
 /// How to restore.
 #[derive(Clone, Debug)]
 pub struct RestoreOpts {
@@ -237,6 +362,8 @@ pub struct RestoreOpts {
     /// (otherwise they are killed).
     pub err_resume: bool,
     pub timeout_ns: u64,
+    pub missing: MissingServer,
+    pub duplicate: DuplicateServer,
 }
 
 impl Default for RestoreOpts {
@@ -244,6 +371,8 @@ impl Default for RestoreOpts {
         RestoreOpts {
             err_resume: false,
             timeout_ns: 1_000_000_000,
+            missing: MissingServer::Cancel,
+            duplicate: DuplicateServer::Cancel,
         }
     }
 }
@@ -355,6 +484,183 @@ impl Checkpointer {
         }
     }
 
+    /// Reads the `n` files a service saved with a connection's state
+    /// (the backup policies): each one's record, then its content in
+    /// pieces.
+    fn fetch_saved(
+        &mut self,
+        k: &mut Kernel,
+        s: &mut Scheduler,
+        l: &ServiceLink,
+        n: u64,
+        timeout_ns: u64,
+    ) -> Result<Vec<(FileBackup, Vec<u8>)>, CheckpointerError> {
+        let bad = |why: String| CheckpointerError::Blob {
+            service_id: l.service_id.clone(),
+            phone: l.phone.0,
+            why,
+        };
+        if n > 4096 {
+            return Err(bad(format!("{n} saved files")));
+        }
+        let mut out = Vec::new();
+        for index in 0..n {
+            let record = self.read_piece(k, s, l, index, u64::MAX, MAX_STATE, timeout_ns)?;
+            let fb: FileBackup = postcard::from_bytes(&record.1)
+                .map_err(|e| bad(format!("saved file {index}: {e}")))?;
+            let mut content = Vec::new();
+            loop {
+                let (total, piece) = self.read_piece(
+                    k,
+                    s,
+                    l,
+                    index,
+                    content.len() as u64,
+                    MAX_SAVED_FILE,
+                    timeout_ns,
+                )?;
+                content.extend(piece);
+                if content.len() as u64 >= total {
+                    break;
+                }
+            }
+            if content.len() as u64 != fb.size || snapfmt::Digest::of(&content) != fb.sha256 {
+                return Err(bad(format!(
+                    "saved file {}: its content does not match its record",
+                    fb.path
+                )));
+            }
+            out.push((fb, content));
+        }
+        Ok(out)
+    }
+
+    /// One piece of a saved file: (the item's total length, the bytes).
+    #[allow(clippy::too_many_arguments)]
+    fn read_piece(
+        &mut self,
+        k: &mut Kernel,
+        s: &mut Scheduler,
+        l: &ServiceLink,
+        index: u64,
+        offset: u64,
+        limit: u64,
+        timeout_ns: u64,
+    ) -> Result<(u64, Vec<u8>), CheckpointerError> {
+        let a = self.call(
+            k,
+            s,
+            l.service,
+            &l.service_id,
+            "send a saved file",
+            IPC_M_CHKPNT_FILE,
+            [l.conn.0, index, offset, 0, 0],
+            timeout_ns,
+        )?;
+        let (total, n) = (a[0], a[1]);
+        let from = if offset == u64::MAX { 0 } else { offset };
+        if total > limit || n > MAX_CHUNK || n > total - from.min(total) || (n == 0 && from < total)
+        {
+            return Err(CheckpointerError::Blob {
+                service_id: l.service_id.clone(),
+                phone: l.phone.0,
+                why: format!("saved file {index}: a piece of {n} bytes of {total} at {from}"),
+            });
+        }
+        let phone = self.phone_to(k, l.service)?;
+        let id = self
+            .me
+            .call_async(k, phone, IPC_M_DATA_READ, [READ_BUF, n, 0, 0, 0])?;
+        let got = self.await_answer(k, s, id, &l.service_id, "send a saved file", timeout_ns)?;
+        Ok((total, self.me.mem_read(k, READ_BUF, got[1].min(n))?))
+    }
+
+    /// Hands a service the saved files the state it imported for `conn`
+    /// needs (asked by SHA-256), from the image.
+    #[allow(clippy::too_many_arguments)]
+    fn push_saved(
+        &mut self,
+        k: &mut Kernel,
+        s: &mut Scheduler,
+        image: &Image,
+        record: &snapfmt::TaskRecord,
+        service: TaskId,
+        service_id: &str,
+        conn: ConnId,
+        timeout_ns: u64,
+    ) -> Result<(), CheckpointerError> {
+        let what = "take a saved file";
+        let first = self.call(
+            k,
+            s,
+            service,
+            service_id,
+            what,
+            IPC_M_RSTR_NEED,
+            [conn.0, 0, 0, 0, 0],
+            timeout_ns,
+        )?;
+        let n = first[0].min(MAX_FILES_NEEDED);
+        for index in 0..n {
+            let a = if index == 0 {
+                first
+            } else {
+                self.call(
+                    k,
+                    s,
+                    service,
+                    service_id,
+                    what,
+                    IPC_M_RSTR_NEED,
+                    [conn.0, index, 0, 0, 0],
+                    timeout_ns,
+                )?
+            };
+            let mut sha = [0u8; 32];
+            for w in 0..4 {
+                sha[w * 8..w * 8 + 8].copy_from_slice(&a[1 + w].to_le_bytes());
+            }
+            let sha = snapfmt::Digest(sha);
+            if !record
+                .file_backups
+                .iter()
+                .any(|f| f.stored && f.sha256 == sha)
+            {
+                return Err(CheckpointerError::Blob {
+                    service_id: service_id.into(),
+                    phone: 0,
+                    why: format!("the service needs saved file {sha}, which the image lacks"),
+                });
+            }
+            let content = image.file_backup(&sha)?;
+            let total = content.len() as u64;
+            let mut at = 0u64;
+            loop {
+                let end = total.min(at + MAX_CHUNK);
+                self.call(
+                    k,
+                    s,
+                    service,
+                    service_id,
+                    what,
+                    IPC_M_RSTR_FILE,
+                    [conn.0, at, total, 0, 0],
+                    timeout_ns,
+                )?;
+                let phone = self.phone_to(k, service)?;
+                let id = self
+                    .me
+                    .data_write_start(k, phone, &content[at as usize..end as usize])?;
+                self.await_answer(k, s, id, service_id, what, timeout_ns)?;
+                at = end;
+                if at >= total {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Algorithm 2: checkpoints the set of `task_zero` into `target`.
     pub fn checkpoint(
         &mut self,
@@ -364,7 +670,7 @@ impl Checkpointer {
         target: &Path,
         opts: &CheckpointOptions,
     ) -> Result<CheckpointReport, CheckpointerError> {
-        let plan = checkpoint_set(k, task_zero)?;
+        let plan = checkpoint_set_with(k, task_zero, opts.clients)?;
         let mut requested = Vec::new();
         let result = self.checkpoint_inner(k, s, &plan, opts, &mut requested);
         // A set to be killed dies before the services are released, so
@@ -451,7 +757,8 @@ impl Checkpointer {
             .map_err(|e| (None, e))?;
         }
         // The set may have grown while it ran.
-        let now_plan = checkpoint_set(k, plan.members[0]).map_err(|e| (None, e))?;
+        let now_plan =
+            checkpoint_set_with(k, plan.members[0], opts.clients).map_err(|e| (None, e))?;
         if now_plan.members != plan.members || now_plan.links != plan.links {
             return Err((
                 None,
@@ -463,6 +770,7 @@ impl Checkpointer {
         let stopped = checkpoint::stop(k, &plan.members).map_err(|e| (None, e.into()))?;
         let frozen_at = k.now();
         let mut blobs = Vec::new();
+        let mut saved: Vec<(TaskId, (FileBackup, Vec<u8>))> = Vec::new();
         for l in &plan.links {
             let policy = opts.file_policy as u64;
             let init = [l.conn.0, policy, 0, 0, 0];
@@ -500,14 +808,21 @@ impl Checkpointer {
                     )?;
                     let mut data = version.to_le_bytes().to_vec();
                     data.extend(self.me.mem_read(k, READ_BUF, got[1])?);
-                    Ok(CoopBlob {
-                        service_id: l.service_id.clone(),
-                        connection: l.phone.0,
-                        data,
-                    })
+                    let files = self.fetch_saved(k, s, l, a[2], opts.timeout_ns)?;
+                    Ok((
+                        CoopBlob {
+                            service_id: l.service_id.clone(),
+                            connection: l.phone.0,
+                            data,
+                        },
+                        files,
+                    ))
                 });
             match r {
-                Ok(b) => blobs.push((l.member, b)),
+                Ok((b, files)) => {
+                    blobs.push((l.member, b));
+                    saved.extend(files.into_iter().map(|f| (l.member, f)));
+                }
                 Err(e) => return Err((Some(stopped), e)),
             }
         }
@@ -523,7 +838,16 @@ impl Checkpointer {
                 .filter(|(m, _)| *m == t.task)
                 .map(|(_, b)| b.clone())
                 .collect();
+            t.record.file_backups = saved
+                .iter()
+                .filter(|(m, _)| *m == t.task)
+                .map(|(_, (fb, _))| fb.clone())
+                .collect();
         }
+        capture.file_contents = saved
+            .into_iter()
+            .map(|(_, (_, content))| content.into())
+            .collect();
         Ok((stopped, frozen_at, capture))
     }
 
@@ -536,19 +860,60 @@ impl Checkpointer {
         opts: &RestoreOpts,
     ) -> Result<Restored, CheckpointerError> {
         let image = Image::open(path)?;
-        // Every service the image names must be running.
-        let mut services: BTreeMap<String, TaskId> = BTreeMap::new();
+        // Who provides each service now.
+        let mut providers: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
         for id in k.task_ids() {
             if let Some(TaskPolicy::Cooperative { service_id }) = k.task(id).map(|t| &t.policy) {
-                services.entry(service_id.clone()).or_insert(id);
+                providers.entry(service_id.clone()).or_default().push(id);
+            }
+        }
+        // The services the image names: by its phones and its blobs.
+        let mut named = BTreeSet::new();
+        let mut records = Vec::new();
+        for old in image.task_ids() {
+            let record = image.task(old)?;
+            for slot in &record.phones {
+                if let snapfmt::PhoneSlot::Connected(p) = slot
+                    && let snapfmt::Peer::Service(sid) = &p.peer
+                {
+                    named.insert(sid.clone());
+                }
+            }
+            named.extend(record.coop_blobs.iter().map(|b| b.service_id.clone()));
+            records.push((old, record));
+        }
+        // Missing and duplicate servers (thesis 4.4.7).
+        let mut chosen: BTreeMap<String, TaskId> = BTreeMap::new();
+        let mut hang_up = BTreeSet::new();
+        let mut replaced = Vec::new();
+        for sid in &named {
+            let now = providers.get(sid).map(Vec::as_slice).unwrap_or(&[]);
+            match (now.len(), opts.missing, opts.duplicate) {
+                (1, _, _) => {}
+                (0, MissingServer::Cancel, _) => {
+                    return Err(CheckpointerError::MissingService(sid.clone()));
+                }
+                (0, MissingServer::HangUp, _) | (_, _, DuplicateServer::HangUp) => {
+                    hang_up.insert(sid.clone());
+                }
+                (_, _, DuplicateServer::Cancel) => {
+                    return Err(CheckpointerError::DuplicateService {
+                        service_id: sid.clone(),
+                        tasks: now.iter().map(|t| t.0).collect(),
+                    });
+                }
+                (_, _, DuplicateServer::Replace) => {
+                    let keep = registered_provider(k, now).unwrap_or(now[0]);
+                    chosen.insert(sid.clone(), keep);
+                    replaced.extend(now.iter().copied().filter(|t| *t != keep));
+                }
             }
         }
         let mut blobs = Vec::new();
-        for old in image.task_ids() {
-            let record = image.task(old)?;
+        for (old, record) in &records {
             for b in &record.coop_blobs {
-                if !services.contains_key(&b.service_id) {
-                    return Err(CheckpointerError::MissingService(b.service_id.clone()));
+                if hang_up.contains(&b.service_id) {
+                    continue;
                 }
                 if b.data.len() < 4 {
                     return Err(CheckpointerError::Blob {
@@ -557,8 +922,17 @@ impl Checkpointer {
                         why: "shorter than its version".into(),
                     });
                 }
-                blobs.push((old, b.clone()));
+                blobs.push((*old, b.clone()));
             }
+        }
+        // A connection to hang up goes to a stand-in that never runs and
+        // is killed before the restored tasks resume: the kernel then
+        // hangs their phones up and fails the calls they had in it.
+        let mut stand_ins = Vec::new();
+        for sid in &hang_up {
+            let t = k.spawn_native(&format!("stand-in for {sid}"), TaskPolicy::Neither);
+            chosen.insert(sid.clone(), t.id());
+            stand_ins.push(t.id());
         }
         let restored = checkpoint::restore(
             k,
@@ -566,9 +940,14 @@ impl Checkpointer {
             &image,
             &RestoreOptions {
                 resume: false,
+                services: chosen,
                 ..RestoreOptions::default()
             },
-        )?;
+        );
+        for t in &stand_ins {
+            let _ = k.kill_task(*t);
+        }
+        let restored = restored?;
         let mut failed = None;
         let mut begun = Vec::new();
         for (old, b) in &blobs {
@@ -603,6 +982,19 @@ impl Checkpointer {
                     let phone = self.phone_to(k, callee)?;
                     let id = self.me.data_write_start(k, phone, state)?;
                     self.await_answer(k, s, id, &b.service_id, "take its state", opts.timeout_ns)
+                })
+                .and_then(|_| {
+                    let record = image.task(*old)?;
+                    self.push_saved(
+                        k,
+                        s,
+                        &image,
+                        &record,
+                        callee,
+                        &b.service_id,
+                        conn,
+                        opts.timeout_ns,
+                    )
                 });
             begun.push((callee, b.service_id.clone(), conn));
             if let Err(e) = r {
@@ -636,9 +1028,36 @@ impl Checkpointer {
                 Err(e)
             }
             _ => {
+                for t in replaced {
+                    let _ = k.kill_task(t);
+                }
                 restored.resume(k);
                 Ok(restored)
             }
         }
     }
+}
+
+/// Of `tasks` (providers of one service id), the one a naming service has
+/// registered: the one a naming service holds a phone to.
+fn registered_provider(k: &Kernel, tasks: &[TaskId]) -> Option<TaskId> {
+    let ns: Vec<TaskId> = k
+        .task_ids()
+        .into_iter()
+        .filter(|t| {
+            matches!(
+                k.task(*t).map(|t| &t.policy),
+                Some(TaskPolicy::Cooperative { service_id }) if service_id == crate::ns::NS_SERVICE_ID
+            )
+        })
+        .collect();
+    tasks.iter().copied().find(|p| {
+        ns.iter().any(|n| {
+            k.task(*n).is_some_and(|t| {
+                t.phones
+                    .iter()
+                    .any(|(_, ph)| matches!(ph, Phone::Connected { callee, .. } if callee == p))
+            })
+        })
+    })
 }

@@ -14,7 +14,21 @@
 //! | [`IPC_M_CHKPNT_END`] | conn | `EOK`; `conn` is released and the calls that arrived while it was held are handled, in order |
 //! | [`IPC_M_RECONNECT_ME`] | - | `ENOTSUP`: the kernel recreates a restored client's phones itself (to a service, as a new connection whose id the checkpointer passes on) |
 //! | [`IPC_M_RSTR_INIT`] | conn, ARG2 version, ARG3 length | `EOK`; the checkpointer's next `IPC_M_DATA_WRITE` on the same connection carries the state, which becomes `conn`'s, held |
-//! | [`IPC_M_RSTR_END`] | conn | `EOK`; `conn` is released |
+//! | [`IPC_M_RSTR_END`] | conn | `EOK` once the restored state is checked; `conn` is released |
+//! | [`IPC_M_CHKPNT_FILE`] | conn, ARG2 index, ARG3 offset | `EOK`, ARG1 = length of the item, ARG2 = bytes staged; the next `IPC_M_DATA_READ` reads them |
+//! | [`IPC_M_RSTR_NEED`] | conn, ARG2 index | `EOK`, ARG1 = saved files the imported state needs; below it, ARG2..ARG5 = the SHA-256 of the `index`th (four u64 LE) |
+//! | [`IPC_M_RSTR_FILE`] | conn, ARG2 offset, ARG3 length | `EOK`; the next `IPC_M_DATA_WRITE` carries bytes `offset..` of a saved file's content of `length` bytes |
+//!
+//! *Saved files* (thesis 4.4.8, the backup policies): an export may come
+//! with copies of files, fixed when the state is exported
+//! ([`ConnState::backups`]); `IPC_M_CHKPNT_INIT` answers their number in
+//! ARG3. Item `index`'s record (a `snapfmt::FileBackup`, postcard) is read
+//! with offset `u64::MAX`, its content from offset 0 on, at most
+//! [`MAX_CHUNK`] bytes a time; the checkpointer stores both in the image.
+//! At restore the service says which contents the imported state needs
+//! (`IPC_M_RSTR_NEED`, by SHA-256) and the checkpointer writes each in
+//! pieces (`IPC_M_RSTR_FILE`); the service checks the state (and uses the
+//! contents) at `IPC_M_RSTR_END`.
 //!
 //! *Lazy cooperation*: a request for a connection in the middle of an
 //! operation is answered when the operation is over (the service calls
@@ -45,7 +59,10 @@
 //! Only the checkpointer may send these messages (a task whose persistent
 //! id is [`CHECKPOINTER_ID`]); anyone else is refused (`EREFUSED`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use snapfmt::FileBackup;
 
 use spartan_kernel::ipc::method::{
     IPC_M_CONNECT_ME_TO, IPC_M_DATA_READ, IPC_M_DATA_WRITE, IPC_M_PHONE_HUNGUP,
@@ -63,6 +80,14 @@ pub const IPC_M_CHKPNT_END: u64 = COOP_BASE + 2;
 pub const IPC_M_RECONNECT_ME: u64 = COOP_BASE + 3;
 pub const IPC_M_RSTR_INIT: u64 = COOP_BASE + 4;
 pub const IPC_M_RSTR_END: u64 = COOP_BASE + 5;
+pub const IPC_M_CHKPNT_FILE: u64 = COOP_BASE + 6;
+pub const IPC_M_RSTR_NEED: u64 = COOP_BASE + 7;
+pub const IPC_M_RSTR_FILE: u64 = COOP_BASE + 8;
+
+/// Largest piece of a saved file moved by one data call.
+pub const MAX_CHUNK: u64 = 8 << 20;
+/// Largest saved file (the image format's limit for a file backup).
+pub const MAX_SAVED_FILE: u64 = snapfmt::limits::MAX_FILE_BACKUP_BODY;
 
 /// Persistent service id of the checkpointer, the only task that may
 /// send the cooperation messages.
@@ -70,6 +95,9 @@ pub const CHECKPOINTER_ID: &str = "spartan.checkpointer";
 
 /// Largest exported state of one connection.
 pub const MAX_STATE: u64 = 1 << 20;
+
+/// A saved file: its record and its content.
+pub type SavedFile = (FileBackup, Arc<[u8]>);
 
 /// The state a service keeps for one client connection.
 pub trait ConnState: Sized {
@@ -91,6 +119,19 @@ pub trait ConnState: Sized {
     fn unaccepted() -> Option<Self> {
         None
     }
+    /// Copies of files saved with the exported state (the backup
+    /// policies): each file's record and content, as they were when
+    /// [`export`](Self::export) ran. None by default.
+    fn backups(&self) -> Vec<SavedFile> {
+        Vec::new()
+    }
+    /// The saved contents (by SHA-256) an imported state needs before it
+    /// is checked. None by default.
+    fn needs(&self) -> Vec<[u8; 32]> {
+        Vec::new()
+    }
+    /// Hands a saved content the imported state needs to it.
+    fn give(&mut self, _content: Vec<u8>) {}
 }
 
 /// Where a connection stands in a checkpoint or restore.
@@ -119,6 +160,12 @@ enum Staged {
         version: u32,
         len: u64,
     },
+    /// A piece of a saved file for an imported state.
+    Piece {
+        conn: ConnId,
+        offset: u64,
+        total: u64,
+    },
 }
 
 /// The service side of the protocol, for connection states `C`.
@@ -133,6 +180,12 @@ pub struct Coop<C> {
     /// Calls on connections the service does not know yet, from stopped
     /// tasks (restored clients waiting for their connection's state).
     early: BTreeMap<ConnId, VecDeque<Event>>,
+    /// Saved files of exported connections, until their end.
+    saved: BTreeMap<ConnId, Vec<SavedFile>>,
+    /// A saved file being written back, by imported connection.
+    incoming: BTreeMap<ConnId, Vec<u8>>,
+    /// Imported connections not checked yet (at their `IPC_M_RSTR_END`).
+    unchecked: BTreeSet<ConnId>,
 }
 
 impl<C> Default for Coop<C> {
@@ -143,6 +196,9 @@ impl<C> Default for Coop<C> {
             staged: BTreeMap::new(),
             released: VecDeque::new(),
             early: BTreeMap::new(),
+            saved: BTreeMap::new(),
+            incoming: BTreeMap::new(),
+            unchecked: BTreeSet::new(),
         }
     }
 }
@@ -233,7 +289,7 @@ impl<C: ConnState> Coop<C> {
                 self.insert(id, state);
             }
         }
-        let coop = (IPC_M_CHKPNT_REQUEST..=IPC_M_RSTR_END).contains(&method);
+        let coop = (IPC_M_CHKPNT_REQUEST..=IPC_M_RSTR_FILE).contains(&method);
         let staged_data =
             matches!(method, IPC_M_DATA_READ | IPC_M_DATA_WRITE) && self.staged.contains_key(&from);
         if coop || staged_data {
@@ -308,8 +364,76 @@ impl<C: ConnState> Coop<C> {
                 if len > MAX_STATE {
                     return fail(k, Errno::Limit);
                 }
+                let saved = c.state.backups();
+                let n = saved.len() as u64;
+                self.saved.insert(conn, saved);
                 self.staged.insert(from, Staged::Export(blob));
-                me.answer(k, rx, EOK, [len, u64::from(C::VERSION), 0, 0, 0])
+                me.answer(k, rx, EOK, [len, u64::from(C::VERSION), n, 0, 0])
+            }
+            IPC_M_CHKPNT_FILE => {
+                let (index, offset) = (args[1], args[2]);
+                let Some((record, content)) = self
+                    .saved
+                    .get(&conn)
+                    .and_then(|s| s.get(usize::try_from(index).ok()?))
+                else {
+                    return fail(k, Errno::NoEntry);
+                };
+                let bytes = if offset == u64::MAX {
+                    postcard::to_allocvec(record).unwrap_or_default()
+                } else {
+                    content.to_vec()
+                };
+                let total = bytes.len() as u64;
+                let from_at = if offset == u64::MAX { 0 } else { offset };
+                if from_at > total {
+                    return fail(k, Errno::Invalid);
+                }
+                let end = total.min(from_at.saturating_add(MAX_CHUNK));
+                let piece = bytes[from_at as usize..end as usize].to_vec();
+                let n = piece.len() as u64;
+                self.staged.insert(from, Staged::Export(piece));
+                me.answer(k, rx, EOK, [total, n, 0, 0, 0])
+            }
+            IPC_M_RSTR_NEED => {
+                let Some(c) = self
+                    .conns
+                    .get(&conn)
+                    .filter(|_| self.unchecked.contains(&conn))
+                else {
+                    return fail(k, Errno::NoEntry);
+                };
+                let needs = c.state.needs();
+                let mut a = [needs.len() as u64, 0, 0, 0, 0];
+                if let Some(sha) = usize::try_from(args[1]).ok().and_then(|i| needs.get(i)) {
+                    for (w, word) in sha.chunks(8).enumerate() {
+                        a[1 + w] = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+                    }
+                }
+                me.answer(k, rx, EOK, a)
+            }
+            IPC_M_RSTR_FILE => {
+                let (offset, total) = (args[1], args[2]);
+                if !self.unchecked.contains(&conn) || total > MAX_SAVED_FILE || offset > total {
+                    return fail(k, Errno::Invalid);
+                }
+                let have = self.incoming.get(&conn).map_or(0, |b| b.len() as u64);
+                if offset != have {
+                    // Pieces come in order, from 0.
+                    self.incoming.remove(&conn);
+                    if offset != 0 {
+                        return fail(k, Errno::Invalid);
+                    }
+                }
+                self.staged.insert(
+                    from,
+                    Staged::Piece {
+                        conn,
+                        offset,
+                        total,
+                    },
+                );
+                me.answer(k, rx, EOK, [0; 5])
             }
             IPC_M_RSTR_INIT => {
                 let (version, len) = (args[1], args[2]);
@@ -331,16 +455,32 @@ impl<C: ConnState> Coop<C> {
                 _ => fail(k, Errno::Invalid),
             },
             IPC_M_DATA_WRITE => match self.staged.remove(&from) {
+                Some(Staged::Piece {
+                    conn,
+                    offset,
+                    total,
+                }) => {
+                    let room = (total - offset).min(MAX_CHUNK);
+                    let bytes = me.accept_data_write(k, rx, room)?;
+                    let buf = self.incoming.entry(conn).or_default();
+                    buf.extend_from_slice(&bytes);
+                    if buf.len() as u64 >= total {
+                        let content = self.incoming.remove(&conn).unwrap_or_default();
+                        if let Some(c) = self.conns.get_mut(&conn) {
+                            c.state.give(content);
+                        }
+                    }
+                    Ok(())
+                }
                 Some(Staged::Import { conn, version, len }) => {
                     let bytes = me.accept_data_write(k, rx, len)?;
-                    let imported = C::import(version, &bytes).and_then(|mut state| {
-                        check(&mut state)?;
-                        Ok(state)
-                    });
-                    match imported {
+                    match C::import(version, &bytes) {
                         Ok(state) => {
                             // The client's calls that came before its state.
                             let kept = self.early.remove(&conn).unwrap_or_default();
+                            // Checked at its end, once any saved files
+                            // it needs have come.
+                            self.unchecked.insert(conn);
                             self.conns.insert(
                                 conn,
                                 Conn {
@@ -363,6 +503,29 @@ impl<C: ConnState> Coop<C> {
             IPC_M_CHKPNT_END | IPC_M_RSTR_END => {
                 if method == IPC_M_RSTR_END && self.failed.remove(&conn).is_some() {
                     return fail(k, Errno::Refused);
+                }
+                if method == IPC_M_CHKPNT_END {
+                    self.saved.remove(&conn);
+                }
+                if method == IPC_M_RSTR_END && self.unchecked.remove(&conn) {
+                    self.incoming.remove(&conn);
+                    let checked = match self.conns.get_mut(&conn) {
+                        Some(c) => check(&mut c.state),
+                        None => Ok(()),
+                    };
+                    if let Err(why) = checked {
+                        let _ = me.log(k, &format!("restore of connection {}: {why}", conn.0));
+                        // The client's calls that waited for the state
+                        // will not be handled.
+                        if let Some(c) = self.conns.remove(&conn) {
+                            for ev in c.kept {
+                                if let Event::Call { rx_id, .. } = ev {
+                                    me.answer(k, rx_id, Errno::Hangup.retval(), [0; 5])?;
+                                }
+                            }
+                        }
+                        return fail(k, Errno::Refused);
+                    }
                 }
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return fail(k, Errno::NoEntry);

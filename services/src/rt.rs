@@ -24,6 +24,13 @@
 //!   `-errno`.
 //! - `$vfs_seek (phone i32) (fd i64) (offset i64) (whence i64) -> i64`,
 //!   `$vfs_close (phone i32) (fd i64) -> i64`.
+//! - `$vfs_chdir (phone i32) (path i32) (len i32) -> i64`: 0 or `-errno`.
+//! - `$vfs_getcwd (phone i32) (buf i32) (room i32) -> i64`: the length of
+//!   the working directory written at `buf`, or `-errno`.
+//! - `$vfs_readdir (phone i32) (path i32) (len i32) (skip i64) (buf i32)
+//!   (room i32) -> i64`: the entries of the directory at the path (`len`
+//!   0: the working directory) from entry `skip` on, `\n`-terminated,
+//!   written at `buf`; their length (0 at the end) or `-errno`.
 //!
 //! The helpers use the kernel runtime's per-thread buffers (`$tls`), so
 //! threads may use them at the same time.
@@ -31,7 +38,9 @@
 use crate::console::{
     CONSOLE_CLEAR, CONSOLE_GET_EVENT, CONSOLE_GET_SIZE, CONSOLE_GOTO, CONSOLE_SET_STYLE,
 };
-use crate::vfs::{VFS_CLOSE, VFS_OPEN, VFS_READ, VFS_SEEK, VFS_WRITE};
+use crate::vfs::{
+    VFS_CHDIR, VFS_CLOSE, VFS_GETCWD, VFS_OPEN, VFS_READ, VFS_READDIR, VFS_SEEK, VFS_WRITE,
+};
 use spartan_kernel::ipc::method::{IPC_M_CONNECT_ME_TO, IPC_M_DATA_READ, IPC_M_DATA_WRITE};
 
 fn helpers() -> String {
@@ -98,6 +107,25 @@ fn helpers() -> String {
       (else (call $answer_word (i32.const 1)))))
   (func $vfs_close (param $c i32) (param $fd i64) (result i64)
     (call $call_sync (local.get $c) (i64.const {vclose}) (local.get $fd)))
+  (func $vfs_path (param $c i32) (param $op i64) (param $p i32) (param $len i32) (result i64)
+    (call $call_sync3 (local.get $c) (i64.const {write})
+      (i64.extend_i32_u (local.get $p)) (i64.extend_i32_u (local.get $len)) (local.get $op)))
+  (func $vfs_chdir (param $c i32) (param $p i32) (param $len i32) (result i64) (local $r i64)
+    (local.set $r (call $vfs_path (local.get $c) (i64.const {vchdir}) (local.get $p) (local.get $len)))
+    (if (i64.ne (local.get $r) (i64.const 0)) (then (return (local.get $r))))
+    (call $call_sync (local.get $c) (i64.const {vchdir}) (i64.const 0)))
+  (func $vfs_getcwd (param $c i32) (param $buf i32) (param $room i32) (result i64)
+    (call $vfs_data (local.get $c) (i64.const {read}) (i64.const {vgetcwd}) (i64.const 0)
+      (local.get $buf) (local.get $room)))
+  (func $vfs_readdir (param $c i32) (param $p i32) (param $len i32) (param $skip i64)
+    (param $buf i32) (param $room i32) (result i64) (local $r i64)
+    (if (i32.ne (local.get $len) (i32.const 0))
+      (then
+        (local.set $r (call $vfs_path (local.get $c) (i64.const {vreaddir}) (local.get $p)
+          (local.get $len)))
+        (if (i64.ne (local.get $r) (i64.const 0)) (then (return (local.get $r))))))
+    (call $vfs_data (local.get $c) (i64.const {read}) (i64.const {vreaddir}) (local.get $skip)
+      (local.get $buf) (local.get $room)))
 "#,
         read = IPC_M_DATA_READ,
         vopen = VFS_OPEN,
@@ -105,6 +133,9 @@ fn helpers() -> String {
         vread = VFS_READ,
         vseek = VFS_SEEK,
         vclose = VFS_CLOSE,
+        vchdir = VFS_CHDIR,
+        vgetcwd = VFS_GETCWD,
+        vreaddir = VFS_READDIR,
         connect = IPC_M_CONNECT_ME_TO,
         write = IPC_M_DATA_WRITE,
         goto = CONSOLE_GOTO,

@@ -14,37 +14,55 @@
 //! | method [`VFS_SEEK`] | | ARG1 fd, ARG2 offset (i64), ARG3 whence (0 set, 1 current, 2 end) | ARG1 = the new position |
 //! | method [`VFS_CLOSE`] | | ARG1 fd | |
 //! | method [`VFS_STAT`] | | ARG1 fd | ARG1 = size |
+//! | `IPC_M_DATA_WRITE` of a path | [`VFS_CHDIR`] | | the path is taken for the next chdir or readdir |
+//! | method [`VFS_CHDIR`] | | | the taken path, a directory, is the connection's working directory |
+//! | `IPC_M_DATA_READ` | [`VFS_GETCWD`] | | the working directory, `/` and the path from the root (ARG2 = length) |
+//! | `IPC_M_DATA_READ` | [`VFS_READDIR`] | ARG4 first entry | the names in the directory at the taken path (the working directory without one), sorted, from entry ARG4 on, each followed by `\n`, a directory's with `/` before it; as many whole entries as fit (none: the end) |
 //!
 //! A write is checked (descriptor, `WRITE` flag) before its bytes are
 //! taken; a host error while writing them (a full disk) is kept and
 //! returned by the next call on that descriptor.
 //!
-//! Paths are relative to the root, `/`-separated, without empty, `.` or
-//! `..` parts; nothing is followed through a symbolic link, and only
-//! regular files are opened (`ENOENT`, `EINVAL` otherwise). Descriptors are
-//! per connection, from 0, lowest free first.
+//! Paths are `/`-separated; one beginning with `/` starts at the root,
+//! any other at the connection's working directory (the root at first).
+//! Empty and `.` parts are skipped, `..` goes up one directory and never
+//! above the root (`EINVAL`); nothing is followed through a symbolic link,
+//! and only regular files are opened, only directories entered or listed
+//! (`ENOENT`, `EINVAL` otherwise). Descriptors are per connection, from 0,
+//! lowest free first.
 //!
-//! Cooperation: a connection's open files are exported with path, flags,
-//! position and the file's identity (the file system's identity, stable
-//! across remounts: the content of `.spartan-fs-id` in the root, created
-//! at the first mount and never shown to tasks; the size; the SHA-256 of
-//! the content). A restore reopens each file and refuses (the checkpointer
-//! names the file) when the file system is another one, or the file is
-//! missing or its content changed since the checkpoint: the *unchangeable*
-//! policy of thesis 4.4.8, the default. Under the *volatile* policy
-//! (chosen per checkpoint, carried in the export) nothing is checked: a
-//! missing file stays closed, a shorter one goes on from its end. The
-//! backup policies are not supported yet: an export under one is refused
-//! (`ENOTSUP`), so such a checkpoint fails with a clear error.
+//! Cooperation (state version 2; version 1, without the working
+//! directory, is still read): a connection's working directory and open
+//! files are exported, each file with its path from the root, flags,
+//! position and identity (the file system's identity, stable across
+//! remounts: the content of `.spartan-fs-id` in the root, created at the
+//! first mount and never shown to tasks; size, modification time, the
+//! SHA-256 of the content). The checkpoint's file policy (thesis 4.4.8,
+//! ARG2 of `IPC_M_CHKPNT_INIT`) decides what a restore does:
+//!
+//! - *unchangeable* (the default): a file on another file system, missing
+//!   or changed since the checkpoint refuses the restore, naming the file;
+//! - *volatile*: nothing is checked; a missing file stays closed, a
+//!   shorter one goes on from its end;
+//! - *backup and overwrite*: each open file's content is saved with the
+//!   export (the image's `files/<sha256>.spf`), and written back over the
+//!   file at restore (recreating it, and its directories, if missing);
+//! - *backup and skip*: saved the same way, but written back only if the
+//!   file is missing; an existing file is taken as it is (as volatile).
+//!
+//! A restore recreates the working directory if it is missing (thesis
+//! 5.3.8: it must be valid).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::task::Poll;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use snapfmt::{FileBackup, FilePolicy};
 use spartan_kernel::ipc::method::{
     IPC_M_CONNECT_ME_TO, IPC_M_CONNECT_TO_ME, IPC_M_DATA_READ, IPC_M_DATA_WRITE,
 };
@@ -55,7 +73,7 @@ use spartan_kernel::syscall::FOREVER;
 use spartan_kernel::task::native::{MAX_NATIVE_DATA, NativeError, NativeTask};
 use spartan_kernel::task::{TaskPolicy, ThreadId};
 
-use crate::coop::{ConnState, Coop};
+use crate::coop::{ConnState, Coop, MAX_SAVED_FILE, SavedFile};
 use crate::ns::NamingService;
 
 pub const VFS_ID: &str = "spartan.vfs";
@@ -67,6 +85,9 @@ pub const VFS_WRITE: u64 = 1302;
 pub const VFS_SEEK: u64 = 1303;
 pub const VFS_CLOSE: u64 = 1304;
 pub const VFS_STAT: u64 = 1305;
+pub const VFS_CHDIR: u64 = 1306;
+pub const VFS_GETCWD: u64 = 1307;
+pub const VFS_READDIR: u64 = 1308;
 
 /// Open flags.
 pub mod flags {
@@ -85,37 +106,72 @@ pub const MAX_PATH: u64 = 4096;
 /// The file holding the file system's identity.
 pub const FS_ID_FILE: &str = ".spartan-fs-id";
 
-/// One open file as a checkpoint exports it.
+/// One open file as a checkpoint exports it (state version 2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenFile {
     /// The policy of the checkpoint that exported it (its `FilePolicy`
-    /// number: 0 unchangeable, 1 volatile).
+    /// number: 0 unchangeable, 1 volatile, 2 backup and overwrite, 3
+    /// backup and skip).
     pub policy: u8,
     pub fd: u32,
+    /// From the root, normalized.
     pub path: String,
     pub flags: u64,
     pub pos: u64,
     pub fs_identity: String,
     pub size: u64,
+    /// Modification time (ns since the Unix epoch) at the export.
+    pub mtime: i64,
+    /// Of the content at the export (under a backup policy, of the saved
+    /// copy).
     pub sha256: [u8; 32],
+    /// Its content was saved with the export (a backup policy).
+    pub saved: bool,
+}
+
+/// An open file as state version 1 exported it.
+#[derive(Deserialize)]
+struct OpenFileV1 {
+    policy: u8,
+    fd: u32,
+    path: String,
+    flags: u64,
+    pos: u64,
+    fs_identity: String,
+    size: u64,
+    sha256: [u8; 32],
+}
+
+/// The exported state of a connection (version 2).
+#[derive(Serialize, Deserialize)]
+struct Exported {
+    /// The working directory, from the root ("" is the root).
+    cwd: String,
+    files: Vec<OpenFile>,
 }
 
 /// What the VFS keeps per connection.
 #[derive(Debug, Default)]
 pub struct VfsConn {
     files: BTreeMap<u32, (OpenFile, Option<File>)>,
-    /// The path taken for the next open.
+    /// The working directory, from the root ("" is the root).
+    cwd: String,
+    /// The path taken for the next open, chdir or readdir.
     path: Option<String>,
     /// Host errors kept for the next call on a descriptor.
     errors: BTreeMap<u32, Errno>,
     /// Set by the VFS before an export (identity and content of each file).
     exported: Option<Vec<OpenFile>>,
+    /// Saved copies of the exported files (backup policies).
+    saved: Vec<SavedFile>,
     /// Set by an import: reopened by the VFS (which checks them).
     imported: Option<Vec<OpenFile>>,
+    /// Saved contents handed over for an import, by SHA-256.
+    given: BTreeMap<[u8; 32], Vec<u8>>,
 }
 
 impl ConnState for VfsConn {
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
     fn checkpointable(&self) -> bool {
         true
     }
@@ -124,25 +180,80 @@ impl ConnState for VfsConn {
             Some(f) => f.clone(),
             None => self.files.values().map(|(f, _)| f.clone()).collect(),
         };
-        postcard::to_allocvec(&files).unwrap_or_default()
+        postcard::to_allocvec(&Exported {
+            cwd: self.cwd.clone(),
+            files,
+        })
+        .unwrap_or_default()
     }
     fn import(version: u32, bytes: &[u8]) -> Result<Self, String> {
-        if version != 1 {
-            return Err(format!("version {version}, the VFS reads 1"));
-        }
-        let files: Vec<OpenFile> =
-            postcard::from_bytes(bytes).map_err(|e| format!("open files: {e}"))?;
+        let (cwd, files) = match version {
+            1 => {
+                let v1: Vec<OpenFileV1> =
+                    postcard::from_bytes(bytes).map_err(|e| format!("open files: {e}"))?;
+                let files = v1
+                    .into_iter()
+                    .map(|f| OpenFile {
+                        policy: f.policy,
+                        fd: f.fd,
+                        path: f.path,
+                        flags: f.flags,
+                        pos: f.pos,
+                        fs_identity: f.fs_identity,
+                        size: f.size,
+                        mtime: 0,
+                        sha256: f.sha256,
+                        saved: false,
+                    })
+                    .collect();
+                (String::new(), files)
+            }
+            2 => {
+                let e: Exported =
+                    postcard::from_bytes(bytes).map_err(|e| format!("connection state: {e}"))?;
+                (e.cwd, e.files)
+            }
+            v => return Err(format!("version {v}, the VFS reads 1 and 2")),
+        };
         if files.len() > MAX_FILES {
             return Err(format!("{} open files", files.len()));
         }
+        if !cwd.is_empty() && inside(&cwd).is_none() {
+            return Err(format!(
+                "working directory {cwd:?} is not a path inside the root"
+            ));
+        }
+        if let Some(f) = files.iter().find(|f| f.policy > 3) {
+            return Err(format!("file {}: policy {}", f.path, f.policy));
+        }
         Ok(VfsConn {
+            cwd,
             imported: Some(files),
             ..VfsConn::default()
         })
     }
+    fn backups(&self) -> Vec<SavedFile> {
+        self.saved.clone()
+    }
+    fn needs(&self) -> Vec<[u8; 32]> {
+        let mut v: Vec<[u8; 32]> = self
+            .imported
+            .iter()
+            .flatten()
+            .filter(|f| f.saved && !self.given.contains_key(&f.sha256))
+            .map(|f| f.sha256)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+    fn give(&mut self, content: Vec<u8>) {
+        let sha: [u8; 32] = Sha256::digest(&content).into();
+        self.given.insert(sha, content);
+    }
 }
 
-/// The path inside the root, if `p` is an acceptable one.
+/// The path inside the root, if `p` is an acceptable normalized one.
 fn inside(p: &str) -> Option<PathBuf> {
     if p.is_empty() || p.len() as u64 > MAX_PATH || p.starts_with('/') || p.contains('\0') {
         return None;
@@ -152,6 +263,31 @@ fn inside(p: &str) -> Option<PathBuf> {
         && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
         && p != FS_ID_FILE;
     ok.then(|| path.to_path_buf())
+}
+
+/// `p` resolved against the working directory `cwd` into a normalized
+/// path from the root ("" for the root itself); `None` if it is too long,
+/// holds a NUL, or goes above the root.
+fn resolve(cwd: &str, p: &str) -> Option<String> {
+    if p.is_empty() || p.len() as u64 > MAX_PATH || p.contains('\0') {
+        return None;
+    }
+    let mut parts: Vec<&str> = if p.starts_with('/') {
+        Vec::new()
+    } else {
+        cwd.split('/').filter(|c| !c.is_empty()).collect()
+    };
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    let r = parts.join("/");
+    (r.len() as u64 <= MAX_PATH).then_some(r)
 }
 
 fn digest_of(file: &File) -> std::io::Result<(u64, [u8; 32])> {
@@ -168,6 +304,31 @@ fn digest_of(file: &File) -> std::io::Result<(u64, [u8; 32])> {
         at += n as u64;
     }
     Ok((size, h.finalize().into()))
+}
+
+/// A file's whole content (at most [`MAX_SAVED_FILE`] bytes).
+fn content_of(file: &File) -> Result<Vec<u8>, String> {
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    if size > MAX_SAVED_FILE {
+        return Err(format!("{size} bytes, more than a saved file may hold"));
+    }
+    let mut buf = vec![0u8; size as usize];
+    let mut at = 0;
+    while at < buf.len() {
+        match file.read_at(&mut buf[at..], at as u64) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    buf.truncate(at);
+    Ok(buf)
+}
+
+fn mtime_of(file: &File) -> i64 {
+    file.metadata()
+        .map(|m| m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec())
+        .unwrap_or(0)
 }
 
 /// The VFS, a native program.
@@ -233,63 +394,134 @@ impl Vfs {
     }
 }
 
+/// Checks that every directory on the way to `rel` (a normalized path
+/// from the root) is a real directory, not a symbolic link; with `make`,
+/// creates the missing ones.
+fn dirs_to(root: &Path, rel: &Path, make: bool) -> Result<(), Errno> {
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            Err(e) if make && e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&at).map_err(|_| Errno::Fault)?;
+            }
+            _ => return Err(Errno::NoEntry),
+        }
+    }
+    Ok(())
+}
+
 /// Opens `rel` under `root` with `fl`: nothing followed through a
 /// symbolic link, only regular files.
 fn open_in(root: &Path, rel: &Path, fl: u64) -> Result<File, Errno> {
-    {
-        // Every directory on the way must be a real directory.
-        let mut at = root.to_path_buf();
-        let parts: Vec<_> = rel.components().collect();
-        for c in &parts[..parts.len() - 1] {
-            at.push(c);
-            match std::fs::symlink_metadata(&at) {
-                Ok(m) if m.is_dir() => {}
-                _ => return Err(Errno::NoEntry),
-            }
-        }
-        let mut o = OpenOptions::new();
-        o.read(fl & flags::READ != 0 || fl & flags::WRITE == 0)
-            .write(fl & flags::WRITE != 0)
-            .create(fl & flags::CREATE != 0 && fl & flags::WRITE != 0)
-            .truncate(fl & flags::TRUNCATE != 0 && fl & flags::WRITE != 0)
-            .custom_flags(libc_nofollow_nonblock());
-        let f = o.open(root.join(rel)).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Errno::NoEntry,
-            _ => Errno::Invalid,
-        })?;
-        match f.metadata() {
-            Ok(m) if m.is_file() => Ok(f),
-            _ => Err(Errno::Invalid),
-        }
+    if let Some(parent) = rel.parent() {
+        dirs_to(root, parent, false)?;
+    }
+    let mut o = OpenOptions::new();
+    o.read(fl & flags::READ != 0 || fl & flags::WRITE == 0)
+        .write(fl & flags::WRITE != 0)
+        .create(fl & flags::CREATE != 0 && fl & flags::WRITE != 0)
+        .truncate(fl & flags::TRUNCATE != 0 && fl & flags::WRITE != 0)
+        .custom_flags(libc_nofollow_nonblock());
+    let f = o.open(root.join(rel)).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Errno::NoEntry,
+        _ => Errno::Invalid,
+    })?;
+    match f.metadata() {
+        Ok(m) if m.is_file() => Ok(f),
+        _ => Err(Errno::Invalid),
     }
 }
 
-/// Reopens the files of an imported connection, checking that they are
-/// the files the image saw (the unchangeable policy); the first that is
-/// not refuses the connection's restore, naming the file.
-fn reopen(root: &Path, identity: &str, c: &mut VfsConn) -> Result<(), String> {
-    for mut of in c.imported.take().unwrap_or_default() {
-        if of.policy == 1 {
-            // Volatile: no checks; a missing file stays closed, a shorter
-            // one is read and written from its end.
-            if let Some(Ok(f)) = inside(&of.path)
-                .map(|rel| open_in(root, &rel, of.flags & !(flags::CREATE | flags::TRUNCATE)))
-            {
-                let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-                of.pos = of.pos.min(size);
-                c.files.insert(of.fd, (of.clone(), Some(f)));
-            }
+/// Writes a saved content back over `rel` (creating it and its
+/// directories if missing).
+fn write_back(root: &Path, rel: &Path, content: &[u8]) -> Result<(), String> {
+    if let Some(parent) = rel.parent() {
+        dirs_to(root, parent, true).map_err(|e| format!("its directory: {e}"))?;
+    }
+    let f = open_in(root, rel, flags::WRITE | flags::CREATE | flags::TRUNCATE)
+        .map_err(|e| format!("cannot be written back: {e}"))?;
+    f.write_all_at(content, 0)
+        .and_then(|()| f.set_len(content.len() as u64))
+        .map_err(|e| format!("cannot be written back: {e}"))
+}
+
+/// The entries of the directory `rel` (from the root, "" the root): names
+/// sorted, a directory's followed by `/`.
+fn list_dir(root: &Path, rel: &str) -> Result<Vec<String>, Errno> {
+    dirs_to(root, Path::new(rel), false)?;
+    let dir = root.join(rel);
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&dir).map_err(|_| Errno::Invalid)? {
+        let e = e.map_err(|_| Errno::Fault)?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if rel.is_empty() && name == FS_ID_FILE {
             continue;
         }
-        let why = if of.fs_identity != identity {
-            Some("is on another file system than the image's".to_string())
-        } else {
-            match inside(&of.path)
-                .map(|rel| open_in(root, &rel, of.flags & !(flags::CREATE | flags::TRUNCATE)))
-            {
-                None => Some("is not a path inside the root".into()),
-                Some(Err(_)) => Some("is missing".into()),
-                Some(Ok(f)) => match open_in(root, Path::new(&of.path), flags::READ)
+        let is_dir = std::fs::symlink_metadata(e.path()).is_ok_and(|m| m.is_dir());
+        names.push(if is_dir { format!("{name}/") } else { name });
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Reopens the files of an imported connection under the policy each was
+/// exported with (see the module doc); the first that cannot be refuses
+/// the connection's restore, naming the file.
+fn reopen(root: &Path, identity: &str, c: &mut VfsConn) -> Result<(), String> {
+    if !c.cwd.is_empty() {
+        dirs_to(root, Path::new(&c.cwd), true)
+            .map_err(|e| format!("working directory {}: {e}", c.cwd))?;
+    }
+    let given = std::mem::take(&mut c.given);
+    for mut of in c.imported.take().unwrap_or_default() {
+        let fl = of.flags & !(flags::CREATE | flags::TRUNCATE);
+        let Some(rel) = inside(&of.path) else {
+            return Err(format!("file {}: is not a path inside the root", of.path));
+        };
+        let why = match of.policy {
+            1 => {
+                // Volatile: no checks; a missing file stays closed, a
+                // shorter one is read and written from its end.
+                if let Ok(f) = open_in(root, &rel, fl) {
+                    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    of.pos = of.pos.min(size);
+                    c.files.insert(of.fd, (of.clone(), Some(f)));
+                }
+                None
+            }
+            2 | 3 => {
+                // The backups: the saved content over the file (always,
+                // or only if it is missing); then as volatile.
+                let exists = open_in(root, &rel, flags::READ).is_ok();
+                let written = if of.policy == 2 || !exists {
+                    match given.get(&of.sha256) {
+                        Some(content) => write_back(root, &rel, content).err(),
+                        None => Some("its saved content did not come with the restore".into()),
+                    }
+                } else {
+                    None
+                };
+                match written {
+                    Some(why) => Some(why),
+                    None => match open_in(root, &rel, fl) {
+                        Ok(f) => {
+                            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                            of.pos = of.pos.min(size);
+                            c.files.insert(of.fd, (of.clone(), Some(f)));
+                            None
+                        }
+                        Err(e) => Some(format!("cannot be opened: {e}")),
+                    },
+                }
+            }
+            _ if of.fs_identity != identity => {
+                Some("is on another file system than the image's".to_string())
+            }
+            _ => match open_in(root, &rel, fl) {
+                Err(_) => Some("is missing".into()),
+                Ok(f) => match open_in(root, &rel, flags::READ)
                     .map_err(|e| std::io::Error::other(e.to_string()))
                     .and_then(|r| digest_of(&r))
                 {
@@ -300,13 +532,23 @@ fn reopen(root: &Path, identity: &str, c: &mut VfsConn) -> Result<(), String> {
                     Ok(_) => Some("changed since the checkpoint".into()),
                     Err(e) => Some(format!("cannot be read: {e}")),
                 },
-            }
+            },
         };
         if let Some(why) = why {
             return Err(format!("file {}: {why}", of.path));
         }
     }
     Ok(())
+}
+
+fn policy_of(n: u64) -> Option<FilePolicy> {
+    Some(match n {
+        0 => FilePolicy::Unchangeable,
+        1 => FilePolicy::Volatile,
+        2 => FilePolicy::BackupOverwrite,
+        3 => FilePolicy::BackupSkip,
+        _ => return None,
+    })
 }
 
 impl Vfs {
@@ -331,20 +573,15 @@ impl Vfs {
         if self.coop.get(conn).is_none() {
             return fail(k, Errno::NoEntry);
         }
-        let (op, data_fd) = (args[2], u32::try_from(args[3]).unwrap_or(u32::MAX));
-        let call_fd = u32::try_from(args[0]).unwrap_or(u32::MAX);
-        let fd = if matches!(method, IPC_M_DATA_READ | IPC_M_DATA_WRITE) {
-            data_fd
-        } else {
-            call_fd
-        };
-        if method != VFS_OPEN
-            && let Some(e) = self.coop.get_mut(conn).and_then(|c| c.errors.remove(&fd))
-        {
+        let data = matches!(method, IPC_M_DATA_READ | IPC_M_DATA_WRITE);
+        let op = if data { args[2] } else { method };
+        let fd = u32::try_from(if data { args[3] } else { args[0] }).unwrap_or(u32::MAX);
+        let on_fd = matches!(op, VFS_READ | VFS_WRITE | VFS_SEEK | VFS_CLOSE | VFS_STAT);
+        if on_fd && let Some(e) = self.coop.get_mut(conn).and_then(|c| c.errors.remove(&fd)) {
             return fail(k, e);
         }
         match (method, op) {
-            (IPC_M_DATA_WRITE, VFS_OPEN) => {
+            (IPC_M_DATA_WRITE, VFS_OPEN | VFS_CHDIR | VFS_READDIR) => {
                 let bytes = me.accept_data_write(k, rx_id, MAX_PATH)?;
                 let c = self.coop.get_mut(conn).expect("checked");
                 c.path = Some(String::from_utf8_lossy(&bytes).into_owned());
@@ -359,6 +596,9 @@ impl Vfs {
                 if fl & !flags::ALL != 0 {
                     return fail(k, Errno::Invalid);
                 }
+                let Some(path) = resolve(&c.cwd, &path) else {
+                    return fail(k, Errno::Invalid);
+                };
                 let Some(rel) = inside(&path) else {
                     return fail(k, Errno::Invalid);
                 };
@@ -385,12 +625,68 @@ impl Vfs {
                             pos: 0,
                             fs_identity: identity,
                             size: 0,
+                            mtime: 0,
                             sha256: [0; 32],
+                            saved: false,
                         },
                         Some(file),
                     ),
                 );
                 ok(k, u64::from(fd))
+            }
+            (VFS_CHDIR, _) => {
+                let c = self.coop.get_mut(conn).expect("checked");
+                let Some(path) = c.path.take() else {
+                    return fail(k, Errno::Invalid);
+                };
+                let Some(to) = resolve(&c.cwd, &path) else {
+                    return fail(k, Errno::Invalid);
+                };
+                if to == FS_ID_FILE {
+                    return fail(k, Errno::NoEntry);
+                }
+                if let Err(e) = dirs_to(&self.root, Path::new(&to), false) {
+                    return fail(k, e);
+                }
+                let c = self.coop.get_mut(conn).expect("checked");
+                c.cwd = to;
+                ok(k, 0)
+            }
+            (IPC_M_DATA_READ, VFS_GETCWD) => {
+                let c = self.coop.get(conn).expect("checked");
+                let cwd = format!("/{}", c.cwd);
+                if cwd.len() as u64 > args[1] {
+                    return fail(k, Errno::Limit);
+                }
+                me.answer_data_read(k, rx_id, cwd.as_bytes())
+            }
+            (IPC_M_DATA_READ, VFS_READDIR) => {
+                let room = args[1].min(MAX_NATIVE_DATA) as usize;
+                let c = self.coop.get_mut(conn).expect("checked");
+                let taken = c.path.take();
+                let dir = match &taken {
+                    Some(p) => resolve(&c.cwd, p),
+                    None => Some(c.cwd.clone()),
+                };
+                let Some(dir) = dir else {
+                    return fail(k, Errno::Invalid);
+                };
+                let names = match list_dir(&self.root, &dir) {
+                    Ok(n) => n,
+                    Err(e) => return fail(k, e),
+                };
+                let mut out = Vec::new();
+                for name in names.iter().skip(args[3] as usize) {
+                    if out.len() + name.len() + 1 > room {
+                        if out.is_empty() {
+                            return fail(k, Errno::Limit);
+                        }
+                        break;
+                    }
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(b'\n');
+                }
+                me.answer_data_read(k, rx_id, &out)
             }
             (IPC_M_DATA_READ, VFS_READ) => {
                 let room = args[1].min(MAX_NATIVE_DATA);
@@ -471,33 +767,58 @@ impl Vfs {
     }
 
     /// Before an export under `policy`: each open file's identity and
-    /// content now. The backup policies are not supported yet: the export
-    /// is refused (`false`).
-    fn prepare_export(&mut self, conn: ConnId, policy: u64) -> bool {
-        if policy > 1 {
-            if let Some(c) = self.coop.get_mut(conn) {
-                c.exported = None;
-            }
-            return false;
-        }
-        let root = self.root.clone();
-        let Some(c) = self.coop.get_mut(conn) else {
-            return true;
+    /// content now, and under a backup policy a copy of the content. A
+    /// file that cannot be saved refuses the export (the reason is in the
+    /// kernel log).
+    fn prepare_export(&mut self, conn: ConnId, policy: u64) -> Result<(), (Errno, String)> {
+        let Some(fp) = policy_of(policy) else {
+            return Err((Errno::Invalid, format!("file policy {policy}")));
         };
+        let backup = matches!(fp, FilePolicy::BackupOverwrite | FilePolicy::BackupSkip);
+        let (root, identity) = (self.root.clone(), self.identity.clone());
+        let Some(c) = self.coop.get_mut(conn) else {
+            return Ok(());
+        };
+        c.exported = None;
+        c.saved.clear();
         let mut out = Vec::new();
+        let mut saved = Vec::new();
         for (of, _) in c.files.values() {
             let mut of = of.clone();
             of.policy = policy as u8;
             // Through a handle of its own: the task's may be write-only.
-            if let Ok(Ok((size, sha))) =
-                open_in(&root, Path::new(&of.path), flags::READ).map(|f| digest_of(&f))
-            {
+            let reader = open_in(&root, Path::new(&of.path), flags::READ);
+            if let Ok(f) = &reader {
+                of.mtime = mtime_of(f);
+            }
+            if backup {
+                let content = reader
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| content_of(&f))
+                    .map_err(|why| (Errno::Limit, format!("file {}: {why}", of.path)))?;
+                of.size = content.len() as u64;
+                of.sha256 = Sha256::digest(&content).into();
+                of.saved = true;
+                saved.push((
+                    FileBackup {
+                        path: of.path.clone(),
+                        policy: fp,
+                        fs_identity: identity.clone(),
+                        size: of.size,
+                        mtime: of.mtime,
+                        sha256: snapfmt::Digest(of.sha256),
+                        stored: true,
+                    },
+                    Arc::<[u8]>::from(content),
+                ));
+            } else if let Ok(Ok((size, sha))) = reader.map(|f| digest_of(&f)) {
                 (of.size, of.sha256) = (size, sha);
             }
             out.push(of);
         }
         c.exported = Some(out);
-        true
+        c.saved = saved;
+        Ok(())
     }
 }
 
@@ -520,6 +841,7 @@ impl NativeProgram for Vfs {
             }
             match self.me.wait(k, FOREVER) {
                 Ok(Poll::Ready(ev)) => {
+                    let mut exported = None;
                     if let Event::Call {
                         rx_id,
                         method,
@@ -527,17 +849,25 @@ impl NativeProgram for Vfs {
                         ..
                     } = &ev
                         && *method == crate::coop::IPC_M_CHKPNT_INIT
-                        && !self.prepare_export(ConnId(args[0]), args[1])
                     {
-                        let _ = self
-                            .me
-                            .answer(k, *rx_id, Errno::NotSupported.retval(), [0; 5]);
-                        continue;
+                        let conn = ConnId(args[0]);
+                        if let Err((e, why)) = self.prepare_export(conn, args[1]) {
+                            let _ = self
+                                .me
+                                .log(k, &format!("export of connection {}: {why}", conn.0));
+                            let _ = self.me.answer(k, *rx_id, e.retval(), [0; 5]);
+                            continue;
+                        }
+                        exported = Some(conn);
                     }
                     let (root, identity) = (&self.root, &self.identity);
                     let next = self
                         .coop
                         .on_event_checking(k, &self.me, ev, |c| reopen(root, identity, c));
+                    if let Some(c) = exported.and_then(|conn| self.coop.get_mut(conn)) {
+                        // The framework holds the copies until the end.
+                        c.saved.clear();
+                    }
                     if let Ok(Some(ev)) = next {
                         let _ = self.handle(k, ev);
                     }
@@ -551,4 +881,56 @@ impl NativeProgram for Vfs {
 
 fn libc_nofollow_nonblock() -> i32 {
     libc::O_NOFOLLOW | libc::O_NONBLOCK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_version_1_is_still_read() {
+        #[derive(Serialize)]
+        struct V1 {
+            policy: u8,
+            fd: u32,
+            path: String,
+            flags: u64,
+            pos: u64,
+            fs_identity: String,
+            size: u64,
+            sha256: [u8; 32],
+        }
+        let v1 = vec![V1 {
+            policy: 1,
+            fd: 3,
+            path: "x/y".into(),
+            flags: 2,
+            pos: 7,
+            fs_identity: "id".into(),
+            size: 9,
+            sha256: [5; 32],
+        }];
+        let c = VfsConn::import(1, &postcard::to_allocvec(&v1).unwrap()).unwrap();
+        let f = &c.imported.as_ref().unwrap()[0];
+        assert_eq!(
+            (f.fd, f.path.as_str(), f.pos, f.saved),
+            (3, "x/y", 7, false)
+        );
+        assert_eq!(c.cwd, "");
+        assert!(
+            VfsConn::import(3, &[])
+                .unwrap_err()
+                .contains("reads 1 and 2")
+        );
+    }
+
+    #[test]
+    fn paths_resolve_inside_the_root() {
+        assert_eq!(resolve("a/b", "c").as_deref(), Some("a/b/c"));
+        assert_eq!(resolve("a/b", "/c").as_deref(), Some("c"));
+        assert_eq!(resolve("a/b", "../../c/./d").as_deref(), Some("c/d"));
+        assert_eq!(resolve("a", ".."), Some(String::new()));
+        assert_eq!(resolve("a", "../.."), None);
+        assert_eq!(resolve("", "x\0"), None);
+    }
 }

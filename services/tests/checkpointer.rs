@@ -22,7 +22,8 @@ use spartan_kernel::syscall::FOREVER;
 use spartan_kernel::task::native::NativeTask;
 use spartan_kernel::task::{TaskId, TaskPolicy, ThreadId};
 use spartan_services::checkpointer::{
-    CheckpointOptions, Checkpointer, CheckpointerError, RestoreOpts, checkpoint_set,
+    CheckpointOptions, Checkpointer, CheckpointerError, Clients, DuplicateServer, MissingServer,
+    RestoreOpts, checkpoint_set, checkpoint_set_with,
 };
 use spartan_services::coop::{ConnState, Coop};
 use spartan_services::ns::{FIRST_USER_SERVICE, NamingService};
@@ -159,9 +160,11 @@ impl NativeProgram for Tally {
 
 /// Connects to the tally through the naming service, then adds 1, 2,
 /// ... 60 (logging each total); if `$stall` is set, it stalls the
-/// connection first and goes on forever.
+/// connection first and goes on forever. A failed call logs its return
+/// value (`-errno`) and ends the program.
 const CLIENT: &str = r#"
   (func (export "main") (param $svc i64) (param $stall i64) (local $phone i32) (local $i i64)
+    (local $r i64)
     (if (i64.ne (call $call_sync (i32.const 0) (i64.const 4) (local.get $svc)) (i64.const 0))
       (then unreachable))
     (local.set $phone (i32.wrap_i64 (call $answer_word (i32.const 5))))
@@ -169,8 +172,9 @@ const CLIENT: &str = r#"
       (then (drop (call $call_async (local.get $phone) (i64.const 1025) (i64.const 0)))))
     (loop $calls
       (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (if (i64.ne (call $call_sync (local.get $phone) (i64.const 1024) (local.get $i)) (i64.const 0))
-        (then unreachable))
+      (local.set $r (call $call_sync (local.get $phone) (i64.const 1024) (local.get $i)))
+      (if (i64.ne (local.get $r) (i64.const 0))
+        (then (call $log_num (local.get $r)) (return)))
       (call $log_num (call $answer_word (i32.const 1)))
       (drop (call $sleep (i64.const 2000)))
       (br_if $calls (i32.or (i64.lt_u (local.get $i) (i64.const 60)) (i32.wrap_i64 (local.get $stall))))))
@@ -488,4 +492,334 @@ fn an_image_naming_a_service_that_is_not_running_is_refused_and_creates_nothing(
         "{e}"
     );
     assert_eq!(k.task_ids(), before, "nothing was created");
+}
+
+/// A system without the tally (only the naming service), or with a
+/// second, silent task claiming the tally's id before the real one: it
+/// never runs, so it never registers nor answers.
+fn system_without_tally(seed: u64) -> System {
+    let mut k = Kernel::new(KernelConfig::simulation(seed));
+    let ns = NamingService::spawn(&mut k);
+    let ck = Checkpointer::spawn(&mut k);
+    let mut s = Scheduler::new(SchedConfig {
+        slice_fuel: 300,
+        ..SchedConfig::default()
+    });
+    s.add_native(Box::new(ns));
+    System { k, s, ck }
+}
+
+fn system_with_a_duplicate(seed: u64) -> (System, TaskId, TaskId) {
+    let mut k = Kernel::new(KernelConfig::simulation(seed));
+    let ns = NamingService::spawn(&mut k);
+    let silent = Tally::spawn(&mut k, &ns).me.id();
+    let tally = Tally::spawn(&mut k, &ns);
+    let real = tally.me.id();
+    let ck = Checkpointer::spawn(&mut k);
+    let mut s = Scheduler::new(SchedConfig {
+        slice_fuel: 300,
+        ..SchedConfig::default()
+    });
+    s.add_native(Box::new(tally));
+    s.add_native(Box::new(ns));
+    s.run(&mut k, 50);
+    (System { k, s, ck }, silent, real)
+}
+
+fn nothing_stopped(k: &Kernel) -> bool {
+    k.task_ids()
+        .iter()
+        .all(|t| !k.is_stopped(*t).unwrap_or(false))
+}
+
+/// Runs until the restored client logged a hangup (`-EHANGUP`).
+fn hung_up(sys: &mut System) -> bool {
+    let hangup = format!("-{}", Errno::Hangup as u64);
+    for _ in 0..100_000 {
+        if sys.k.log().iter().any(|l| l.text == hangup) {
+            return true;
+        }
+        sys.s.run(&mut sys.k, 1);
+    }
+    false
+}
+
+#[test]
+fn a_missing_server_is_refused_or_hung_up_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let _old = checkpointed(&path);
+    let mut sys = system_without_tally(7);
+    let before = sys.k.task_ids();
+    let e = sys
+        .ck
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
+        .unwrap_err();
+    assert!(matches!(&e, CheckpointerError::MissingService(id) if id == "test.tally"));
+    assert_eq!(sys.k.task_ids(), before, "nothing was created");
+    // Hung up: the client is restored, its next call to the tally fails
+    // with EHANGUP (it logs that and ends), its naming service phone works.
+    let opts = RestoreOpts {
+        missing: MissingServer::HangUp,
+        ..RestoreOpts::default()
+    };
+    let r = sys
+        .ck
+        .restore(&mut sys.k, &mut sys.s, &path, &opts)
+        .unwrap();
+    assert_eq!(r.tasks.len(), 1);
+    assert!(nothing_stopped(&sys.k));
+    assert!(
+        sys.k
+            .task_ids()
+            .iter()
+            .all(|t| !sys.k.task(*t).unwrap().name.starts_with("stand-in")),
+        "the stand-in is gone"
+    );
+    assert!(hung_up(&mut sys), "{:?}", sys.k.log());
+    sys.k.check_invariants().unwrap();
+}
+
+#[test]
+fn a_duplicate_server_is_refused_hung_up_or_replaced_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let (_old, before) = checkpointed(&path);
+
+    let (mut sys, silent, real) = system_with_a_duplicate(8);
+    let tasks = sys.k.task_ids();
+    let e = sys
+        .ck
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
+        .unwrap_err();
+    match &e {
+        CheckpointerError::DuplicateService { service_id, tasks } => {
+            assert_eq!(service_id, "test.tally");
+            assert_eq!(tasks, &vec![silent.0, real.0]);
+        }
+        e => panic!("{e}"),
+    }
+    assert!(e.to_string().contains("test.tally"), "{e}");
+    assert_eq!(sys.k.task_ids(), tasks, "nothing was created");
+
+    let (mut sys, _, _) = system_with_a_duplicate(9);
+    let opts = RestoreOpts {
+        duplicate: DuplicateServer::HangUp,
+        ..RestoreOpts::default()
+    };
+    sys.ck
+        .restore(&mut sys.k, &mut sys.s, &path, &opts)
+        .unwrap();
+    assert!(nothing_stopped(&sys.k));
+    assert!(hung_up(&mut sys));
+
+    // Replaced: the registered provider serves the restored client (the
+    // silent one, with the lower id, would never answer), the other is
+    // killed, and the totals go on exactly.
+    let (mut sys, silent, real) = system_with_a_duplicate(10);
+    let opts = RestoreOpts {
+        duplicate: DuplicateServer::Replace,
+        timeout_ns: 100_000_000,
+        ..RestoreOpts::default()
+    };
+    sys.ck
+        .restore(&mut sys.k, &mut sys.s, &path, &opts)
+        .unwrap();
+    assert!(sys.k.task(silent).is_none(), "the duplicate was killed");
+    assert!(sys.k.task(real).is_some());
+    run_until(&mut sys, 60 - before.len());
+    let mut all = before.clone();
+    all.extend(totals(&sys.k));
+    assert_eq!(all, expected());
+    sys.k.check_invariants().unwrap();
+}
+
+/// A mute service: claims an id and takes connections, but never looks
+/// at its answerbox.
+struct Mute {
+    me: NativeTask,
+}
+
+impl NativeProgram for Mute {
+    fn thread(&self) -> ThreadId {
+        self.me.thread()
+    }
+    fn step(&mut self, k: &mut Kernel) -> Step {
+        let _ = self.me.sleep(k, u64::MAX / 4);
+        Step::Continue
+    }
+}
+
+#[test]
+fn a_service_that_never_answers_times_out_and_the_system_keeps_serving() {
+    let (mut sys, ns) = boot(11, 0);
+    let c = client(&mut sys, &ns, false);
+    sys.s.add_native(Box::new(ns));
+    let mute = sys.k.spawn_native(
+        "mute",
+        TaskPolicy::Cooperative {
+            service_id: "test.mute".into(),
+        },
+    );
+    sys.s.add_native(Box::new(Mute { me: mute }));
+    sys.k.connect_phone(c, mute.id()).unwrap();
+    run_until(&mut sys, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let opts = CheckpointOptions {
+        timeout_ns: 200_000,
+        ..CheckpointOptions::default()
+    };
+    let e = sys
+        .ck
+        .checkpoint(&mut sys.k, &mut sys.s, c, &path, &opts)
+        .unwrap_err();
+    assert!(
+        matches!(&e, CheckpointerError::Timeout { service_id, .. } if service_id == "test.mute"),
+        "{e}"
+    );
+    assert!(!path.exists());
+    assert!(nothing_stopped(&sys.k));
+    // The client and the tally go on to the end.
+    run_until(&mut sys, 60);
+    assert_eq!(totals(&sys.k), expected());
+    sys.k.check_invariants().unwrap();
+
+    // At restore: the only provider of the tally's id never answers; the
+    // restore times out, the restored client is killed, nothing is left
+    // stopped and the naming service still serves.
+    let (_old, _) = checkpointed(&path);
+    let mut k = Kernel::new(KernelConfig::simulation(12));
+    let ns = NamingService::spawn(&mut k);
+    let mute = k.spawn_native(
+        "mute",
+        TaskPolicy::Cooperative {
+            service_id: "test.tally".into(),
+        },
+    );
+    let mut ck = Checkpointer::spawn(&mut k);
+    let mut s = Scheduler::new(SchedConfig::default());
+    s.add_native(Box::new(ns));
+    s.add_native(Box::new(Mute { me: mute }));
+    let before = k.task_ids();
+    let opts = RestoreOpts {
+        timeout_ns: 200_000,
+        ..RestoreOpts::default()
+    };
+    let e = ck.restore(&mut k, &mut s, &path, &opts).unwrap_err();
+    assert!(
+        matches!(&e, CheckpointerError::Timeout { service_id, .. } if service_id == "test.tally"),
+        "{e}"
+    );
+    assert_eq!(k.task_ids(), before, "the restored client was killed");
+    assert!(nothing_stopped(&k));
+    k.check_invariants().unwrap();
+}
+
+/// A guest server answering every call with its first argument plus one.
+const ECHO: &str = r#"
+  (func (export "main") (local $kind i64)
+    (loop $serve
+      (local.set $kind (call $wait (i64.const -1)))
+      (if (i64.eq (local.get $kind) (i64.const 1))
+        (then (drop (call $answer (call $ev (i32.const 1)) (i64.const 0)
+          (i64.add (call $ev (i32.const 3)) (i64.const 1))))))
+      (br $serve)))
+"#;
+
+/// Calls phone 1 (the echo server) 1000 times, sleeping between calls.
+const ECHO_CLIENT: &str = r#"
+  (func (export "main") (local $i i64)
+    (loop $calls
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (drop (call $call_sync (i32.const 1) (i64.const 1024) (local.get $i)))
+      (drop (call $sleep (i64.const 1000)))
+      (br_if $calls (i64.lt_u (local.get $i) (i64.const 1000)))))
+"#;
+
+#[test]
+fn clients_outside_the_set_are_included_excluded_or_refused_as_asked() {
+    let (mut sys, ns) = boot(13, 0);
+    let (server, _) = sys
+        .s
+        .spawn_guest(
+            &mut sys.k,
+            "echo",
+            TaskPolicy::Checkpointable,
+            rt::program(ECHO).as_bytes(),
+            "main",
+            &[],
+        )
+        .unwrap();
+    ns.connect(&mut sys.k, server).unwrap();
+    let (cl, _) = sys
+        .s
+        .spawn_guest(
+            &mut sys.k,
+            "echo-client",
+            TaskPolicy::Checkpointable,
+            rt::program(ECHO_CLIENT).as_bytes(),
+            "main",
+            &[],
+        )
+        .unwrap();
+    ns.connect(&mut sys.k, cl).unwrap();
+    sys.k.connect_phone(cl, server).unwrap();
+    sys.s.add_native(Box::new(ns));
+    sys.s.run(&mut sys.k, 2_000);
+    let with = checkpoint_set_with(&sys.k, server, Clients::Include).unwrap();
+    assert_eq!(with.members, vec![server, cl]);
+    let without = checkpoint_set_with(&sys.k, server, Clients::Exclude).unwrap();
+    assert_eq!(without.members, vec![server]);
+    // From the client, the server is a dependency: included either way.
+    let from_client = checkpoint_set_with(&sys.k, cl, Clients::Exclude).unwrap();
+    assert_eq!(from_client.members, vec![cl, server]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let refuse = CheckpointOptions {
+        clients: Clients::Refuse,
+        ..CheckpointOptions::default()
+    };
+    let e = sys
+        .ck
+        .checkpoint(
+            &mut sys.k,
+            &mut sys.s,
+            server,
+            &dir.path().join("a"),
+            &refuse,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&e, CheckpointerError::ClientOutside { client, member, .. } if *client == cl.0 && *member == server.0),
+        "{e}"
+    );
+    assert!(nothing_stopped(&sys.k));
+
+    // Excluded: only the server is in the image; restored into a fresh
+    // system it serves on (its clients are gone), and the old client goes
+    // on with the old server.
+    let path = dir.path().join("b");
+    let exclude = CheckpointOptions {
+        clients: Clients::Exclude,
+        ..CheckpointOptions::default()
+    };
+    let report = sys
+        .ck
+        .checkpoint(&mut sys.k, &mut sys.s, server, &path, &exclude)
+        .unwrap();
+    assert_eq!(report.plan.members, vec![server]);
+    assert_eq!(Image::open(&path).unwrap().task_ids(), vec![server.0]);
+    assert!(nothing_stopped(&sys.k));
+    sys.s.run(&mut sys.k, 2_000);
+    let mut fresh = system_without_tally(14);
+    let r = fresh
+        .ck
+        .restore(&mut fresh.k, &mut fresh.s, &path, &RestoreOpts::default())
+        .unwrap();
+    let new = r.tasks[&server.0];
+    fresh.s.run(&mut fresh.k, 2_000);
+    assert!(fresh.k.task(new).is_some_and(|t| !t.stopped));
+    fresh.k.check_invariants().unwrap();
+    sys.k.check_invariants().unwrap();
 }

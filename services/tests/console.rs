@@ -35,7 +35,8 @@ struct System {
     s: Scheduler,
     console: Shared<Console>,
     ck: Checkpointer,
-    ns: NamingService,
+    /// The naming service until it is handed to the scheduler.
+    ns: Option<NamingService>,
 }
 
 fn boot(seed: u64, filler: usize) -> System {
@@ -56,7 +57,7 @@ fn boot(seed: u64, filler: usize) -> System {
         s,
         console,
         ck,
-        ns,
+        ns: Some(ns),
     }
 }
 
@@ -73,13 +74,17 @@ impl System {
                 &[],
             )
             .unwrap();
-        self.ns.connect(&mut self.k, task).unwrap();
+        self.ns
+            .as_ref()
+            .expect("not handed over yet")
+            .connect(&mut self.k, task)
+            .unwrap();
         (self.with_ns(), task)
     }
 
     /// Hands the naming service to the scheduler.
     fn with_ns(mut self) -> System {
-        let ns = std::mem::replace(&mut self.ns, NamingService::spawn(&mut self.k));
+        let ns = self.ns.take().expect("handed over once");
         self.s.add_native(Box::new(ns));
         self
     }

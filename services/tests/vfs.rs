@@ -250,32 +250,253 @@ fn under_the_volatile_policy_a_changed_file_is_taken_as_it_is() {
     assert!(got.ends_with(&tail), "{got}");
 }
 
-#[test]
-fn a_backup_policy_is_refused_clearly_and_leaves_the_writer_running() {
-    let root = tempfile::tempdir().unwrap();
-    let mut sys = boot(1, root.path(), 0);
-    let t = start(&mut sys);
-    while std::fs::read_to_string(root.path().join("out.txt")).map_or(0, |s| s.lines().count()) < 3
-    {
-        sys.s.run(&mut sys.k, 1);
+/// What happens to the file behind the image's back between the
+/// checkpoint and the restore.
+#[derive(Clone, Copy, Debug)]
+enum Behind {
+    Unchanged,
+    Changed,
+    Deleted,
+}
+
+/// Checkpoints the writer after 10 lines under `policy`, does `behind` to
+/// the file, restores (or fails to) and runs to the end; the file's
+/// content at the end, or the restore's error.
+fn under(policy: FilePolicy, behind: Behind) -> Result<String, CheckpointerError> {
+    let (root, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut sys, path) = checkpointed_as(root.path(), dir.path(), 10, policy);
+    let file = root.path().join("out.txt");
+    match behind {
+        Behind::Unchanged => {}
+        Behind::Changed => std::fs::write(&file, "short\n").unwrap(),
+        Behind::Deleted => std::fs::remove_file(&file).unwrap(),
     }
-    let dir = tempfile::tempdir().unwrap();
-    let opts = CheckpointOptions {
-        file_policy: FilePolicy::BackupOverwrite,
-        ..CheckpointOptions::default()
-    };
-    let e = sys
+    let r = sys
         .ck
-        .checkpoint(&mut sys.k, &mut sys.s, t, &dir.path().join("img"), &opts)
-        .unwrap_err();
-    assert!(
-        matches!(&e, CheckpointerError::Refused { service_id, .. } if service_id == "spartan.vfs"),
-        "{e}"
-    );
-    assert!(!sys.k.is_stopped(t).unwrap());
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default());
+    if let Err(e) = r {
+        assert!(
+            sys.k
+                .task_ids()
+                .iter()
+                .all(|t| !sys.k.is_stopped(*t).unwrap_or(false)),
+            "nothing is left stopped"
+        );
+        return Err(e);
+    }
+    run_until_done(&mut sys);
+    sys.k.check_invariants().unwrap();
+    Ok(std::fs::read_to_string(&file).unwrap_or_default())
+}
+
+fn tail_from(line: usize) -> String {
+    (line..=30).map(|i| format!("line {i:02}\n")).collect()
+}
+
+#[test]
+fn a_file_open_at_the_cut_under_each_of_the_four_policies() {
+    use Behind::*;
+    use FilePolicy::*;
+    // Unchanged: every policy ends as without the checkpoint.
+    for p in [Unchangeable, Volatile, BackupOverwrite, BackupSkip] {
+        assert_eq!(under(p, Unchanged).unwrap(), expected(), "{p:?}");
+    }
+    // Changed: unchangeable refuses, volatile and skip take it as it is
+    // (the writer goes on from its end), overwrite writes the saved copy
+    // back.
+    assert!(matches!(
+        under(Unchangeable, Changed),
+        Err(CheckpointerError::Refused { .. })
+    ));
+    for p in [Volatile, BackupSkip] {
+        let got = under(p, Changed).unwrap();
+        assert_eq!(got, format!("short\n{}", tail_from(11)), "{p:?}");
+    }
+    assert_eq!(under(BackupOverwrite, Changed).unwrap(), expected());
+    // Deleted: both backups bring the file back; volatile leaves the
+    // descriptor closed (the writer's writes fail, nothing is written).
+    for p in [BackupOverwrite, BackupSkip] {
+        assert_eq!(under(p, Deleted).unwrap(), expected(), "{p:?}");
+    }
+    assert_eq!(under(Volatile, Deleted).unwrap(), "");
+    assert!(matches!(
+        under(Unchangeable, Deleted),
+        Err(CheckpointerError::Refused { .. })
+    ));
+}
+
+#[test]
+fn a_backup_is_stored_in_the_image_and_restores_on_an_empty_file_system() {
+    let (root, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_old, path) = checkpointed_as(root.path(), dir.path(), 8, FilePolicy::BackupOverwrite);
+    let image = snapfmt::Image::open(&path).unwrap();
+    let backups: Vec<_> = image
+        .task_ids()
+        .into_iter()
+        .flat_map(|t| image.task(t).unwrap().file_backups.clone())
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let fb = &backups[0];
+    assert_eq!(fb.path, "out.txt");
+    assert_eq!(fb.policy, FilePolicy::BackupOverwrite);
+    assert!(fb.stored);
+    let content = image.file_backup(&fb.sha256).unwrap();
+    assert_eq!(content.len() as u64, fb.size);
+    assert_eq!(String::from_utf8(content).unwrap(), {
+        let s: String = (1..=8).map(|i| format!("line {i:02}\n")).collect();
+        s
+    });
+    // Another, empty directory: the saved copy is the file.
+    let other = tempfile::tempdir().unwrap();
+    let mut sys = boot(5, other.path(), 2);
+    sys.ck
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
+        .unwrap();
     run_until_done(&mut sys);
     assert_eq!(
-        std::fs::read_to_string(root.path().join("out.txt")).unwrap(),
+        std::fs::read_to_string(other.path().join("out.txt")).unwrap(),
         expected()
     );
+}
+
+/// Lists the root, enters `a/b` by a path with `.` and `..`, checks `..`
+/// cannot leave the root, then sleeps; after the sleep (the cut falls
+/// there) logs the working directory and writes `here.txt` relative to
+/// it, then lists the working directory.
+const WANDERER: &str = r#"
+  (data (i32.const 0x400) "./a/../a/b")
+  (data (i32.const 0x410) "../../..")
+  (data (i32.const 0x420) "here.txt")
+  (data (i32.const 0x430) "/")
+  (func $show (param $p i32) (param $n i64)
+    (if (i64.lt_s (local.get $n) (i64.const 0)) (then (call $log_num (local.get $n)) (return)))
+    (call $print (local.get $p) (i32.wrap_i64 (local.get $n))))
+  (func (export "main") (local $c i32) (local $fd i64) (local $i i64)
+    (local.set $c (call $connect (i64.const 1)))
+    (call $show (i32.const 0x1000)
+      (call $vfs_readdir (local.get $c) (i32.const 0x430) (i32.const 1) (i64.const 0)
+        (i32.const 0x1000) (i32.const 256)))
+    (call $log_num (call $vfs_chdir (local.get $c) (i32.const 0x400) (i32.const 10)))
+    (call $log_num (call $vfs_chdir (local.get $c) (i32.const 0x410) (i32.const 8)))
+    (call $show (i32.const 0x1000)
+      (call $vfs_getcwd (local.get $c) (i32.const 0x1000) (i32.const 256)))
+    (loop $nap
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (drop (call $sleep (i64.const 3000)))
+      (br_if $nap (i64.lt_u (local.get $i) (i64.const 20))))
+    (call $show (i32.const 0x1000)
+      (call $vfs_getcwd (local.get $c) (i32.const 0x1000) (i32.const 256)))
+    (local.set $fd (call $vfs_open (local.get $c) (i32.const 0x420) (i32.const 8) (i64.const 14)))
+    (drop (call $vfs_write (local.get $c) (local.get $fd) (i32.const 0x420) (i32.const 4)))
+    (drop (call $vfs_close (local.get $c) (local.get $fd)))
+    (call $show (i32.const 0x1000)
+      (call $vfs_readdir (local.get $c) (i32.const 0) (i32.const 0) (i64.const 0)
+        (i32.const 0x1000) (i32.const 256)))
+    (call $log_num (i64.const 99)))
+"#;
+
+fn lines_of(k: &Kernel) -> Vec<String> {
+    k.log().iter().map(|l| l.text.clone()).collect()
+}
+
+#[test]
+fn readdir_and_the_working_directory_survive_a_checkpoint() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("a/b")).unwrap();
+    std::fs::write(root.path().join("a/b/old.txt"), "x").unwrap();
+    std::fs::write(root.path().join("top.txt"), "x").unwrap();
+    let mut sys = boot(1, root.path(), 0);
+    let (t, _) = sys
+        .s
+        .spawn_guest(
+            &mut sys.k,
+            "wanderer",
+            TaskPolicy::Checkpointable,
+            rt::program(WANDERER).as_bytes(),
+            "main",
+            &[],
+        )
+        .unwrap();
+    let ns = sys
+        .k
+        .task_ids()
+        .into_iter()
+        .find(|t| sys.k.task(*t).unwrap().name == "ns")
+        .unwrap();
+    sys.k.connect_phone(t, ns).unwrap();
+    while !lines_of(&sys.k).iter().any(|l| l == "/a/b") {
+        sys.s.run(&mut sys.k, 1);
+    }
+    let before = lines_of(&sys.k);
+    // The root lists without the identity file; `..` above the root is
+    // refused (-EINVAL), the working directory stays.
+    assert!(before.contains(&"a/\ntop.txt\n".to_string()), "{before:?}");
+    assert_eq!(before.iter().filter(|l| *l == "0").count(), 1, "{before:?}");
+    assert!(before.contains(&"-2".to_string()), "{before:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let opts = CheckpointOptions {
+        kill: true,
+        ..CheckpointOptions::default()
+    };
+    sys.ck
+        .checkpoint(&mut sys.k, &mut sys.s, t, &path, &opts)
+        .unwrap();
+    // A fresh system on a directory where a/b is gone: the working
+    // directory is recreated, the relative open lands in it.
+    let other = tempfile::tempdir().unwrap();
+    let mut fresh = boot(4, other.path(), 1);
+    fresh
+        .ck
+        .restore(&mut fresh.k, &mut fresh.s, &path, &RestoreOpts::default())
+        .unwrap();
+    for _ in 0..200_000 {
+        if lines_of(&fresh.k).iter().any(|l| l == "99") {
+            break;
+        }
+        fresh.s.run(&mut fresh.k, 1);
+    }
+    let after = lines_of(&fresh.k);
+    assert!(after.contains(&"/a/b".to_string()), "{after:?}");
+    assert!(after.contains(&"here.txt\n".to_string()), "{after:?}");
+    assert_eq!(
+        std::fs::read_to_string(other.path().join("a/b/here.txt")).unwrap(),
+        "here"
+    );
+}
+
+#[test]
+fn paths_resolve_against_the_working_directory_and_never_leave_the_root() {
+    // Through a symbolic link out of the root: refused.
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.path().join("a")).unwrap();
+    let mut sys = boot(1, root.path(), 0);
+    let (t, _) = sys
+        .s
+        .spawn_guest(
+            &mut sys.k,
+            "wanderer",
+            TaskPolicy::Checkpointable,
+            rt::program(WANDERER).as_bytes(),
+            "main",
+            &[],
+        )
+        .unwrap();
+    let ns = sys
+        .k
+        .task_ids()
+        .into_iter()
+        .find(|t| sys.k.task(*t).unwrap().name == "ns")
+        .unwrap();
+    sys.k.connect_phone(t, ns).unwrap();
+    for _ in 0..5_000 {
+        sys.s.run(&mut sys.k, 1);
+    }
+    let log = lines_of(&sys.k);
+    // readdir of the root shows the link as a file (not followed);
+    // chdir into it: ENOENT (-1); the working directory stays the root.
+    assert!(log.contains(&"a\n".to_string()), "{log:?}");
+    assert!(log.contains(&"-1".to_string()), "{log:?}");
+    assert!(log.contains(&"/".to_string()), "{log:?}");
 }

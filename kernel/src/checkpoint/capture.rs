@@ -54,6 +54,10 @@ pub struct Capture {
     pub file_policy: snapfmt::FilePolicy,
     /// The set's kill option (recorded in the manifest's options).
     pub kill_after: bool,
+    /// Saved contents of files under a backup policy (thesis 4.4.8),
+    /// written as `files/<sha256>.spf` objects; the tasks' records name
+    /// them in `file_backups`. Filled by the checkpointer from the VFS.
+    pub file_contents: Vec<std::sync::Arc<[u8]>>,
 }
 
 /// The kernel build hash as a digest.
@@ -106,6 +110,7 @@ pub fn capture(k: &Kernel, s: &Scheduler, stopped: &Stopped) -> Result<Capture, 
         sched,
         file_policy: snapfmt::FilePolicy::default(),
         kill_after: false,
+        file_contents: Vec::new(),
     })
 }
 

@@ -54,6 +54,11 @@ pub struct RestoreOptions {
     pub resume: bool,
     /// Threads decoding page chunks.
     pub threads: usize,
+    /// Which task provides a cooperative service, by persistent id, where
+    /// the caller decides (the checkpointer resolving a duplicate or
+    /// missing server, thesis 4.4.7); any other service id is the running
+    /// task with that id and the lowest task id.
+    pub services: BTreeMap<String, TaskId>,
 }
 
 impl Default for RestoreOptions {
@@ -63,6 +68,7 @@ impl Default for RestoreOptions {
             check_build_hash: false,
             resume: true,
             threads: 2,
+            services: BTreeMap::new(),
         }
     }
 }
@@ -178,6 +184,8 @@ pub fn restore(
 
     // Peers: services by persistent id, outside tasks by the caller's map.
     let mut keys = PeerKeys::new(k, &members, &opts.outside);
+    keys.live_services
+        .extend(opts.services.iter().map(|(s, t)| (s.clone(), *t)));
     let mut images = Vec::with_capacity(records.len());
     for (id, record, kstate) in &records {
         images.push(task_image(*id, record, kstate, &mut keys, now)?);

@@ -83,6 +83,9 @@ impl Capture {
         kernel_states: bool,
     ) -> Result<Finished, CheckpointError> {
         let mut w = ImageWriter::create(target, info, opts)?;
+        for content in &self.file_contents {
+            w.add_file_backup(content)?;
+        }
         for t in &self.tasks {
             let module = w.add_module(&t.module)?;
             for area in &t.space.areas {
