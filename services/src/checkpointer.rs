@@ -224,6 +224,23 @@ pub fn checkpoint_set_with(
             }
         }
         peers.extend(k.call_peers(m));
+        // Tasks it shares memory with (thesis 4.4.3), except through an
+        // area a cooperative service shares too (the naming service's
+        // time area, a service's buffer): the service keeps that area
+        // consistent through its connection, which the set's links hold,
+        // and the other tasks mapping it are not part of this set's
+        // state (thesis 4.4.9).
+        for a in k.task_areas(m).unwrap_or_default() {
+            let with_service = a.others.iter().any(|o| {
+                matches!(
+                    k.task(o.task).map(|t| &t.policy),
+                    Some(TaskPolicy::Cooperative { .. })
+                )
+            });
+            if !with_service {
+                peers.extend(a.others.iter().map(|o| o.task));
+            }
+        }
         if clients == Clients::Include {
             peers.extend(its_clients.iter().copied());
         } else {

@@ -80,6 +80,8 @@ impl System {
     /// Hands the naming service to the scheduler.
     fn with_ns(mut self) -> System {
         let ns = std::mem::replace(&mut self.ns, NamingService::spawn(&mut self.k));
+        // The placeholder left behind is no second naming service.
+        let _ = self.k.kill_task(self.ns.task());
         self.s.add_native(Box::new(ns));
         self
     }
