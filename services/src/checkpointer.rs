@@ -341,6 +341,9 @@ pub struct CheckpointReport {
     pub plan: SetPlan,
     /// Time the set was stopped (ns, kernel time).
     pub frozen_ns: u64,
+    /// The same in host time (ns; for measurements, never shown to
+    /// tasks).
+    pub frozen_host_ns: u64,
 }
 
 /// What a restore does about a service the image names that no running
@@ -402,6 +405,8 @@ pub struct Checkpointer {
     /// Answers that arrived, by call id (late answers of abandoned calls
     /// are dropped here).
     answers: BTreeMap<CallId, (u64, [u64; 5])>,
+    /// Host time the set was stopped at (measurement only).
+    stopped_host: Option<std::time::Instant>,
 }
 
 impl Checkpointer {
@@ -417,6 +422,7 @@ impl Checkpointer {
             me,
             phones: BTreeMap::new(),
             answers: BTreeMap::new(),
+            stopped_host: None,
         }
     }
 
@@ -722,6 +728,10 @@ impl Checkpointer {
             stopped.resume(k);
         }
         let frozen_ns = k.now().saturating_sub(stopped_at);
+        let frozen_host_ns = self
+            .stopped_host
+            .take()
+            .map_or(0, |t| t.elapsed().as_nanos() as u64);
         for t in &mut capture.tasks {
             t.record.coop_blobs.sort_by_key(|b| b.connection);
         }
@@ -733,7 +743,11 @@ impl Checkpointer {
                 ..WriterOptions::default()
             },
         )?;
-        Ok(CheckpointReport { plan, frozen_ns })
+        Ok(CheckpointReport {
+            plan,
+            frozen_ns,
+            frozen_host_ns,
+        })
     }
 
     #[allow(clippy::type_complexity)]
@@ -781,6 +795,7 @@ impl Checkpointer {
             ));
         }
         let stopped = checkpoint::stop(k, &plan.members).map_err(|e| (None, e.into()))?;
+        self.stopped_host = Some(std::time::Instant::now());
         let frozen_at = k.now();
         let mut blobs = Vec::new();
         let mut saved: Vec<(TaskId, (FileBackup, Vec<u8>))> = Vec::new();

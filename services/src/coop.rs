@@ -370,6 +370,10 @@ impl<C: ConnState> Coop<C> {
                 me.answer(k, rx, EOK, [total, n, 0, 0, 0])
             }
             IPC_M_RSTR_NEED => {
+                if self.failed.contains_key(&conn) {
+                    // Its end says why.
+                    return me.answer(k, rx, EOK, [0; 5]);
+                }
                 let Some(c) = self
                     .conns
                     .get(&conn)
