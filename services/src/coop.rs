@@ -187,7 +187,9 @@ impl<C> Default for Coop<C> {
     }
 }
 
-fn is_checkpointer(k: &Kernel, me: &NativeTask, sender: u64) -> bool {
+/// Whether `sender` (a sender id as `me`'s events show it) is the
+/// checkpointer.
+pub fn is_checkpointer(k: &Kernel, me: &NativeTask, sender: u64) -> bool {
     let t = k.task_meant_by(me.id(), sender);
     matches!(
         k.task(t).map(|t| &t.policy),
