@@ -355,10 +355,12 @@ impl<C: ConnState> Coop<C> {
                 else {
                     return fail(k, Errno::NoEntry);
                 };
-                let bytes = if offset == u64::MAX {
-                    postcard::to_allocvec(record).unwrap_or_default()
+                let record_bytes;
+                let bytes: &[u8] = if offset == u64::MAX {
+                    record_bytes = postcard::to_allocvec(record).unwrap_or_default();
+                    &record_bytes
                 } else {
-                    content.to_vec()
+                    content
                 };
                 let total = bytes.len() as u64;
                 let from_at = if offset == u64::MAX { 0 } else { offset };
