@@ -224,6 +224,23 @@ pub fn checkpoint_set_with(
             }
         }
         peers.extend(k.call_peers(m));
+        // Tasks it shares memory with (thesis 4.4.3), except through an
+        // area a cooperative service shares too (the naming service's
+        // time area, a service's buffer): the service keeps that area
+        // consistent through its connection, which the set's links hold,
+        // and the other tasks mapping it are not part of this set's
+        // state (thesis 4.4.9).
+        for a in k.task_areas(m).unwrap_or_default() {
+            let with_service = a.others.iter().any(|o| {
+                matches!(
+                    k.task(o.task).map(|t| &t.policy),
+                    Some(TaskPolicy::Cooperative { .. })
+                )
+            });
+            if !with_service {
+                peers.extend(a.others.iter().map(|o| o.task));
+            }
+        }
         if clients == Clients::Include {
             peers.extend(its_clients.iter().copied());
         } else {
@@ -324,6 +341,9 @@ pub struct CheckpointReport {
     pub plan: SetPlan,
     /// Time the set was stopped (ns, kernel time).
     pub frozen_ns: u64,
+    /// The same in host time (ns; for measurements, never shown to
+    /// tasks).
+    pub frozen_host_ns: u64,
 }
 
 /// What a restore does about a service the image names that no running
@@ -385,6 +405,8 @@ pub struct Checkpointer {
     /// Answers that arrived, by call id (late answers of abandoned calls
     /// are dropped here).
     answers: BTreeMap<CallId, (u64, [u64; 5])>,
+    /// Host time the set was stopped at (measurement only).
+    stopped_host: Option<std::time::Instant>,
 }
 
 impl Checkpointer {
@@ -400,6 +422,7 @@ impl Checkpointer {
             me,
             phones: BTreeMap::new(),
             answers: BTreeMap::new(),
+            stopped_host: None,
         }
     }
 
@@ -709,6 +732,10 @@ impl Checkpointer {
             stopped.resume(k);
         }
         let frozen_ns = k.now().saturating_sub(stopped_at);
+        let frozen_host_ns = self
+            .stopped_host
+            .take()
+            .map_or(0, |t| t.elapsed().as_nanos() as u64);
         for t in &mut capture.tasks {
             t.record.coop_blobs.sort_by_key(|b| b.connection);
         }
@@ -720,7 +747,11 @@ impl Checkpointer {
                 ..WriterOptions::default()
             },
         )?;
-        Ok(CheckpointReport { plan, frozen_ns })
+        Ok(CheckpointReport {
+            plan,
+            frozen_ns,
+            frozen_host_ns,
+        })
     }
 
     #[allow(clippy::type_complexity)]
@@ -768,6 +799,7 @@ impl Checkpointer {
             ));
         }
         let stopped = checkpoint::stop(k, &plan.members).map_err(|e| (None, e.into()))?;
+        self.stopped_host = Some(std::time::Instant::now());
         let frozen_at = k.now();
         let mut blobs = Vec::new();
         let mut saved: Vec<(TaskId, (FileBackup, Vec<u8>))> = Vec::new();

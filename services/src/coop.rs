@@ -203,7 +203,9 @@ impl<C> Default for Coop<C> {
     }
 }
 
-fn is_checkpointer(k: &Kernel, me: &NativeTask, sender: u64) -> bool {
+/// Whether `sender` (a sender id as `me`'s events show it) is the
+/// checkpointer.
+pub fn is_checkpointer(k: &Kernel, me: &NativeTask, sender: u64) -> bool {
     let t = k.task_meant_by(me.id(), sender);
     matches!(
         k.task(t).map(|t| &t.policy),
@@ -379,10 +381,12 @@ impl<C: ConnState> Coop<C> {
                 else {
                     return fail(k, Errno::NoEntry);
                 };
-                let bytes = if offset == u64::MAX {
-                    postcard::to_allocvec(record).unwrap_or_default()
+                let record_bytes;
+                let bytes: &[u8] = if offset == u64::MAX {
+                    record_bytes = postcard::to_allocvec(record).unwrap_or_default();
+                    &record_bytes
                 } else {
-                    content.to_vec()
+                    content
                 };
                 let total = bytes.len() as u64;
                 let from_at = if offset == u64::MAX { 0 } else { offset };
@@ -396,6 +400,10 @@ impl<C: ConnState> Coop<C> {
                 me.answer(k, rx, EOK, [total, n, 0, 0, 0])
             }
             IPC_M_RSTR_NEED => {
+                if self.failed.contains_key(&conn) {
+                    // Its end says why.
+                    return me.answer(k, rx, EOK, [0; 5]);
+                }
                 let Some(c) = self
                     .conns
                     .get(&conn)

@@ -20,11 +20,12 @@
 //! - [`player`]: a scripted player typing keys into a console on a
 //!   timeline of kernel time (the tests' and the demo's tetris game).
 //! - [`rt`]: the guest runtime with helpers for the service protocols.
-//! - [`vfs`]: files of a host directory, open files exported with their
-//!   identity and refused at restore when they changed.
+//! - [`vfs`]: files of a host directory, with directories and a working
+//!   directory per connection; open files exported with their identity
+//!   under the four file policies (backups saved in the image).
 //!
 //! Still to come (the services issue): the console's host terminal, the
-//! VFS's other file policies, directories and working directory, the loader and the `spartan` command.
+//! loader and the `spartan` command.
 
 pub mod checkpointer;
 pub mod console;

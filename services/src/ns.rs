@@ -22,6 +22,20 @@
 //! resolve, by killing or replacing). A provider that has ended is
 //! replaced by the next registration.
 //!
+//! *The time area* (thesis 4.4.9, "Time variables"): the naming service
+//! holds one read-only page, [`TIME_AREA_SIZE`] bytes at
+//! [`TIME_AREA_BASE`] of its memory, whose first word (u64, little
+//! endian) is the kernel's clock in nanoseconds as of the naming
+//! service's last step; while any task maps it, the naming service steps
+//! at least every [`TIME_TICK_NS`]. A task maps it with
+//! `IPC_M_SHARE_IN` on its phone to the naming service (ARG1 where,
+//! ARG2 = [`TIME_AREA_SIZE`], ARG3 = 1, read only). The area is shared
+//! with a cooperative service, so a checkpoint set never grows through it
+//! (only the naming service's connection is in the set's links, thesis
+//! 4.4.9), and a restore reshares the running naming service's area with
+//! the restored task instead of copying the image's page: the task reads
+//! the clock of the system it runs in.
+//!
 //! The naming service is itself cooperative (persistent id
 //! [`NS_SERVICE_ID`]), so a restored task's phone 0 reconnects to the
 //! naming service of the system it is restored into; it keeps no state per
@@ -30,11 +44,13 @@
 use std::collections::BTreeMap;
 use std::task::Poll;
 
-use spartan_kernel::ipc::method::{IPC_M_CONNECT_ME_TO, IPC_M_CONNECT_TO_ME, IPC_M_PHONE_HUNGUP};
+use spartan_kernel::ipc::method::{
+    IPC_M_CONNECT_ME_TO, IPC_M_CONNECT_TO_ME, IPC_M_PHONE_HUNGUP, IPC_M_SHARE_IN,
+};
 use spartan_kernel::ipc::{EOK, Errno, Event, PhoneId, RxCallId};
 use spartan_kernel::kernel::Kernel;
 use spartan_kernel::sched::sim::{NativeProgram, Step};
-use spartan_kernel::syscall::FOREVER;
+use spartan_kernel::syscall::{FOREVER, Sysno};
 use spartan_kernel::task::native::{NativeError, NativeTask};
 use spartan_kernel::task::{TaskId, TaskPolicy, ThreadId};
 
@@ -50,6 +66,14 @@ pub const WELL_KNOWN: &[(u64, &str)] = &[
     (3, "spartan.loader"),
     (4, "spartan.checkpointer"),
 ];
+
+/// Where the time area lies in the naming service's memory.
+pub const TIME_AREA_BASE: u64 = 0x4000_0000;
+/// Size of the time area.
+pub const TIME_AREA_SIZE: u64 = 4096;
+/// Longest time between two updates of the time area while it is mapped
+/// (ns).
+pub const TIME_TICK_NS: u64 = 1_000_000;
 
 /// First number free for services outside [`WELL_KNOWN`].
 pub const FIRST_USER_SERVICE: u64 = 1024;
@@ -106,6 +130,13 @@ pub struct NamingService {
     registered: BTreeMap<u64, Registration>,
     /// Connection requests for numbers nobody provides yet, oldest first.
     waiting: BTreeMap<u64, Vec<RxCallId>>,
+    /// Whether the time area exists (it is created at the start).
+    time_area: bool,
+    /// Whether a task may have the time area mapped (then the naming
+    /// service wakes every [`TIME_TICK_NS`] to update it).
+    time_mapped: bool,
+    /// The timeout of the wait the naming service is blocked in.
+    waiting_with: Option<u64>,
 }
 
 /// Why a registration was refused.
@@ -141,12 +172,40 @@ impl NamingService {
                 service_id: NS_SERVICE_ID.into(),
             },
         );
-        NamingService {
+        // The time area: read and write for the naming service, shared
+        // read only.
+        let time_area = matches!(
+            me.syscall(k, Sysno::AsAreaCreate, &[TIME_AREA_BASE, TIME_AREA_SIZE, 3]),
+            Ok(spartan_kernel::syscall::SyscallReturn::Done(0))
+        );
+        let ns = NamingService {
             me,
             coop: Coop::default(),
             registered: BTreeMap::new(),
             waiting: BTreeMap::new(),
+            time_area,
+            time_mapped: false,
+            waiting_with: None,
+        };
+        ns.update_time(k);
+        ns
+    }
+
+    /// Writes the clock into the time area.
+    fn update_time(&self, k: &mut Kernel) {
+        if self.time_area {
+            let now = k.now();
+            let _ = self.me.mem_write(k, TIME_AREA_BASE, &now.to_le_bytes());
         }
+    }
+
+    /// Whether any other task maps the time area.
+    fn time_area_mapped(&self, k: &Kernel) -> bool {
+        k.task_areas(self.me.id()).is_ok_and(|areas| {
+            areas
+                .iter()
+                .any(|a| a.area.base == TIME_AREA_BASE && !a.others.is_empty())
+        })
     }
 
     /// The naming service's task.
@@ -223,6 +282,15 @@ impl NamingService {
                     Ok(())
                 }
             }
+            IPC_M_SHARE_IN => {
+                // The time area, read only, and nothing else.
+                if !self.time_area || args[1] != TIME_AREA_SIZE || args[2] != 1 {
+                    return self.me.answer(k, rx_id, Errno::Invalid.retval(), [0; 5]);
+                }
+                self.update_time(k);
+                self.time_mapped = true;
+                self.me.answer(k, rx_id, EOK, [TIME_AREA_BASE, 0, 0, 0, 0])
+            }
             // A client that hung up its phone to us: nothing to clean up
             // (connection requests are answered or forwarded at once, or
             // wait for their service, which answers them).
@@ -262,9 +330,31 @@ impl NativeProgram for NamingService {
     }
 
     fn step(&mut self, k: &mut Kernel) -> Step {
+        self.update_time(k);
+        // A restored task maps the area without asking (the checkpointer's
+        // restore of its connection to us wakes us).
+        self.time_mapped = self.time_mapped || self.time_area_mapped(k);
         for _ in 0..EVENTS_PER_STEP {
-            match self.me.wait(k, FOREVER) {
+            let timeout = if self.time_mapped {
+                TIME_TICK_NS
+            } else {
+                FOREVER
+            };
+            // A blocked wait is reissued with its own timeout (the kernel
+            // refuses another).
+            let timeout = *self.waiting_with.get_or_insert(timeout);
+            let w = self.me.wait(k, timeout);
+            if !matches!(w, Ok(Poll::Pending)) {
+                self.waiting_with = None;
+            }
+            match w {
                 Ok(Poll::Pending) => return Step::Continue,
+                Err(NativeError::Errno(Errno::Timeout)) => {
+                    // A tick: the time is updated above; stop ticking
+                    // once nobody maps the area.
+                    self.time_mapped = self.time_area_mapped(k);
+                    return Step::Continue;
+                }
                 Ok(Poll::Ready(ev)) => {
                     let mut next = self.coop.on_event(k, &self.me, ev);
                     while let Ok(Some(ev)) = next {

@@ -32,6 +32,10 @@
 //!   0: the working directory) from entry `skip` on, `\n`-terminated,
 //!   written at `buf`; their length (0 at the end) or `-errno`.
 //!
+//! - `$ns_time_map (dst i64) -> i64`: maps the naming service's time area
+//!   (read only, 4096 bytes) at `dst` (0 or `-errno`); the clock in ns is
+//!   then `(i64.load dst)`.
+//!
 //! The helpers use the kernel runtime's per-thread buffers (`$tls`), so
 //! threads may use them at the same time.
 
@@ -107,6 +111,8 @@ fn helpers() -> String {
       (else (call $answer_word (i32.const 1)))))
   (func $vfs_close (param $c i32) (param $fd i64) (result i64)
     (call $call_sync (local.get $c) (i64.const {vclose}) (local.get $fd)))
+  (func $ns_time_map (param $dst i64) (result i64)
+    (call $share_in (i32.const 0) (local.get $dst) (i64.const {tsize}) (i64.const 1)))
   (func $vfs_path (param $c i32) (param $op i64) (param $p i32) (param $len i32) (result i64)
     (call $call_sync3 (local.get $c) (i64.const {write})
       (i64.extend_i32_u (local.get $p)) (i64.extend_i32_u (local.get $len)) (local.get $op)))
@@ -133,6 +139,7 @@ fn helpers() -> String {
         vread = VFS_READ,
         vseek = VFS_SEEK,
         vclose = VFS_CLOSE,
+        tsize = crate::ns::TIME_AREA_SIZE,
         vchdir = VFS_CHDIR,
         vgetcwd = VFS_GETCWD,
         vreaddir = VFS_READDIR,

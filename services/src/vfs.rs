@@ -846,9 +846,11 @@ impl NativeProgram for Vfs {
                         rx_id,
                         method,
                         args,
+                        sender,
                         ..
                     } = &ev
                         && *method == crate::coop::IPC_M_CHKPNT_INIT
+                        && crate::coop::is_checkpointer(k, &self.me, sender.0)
                     {
                         let conn = ConnId(args[0]);
                         if let Err((e, why)) = self.prepare_export(conn, args[1]) {

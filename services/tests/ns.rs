@@ -304,3 +304,138 @@ fn a_checkpointed_client_reconnects_to_its_services_by_persistent_id_after_a_reb
     assert!(fresh.k.task(filler.id()).is_some());
     fresh.k.check_invariants().expect("consistent");
 }
+
+/// Maps the naming service's time area at 1 MiB, then 40 times logs the
+/// clock it shows and sleeps 5 ms.
+const CLOCK_READER: &str = r#"
+  (func (export "main") (local $i i64)
+    (if (i64.ne (call $ns_time_map (i64.const 0x100000)) (i64.const 0)) (then unreachable))
+    (loop $reads
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (call $log_num (i64.load (i32.const 0x100000)))
+      (drop (call $sleep (i64.const 5000000)))
+      (br_if $reads (i64.lt_u (local.get $i) (i64.const 40)))))
+"#;
+
+fn clock_reader(k: &mut Kernel, s: &mut Scheduler, ns: &NamingService, name: &str) -> TaskId {
+    let (t, _) = s
+        .spawn_guest(
+            k,
+            name,
+            TaskPolicy::Checkpointable,
+            spartan_services::rt::program(CLOCK_READER).as_bytes(),
+            "main",
+            &[],
+        )
+        .unwrap();
+    ns.connect(k, t).unwrap();
+    t
+}
+
+fn clock_reads(k: &Kernel, t: TaskId) -> Vec<u64> {
+    k.log()
+        .iter()
+        .filter(|l| l.task == t)
+        .filter_map(|l| l.text.parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_time_area_is_shared_by_the_naming_service_and_reshared_at_restore() {
+    use spartan_services::checkpointer::{
+        CheckpointOptions, Checkpointer, RestoreOpts, checkpoint_set,
+    };
+    use spartan_services::ns::{TIME_AREA_BASE, TIME_TICK_NS};
+    let mut k = Kernel::new(KernelConfig::simulation(21));
+    let ns = NamingService::spawn(&mut k);
+    let mut ck = Checkpointer::spawn(&mut k);
+    let mut s = Scheduler::new(SchedConfig {
+        slice_fuel: 300,
+        ..SchedConfig::default()
+    });
+    let a = clock_reader(&mut k, &mut s, &ns, "a");
+    let b = clock_reader(&mut k, &mut s, &ns, "b");
+    s.add_native(Box::new(ns));
+    for _ in 0..1_000_000 {
+        if clock_reads(&k, a).len() >= 10 {
+            break;
+        }
+        s.run(&mut k, 1);
+    }
+    // The clock it reads is the kernel's (within a tick) and moves.
+    let reads = clock_reads(&k, a);
+    assert!(
+        reads.windows(2).all(|w| w[1] >= w[0] + 4_000_000),
+        "{reads:?}"
+    );
+    assert!(*reads.last().unwrap() + TIME_TICK_NS + 5_000_000 >= k.now());
+    // Two tasks map the same area of the naming service, yet the set of
+    // one does not take the other in: only the naming service's link.
+    let plan = checkpoint_set(&k, a).unwrap();
+    assert_eq!(plan.members, vec![a]);
+    assert!(plan.links.iter().all(|l| l.service_id == "spartan.ns"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let opts = CheckpointOptions {
+        kill: true,
+        ..CheckpointOptions::default()
+    };
+    ck.checkpoint(&mut k, &mut s, a, &path, &opts).unwrap();
+    let image = Image::open(&path).unwrap();
+    let record = image.task(a.0).unwrap();
+    let area = record.areas.iter().find(|x| x.base == 0x100000).unwrap();
+    assert_eq!(area.sharing.len(), 1, "{:?}", area.sharing);
+    assert_eq!(
+        area.sharing[0].with,
+        snapfmt::Peer::Service("spartan.ns".into())
+    );
+    assert_eq!(area.sharing[0].base, TIME_AREA_BASE);
+    let at_cut = *clock_reads(&k, a).last().unwrap();
+    assert!(k.task(b).is_some(), "b goes on");
+
+    // A fresh system whose clock is 10 s later: the restored task reads
+    // that clock (the area is reshared with the running naming service,
+    // not copied from the image).
+    let mut k2 = Kernel::new(KernelConfig::simulation(22));
+    let ns2 = NamingService::spawn(&mut k2);
+    let mut ck2 = Checkpointer::spawn(&mut k2);
+    let mut s2 = Scheduler::new(SchedConfig {
+        slice_fuel: 300,
+        ..SchedConfig::default()
+    });
+    let (sleeper, _) = s2
+        .spawn_guest(
+            &mut k2,
+            "sleeper",
+            TaskPolicy::Checkpointable,
+            rt::program(r#"(func (export "main") (drop (call $sleep (i64.const 20000000000))))"#)
+                .as_bytes(),
+            "main",
+            &[],
+        )
+        .unwrap();
+    s2.add_native(Box::new(ns2));
+    for _ in 0..1_000_000 {
+        if k2.now() >= at_cut + 10_000_000_000 {
+            break;
+        }
+        s2.run(&mut k2, 1);
+    }
+    assert!(k2.now() >= at_cut + 10_000_000_000);
+    let _ = k2.kill_task(sleeper);
+    let restored = ck2
+        .restore(&mut k2, &mut s2, &path, &RestoreOpts::default())
+        .unwrap();
+    let new = restored.tasks[&a.0];
+    let t0 = k2.now();
+    for _ in 0..1_000_000 {
+        if clock_reads(&k2, new).len() >= 5 {
+            break;
+        }
+        s2.run(&mut k2, 1);
+    }
+    let after = clock_reads(&k2, new);
+    assert!(after[0] + TIME_TICK_NS >= t0, "{after:?} vs {t0}");
+    assert!(after.windows(2).all(|w| w[1] > w[0]), "{after:?}");
+    k2.check_invariants().unwrap();
+}

@@ -500,3 +500,74 @@ fn paths_resolve_against_the_working_directory_and_never_leave_the_root() {
     assert!(log.contains(&"-1".to_string()), "{log:?}");
     assert!(log.contains(&"/".to_string()), "{log:?}");
 }
+
+/// Opens "big.bin" for reading, then sleeps on.
+const HOLDER: &str = r#"
+  (data (i32.const 0x400) "big.bin")
+  (func (export "main") (local $c i32)
+    (local.set $c (call $connect (i64.const 1)))
+    (if (i64.lt_s (call $vfs_open (local.get $c) (i32.const 0x400) (i32.const 7) (i64.const 1))
+          (i64.const 0))
+      (then unreachable))
+    (call $log_num (i64.const 42))
+    (loop $naps
+      (drop (call $sleep (i64.const 100000)))
+      (br $naps)))
+"#;
+
+#[test]
+fn a_saved_file_bigger_than_one_piece_goes_into_the_image_and_back() {
+    let (root, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // 20 MiB, not compressible: three pieces each way.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let content: Vec<u8> = (0..20 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let file = root.path().join("big.bin");
+    std::fs::write(&file, &content).unwrap();
+    let mut sys = boot(1, root.path(), 0);
+    let (t, _) = sys
+        .s
+        .spawn_guest(
+            &mut sys.k,
+            "holder",
+            TaskPolicy::Checkpointable,
+            rt::program(HOLDER).as_bytes(),
+            "main",
+            &[],
+        )
+        .unwrap();
+    let ns = sys
+        .k
+        .task_ids()
+        .into_iter()
+        .find(|t| sys.k.task(*t).unwrap().name == "ns")
+        .unwrap();
+    sys.k.connect_phone(t, ns).unwrap();
+    while !lines_of(&sys.k).iter().any(|l| l == "42") {
+        sys.s.run(&mut sys.k, 1);
+    }
+    let path = dir.path().join("img");
+    let opts = CheckpointOptions {
+        kill: true,
+        file_policy: FilePolicy::BackupOverwrite,
+        ..CheckpointOptions::default()
+    };
+    sys.ck
+        .checkpoint(&mut sys.k, &mut sys.s, t, &path, &opts)
+        .unwrap();
+    assert_eq!(snapfmt::validate(&path), vec![]);
+    std::fs::write(&file, b"replaced").unwrap();
+    sys.ck
+        .restore(&mut sys.k, &mut sys.s, &path, &RestoreOpts::default())
+        .unwrap();
+    assert!(
+        std::fs::read(&file).unwrap() == content,
+        "written back whole"
+    );
+}

@@ -360,23 +360,21 @@ fn holders(
     my_base: u64,
     backing: crate::mm::BackingId,
 ) -> Vec<Sharing> {
-    let mut out = Vec::new();
-    for other in k.task_ids() {
-        let Some(space) = guest_space_ref(k, other) else {
-            continue;
-        };
-        for (base, _, _) in space.areas() {
-            if (other, base) != (me, my_base)
-                && space
-                    .shared_backing(base)
-                    .is_some_and(|b| b.id() == backing)
-            {
-                out.push(Sharing {
-                    with: peer_of(k, set, other),
-                    base,
-                });
-            }
-        }
+    let mut out: Vec<Sharing> = k
+        .backing_mappings(backing)
+        .into_iter()
+        .filter(|m| (m.task, m.base) != (me, my_base))
+        .map(|m| Sharing {
+            with: peer_of(k, set, m.task),
+            base: m.base,
+        })
+        .collect();
+    // An area a cooperative service shares (the naming service's time
+    // area): the service is what the restore reshares it with; the other
+    // tasks outside the set that map it are none of the set's business
+    // (thesis 4.4.9).
+    if out.iter().any(|s| matches!(s.with, Peer::Service(_))) {
+        out.retain(|s| !matches!(s.with, Peer::Outside(_)));
     }
     out
 }

@@ -25,7 +25,7 @@ use super::{RestoreError, back_to_sleep};
 use crate::guest::image::RestoredThread;
 use crate::guest::load::resolve_imports;
 use crate::guest::sched::widen;
-use crate::guest::{GuestMemory, Scheduler, guest_space_ref};
+use crate::guest::{GuestMemory, Scheduler};
 use crate::ipc::{
     Answer, Call, CallBuffer, CallId, CallKey, ConnId, ConnectInfo, Notification, Phone, PhoneId,
     RxCallId, SyncWaiter,
@@ -737,8 +737,8 @@ fn shared_backings(
                     peer => {
                         let handle = keys
                             .live(peer, &outside)
-                            .and_then(|t| guest_space_ref(k, t))
-                            .and_then(|sp| sp.shared_backing(sh.base).cloned())
+                            .and_then(|t| k.task(t))
+                            .and_then(|t| t.memory.shared_backing(sh.base))
                             .ok_or_else(|| RestoreError::MissingPeer {
                                 task: group[i].0,
                                 peer: peer.clone(),

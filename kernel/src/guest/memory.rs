@@ -122,4 +122,8 @@ impl UserMemory for GuestMemory {
     ) -> Result<(), AreaError> {
         Ok(self.space.map_shared(base, backing, flags)?)
     }
+
+    fn shared_backing(&self, base: u64) -> Option<SharedBacking> {
+        self.space.shared_backing(base).cloned()
+    }
 }

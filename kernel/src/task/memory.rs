@@ -149,6 +149,12 @@ pub trait UserMemory: std::any::Any + Send {
     ) -> Result<(), AreaError> {
         Err(AreaError::NoAreas)
     }
+
+    /// The shared backing the area at `base` maps, if it is shared (a
+    /// restore reshares it with restored tasks).
+    fn shared_backing(&self, _base: u64) -> Option<SharedBacking> {
+        None
+    }
 }
 
 /// Reads a whole range into a new vector.
@@ -383,6 +389,10 @@ impl UserMemory for NativeMemory {
             },
         );
         Ok(())
+    }
+
+    fn shared_backing(&self, base: u64) -> Option<SharedBacking> {
+        self.areas.get(&base).map(|a| a.backing.clone())
     }
 }
 
