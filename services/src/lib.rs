@@ -21,14 +21,20 @@
 //! - [`vfs`]: files of a host directory, open files exported with their
 //!   identity and refused at restore when they changed.
 //!
+//! - [`loader`]: starts programs of the VFS root for guests.
+//! - [`system`]: a whole booted system and its operations (what the
+//!   `spartan` command drives).
+//!
 //! Still to come (the services issue): the console's host terminal, the
 //! VFS's other file policies, directories and working directory, the loader and the `spartan` command.
 
 pub mod checkpointer;
 pub mod console;
 pub mod coop;
+pub mod loader;
 pub mod ns;
 pub mod rt;
+pub mod system;
 pub mod vfs;
 
 use std::cell::RefCell;

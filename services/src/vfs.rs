@@ -264,6 +264,17 @@ fn open_in(root: &Path, rel: &Path, fl: u64) -> Result<File, Errno> {
     }
 }
 
+/// The bytes of the regular file at `path` (relative, checked like every
+/// path a client names) under `root`: what the loader reads programs with.
+pub(crate) fn read_file_in(root: &Path, path: &str) -> Result<Vec<u8>, Errno> {
+    use std::io::Read;
+    let rel = inside(path).ok_or(Errno::Invalid)?;
+    let mut f = open_in(root, &rel, flags::READ)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out).map_err(|_| Errno::Invalid)?;
+    Ok(out)
+}
+
 /// Reopens the files of an imported connection, checking that they are
 /// the files the image saw (the unchangeable policy); the first that is
 /// not refuses the connection's restore, naming the file.
