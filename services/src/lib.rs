@@ -22,6 +22,9 @@
 //!   identity and refused at restore when they changed.
 //!
 //! - [`loader`]: starts programs of the VFS root for guests.
+//! - [`control`]: the control protocol of a running system (frames,
+//!   requests, responses, the client); [`server`]: its socket and the
+//!   loop that serves it.
 //! - [`system`]: a whole booted system and its operations (what the
 //!   `spartan` command drives).
 //!
@@ -30,10 +33,12 @@
 
 pub mod checkpointer;
 pub mod console;
+pub mod control;
 pub mod coop;
 pub mod loader;
 pub mod ns;
 pub mod rt;
+pub mod server;
 pub mod system;
 pub mod vfs;
 
