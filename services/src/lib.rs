@@ -25,6 +25,7 @@
 //! - [`control`]: the control protocol of a running system (frames,
 //!   requests, responses, the client); [`server`]: its socket and the
 //!   loop that serves it.
+//! - [`cli`]: the `spartan` command line and what its clients share.
 //! - [`system`]: a whole booted system and its operations (what the
 //!   `spartan` command drives).
 //!
@@ -32,6 +33,7 @@
 //! VFS's other file policies, directories and working directory, the loader and the `spartan` command.
 
 pub mod checkpointer;
+pub mod cli;
 pub mod console;
 pub mod control;
 pub mod coop;
