@@ -97,7 +97,7 @@ pub struct RunArgs {
     #[arg(value_name = "PROG", value_hint = ValueHint::FilePath)]
     pub program: PathBuf,
     /// Integer arguments of its `main`.
-    #[arg(value_name = "ARGS", allow_hyphen_values = true)]
+    #[arg(value_name = "ARGS", allow_negative_numbers = true)]
     pub args: Vec<String>,
     /// The task's name (default: the program's file name without extension).
     #[arg(long, value_name = "NAME")]

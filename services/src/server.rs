@@ -280,58 +280,91 @@ pub fn serve(mut sys: System, socket: ControlSocket, stop: Stop, sim: Option<u64
 
 fn run_loop(sys: &mut System, rx: &Receiver<Job>, stop: &Stop, sim: bool) {
     let started = Instant::now();
+    // Simulation is paced: virtual time may not run ahead of the host's
+    // (less `skew`: the virtual time requests took, a restore's jump to
+    // its image's time), so sleeping tasks sleep as long as they asked.
+    // Each slice runs alone then, so an idle jump goes at most to the
+    // next deadline. (Requests arrive at host times: a served simulation
+    // is reproducible only given the same requests at the same virtual
+    // times; the scheduling itself stays deterministic.)
+    let mut skew = 0u64;
+    let host = || started.elapsed().as_nanos() as u64;
     loop {
-        loop {
-            match rx.try_recv() {
-                Ok((req, reply)) => {
-                    let shutdown = req == Request::Shutdown;
-                    let _ = reply.send(execute(sys, req));
-                    if shutdown {
-                        return;
-                    }
-                }
-                Err(_) => break,
+        let mut served = false;
+        while let Ok((req, reply)) = rx.try_recv() {
+            let shutdown = req == Request::Shutdown;
+            let _ = reply.send(execute(sys, req));
+            if shutdown {
+                return;
             }
+            served = true;
+        }
+        if sim && served {
+            skew = skew.max(sys.k.now().saturating_sub(host()));
         }
         if stop.stopped() {
             return;
         }
-        // Simulation: virtual time may run ahead of the host's by at
-        // most a slice budget; then wait for requests until the host
-        // catches up (a paced, still deterministic schedule).
-        if sim {
-            let host = started.elapsed().as_nanos() as u64;
-            let ahead = sys.k.now().saturating_sub(host);
+        let end = if sim {
+            let ahead = sys.k.now().saturating_sub(skew).saturating_sub(host());
             if ahead > 0 {
                 let wait = Duration::from_nanos(ahead).min(Duration::from_millis(20));
-                if wait_for_job(sys, rx, stop, wait) {
-                    return;
+                match wait_for_job(sys, rx, stop, wait) {
+                    Waited::Stop => return,
+                    Waited::Served => skew = skew.max(sys.k.now().saturating_sub(host())),
+                    Waited::Timeout => {}
                 }
                 continue;
             }
-        }
-        match sys.run(SLICES) {
+            let mut end = RunEnd::StepLimit;
+            for _ in 0..SLICES {
+                end = sys.run(1);
+                if end != RunEnd::StepLimit
+                    || sys.k.now().saturating_sub(skew) > host()
+                {
+                    break;
+                }
+            }
+            end
+        } else {
+            sys.run(SLICES)
+        };
+        match end {
             RunEnd::StepLimit | RunEnd::Woken => {}
             RunEnd::Deadlock | RunEnd::AllDone => {
-                if wait_for_job(sys, rx, stop, Duration::from_millis(20)) {
-                    return;
+                match wait_for_job(sys, rx, stop, Duration::from_millis(20)) {
+                    Waited::Stop => return,
+                    Waited::Served if sim => {
+                        skew = skew.max(sys.k.now().saturating_sub(host()));
+                    }
+                    _ => {}
                 }
             }
         }
     }
 }
 
-/// Waits up to `wait` for a request and carries it out; true when the
-/// loop must end.
-fn wait_for_job(sys: &mut System, rx: &Receiver<Job>, stop: &Stop, wait: Duration) -> bool {
+enum Waited {
+    Stop,
+    Served,
+    Timeout,
+}
+
+/// Waits up to `wait` for a request and carries it out.
+fn wait_for_job(sys: &mut System, rx: &Receiver<Job>, stop: &Stop, wait: Duration) -> Waited {
     match rx.recv_timeout(wait) {
         Ok((req, reply)) => {
             let shutdown = req == Request::Shutdown;
             let _ = reply.send(execute(sys, req));
-            shutdown || stop.stopped()
+            if shutdown || stop.stopped() {
+                Waited::Stop
+            } else {
+                Waited::Served
+            }
         }
-        Err(RecvTimeoutError::Timeout) => stop.stopped(),
-        Err(RecvTimeoutError::Disconnected) => true,
+        Err(RecvTimeoutError::Timeout) if stop.stopped() => Waited::Stop,
+        Err(RecvTimeoutError::Timeout) => Waited::Timeout,
+        Err(RecvTimeoutError::Disconnected) => Waited::Stop,
     }
 }
 

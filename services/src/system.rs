@@ -111,7 +111,6 @@ impl SystemError {
             self,
             SystemError::Argument(_)
                 | SystemError::Program { .. }
-                | SystemError::Target { .. }
                 | SystemError::Checkpointer(CheckpointerError::Image(_))
         )
     }

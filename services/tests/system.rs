@@ -145,3 +145,56 @@ fn host_spawns_kills_checkpoints_and_restores() {
     fresh.kill(kid.0).unwrap();
     assert!(fresh.find("kid").is_none());
 }
+
+/// Every 5 ms: "N\n" appended to log.txt.
+const TICKER: &str = r#"
+  (data (i32.const 0x400) "log.txt")
+  (data (i32.const 0x420) "\n")
+  (func (export "main") (local $fs i32) (local $fd i64) (local $i i64) (local $p i32)
+    (local.set $fs (call $connect (i64.const 1)))
+    (local.set $fd (call $vfs_open (local.get $fs) (i32.const 0x400) (i32.const 7) (i64.const 14)))
+    (loop $ticks
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (local.set $p (call $num_text (local.get $i)))
+      (drop (call $vfs_write (local.get $fs) (local.get $fd) (local.get $p)
+        (i32.sub (call $num_end) (local.get $p))))
+      (drop (call $vfs_write (local.get $fs) (local.get $fd) (i32.const 0x420) (i32.const 1)))
+      (drop (call $sleep (i64.const 5000000)))
+      (br $ticks)))
+"#;
+
+#[test]
+fn a_sleeper_goes_on_in_a_fresh_simulated_system() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("t.wat"), rt::program(TICKER)).unwrap();
+    std::fs::write(
+        root.path().join("idle.wat"),
+        rt::program(r#"(func (export "main") (loop $l (drop (call $sleep (i64.const 1000000000))) (br $l)))"#),
+    )
+    .unwrap();
+    let lines = || std::fs::read_to_string(root.path().join("log.txt")).unwrap().lines().count();
+    let mut sys = boot(root.path());
+    let t = sys.spawn(&Program::Vfs("t.wat".into()), &[], None).unwrap();
+    while sys.k.now() < 100_000_000 {
+        sys.run(10);
+    }
+    let img = tempfile::tempdir().unwrap();
+    let path = img.path().join("i");
+    let opts = CheckpointOptions {
+        kill: true,
+        ..CheckpointOptions::default()
+    };
+    sys.checkpoint(t.0, &path, &opts).unwrap();
+    let n = lines();
+    let mut fresh = boot(root.path());
+    fresh.spawn(&Program::Vfs("idle.wat".into()), &[], None).unwrap();
+    // Its clock is behind the capture's.
+    fresh.run(5);
+    assert!(fresh.k.now() < 100_000_000);
+    fresh.restore(&path, &RestoreOpts::default()).unwrap();
+    let until = fresh.k.now() + 50_000_000;
+    while fresh.k.now() < until {
+        fresh.run(10);
+    }
+    assert!(lines() >= n + 5, "{n} -> {}", lines());
+}

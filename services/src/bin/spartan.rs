@@ -137,7 +137,7 @@ fn start(socket: Option<&Path>, r: RunArgs) -> anyhow::Result<Verdict> {
         .is_none_or(|t| t.starts_with('/') || t.starts_with("./") || t.starts_with("../"));
     let program = if host {
         let bytes = std::fs::read(&r.program)
-            .with_context(|| format!("cannot read {}", escape(&shown)))?;
+            .with_context(|| format!("cannot read {shown}"))?;
         let name = r
             .program
             .file_name()
@@ -155,7 +155,7 @@ fn start(socket: Option<&Path>, r: RunArgs) -> anyhow::Result<Verdict> {
             name: r.name,
         })
         .map_err(cli::client_error)
-        .with_context(|| format!("cannot run {}", escape(&shown)))?;
+        .with_context(|| format!("cannot run {shown}"))?;
     match resp {
         Response::Started { task, name } => {
             println!("task {task} ({}) started", escape(&name));
@@ -178,10 +178,7 @@ fn tasks(socket: Option<&Path>, t: &TasksArgs) -> anyhow::Result<Verdict> {
     if let Some(n) = &t.name
         && rows.is_empty()
     {
-        return Err(anyhow::Error::new(Refused(format!(
-            "no task named {}",
-            escape(n)
-        ))));
+        return Err(anyhow::Error::new(Refused(format!("no task named {n}"))));
     }
     let mut out = String::new();
     if t.json {

@@ -1,0 +1,50 @@
+//! The command line of `rstr` (a clap derive definition, in the library
+//! so that the man-page and completion generator sees what the binary
+//! parses).
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueHint};
+
+/// Restore the tasks of a snapshot image into the running system.
+///
+/// The image (a directory or tar file written by `chkpnt`) is restored into
+/// the system on the socket, which may have been rebooted since: its tasks
+/// come back stopped, every service they were connected to takes back its
+/// part of their state (under the connections' new ids), and they resume
+/// exactly where they were. The socket is `--socket PATH`, else
+/// `$SPARTAN_SOCKET`, else `$XDG_RUNTIME_DIR/spartan.sock`, else
+/// `/tmp/spartan-$UID/control.sock`.
+///
+/// Exit status: 0 when the tasks were restored; 1 when the restore was
+/// refused or failed (no system running, a service it names is not running
+/// or refuses its state, e.g. a file changed under the unchangeable
+/// policy); 2 on usage errors or unusable input (an image that does not
+/// read or validate). Errors are one line on stderr, `rstr: error: ...`.
+#[derive(Parser, Debug)]
+#[command(name = "rstr", version, about, long_about, after_long_help = EXAMPLES)]
+pub struct Args {
+    /// The image: a directory or a tar file.
+    #[arg(value_name = "DIR", value_hint = ValueHint::AnyPath)]
+    pub image: PathBuf,
+    /// If a service refuses its part, resume the restored tasks anyway
+    /// instead of killing them.
+    #[arg(long)]
+    pub err_resume: bool,
+    /// How long to wait for each service, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub timeout: u64,
+    /// The control socket.
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub socket: Option<PathBuf>,
+    /// Print the result as a JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  rstr backups/1700000000
+  rstr backups/$(ls backups | sort -n | tail -1) --err-resume
+  rstr game.tar --json";
