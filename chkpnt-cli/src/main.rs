@@ -34,7 +34,10 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
             file_policy: args.file_policy.name().into(),
         },
     };
-    let resp = c.request(&req).map_err(cli::client_error).with_context(what)?;
+    let resp = c
+        .request(&req)
+        .map_err(cli::client_error)
+        .with_context(what)?;
     let Response::Checkpointed {
         image,
         members,
@@ -56,7 +59,13 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        let list = |v: Vec<String>| if v.is_empty() { "none".into() } else { v.join(", ") };
+        let list = |v: Vec<String>| {
+            if v.is_empty() {
+                "none".into()
+            } else {
+                v.join(", ")
+            }
+        };
         println!(
             "checkpointed task {} into {}: set {}; services {}; stopped {:.3} ms; {}",
             args.task,

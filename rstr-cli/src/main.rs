@@ -23,7 +23,10 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
         err_resume: args.err_resume,
         timeout_ms: args.timeout,
     };
-    let resp = c.request(&req).map_err(cli::client_error).with_context(what)?;
+    let resp = c
+        .request(&req)
+        .map_err(cli::client_error)
+        .with_context(what)?;
     let Response::Restored { tasks } = resp else {
         return Err(cli::client_error(c.unexpected("restore", &resp))).with_context(what);
     };

@@ -24,7 +24,10 @@ fn a_refusal_is_one_line_and_exit_1_even_with_backtraces_on() {
         err.starts_with("rstr: error: cannot restore img\\x07: "),
         "{err}"
     );
-    assert!(err.contains("no system is running on /nonexistent/spartan.sock"), "{err}");
+    assert!(
+        err.contains("no system is running on /nonexistent/spartan.sock"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
 }
 

@@ -148,8 +148,7 @@ pub fn connect(explicit: Option<&Path>) -> anyhow::Result<Client> {
 /// An absolute form of a path the user typed (relative to the current
 /// directory; the system has its own), refusing paths that are not UTF-8.
 pub fn absolute(p: &Path) -> anyhow::Result<String> {
-    let abs = std::path::absolute(p)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    let abs = std::path::absolute(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
     abs.to_str()
         .map(str::to_string)
         .ok_or_else(|| anyhow::anyhow!("{}: the path is not UTF-8", abs.display()))

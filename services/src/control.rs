@@ -329,13 +329,19 @@ impl Session {
                 return Decoded::Reply(match tag {
                     Ok(t) if t >= REQUESTS => error(
                         ErrorKind::Unknown,
-                        format!("unknown request {t} (protocol version {PROTOCOL_VERSION} knows 0 to {})", REQUESTS - 1),
+                        format!(
+                            "unknown request {t} (protocol version {PROTOCOL_VERSION} knows 0 to {})",
+                            REQUESTS - 1
+                        ),
                     ),
                     _ if !self.greeted => error(
                         ErrorKind::Handshake,
                         format!("the first request must be a hello: it does not decode ({e})"),
                     ),
-                    _ => error(ErrorKind::Malformed, format!("the request does not decode: {e}")),
+                    _ => error(
+                        ErrorKind::Malformed,
+                        format!("the request does not decode: {e}"),
+                    ),
                 });
             }
         };

@@ -224,12 +224,9 @@ impl NativeProgram for Loader {
 
     fn step(&mut self, k: &mut Kernel) -> Step {
         if !self.registered {
-            let _ = self.me.call_async(
-                k,
-                self.ns,
-                IPC_M_CONNECT_TO_ME,
-                [LOADER_NUMBER, 0, 0, 0, 0],
-            );
+            let _ =
+                self.me
+                    .call_async(k, self.ns, IPC_M_CONNECT_TO_ME, [LOADER_NUMBER, 0, 0, 0, 0]);
             self.registered = true;
         }
         loop {

@@ -21,8 +21,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use spartan_kernel::sched::sim::RunEnd;
 use spartan_kernel::sched::clock::Waker;
+use spartan_kernel::sched::sim::RunEnd;
 
 use crate::checkpointer::{CheckpointOptions, RestoreOpts};
 use crate::control::{
@@ -195,7 +195,12 @@ impl Stop {
     }
 
     fn ring(&self) {
-        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(w) = self
+            .waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             w.ring();
         }
     }
@@ -319,9 +324,7 @@ fn run_loop(sys: &mut System, rx: &Receiver<Job>, stop: &Stop, sim: bool) {
             let mut end = RunEnd::StepLimit;
             for _ in 0..SLICES {
                 end = sys.run(1);
-                if end != RunEnd::StepLimit
-                    || sys.k.now().saturating_sub(skew) > host()
-                {
+                if end != RunEnd::StepLimit || sys.k.now().saturating_sub(skew) > host() {
                     break;
                 }
             }
@@ -433,7 +436,10 @@ fn connection(
             Err(FrameError::TooLarge(n)) => {
                 let e = error(
                     ErrorKind::TooLarge,
-                    format!("frame of {n} bytes is larger than the maximum of {}", control::MAX_FRAME),
+                    format!(
+                        "frame of {n} bytes is larger than the maximum of {}",
+                        control::MAX_FRAME
+                    ),
                 );
                 let _ = control::write_frame(&mut s, &control::encode(&e));
                 return;
@@ -488,7 +494,10 @@ pub fn execute(sys: &mut System, req: Request) -> Response {
             args,
             name,
         } => {
-            if name.as_deref().is_some_and(|n| n.is_empty() || n.len() > 256) {
+            if name
+                .as_deref()
+                .is_some_and(|n| n.is_empty() || n.len() > 256)
+            {
                 return error(ErrorKind::Usage, "a task name must have 1 to 256 bytes");
             }
             match sys.spawn(&program, &args, name.as_deref()) {
@@ -516,7 +525,10 @@ pub fn execute(sys: &mut System, req: Request) -> Response {
         } => {
             let path = Path::new(&image);
             if !path.is_absolute() {
-                return error(ErrorKind::Usage, format!("{image}: the image path must be absolute"));
+                return error(
+                    ErrorKind::Usage,
+                    format!("{image}: the image path must be absolute"),
+                );
             }
             let opts = RestoreOpts {
                 err_resume,
@@ -534,7 +546,10 @@ pub fn execute(sys: &mut System, req: Request) -> Response {
             if vc >= crate::console::MAX_VCS {
                 return error(
                     ErrorKind::Usage,
-                    format!("virtual console {vc} (there are {})", crate::console::MAX_VCS),
+                    format!(
+                        "virtual console {vc} (there are {})",
+                        crate::console::MAX_VCS
+                    ),
                 );
             }
             let view = ScreenView::of(vc, &sys.screen(vc));
@@ -544,15 +559,14 @@ pub fn execute(sys: &mut System, req: Request) -> Response {
                 Response::Screen(view)
             }
         }
-        Request::Key {
-            vc,
-            key,
-            modifiers,
-        } => {
+        Request::Key { vc, key, modifiers } => {
             if vc >= crate::console::MAX_VCS {
                 return error(
                     ErrorKind::Usage,
-                    format!("virtual console {vc} (there are {})", crate::console::MAX_VCS),
+                    format!(
+                        "virtual console {vc} (there are {})",
+                        crate::console::MAX_VCS
+                    ),
                 );
             }
             sys.push_key(vc, key, modifiers);

@@ -171,10 +171,13 @@ impl System {
                 trace: cfg.audit,
             },
         };
-        let root = cfg.root.canonicalize().map_err(|source| SystemError::Root {
-            path: cfg.root.clone(),
-            source,
-        })?;
+        let root = cfg
+            .root
+            .canonicalize()
+            .map_err(|source| SystemError::Root {
+                path: cfg.root.clone(),
+                source,
+            })?;
         let mut k = Kernel::new(kc);
         let ns = NamingService::spawn(&mut k);
         let service = |what| move |source| SystemError::Service { what, source };
@@ -223,8 +226,8 @@ impl System {
     ) -> Result<TaskId, SystemError> {
         let (default_name, bytes) = match program {
             Program::Vfs(path) => {
-                let bytes = vfs::read_file_in(&self.root, path).map_err(|e| {
-                    SystemError::Program {
+                let bytes =
+                    vfs::read_file_in(&self.root, path).map_err(|e| SystemError::Program {
                         path: path.clone(),
                         why: match e {
                             Errno::NoEntry => "no such file in the VFS root".into(),
@@ -233,8 +236,7 @@ impl System {
                             }
                             e => e.to_string(),
                         },
-                    }
-                })?;
+                    })?;
                 (path.as_str(), bytes)
             }
             Program::Bytes { name, bytes } => (name.as_str(), bytes.clone()),
@@ -388,7 +390,9 @@ impl System {
                 // An empty directory is taken; anything else is refused
                 // (remove_dir fails on a non-empty one, atomically).
                 std::fs::remove_dir(target).map_err(|_| {
-                    target_err("exists and is not an empty directory (images are never overwritten)")
+                    target_err(
+                        "exists and is not an empty directory (images are never overwritten)",
+                    )
                 })?;
                 emptied = true;
             }
@@ -440,15 +444,10 @@ impl System {
             };
             if let Err(e) = &result {
                 let me = self.loader.0.borrow().task();
-                self.k.log_line(
-                    me,
-                    format!("loader: cannot start {:?}: {e}", r.command),
-                );
+                self.k
+                    .log_line(me, format!("loader: cannot start {:?}: {e}", r.command));
             }
-            self.loader
-                .0
-                .borrow_mut()
-                .finish(&mut self.k, &r, result);
+            self.loader.0.borrow_mut().finish(&mut self.k, &r, result);
         }
     }
 

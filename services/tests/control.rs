@@ -93,7 +93,10 @@ fn garbage_never_panics_the_session() {
             decoded += 1;
         }
     }
-    assert!(decoded > 1000, "mutations of valid requests decode often: {decoded}");
+    assert!(
+        decoded > 1000,
+        "mutations of valid requests decode often: {decoded}"
+    );
     for r in samples() {
         let mut s = Session::default();
         s.decode(&control::encode(&samples()[0]));
@@ -110,7 +113,10 @@ fn the_session_names_what_is_wrong() {
         other => panic!("{other:?}"),
     };
     let mut s = Session::default();
-    assert_eq!(kind(s.decode(&control::encode(&Request::Tasks))), ErrorKind::Handshake);
+    assert_eq!(
+        kind(s.decode(&control::encode(&Request::Tasks))),
+        ErrorKind::Handshake
+    );
     assert_eq!(
         kind(s.decode(&control::encode(&Request::Hello { version: 99 }))),
         ErrorKind::Version
@@ -196,7 +202,13 @@ fn a_served_system_survives_bad_frames() {
     assert_eq!(kind_of(&r[0]), ErrorKind::Version);
     let r = raw(
         &sock,
-        &[&hello, &[77, 0], &[1, 255, 255], &[], &control::encode(&Request::Tasks)],
+        &[
+            &hello,
+            &[77, 0],
+            &[1, 255, 255],
+            &[],
+            &control::encode(&Request::Tasks),
+        ],
     );
     assert!(matches!(r[0], Response::Hello { .. }));
     assert_eq!(kind_of(&r[1]), ErrorKind::Unknown);
@@ -222,7 +234,10 @@ fn a_served_system_survives_bad_frames() {
         .unwrap_err();
     assert!(e.is_usage(), "{e}");
     assert!(matches!(
-        c.request(&Request::Screen { vc: 0, unless: None }),
+        c.request(&Request::Screen {
+            vc: 0,
+            unless: None
+        }),
         Ok(Response::Screen(_))
     ));
     assert!(matches!(

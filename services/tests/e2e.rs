@@ -137,7 +137,13 @@ impl Booted {
 
     fn screen(&self) -> String {
         let mut c = Client::connect(&self.sock).unwrap();
-        match c.request(&Request::Screen { vc: 0, unless: None }).unwrap() {
+        match c
+            .request(&Request::Screen {
+                vc: 0,
+                unless: None,
+            })
+            .unwrap()
+        {
             Response::Screen(v) => v.text(),
             other => panic!("{other:?}"),
         }
@@ -184,7 +190,10 @@ fn wait_ticks(root: &Path, at_least: u64) -> u64 {
         if n >= at_least {
             return n;
         }
-        assert!(Instant::now() < until, "stuck at {n} ticks, waiting for {at_least}");
+        assert!(
+            Instant::now() < until,
+            "stuck at {n} ticks, waiting for {at_least}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -213,7 +222,11 @@ fn checkpoint_kill_restore(sim: Option<u64>) {
     wait_ticks(&root, 5);
     let img = images.join("one");
     let s = task.to_string();
-    let out = ok(&cmd("chkpnt", &sock, &["-o", img.to_str().unwrap(), &s, "--kill"]));
+    let out = ok(&cmd(
+        "chkpnt",
+        &sock,
+        &["-o", img.to_str().unwrap(), &s, "--kill"],
+    ));
     assert!(out.contains("killed"), "{out}");
     assert!(ok(&validate(&img)).contains("sound") || validate(&img).status.success());
     let at_cut = ticks(&root);
@@ -223,13 +236,20 @@ fn checkpoint_kill_restore(sim: Option<u64>) {
     assert!(shown == at_cut || shown == at_cut + 1, "{at_cut}: {screen}");
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(ticks(&root), at_cut, "killed: the file stays");
-    fails(&sys.run(&["tasks", "--name", "ticker"]), 1, "no task named ticker");
+    fails(
+        &sys.run(&["tasks", "--name", "ticker"]),
+        1,
+        "no task named ticker",
+    );
 
     // Into the same system: it goes on from where it was.
     let out = ok(&cmd("rstr", &sock, &[img.to_str().unwrap(), "--json"]));
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["tasks"][0]["image_id"], task);
-    assert!(shown_tick(&sys.screen()) >= shown, "the console as it was, or on");
+    assert!(
+        shown_tick(&sys.screen()) >= shown,
+        "the console as it was, or on"
+    );
     let n = wait_ticks(&root, at_cut + 3);
     assert!(shown_tick(&sys.screen()) >= n);
 
@@ -242,7 +262,14 @@ fn checkpoint_kill_restore(sim: Option<u64>) {
     let out = ok(&cmd(
         "chkpnt",
         &sock,
-        &["-o", tar.to_str().unwrap(), &again.to_string(), "--kill", "--tar", "--json"],
+        &[
+            "-o",
+            tar.to_str().unwrap(),
+            &again.to_string(),
+            "--kill",
+            "--tar",
+            "--json",
+        ],
     ));
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["members"][0], again);
@@ -260,7 +287,10 @@ fn checkpoint_kill_restore(sim: Option<u64>) {
     let n = wait_ticks(&root, at_cut + 3);
     assert!(shown_tick(&fresh.screen()) >= n);
     let listed = ok(&fresh.run(&["tasks"]));
-    assert!(listed.contains("ticker") && listed.contains("other"), "{listed}");
+    assert!(
+        listed.contains("ticker") && listed.contains("other"),
+        "{listed}"
+    );
     drop(fresh);
 }
 
@@ -279,11 +309,19 @@ fn bad_input_is_named_with_its_exit_status() {
     let (dir, root, images) = setup();
     let sock = dir.path().join("a.sock");
     // No system yet, a regular file, a socket nobody listens on.
-    fails(&cmd("chkpnt", &sock, &["-o", "x", "7"]), 1, "no system is running");
+    fails(
+        &cmd("chkpnt", &sock, &["-o", "x", "7"]),
+        1,
+        "no system is running",
+    );
     std::fs::write(&sock, "not a socket").unwrap();
     fails(&cmd("rstr", &sock, &["x"]), 1, "it is not a socket");
     fails(
-        &cmd("spartan", &sock, &["boot", "--root", root.to_str().unwrap()]),
+        &cmd(
+            "spartan",
+            &sock,
+            &["boot", "--root", root.to_str().unwrap()],
+        ),
         1,
         "exists and is not a socket",
     );
@@ -294,15 +332,27 @@ fn bad_input_is_named_with_its_exit_status() {
     // The stale socket is replaced; a second boot is refused.
     let sys = boot(&root, &sock, Some(3));
     fails(
-        &cmd("spartan", &sock, &["boot", "--root", root.to_str().unwrap()]),
+        &cmd(
+            "spartan",
+            &sock,
+            &["boot", "--root", root.to_str().unwrap()],
+        ),
         1,
         "a system is already running on",
     );
     let task = sys.start_ticker(2_000_000).to_string();
     let img = images.join("img");
     let i = img.to_str().unwrap();
-    fails(&cmd("chkpnt", &sock, &["-o", i, "999"]), 1, "task 999 does not exist");
-    fails(&cmd("chkpnt", &sock, &["-o", i, "1"]), 1, "not checkpointable");
+    fails(
+        &cmd("chkpnt", &sock, &["-o", i, "999"]),
+        1,
+        "task 999 does not exist",
+    );
+    fails(
+        &cmd("chkpnt", &sock, &["-o", i, "1"]),
+        1,
+        "not checkpointable",
+    );
     fails(&cmd("chkpnt", &sock, &["-o", i, "x"]), 2, "invalid value");
     fails(
         &cmd("chkpnt", &sock, &["-o", i, &task, "--parent", i]),
@@ -310,7 +360,11 @@ fn bad_input_is_named_with_its_exit_status() {
         "incremental images are not supported yet",
     );
     fails(
-        &cmd("chkpnt", &sock, &["-o", i, &task, "--file-policy", "sometimes"]),
+        &cmd(
+            "chkpnt",
+            &sock,
+            &["-o", i, &task, "--file-policy", "sometimes"],
+        ),
         2,
         "invalid value",
     );
@@ -331,31 +385,62 @@ fn bad_input_is_named_with_its_exit_status() {
     // An empty directory is taken.
     let good = images.join("good");
     std::fs::create_dir(&good).unwrap();
-    ok(&cmd("chkpnt", &sock, &["-o", good.to_str().unwrap(), &task]));
+    ok(&cmd(
+        "chkpnt",
+        &sock,
+        &["-o", good.to_str().unwrap(), &task],
+    ));
     ok(&validate(&good));
 
     // Images that are not images, or are damaged.
-    fails(&cmd("rstr", &sock, &[img.to_str().unwrap()]), 2, "cannot restore");
-    fails(&cmd("rstr", &sock, &["/nonexistent/img"]), 2, "cannot restore");
+    fails(
+        &cmd("rstr", &sock, &[img.to_str().unwrap()]),
+        2,
+        "cannot restore",
+    );
+    fails(
+        &cmd("rstr", &sock, &["/nonexistent/img"]),
+        2,
+        "cannot restore",
+    );
     let bad = images.join("bad");
     copy_damaged(&good, &bad);
-    assert!(!validate(&bad).status.success(), "the damaged image does not validate");
+    assert!(
+        !validate(&bad).status.success(),
+        "the damaged image does not validate"
+    );
     let o = cmd("rstr", &sock, &[bad.to_str().unwrap()]);
     assert!(matches!(o.status.code(), Some(1 | 2)), "{}", stderr(&o));
-    assert!(stderr(&o).starts_with("rstr: error: cannot restore"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("rstr: error: cannot restore"),
+        "{}",
+        stderr(&o)
+    );
 
     // Other usage errors of spartan.
     fails(&sys.run(&["kill", "1"]), 1, "system service");
     fails(&sys.run(&["kill", "4242"]), 1, "task 4242 does not exist");
-    fails(&sys.run(&["run", "ticker.wat", "fast"]), 2, "bad argument \"fast\"");
+    fails(
+        &sys.run(&["run", "ticker.wat", "fast"]),
+        2,
+        "bad argument \"fast\"",
+    );
     fails(&sys.run(&["run", "../etc/passwd"]), 2, "cannot read");
-    fails(&sys.run(&["run", "nope.wat"]), 2, "no such file in the VFS root");
+    fails(
+        &sys.run(&["run", "nope.wat"]),
+        2,
+        "no such file in the VFS root",
+    );
     // The task ran on and wrote log.txt after the checkpoint: restoring
     // it is refused (the unchangeable policy), and nothing is left.
     ok(&sys.run(&["kill", &task]));
     let before = ok(&sys.run(&["tasks", "--id"]));
     fails(&cmd("rstr", &sock, &[good.to_str().unwrap()]), 1, "refused");
-    assert_eq!(ok(&sys.run(&["tasks", "--id"])), before, "no restored task left");
+    assert_eq!(
+        ok(&sys.run(&["tasks", "--id"])),
+        before,
+        "no restored task left"
+    );
     let task = sys.start_ticker(2_000_000).to_string();
     let _ = task;
     // The system is still serving, the task still running.
@@ -480,7 +565,11 @@ fn sigkill_during_checkpoints_leaves_no_partial_image() {
     let sys = boot(&root, &sock, None);
     ok(&sys.run(&["tasks"]));
     if let Some(last) = finished.last() {
-        let out = ok(&cmd("rstr", &sock, &[last.to_str().unwrap(), "--err-resume"]));
+        let out = ok(&cmd(
+            "rstr",
+            &sock,
+            &[last.to_str().unwrap(), "--err-resume"],
+        ));
         assert!(out.starts_with("restored 1 task"), "{out}");
     }
 }

@@ -64,7 +64,11 @@ fn a_guest_starts_a_program_through_the_loader() {
     let enoent = (-spartan_kernel::ipc::Errno::NoEntry.as_result()).to_string();
     assert!(log.contains(&enoent), "{log:?}");
     assert!(sys.k.task(parent).is_none(), "the parent finished");
-    assert!(sys.screen(0).text().starts_with("n=42"), "{}", sys.screen(0).text());
+    assert!(
+        sys.screen(0).text().starts_with("n=42"),
+        "{}",
+        sys.screen(0).text()
+    );
     let rows = sys.tasks();
     let c = rows.iter().find(|r| r.name == "child").unwrap();
     assert!(c.checkpointable && !c.cooperative && c.threads == 1 && c.memory > 0);
@@ -82,7 +86,10 @@ fn host_spawns_kills_checkpoints_and_restores() {
     let e = sys
         .spawn(&Program::Vfs("../child.wat".into()), &[], None)
         .unwrap_err();
-    assert!(matches!(e, SystemError::Program { .. }) && e.is_usage(), "{e}");
+    assert!(
+        matches!(e, SystemError::Program { .. }) && e.is_usage(),
+        "{e}"
+    );
     let e = sys
         .spawn(&Program::Vfs("child.wat".into()), &["x".into()], None)
         .unwrap_err();
@@ -90,7 +97,10 @@ fn host_spawns_kills_checkpoints_and_restores() {
     let e = sys
         .spawn(&Program::Vfs("child.wat".into()), &[], None)
         .unwrap_err();
-    assert!(matches!(e, SystemError::Spawn { .. }), "main takes one argument: {e}");
+    assert!(
+        matches!(e, SystemError::Spawn { .. }),
+        "main takes one argument: {e}"
+    );
     let e = sys
         .spawn(
             &Program::Bytes {
@@ -103,7 +113,12 @@ fn host_spawns_kills_checkpoints_and_restores() {
         .unwrap_err();
     assert!(matches!(e, SystemError::Spawn { .. }), "{e}");
     let ns = sys.find("ns").unwrap();
-    assert!(sys.kill(ns.0).unwrap_err().to_string().contains("system service"));
+    assert!(
+        sys.kill(ns.0)
+            .unwrap_err()
+            .to_string()
+            .contains("system service")
+    );
     assert!(matches!(sys.kill(999), Err(SystemError::NoTask(999))));
     assert!(matches!(
         sys.checkpoint(ns.0, &root.path().join("x"), &CheckpointOptions::default()),
@@ -111,7 +126,11 @@ fn host_spawns_kills_checkpoints_and_restores() {
     ));
 
     let t = sys
-        .spawn(&Program::Vfs("child.wat".into()), &["5".into()], Some("kid"))
+        .spawn(
+            &Program::Vfs("child.wat".into()),
+            &["5".into()],
+            Some("kid"),
+        )
         .unwrap();
     sys.run(2000);
     let images = tempfile::tempdir().unwrap();
@@ -172,7 +191,12 @@ fn a_sleeper_goes_on_in_a_fresh_simulated_system() {
         rt::program(r#"(func (export "main") (loop $l (drop (call $sleep (i64.const 1000000000))) (br $l)))"#),
     )
     .unwrap();
-    let lines = || std::fs::read_to_string(root.path().join("log.txt")).unwrap().lines().count();
+    let lines = || {
+        std::fs::read_to_string(root.path().join("log.txt"))
+            .unwrap()
+            .lines()
+            .count()
+    };
     let mut sys = boot(root.path());
     let t = sys.spawn(&Program::Vfs("t.wat".into()), &[], None).unwrap();
     while sys.k.now() < 100_000_000 {
@@ -187,7 +211,9 @@ fn a_sleeper_goes_on_in_a_fresh_simulated_system() {
     sys.checkpoint(t.0, &path, &opts).unwrap();
     let n = lines();
     let mut fresh = boot(root.path());
-    fresh.spawn(&Program::Vfs("idle.wat".into()), &[], None).unwrap();
+    fresh
+        .spawn(&Program::Vfs("idle.wat".into()), &[], None)
+        .unwrap();
     // Its clock is behind the capture's.
     fresh.run(5);
     assert!(fresh.k.now() < 100_000_000);

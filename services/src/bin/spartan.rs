@@ -136,8 +136,7 @@ fn start(socket: Option<&Path>, r: RunArgs) -> anyhow::Result<Verdict> {
         .as_deref()
         .is_none_or(|t| t.starts_with('/') || t.starts_with("./") || t.starts_with("../"));
     let program = if host {
-        let bytes = std::fs::read(&r.program)
-            .with_context(|| format!("cannot read {shown}"))?;
+        let bytes = std::fs::read(&r.program).with_context(|| format!("cannot read {shown}"))?;
         let name = r
             .program
             .file_name()
