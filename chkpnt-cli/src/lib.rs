@@ -90,3 +90,15 @@ Examples:
   chkpnt -o backups/$(date +%s) $(spartan tasks --name tetris --id)
   chkpnt -o game.tar --tar --kill 7
   chkpnt -o img 7 --file-policy volatile --timeout 5000 --json";
+
+/// The man pages, generated from the clap definition.
+pub fn man_pages() -> Result<Vec<spartan_cli::docs::Generated>, spartan_cli::docs::DocsError> {
+    use clap::CommandFactory;
+    spartan_cli::docs::man_pages(Args::command(), "chkpnt", env!("CARGO_PKG_VERSION"))
+}
+
+/// The shell completions, generated from the clap definition.
+pub fn completions() -> Vec<spartan_cli::docs::Generated> {
+    use clap::CommandFactory;
+    spartan_cli::docs::completions(&Args::command(), "chkpnt")
+}

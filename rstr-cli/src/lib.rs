@@ -48,3 +48,15 @@ Examples:
   rstr backups/1700000000
   rstr backups/$(ls backups | sort -n | tail -1) --err-resume
   rstr game.tar --json";
+
+/// The man pages, generated from the clap definition.
+pub fn man_pages() -> Result<Vec<spartan_cli::docs::Generated>, spartan_cli::docs::DocsError> {
+    use clap::CommandFactory;
+    spartan_cli::docs::man_pages(Args::command(), "rstr", env!("CARGO_PKG_VERSION"))
+}
+
+/// The shell completions, generated from the clap definition.
+pub fn completions() -> Vec<spartan_cli::docs::Generated> {
+    use clap::CommandFactory;
+    spartan_cli::docs::completions(&Args::command(), "rstr")
+}

@@ -153,3 +153,15 @@ pub fn absolute(p: &Path) -> anyhow::Result<String> {
         .map(str::to_string)
         .ok_or_else(|| anyhow::anyhow!("{}: the path is not UTF-8", abs.display()))
 }
+
+/// The man pages, generated from the clap definition.
+pub fn man_pages() -> Result<Vec<spartan_cli::docs::Generated>, spartan_cli::docs::DocsError> {
+    use clap::CommandFactory;
+    spartan_cli::docs::man_pages(Cli::command(), "spartan", env!("CARGO_PKG_VERSION"))
+}
+
+/// The shell completions, generated from the clap definition.
+pub fn completions() -> Vec<spartan_cli::docs::Generated> {
+    use clap::CommandFactory;
+    spartan_cli::docs::completions(&Cli::command(), "spartan")
+}
