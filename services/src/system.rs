@@ -101,6 +101,12 @@ pub enum SystemError {
     Target { path: PathBuf, why: String },
     #[error(transparent)]
     Checkpointer(#[from] CheckpointerError),
+    /// A restore failed, and the services said why.
+    #[error("{source} ({why})")]
+    Restore {
+        source: CheckpointerError,
+        why: String,
+    },
 }
 
 impl SystemError {
@@ -408,9 +414,39 @@ impl System {
         Ok(r?)
     }
 
-    /// Restores the image at `path` (a directory or a tar file).
+    /// Restores the image at `path` (a directory or a tar file). A
+    /// refusal carries the reasons the services logged meanwhile (a
+    /// changed file, named), since the kernel log is not the user's.
     pub fn restore(&mut self, path: &Path, opts: &RestoreOpts) -> Result<Restored, SystemError> {
-        Ok(self.ck.restore(&mut self.k, &mut self.s, path, opts)?)
+        let seen = self.k.log().len();
+        self.ck
+            .restore(&mut self.k, &mut self.s, path, opts)
+            .map_err(|e| {
+                let why: Vec<String> = self.k.log()[seen.min(self.k.log().len())..]
+                    .iter()
+                    .filter(|l| {
+                        self.k
+                            .task(l.task)
+                            .is_some_and(|t| matches!(t.policy, TaskPolicy::Cooperative { .. }))
+                    })
+                    .map(|l| {
+                        let name = self
+                            .k
+                            .task(l.task)
+                            .map(|t| t.name.clone())
+                            .unwrap_or_default();
+                        format!("{name}: {}", l.text)
+                    })
+                    .collect();
+                if why.is_empty() {
+                    SystemError::Checkpointer(e)
+                } else {
+                    SystemError::Restore {
+                        source: e,
+                        why: why.join("; "),
+                    }
+                }
+            })
     }
 
     /// Runs at most `slices` scheduler slices, carrying out the loader's

@@ -436,7 +436,13 @@ fn bad_input_is_named_with_its_exit_status() {
     // it is refused (the unchangeable policy), and nothing is left.
     ok(&sys.run(&["kill", &task]));
     let before = ok(&sys.run(&["tasks", "--id"]));
-    fails(&cmd("rstr", &sock, &[good.to_str().unwrap()]), 1, "refused");
+    let o = cmd("rstr", &sock, &[good.to_str().unwrap()]);
+    fails(&o, 1, "refused");
+    assert!(
+        stderr(&o).contains("log.txt"),
+        "the file is named: {}",
+        stderr(&o)
+    );
     assert_eq!(
         ok(&sys.run(&["tasks", "--id"])),
         before,
