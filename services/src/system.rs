@@ -104,7 +104,7 @@ pub enum SystemError {
     /// A restore failed, and the services said why.
     #[error("{source} ({why})")]
     Restore {
-        source: CheckpointerError,
+        source: Box<CheckpointerError>,
         why: String,
     },
 }
@@ -442,7 +442,7 @@ impl System {
                     SystemError::Checkpointer(e)
                 } else {
                     SystemError::Restore {
-                        source: e,
+                        source: Box::new(e),
                         why: why.join("; "),
                     }
                 }
