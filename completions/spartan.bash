@@ -88,7 +88,7 @@ _spartan() {
             return 0
             ;;
         spartan__subcmd__boot)
-            opts="-h --root --sim --detach --cols --rows --socket --help"
+            opts="-h --root --sim --detach --log --cols --rows --socket --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

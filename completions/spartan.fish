@@ -39,6 +39,7 @@ complete -c spartan -n "__fish_spartan_using_subcommand boot" -l cols -d 'Column
 complete -c spartan -n "__fish_spartan_using_subcommand boot" -l rows -d 'Rows of the virtual consoles' -r
 complete -c spartan -n "__fish_spartan_using_subcommand boot" -l socket -d 'The control socket (default: $SPARTAN_SOCKET, else $XDG_RUNTIME_DIR/spartan.sock, else /tmp/spartan-$UID/control.sock)' -r -F
 complete -c spartan -n "__fish_spartan_using_subcommand boot" -l detach -d 'Run in the background: return once the socket accepts connections'
+complete -c spartan -n "__fish_spartan_using_subcommand boot" -l log -d 'Print the kernel log (task messages, traps, exits) on stderr'
 complete -c spartan -n "__fish_spartan_using_subcommand boot" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spartan -n "__fish_spartan_using_subcommand run" -l name -d 'The task\'s name (default: the program\'s file name without extension)' -r
 complete -c spartan -n "__fish_spartan_using_subcommand run" -l socket -d 'The control socket (default: $SPARTAN_SOCKET, else $XDG_RUNTIME_DIR/spartan.sock, else /tmp/spartan-$UID/control.sock)' -r -F

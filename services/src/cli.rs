@@ -83,6 +83,9 @@ pub struct BootArgs {
     /// Run in the background: return once the socket accepts connections.
     #[arg(long)]
     pub detach: bool,
+    /// Print the kernel log (task messages, traps, exits) on stderr.
+    #[arg(long, conflicts_with = "detach")]
+    pub log: bool,
     /// Columns of the virtual consoles.
     #[arg(long, value_name = "N", default_value_t = 80)]
     pub cols: u32,

@@ -250,8 +250,20 @@ pub fn no_signals() -> Stop {
     Stop::new()
 }
 
+/// How to serve.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServeOptions {
+    /// The simulation seed, if the system runs in simulation.
+    pub sim: Option<u64>,
+    /// Print the kernel log's lines on stderr as they come (otherwise they
+    /// are dropped: the log is drained either way, so that a long-lived
+    /// system's memory stays bounded).
+    pub log: bool,
+}
+
 /// Runs `sys` and serves `socket` until `stop` or a shutdown request.
-pub fn serve(mut sys: System, socket: ControlSocket, stop: Stop, sim: Option<u64>) {
+pub fn serve(mut sys: System, socket: ControlSocket, stop: Stop, opts: ServeOptions) {
+    let sim = opts.sim;
     let (tx, rx) = mpsc::channel::<Job>();
     *stop.waker.lock().unwrap_or_else(|e| e.into_inner()) = sys.k.waker();
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -270,7 +282,7 @@ pub fn serve(mut sys: System, socket: ControlSocket, stop: Stop, sim: Option<u64
             .name("accept".into())
             .spawn(move || accept_loop(listener, tx, stop, in_flight, hello));
     }
-    run_loop(&mut sys, &rx, &stop, sim.is_some());
+    run_loop(&mut sys, &rx, &stop, opts);
     // Let the connections whose requests were carried out write their
     // responses (the shutdown's among them).
     let until = Instant::now() + Duration::from_secs(2);
@@ -283,7 +295,29 @@ pub fn serve(mut sys: System, socket: ControlSocket, stop: Stop, sim: Option<u64
     drop(socket);
 }
 
-fn run_loop(sys: &mut System, rx: &Receiver<Job>, stop: &Stop, sim: bool) {
+/// Drains the kernel log, printing it if asked.
+fn drain_log(sys: &mut System, print: bool) {
+    let lines = sys.k.take_log();
+    if !print {
+        return;
+    }
+    let mut err = io::stderr().lock();
+    for l in lines {
+        let name = sys.k.task(l.task).map(|t| t.name.as_str()).unwrap_or("-");
+        let line = format!(
+            "[{}.{:06}] task {} ({}): {}\n",
+            l.time / 1_000_000_000,
+            l.time / 1000 % 1_000_000,
+            l.task.0,
+            name,
+            l.text
+        );
+        let _ = io::Write::write_all(&mut err, spartan_cli::escape_lines(&line).as_bytes());
+    }
+}
+
+fn run_loop(sys: &mut System, rx: &Receiver<Job>, stop: &Stop, opts: ServeOptions) {
+    let sim = opts.sim.is_some();
     let started = Instant::now();
     // Simulation is paced: virtual time may not run ahead of the host's
     // (less `skew`: the virtual time requests took, a restore's jump to
@@ -295,6 +329,7 @@ fn run_loop(sys: &mut System, rx: &Receiver<Job>, stop: &Stop, sim: bool) {
     let mut skew = 0u64;
     let host = || started.elapsed().as_nanos() as u64;
     loop {
+        drain_log(sys, opts.log);
         let mut served = false;
         while let Ok((req, reply)) = rx.try_recv() {
             let shutdown = req == Request::Shutdown;

@@ -145,7 +145,15 @@ fn boot(root: &Path, sock: &Path) -> std::thread::JoinHandle<()> {
         let mut cfg = SystemConfig::new(root);
         cfg.sim = Some(3);
         let sys = System::boot(&cfg).unwrap();
-        server::serve(sys, socket, server::no_signals(), Some(3));
+        server::serve(
+            sys,
+            socket,
+            server::no_signals(),
+            server::ServeOptions {
+                sim: Some(3),
+                log: false,
+            },
+        );
     })
 }
 

@@ -76,7 +76,15 @@ fn boot(socket: Option<&Path>, b: &BootArgs) -> anyhow::Result<Verdict> {
         escape(&sys.root().display().to_string()),
     );
     let _ = std::io::stdout().flush();
-    server::serve(sys, sock, stop, b.sim);
+    server::serve(
+        sys,
+        sock,
+        stop,
+        server::ServeOptions {
+            sim: b.sim,
+            log: b.log,
+        },
+    );
     Ok(Verdict::Ok)
 }
 
