@@ -580,3 +580,108 @@ fn sigkill_during_checkpoints_leaves_no_partial_image() {
         assert!(out.starts_with("restored 1 task"), "{out}");
     }
 }
+
+/// Echoes every key it reads to the console.
+const ECHO: &str = r#"
+  (func (export "main") (local $con i32) (local $k i64)
+    (local.set $con (call $connect (i64.const 2)))
+    (loop $keys
+      (local.set $k (call $con_key (local.get $con)))
+      (i64.store8 (i32.const 0x400) (local.get $k))
+      (call $con_print (local.get $con) (i32.const 0x400) (i32.const 1))
+      (br $keys)))
+"#;
+
+#[test]
+fn keys_reach_a_task_and_signals_stop_the_system() {
+    let (dir, root, _images) = setup();
+    std::fs::write(root.join("echo.wat"), rt::program(ECHO)).unwrap();
+    let sock = dir.path().join("run/a.sock");
+    // --detach returns once the socket serves; the directory is made 0700.
+    let out = cmd(
+        "spartan",
+        &sock,
+        &["boot", "--detach", "--root", root.to_str().unwrap()],
+    );
+    assert!(
+        stdout(&out).contains("system running on"),
+        "{}",
+        stderr(&out)
+    );
+    // Stopped however the test ends.
+    struct Detached<'a>(&'a Path);
+    impl Drop for Detached<'_> {
+        fn drop(&mut self) {
+            if self.0.exists() {
+                let _ = cmd("spartan", self.0, &["shutdown"]);
+            }
+        }
+    }
+    let _detached = Detached(&sock);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(sock.parent().unwrap()), 0o700);
+    assert_eq!(mode(&sock), 0o600);
+    ok(&cmd("spartan", &sock, &["run", "echo.wat"]));
+    let mut c = Client::connect(&sock).unwrap();
+    let mut last = None;
+    for key in "hi!".chars() {
+        let r = c
+            .request(&Request::Key {
+                vc: 0,
+                key: u64::from(key),
+                modifiers: 0,
+            })
+            .unwrap();
+        assert_eq!(r, Response::KeySent);
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        match c
+            .request(&Request::Screen {
+                vc: 0,
+                unless: last,
+            })
+            .unwrap()
+        {
+            Response::Screen(v) => {
+                last = Some(v.digest);
+                if v.text().starts_with("hi!") {
+                    break;
+                }
+            }
+            Response::Unchanged => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(Instant::now() < until, "the keys were not echoed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let again = c
+        .request(&Request::Screen {
+            vc: 0,
+            unless: last,
+        })
+        .unwrap();
+    assert!(
+        again == Response::Unchanged,
+        "polling with the digest of the screen shown"
+    );
+    ok(&cmd("spartan", &sock, &["shutdown"]));
+    assert!(!sock.exists());
+
+    // SIGTERM and SIGINT end a foreground system cleanly, socket removed.
+    for sig in ["-TERM", "-INT"] {
+        let mut sys = boot(&root, &sock, None);
+        let pid = sys.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = sys.child.wait().unwrap();
+        assert!(status.success(), "{sig}: {status}");
+        assert!(!sock.exists(), "{sig}: the socket is removed");
+    }
+}
