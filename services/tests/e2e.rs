@@ -685,3 +685,39 @@ fn keys_reach_a_task_and_signals_stop_the_system() {
         assert!(!sock.exists(), "{sig}: the socket is removed");
     }
 }
+
+/// A client running as another user is refused on connection (the peer's
+/// uid, `SO_PEERCRED`), even when the socket's mode would let it in.
+/// Running a client as another uid needs root: elsewhere the test says it
+/// skipped.
+#[test]
+fn a_peer_of_another_uid_is_refused() {
+    // Safety: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIPPED a_peer_of_another_uid_is_refused: needs root to run a client as another uid"
+        );
+        return;
+    }
+    let (dir, root, _images) = setup();
+    let sock = dir.path().join("a.sock");
+    let _sys = boot(&root, &sock, Some(1));
+    use std::os::unix::fs::PermissionsExt;
+    // Open the way on purpose: only the peer check is left.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    use std::os::unix::process::CommandExt;
+    let o = Command::new(bin("spartan"))
+        .args(["tasks", "--socket"])
+        .arg(&sock)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    fails(
+        &o,
+        1,
+        "permission denied: uid 65534 is not the system's owner",
+    );
+    ok(&cmd("spartan", &sock, &["tasks"]));
+}
