@@ -477,11 +477,20 @@ impl Client {
             path: self.path.clone(),
             source,
         };
-        write_frame(&mut self.stream, &encode(req)).map_err(io)?;
-        let frame = read_frame(&mut self.stream).map_err(|source| ClientError::Frame {
-            path: self.path.clone(),
-            source,
-        })?;
+        let written = write_frame(&mut self.stream, &encode(req));
+        let frame = match (written, read_frame(&mut self.stream)) {
+            (_, Ok(frame)) => frame,
+            // The system may have refused the connection (another user,
+            // too many connections) before the request went out: its
+            // error frame says why, if it is there.
+            (Err(e), Err(_)) => return Err(io(e)),
+            (Ok(()), Err(source)) => {
+                return Err(ClientError::Frame {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
         let resp: Response =
             postcard::from_bytes(&frame).map_err(|e| ClientError::BadResponse {
                 path: self.path.clone(),

@@ -53,6 +53,9 @@ pub enum ServerError {
 pub struct ControlSocket {
     listener: UnixListener,
     path: PathBuf,
+    /// The socket file's device and inode, so that only this socket is
+    /// removed (not one that replaced it).
+    id: (u64, u64),
 }
 
 fn my_uid() -> u32 {
@@ -121,9 +124,11 @@ impl ControlSocket {
         unsafe { libc::umask(old) };
         let listener = bound.map_err(io)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        let m = path.symlink_metadata().map_err(io)?;
         Ok(ControlSocket {
             listener,
             path: path.to_path_buf(),
+            id: (m.dev(), m.ino()),
         })
     }
 
@@ -135,10 +140,10 @@ impl ControlSocket {
 impl Drop for ControlSocket {
     fn drop(&mut self) {
         // Only our own socket: the path may have been replaced meanwhile.
-        let ours = match (self.path.symlink_metadata(), self.listener.local_addr()) {
-            (Ok(m), Ok(_)) => m.file_type().is_socket(),
-            _ => false,
-        };
+        let ours = self
+            .path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_socket() && (m.dev(), m.ino()) == self.id);
         if ours {
             let _ = std::fs::remove_file(&self.path);
         }

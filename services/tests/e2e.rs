@@ -274,6 +274,18 @@ fn checkpoint_kill_restore(sim: Option<u64>) {
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["members"][0], again);
     ok(&validate(&tar));
+    // The two images differ (memory, the console's screen); one equals itself.
+    let diff = |a: &Path, b: &Path| {
+        Command::new(bin("snapinspect"))
+            .arg("diff")
+            .args([a, b])
+            .output()
+            .unwrap()
+    };
+    let d = diff(&img, &tar);
+    assert_eq!(d.status.code(), Some(1), "{}", stderr(&d));
+    assert!(!d.stdout.is_empty());
+    assert_eq!(diff(&tar, &tar).status.code(), Some(0));
     let at_cut = ticks(&root);
     ok(&sys.run(&["shutdown"]));
     assert!(!sock.exists());
