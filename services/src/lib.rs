@@ -30,7 +30,8 @@
 //!   `spartan` command drives).
 //!
 //! Still to come (the services issue): the console's host terminal, the
-//! VFS's other file policies, directories and working directory, the loader and the `spartan` command.
+//! VFS's other file policies, directories and working directory;
+//! `spartan console` and `spartan demo`.
 
 pub mod checkpointer;
 pub mod cli;
