@@ -1,6 +1,6 @@
 //! The committed man pages and shell completions of `chkpnt` must match
 //! what its clap definition generates now; regenerate with
-//! `cargo run -p chkpnt --example gen-docs`.
+//! `cargo run -p chkpnt --example gen-docs-chkpnt`.
 
 use std::path::Path;
 
@@ -14,6 +14,6 @@ fn man_pages_and_completions_are_fresh() {
     assert_eq!(scripts.len(), 3);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     if let Err(e) = spartan_cli::docs::check_fresh(&root, "chkpnt", &pages, &scripts) {
-        panic!("{e}; regenerate with `cargo run -p chkpnt --example gen-docs` and commit");
+        panic!("{e}; regenerate with `cargo run -p chkpnt --example gen-docs-chkpnt` and commit");
     }
 }

@@ -1,6 +1,6 @@
 //! The committed man pages and shell completions of `rstr` must match
 //! what its clap definition generates now; regenerate with
-//! `cargo run -p rstr --example gen-docs`.
+//! `cargo run -p rstr --example gen-docs-rstr`.
 
 use std::path::Path;
 
@@ -14,6 +14,6 @@ fn man_pages_and_completions_are_fresh() {
     assert_eq!(scripts.len(), 3);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     if let Err(e) = spartan_cli::docs::check_fresh(&root, "rstr", &pages, &scripts) {
-        panic!("{e}; regenerate with `cargo run -p rstr --example gen-docs` and commit");
+        panic!("{e}; regenerate with `cargo run -p rstr --example gen-docs-rstr` and commit");
     }
 }

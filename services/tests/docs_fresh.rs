@@ -1,6 +1,6 @@
 //! The committed man pages and shell completions of `spartan` must match
 //! what its clap definition generates now; regenerate with
-//! `cargo run -p spartan-services --example gen-docs`.
+//! `cargo run -p spartan-services --example gen-docs-spartan`.
 
 use std::path::Path;
 
@@ -15,7 +15,7 @@ fn man_pages_and_completions_are_fresh() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     if let Err(e) = spartan_cli::docs::check_fresh(&root, "spartan", &pages, &scripts) {
         panic!(
-            "{e}; regenerate with `cargo run -p spartan-services --example gen-docs` and commit"
+            "{e}; regenerate with `cargo run -p spartan-services --example gen-docs-spartan` and commit"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! Regenerates `rstr`'s man pages (`man/`) and shell completions
 //! (`completions/`) from its clap definition.
 //!
-//! Run from anywhere: `cargo run -p rstr --example gen-docs`. An optional
+//! Run from anywhere: `cargo run -p rstr --example gen-docs-rstr`. An optional
 //! argument names another root to write `man/` and `completions/` under
 //! (default: the workspace root).
 

@@ -1,7 +1,7 @@
 //! Regenerates `chkpnt`'s man pages (`man/`) and shell completions
 //! (`completions/`) from its clap definition.
 //!
-//! Run from anywhere: `cargo run -p chkpnt --example gen-docs`. An optional
+//! Run from anywhere: `cargo run -p chkpnt --example gen-docs-chkpnt`. An optional
 //! argument names another root to write `man/` and `completions/` under
 //! (default: the workspace root).
 
