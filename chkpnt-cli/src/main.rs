@@ -1,41 +1,83 @@
-//! `chkpnt -o DIR TASK`: snapshot a running task and its checkpoint set.
-//!
-//! A placeholder until the kernel and services run: it parses its
-//! arguments and refuses (exit 1) with one line saying why. Exit statuses
+//! `chkpnt -o DIR TASK`: snapshot a running task and its checkpoint set
+//! through the system's control socket (`chkpnt --help`). Exit statuses
 //! and error lines follow the contract shared by every Spartan command
 //! ([`spartan_cli`]).
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+use chkpnt::Args;
 use clap::Parser;
-use spartan_cli::{Refused, Verdict};
-
-/// Take a consistent snapshot of TASK and every task of its checkpoint set.
-///
-/// Exit status: 0 when the snapshot was written, 1 when it was refused or
-/// failed, 2 on usage errors or unusable input.
-#[derive(Parser, Debug)]
-#[command(name = "chkpnt", version)]
-struct Args {
-    /// Directory (or FILE.tar) to write the image to.
-    #[arg(short = 'o', long = "output", value_name = "DIR")]
-    output: std::path::PathBuf,
-    /// Id of the task to checkpoint.
-    #[arg(value_name = "TASK")]
-    task: u64,
-}
+use spartan_cli::{Refused, Verdict, escape};
+use spartan_services::cli;
+use spartan_services::control::{CheckpointRequest, Request, Response};
 
 fn run(args: Args) -> anyhow::Result<Verdict> {
-    Err(anyhow::Error::new(Refused(
-        "this build has no running-system support yet \
-         (the kernel and services are not implemented)"
-            .into(),
-    ))
-    .context(format!(
-        "cannot checkpoint task {} into {}",
-        args.task,
-        args.output.display()
-    )))
+    // (The error line is escaped as a whole by spartan_cli::finish.)
+    let shown = args.output.display().to_string();
+    let what = || format!("cannot checkpoint task {} into {shown}", args.task);
+    if args.parent.is_some() {
+        return Err(anyhow::Error::new(Refused(
+            "incremental images are not supported yet (--parent)".into(),
+        ))
+        .context(what()));
+    }
+    let output = cli::absolute(&args.output).with_context(what)?;
+    let mut c = cli::connect(args.socket.as_deref()).with_context(what)?;
+    let req = Request::Checkpoint {
+        task: args.task,
+        output: output.clone(),
+        options: CheckpointRequest {
+            tar: args.tar,
+            kill: args.kill,
+            timeout_ms: args.timeout,
+            file_policy: args.file_policy.name().into(),
+            clients: args.clients.name().into(),
+        },
+    };
+    let resp = c
+        .request(&req)
+        .map_err(cli::client_error)
+        .with_context(what)?;
+    let Response::Checkpointed {
+        image,
+        members,
+        services,
+        frozen_ns,
+    } = resp
+    else {
+        return Err(cli::client_error(c.unexpected("checkpoint", &resp))).with_context(what);
+    };
+    if args.json {
+        let doc = serde_json::json!({
+            "schema": 1,
+            "image": image,
+            "task": args.task,
+            "members": members,
+            "services": services,
+            "killed": args.kill,
+            "frozen_ns": frozen_ns,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        let list = |v: Vec<String>| {
+            if v.is_empty() {
+                "none".into()
+            } else {
+                v.join(", ")
+            }
+        };
+        println!(
+            "checkpointed task {} into {}: set {}; services {}; stopped {:.3} ms; {}",
+            args.task,
+            escape(&image),
+            list(members.iter().map(u64::to_string).collect()),
+            escape(&list(services)),
+            frozen_ns as f64 / 1e6,
+            if args.kill { "killed" } else { "running on" },
+        );
+    }
+    Ok(Verdict::Ok)
 }
 
 fn main() -> ExitCode {

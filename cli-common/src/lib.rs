@@ -15,6 +15,7 @@
 //! embeds left out (see [`one_line`]), and every character that could
 //! drive a terminal is escaped ([`escape`]).
 
+pub mod docs;
 mod escape;
 
 use std::process::ExitCode;

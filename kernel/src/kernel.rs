@@ -365,6 +365,12 @@ impl Kernel {
         &self.log
     }
 
+    /// Takes the kernel log's lines so far, leaving it empty (a long-lived
+    /// system drains it so that it does not grow without bound).
+    pub fn take_log(&mut self) -> Vec<LogLine> {
+        std::mem::take(&mut self.log)
+    }
+
     /// The system call entry of every thread.
     ///
     /// A blocked thread may call again with the same call (polling): it

@@ -24,15 +24,30 @@
 //!   directory per connection; open files exported with their identity
 //!   under the four file policies (backups saved in the image).
 //!
-//! Still to come (the services issue): the console's host terminal, the
-//! loader and the `spartan` command.
+//! - [`loader`]: starts programs of the VFS root for guests.
+//! - [`control`]: the control protocol of a running system (frames,
+//!   requests, responses, the client); [`server`]: its socket and the
+//!   loop that serves it.
+//! - [`cli`]: the `spartan` command line and what its clients share.
+//! - [`system`]: a whole booted system and its operations (what the
+//!   `spartan` command drives).
+//!
+//! - [`term`]: the host terminal side of a virtual console (drawing a
+//!   screen through crossterm, terminal keys to console keys).
+//! - [`demo`]: `spartan demo`, the whole story in one run.
 
 pub mod checkpointer;
+pub mod cli;
 pub mod console;
+pub mod control;
 pub mod coop;
+pub mod demo;
+pub mod loader;
 pub mod ns;
 pub mod player;
 pub mod rt;
+pub mod server;
+pub mod system;
 pub mod term;
 pub mod vfs;
 

@@ -36,12 +36,17 @@
 //!   (read only, 4096 bytes) at `dst` (0 or `-errno`); the clock in ns is
 //!   then `(i64.load dst)`.
 //!
+//! - `$load (phone i32) (cmd i32) (len i32) -> i64`: starts the program of
+//!   the command (a VFS path and integer arguments, separated by spaces)
+//!   through the loader; the new task's id, or `-errno`.
+//!
 //! The helpers use the kernel runtime's per-thread buffers (`$tls`), so
 //! threads may use them at the same time.
 
 use crate::console::{
     CONSOLE_CLEAR, CONSOLE_GET_EVENT, CONSOLE_GET_SIZE, CONSOLE_GOTO, CONSOLE_SET_STYLE,
 };
+use crate::loader::LOADER_SPAWN;
 use crate::vfs::{
     VFS_CHDIR, VFS_CLOSE, VFS_GETCWD, VFS_OPEN, VFS_READ, VFS_READDIR, VFS_SEEK, VFS_WRITE,
 };
@@ -132,7 +137,16 @@ fn helpers() -> String {
         (if (i64.ne (local.get $r) (i64.const 0)) (then (return (local.get $r))))))
     (call $vfs_data (local.get $c) (i64.const {read}) (i64.const {vreaddir}) (local.get $skip)
       (local.get $buf) (local.get $room)))
+  (func $load (param $c i32) (param $p i32) (param $len i32) (result i64) (local $r i64)
+    (local.set $r (call $call_sync3 (local.get $c) (i64.const {write})
+      (i64.extend_i32_u (local.get $p)) (i64.extend_i32_u (local.get $len)) (i64.const 0)))
+    (if (i64.ne (local.get $r) (i64.const 0)) (then (return (local.get $r))))
+    (local.set $r (call $call_sync (local.get $c) (i64.const {spawn}) (i64.const 0)))
+    (if (result i64) (i64.ne (local.get $r) (i64.const 0))
+      (then (local.get $r))
+      (else (call $answer_word (i32.const 1)))))
 "#,
+        spawn = LOADER_SPAWN,
         read = IPC_M_DATA_READ,
         vopen = VFS_OPEN,
         vwrite = VFS_WRITE,

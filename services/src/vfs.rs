@@ -434,6 +434,17 @@ fn open_in(root: &Path, rel: &Path, fl: u64) -> Result<File, Errno> {
     }
 }
 
+/// The bytes of the regular file at `path` (relative, checked like every
+/// path a client names) under `root`: what the loader reads programs with.
+pub(crate) fn read_file_in(root: &Path, path: &str) -> Result<Vec<u8>, Errno> {
+    use std::io::Read;
+    let rel = inside(path).ok_or(Errno::Invalid)?;
+    let mut f = open_in(root, &rel, flags::READ)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out).map_err(|_| Errno::Invalid)?;
+    Ok(out)
+}
+
 /// Writes a saved content back over `rel` (creating it and its
 /// directories if missing).
 fn write_back(root: &Path, rel: &Path, content: &[u8]) -> Result<(), String> {
