@@ -23,7 +23,7 @@ _chkpnt() {
 
     case "${cmd}" in
         chkpnt)
-            opts="-o -h -V --output --tar --parent --leave-running --kill --timeout --file-policy --socket --json --help --version"
+            opts="-o -h -V --output --tar --parent --leave-running --kill --timeout --file-policy --clients --socket --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -56,6 +56,10 @@ _chkpnt() {
                     ;;
                 --file-policy)
                     COMPREPLY=($(compgen -W "unchangeable volatile backup-overwrite backup-skip" -- "${cur}"))
+                    return 0
+                    ;;
+                --clients)
+                    COMPREPLY=($(compgen -W "include exclude refuse" -- "${cur}"))
                     return 0
                     ;;
                 --socket)

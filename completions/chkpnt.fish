@@ -5,6 +5,9 @@ complete -c chkpnt -l file-policy -d 'What a restore does with the files the set
 volatile\t'No checks: a missing file is closed, a shorter one read from its end'
 backup-overwrite\t'A copy is stored and written back over the file at restore'
 backup-skip\t'A copy is stored and written back only if the file is missing'"
+complete -c chkpnt -l clients -d 'Tasks outside the set that are clients of its members (thesis 4.4.3): include them in the set, exclude them (the restored members see them gone), or refuse the checkpoint naming them' -r -f -a "include\t'They join the set'
+exclude\t'They are left out; the restored members see their connections gone'
+refuse\t'The checkpoint is refused, naming them'"
 complete -c chkpnt -l socket -d 'The control socket' -r -F
 complete -c chkpnt -l tar -d 'Write one tar file instead of a directory'
 complete -c chkpnt -l leave-running -d 'Let the set run on after the checkpoint (the default)'

@@ -23,7 +23,7 @@ _rstr() {
 
     case "${cmd}" in
         rstr)
-            opts="-h -V --err-resume --timeout --socket --json --help --version"
+            opts="-h -V --err-resume --timeout --missing --duplicate --socket --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -31,6 +31,14 @@ _rstr() {
             case "${prev}" in
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --missing)
+                    COMPREPLY=($(compgen -W "cancel hang-up" -- "${cur}"))
+                    return 0
+                    ;;
+                --duplicate)
+                    COMPREPLY=($(compgen -W "cancel hang-up replace" -- "${cur}"))
                     return 0
                     ;;
                 --socket)

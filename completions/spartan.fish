@@ -32,6 +32,8 @@ complete -c spartan -n "__fish_spartan_needs_command" -f -a "run" -d 'Start a pr
 complete -c spartan -n "__fish_spartan_needs_command" -f -a "tasks" -d 'List the tasks: id, name, state, threads, memory, policy'
 complete -c spartan -n "__fish_spartan_needs_command" -f -a "kill" -d 'End a task (system services cannot be killed)'
 complete -c spartan -n "__fish_spartan_needs_command" -f -a "shutdown" -d 'Stop the system'
+complete -c spartan -n "__fish_spartan_needs_command" -f -a "console" -d 'Attach this terminal to a virtual console of the running system'
+complete -c spartan -n "__fish_spartan_needs_command" -f -a "demo" -d 'The whole story in one run, self-contained (no system needed): tetris played by a scripted player in a simulated system, checkpointed halfway, killed, restored into a freshly booted system, and played to the end; exits 0 only when the final screen and score equal those of the uninterrupted game'
 complete -c spartan -n "__fish_spartan_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c spartan -n "__fish_spartan_using_subcommand boot" -l root -d 'The host directory the VFS serves (and programs are loaded from)' -r -f -a "(__fish_complete_directories)"
 complete -c spartan -n "__fish_spartan_using_subcommand boot" -l sim -d 'Run in simulation: virtual time from SEED, deterministic scheduling (paced to the host\'s clock so tasks do not run ahead)' -r
@@ -53,9 +55,19 @@ complete -c spartan -n "__fish_spartan_using_subcommand kill" -l socket -d 'The 
 complete -c spartan -n "__fish_spartan_using_subcommand kill" -s h -l help -d 'Print help'
 complete -c spartan -n "__fish_spartan_using_subcommand shutdown" -l socket -d 'The control socket (default: $SPARTAN_SOCKET, else $XDG_RUNTIME_DIR/spartan.sock, else /tmp/spartan-$UID/control.sock)' -r -F
 complete -c spartan -n "__fish_spartan_using_subcommand shutdown" -s h -l help -d 'Print help'
-complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown help" -f -a "boot" -d 'Boot a system and serve its control socket until `spartan shutdown`, SIGTERM or SIGINT (the socket is removed then)'
-complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown help" -f -a "run" -d 'Start a program (.wasm or .wat) as a checkpointable task'
-complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown help" -f -a "tasks" -d 'List the tasks: id, name, state, threads, memory, policy'
-complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown help" -f -a "kill" -d 'End a task (system services cannot be killed)'
-complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown help" -f -a "shutdown" -d 'Stop the system'
-complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c spartan -n "__fish_spartan_using_subcommand console" -l socket -d 'The control socket (default: $SPARTAN_SOCKET, else $XDG_RUNTIME_DIR/spartan.sock, else /tmp/spartan-$UID/control.sock)' -r -F
+complete -c spartan -n "__fish_spartan_using_subcommand console" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c spartan -n "__fish_spartan_using_subcommand demo" -l seed -d 'Seed of the simulated systems' -r
+complete -c spartan -n "__fish_spartan_using_subcommand demo" -l cut -d 'Where to checkpoint, as a share of the scripted game (0 to 1)' -r
+complete -c spartan -n "__fish_spartan_using_subcommand demo" -l image -d 'Keep the image at DIR (it must not exist); by default it is written to a temporary directory and removed' -r -f -a "(__fish_complete_directories)"
+complete -c spartan -n "__fish_spartan_using_subcommand demo" -l socket -d 'The control socket (default: $SPARTAN_SOCKET, else $XDG_RUNTIME_DIR/spartan.sock, else /tmp/spartan-$UID/control.sock)' -r -F
+complete -c spartan -n "__fish_spartan_using_subcommand demo" -l no-screens -d 'Do not print the screens at the cut and at the end'
+complete -c spartan -n "__fish_spartan_using_subcommand demo" -s h -l help -d 'Print help'
+complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown console demo help" -f -a "boot" -d 'Boot a system and serve its control socket until `spartan shutdown`, SIGTERM or SIGINT (the socket is removed then)'
+complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown console demo help" -f -a "run" -d 'Start a program (.wasm or .wat) as a checkpointable task'
+complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown console demo help" -f -a "tasks" -d 'List the tasks: id, name, state, threads, memory, policy'
+complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown console demo help" -f -a "kill" -d 'End a task (system services cannot be killed)'
+complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown console demo help" -f -a "shutdown" -d 'Stop the system'
+complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown console demo help" -f -a "console" -d 'Attach this terminal to a virtual console of the running system'
+complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown console demo help" -f -a "demo" -d 'The whole story in one run, self-contained (no system needed): tetris played by a scripted player in a simulated system, checkpointed halfway, killed, restored into a freshly booted system, and played to the end; exits 0 only when the final screen and score equal those of the uninterrupted game'
+complete -c spartan -n "__fish_spartan_using_subcommand help; and not __fish_seen_subcommand_from boot run tasks kill shutdown console demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
