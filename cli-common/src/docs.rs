@@ -110,6 +110,33 @@ pub fn write(
     Ok(written)
 }
 
+/// The body of a binary's `gen-docs` example: writes its `pages` and
+/// completion `scripts` under `man/` and `completions/` of the root named
+/// by the first command-line argument (default `default_root`, the
+/// workspace root), printing each path written.
+pub fn generate(
+    default_root: &Path,
+    pages: Result<Vec<Generated>, DocsError>,
+    scripts: Vec<Generated>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let root = match std::env::args_os().nth(1) {
+        Some(dir) => PathBuf::from(dir),
+        None => default_root.to_path_buf(),
+    };
+    let written = write(
+        &root.join("man"),
+        &root.join("completions"),
+        pages?,
+        scripts,
+    )
+    .with_context(|| format!("generating docs under {}", root.display()))?;
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// Whether `name` is one of `bin`'s generated files (its pages or its
 /// completion scripts).
 pub fn is_generated_for(name: &str, bin: &str) -> bool {

@@ -1,29 +1,13 @@
 //! Regenerates `rstr`'s man pages (`man/`) and shell completions
 //! (`completions/`) from its clap definition.
 //!
-//! Run from anywhere: `cargo run -p rstr --example gen-docs-rstr`. An optional
-//! argument names another root to write `man/` and `completions/` under
-//! (default: the workspace root).
+//! Run from anywhere: `cargo run -p rstr --example gen-docs-rstr`. An
+//! optional argument names another root to write `man/` and
+//! `completions/` under (default: the workspace root).
 
-use std::path::PathBuf;
-
-use anyhow::Context;
 use rstr as cli;
 
 fn main() -> anyhow::Result<()> {
-    let root = match std::env::args_os().nth(1) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
-    };
-    let written = spartan_cli::docs::write(
-        &root.join("man"),
-        &root.join("completions"),
-        cli::man_pages()?,
-        cli::completions(),
-    )
-    .with_context(|| format!("generating docs under {}", root.display()))?;
-    for path in written {
-        println!("wrote {}", path.display());
-    }
-    Ok(())
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    spartan_cli::docs::generate(&root, cli::man_pages(), cli::completions())
 }

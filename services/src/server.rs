@@ -601,14 +601,8 @@ pub fn execute(sys: &mut System, req: Request) -> Response {
         }
         Request::Shutdown => Response::ShuttingDown,
         Request::Screen { vc, unless } => {
-            if vc >= crate::console::MAX_VCS {
-                return error(
-                    ErrorKind::Usage,
-                    format!(
-                        "virtual console {vc} (there are {})",
-                        crate::console::MAX_VCS
-                    ),
-                );
+            if let Some(refused) = no_such_vc(vc) {
+                return refused;
             }
             let view = ScreenView::of(vc, &sys.screen(vc));
             if unless == Some(view.digest) {
@@ -618,19 +612,26 @@ pub fn execute(sys: &mut System, req: Request) -> Response {
             }
         }
         Request::Key { vc, key, modifiers } => {
-            if vc >= crate::console::MAX_VCS {
-                return error(
-                    ErrorKind::Usage,
-                    format!(
-                        "virtual console {vc} (there are {})",
-                        crate::console::MAX_VCS
-                    ),
-                );
+            if let Some(refused) = no_such_vc(vc) {
+                return refused;
             }
             sys.push_key(vc, key, modifiers);
             Response::KeySent
         }
     }
+}
+
+/// The refusal of a virtual console number that does not exist.
+fn no_such_vc(vc: u32) -> Option<Response> {
+    (vc >= crate::console::MAX_VCS).then(|| {
+        error(
+            ErrorKind::Usage,
+            format!(
+                "virtual console {vc} (there are {})",
+                crate::console::MAX_VCS
+            ),
+        )
+    })
 }
 
 fn checkpoint(sys: &mut System, task: u64, output: &str, o: &CheckpointRequest) -> Response {
