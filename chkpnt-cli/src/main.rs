@@ -35,8 +35,8 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
             clients: args.clients.name().into(),
         },
     };
-    let resp = c
-        .request(&req)
+    let label = format!("checkpointing task {}", args.task);
+    let resp = cli::with_progress(&label, args.json, || c.request(&req))
         .map_err(cli::client_error)
         .with_context(what)?;
     let Response::Checkpointed {

@@ -25,8 +25,8 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
         missing: args.missing.name().into(),
         duplicate: args.duplicate.name().into(),
     };
-    let resp = c
-        .request(&req)
+    let label = format!("restoring {}", escape(&shown));
+    let resp = cli::with_progress(&label, args.json, || c.request(&req))
         .map_err(cli::client_error)
         .with_context(what)?;
     let Response::Restored { tasks } = resp else {

@@ -196,6 +196,42 @@ pub fn absolute(p: &Path) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("{}: the path is not UTF-8", abs.display()))
 }
 
+/// Runs `work` (a request that may take long: a checkpoint or restore of
+/// a large image) with a spinner and the time elapsed on stderr, when
+/// stderr is a terminal and `quiet` is false. The spinner appears only
+/// after half a second, so quick requests print nothing, and it is
+/// cleared before anything else is printed. (The control protocol answers
+/// once, when the work is done: the spinner shows that the system is
+/// working, not how far it is.)
+pub fn with_progress<T>(label: &str, quiet: bool, work: impl FnOnce() -> T) -> T {
+    use std::io::IsTerminal;
+    use std::sync::mpsc;
+    use std::time::Duration;
+    if quiet || !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let (done, finished) = mpsc::channel::<()>();
+    let label = label.to_string();
+    let spinner = std::thread::spawn(move || {
+        if finished.recv_timeout(Duration::from_millis(500)).is_ok() {
+            return;
+        }
+        let bar = indicatif::ProgressBar::new_spinner().with_message(label);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        while finished.recv_timeout(Duration::from_millis(100)).is_err() {
+            bar.tick();
+        }
+        bar.finish_and_clear();
+    });
+    let out = work();
+    let _ = done.send(());
+    let _ = spinner.join();
+    out
+}
+
 /// The man pages, generated from the clap definition.
 pub fn man_pages() -> Result<Vec<spartan_cli::docs::Generated>, spartan_cli::docs::DocsError> {
     use clap::CommandFactory;
