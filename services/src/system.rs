@@ -311,9 +311,15 @@ impl System {
             .filter_map(|th| self.k.thread(*th))
             .filter(|th| th.state != ThreadState::Exited)
             .collect();
+        // A native thread the scheduler does not step (the checkpointer,
+        // driven by the host's requests) is waiting, whatever its state.
+        let scheduled = self.s.threads();
         let state = if t.stopped {
             "stopped"
-        } else if live.iter().any(|th| th.state == ThreadState::Runnable) {
+        } else if live.iter().any(|th| {
+            th.state == ThreadState::Runnable
+                && (t.kind != TaskKind::Native || scheduled.contains(&th.id))
+        }) {
             "running"
         } else {
             "blocked"
