@@ -375,7 +375,14 @@ fn run_loop(sys: &mut System, rx: &Receiver<Job>, stop: &Stop, opts: ServeOption
         match end {
             RunEnd::StepLimit | RunEnd::Woken => {}
             RunEnd::Deadlock | RunEnd::AllDone => {
-                match wait_for_job(sys, rx, stop, Duration::from_millis(20)) {
+                // Nothing runs: wait for a request, or in real time until
+                // the next sleeper is due (a game's gravity tick keeps its
+                // time), at most 20 ms.
+                let mut wait = Duration::from_millis(20);
+                if !sim && let Some(due) = sys.k.next_deadline() {
+                    wait = wait.min(Duration::from_nanos(due.saturating_sub(sys.k.now())));
+                }
+                match wait_for_job(sys, rx, stop, wait) {
                     Waited::Stop => return,
                     Waited::Served if sim => {
                         skew = skew.max(sys.k.now().saturating_sub(host()));
