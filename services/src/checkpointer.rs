@@ -65,7 +65,7 @@ use std::path::Path;
 use std::task::Poll;
 
 use snapfmt::{CoopBlob, FileBackup, FilePolicy, Image, ImageForm, WriterOptions};
-use spartan_kernel::checkpoint::{self, RestoreOptions, Restored};
+use spartan_kernel::checkpoint::{self, ExcludedConn, RestoreOptions, Restored};
 use spartan_kernel::guest::Scheduler;
 use spartan_kernel::ipc::method::IPC_M_DATA_READ;
 use spartan_kernel::ipc::{CallId, ConnId, EOK, Errno, Event, Phone, PhoneId};
@@ -103,6 +103,9 @@ pub struct SetPlan {
     /// Task zero first, then the others in id order.
     pub members: Vec<TaskId>,
     pub links: Vec<ServiceLink>,
+    /// Connections to members from clients left out of the set
+    /// ([`Clients::Exclude`]): a restore hangs them up.
+    pub excluded: Vec<ExcludedConn>,
 }
 
 /// Why an operation failed.
@@ -172,8 +175,10 @@ pub enum Clients {
     #[default]
     Include,
     /// They are left out: the restored members see their connections as
-    /// gone (undelivered calls from them dropped, delivered ones answered
-    /// into the void; thesis 5.4.8).
+    /// gone. The image lists the connections (`kernel.excluded_clients`),
+    /// and a restore sends the member `IPC_M_PHONE_HUNGUP` on each, after
+    /// the calls the image holds (which the member still handles; their
+    /// answers go nowhere; thesis 5.4.8).
     Exclude,
     /// A set with such a client is refused, naming it.
     Refuse,
@@ -300,11 +305,33 @@ pub fn checkpoint_set_with(
             }
         }
     }
+    let mut excluded = Vec::new();
+    if clients == Clients::Exclude {
+        for other in k.task_ids() {
+            let Some(t) = k.task(other) else { continue };
+            if members.contains(&other) || matches!(t.policy, TaskPolicy::Cooperative { .. }) {
+                continue;
+            }
+            for (_, p) in t.phones.iter() {
+                if let Phone::Connected { callee, conn } = p
+                    && members.contains(callee)
+                {
+                    excluded.push(ExcludedConn {
+                        member: *callee,
+                        conn: *conn,
+                        client: other,
+                    });
+                }
+            }
+        }
+        excluded.sort();
+    }
     let mut order = vec![task_zero];
     order.extend(members.iter().copied().filter(|t| *t != task_zero));
     Ok(SetPlan {
         members: order,
         links,
+        excluded,
     })
 }
 
@@ -864,6 +891,7 @@ impl Checkpointer {
         };
         capture.file_policy = opts.file_policy;
         capture.kill_after = opts.kill;
+        capture.excluded = plan.excluded.clone();
         for t in &mut capture.tasks {
             t.record.coop_blobs = blobs
                 .iter()

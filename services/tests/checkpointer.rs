@@ -14,7 +14,7 @@ use std::task::Poll;
 use snapfmt::Image;
 use spartan_kernel::guest::{SchedConfig, Scheduler, rt};
 use spartan_kernel::ipc::method::{IPC_M_CONNECT_ME_TO, IPC_M_CONNECT_TO_ME};
-use spartan_kernel::ipc::{ConnId, EOK, Errno, Event, PhoneId, RxCallId};
+use spartan_kernel::ipc::{ConnId, EOK, Errno, Event, Phone, PhoneId, RxCallId};
 use spartan_kernel::kernel::{Kernel, KernelConfig};
 use spartan_kernel::machine::Value;
 use spartan_kernel::sched::sim::{NativeProgram, Step};
@@ -716,11 +716,15 @@ fn a_service_that_never_answers_times_out_and_the_system_keeps_serving() {
     k.check_invariants().unwrap();
 }
 
-/// A guest server answering every call with its first argument plus one.
+/// A guest server answering every call with its first argument plus one;
+/// it logs 7777 when a connection is hung up.
 const ECHO: &str = r#"
   (func (export "main") (local $kind i64)
     (loop $serve
       (local.set $kind (call $wait (i64.const -1)))
+      (if (i32.and (i64.eq (local.get $kind) (i64.const 1))
+            (i64.eq (call $ev (i32.const 4)) (i64.const 1)))
+        (then (call $log_num (i64.const 7777))))
       (if (i64.eq (local.get $kind) (i64.const 1))
         (then (drop (call $answer (call $ev (i32.const 1)) (i64.const 0)
           (i64.add (call $ev (i32.const 3)) (i64.const 1))))))
@@ -809,7 +813,17 @@ fn clients_outside_the_set_are_included_excluded_or_refused_as_asked() {
         .checkpoint(&mut sys.k, &mut sys.s, server, &path, &exclude)
         .unwrap();
     assert_eq!(report.plan.members, vec![server]);
-    assert_eq!(Image::open(&path).unwrap().task_ids(), vec![server.0]);
+    let image = Image::open(&path).unwrap();
+    assert_eq!(image.task_ids(), vec![server.0]);
+    // The client's connection is listed, to be hung up at restore.
+    let conn = match sys.k.task(cl).unwrap().phones.get(PhoneId(1)) {
+        Some(Phone::Connected { conn, .. }) => conn.0,
+        other => panic!("the client's phone 1: {other:?}"),
+    };
+    assert_eq!(
+        image.manifest().options.extra["kernel.excluded_clients"],
+        format!("{}:{conn}:{}", server.0, cl.0)
+    );
     assert!(nothing_stopped(&sys.k));
     sys.s.run(&mut sys.k, 2_000);
     let mut fresh = system_without_tally(14);
@@ -820,6 +834,23 @@ fn clients_outside_the_set_are_included_excluded_or_refused_as_asked() {
     let new = r.tasks[&server.0];
     fresh.s.run(&mut fresh.k, 2_000);
     assert!(fresh.k.task(new).is_some_and(|t| !t.stopped));
+    // The restored server saw its excluded client hang up (thesis 4.4.3).
+    let hangups = |k: &spartan_kernel::kernel::Kernel, t| {
+        k.log()
+            .iter()
+            .filter(|l| l.task == t && l.text == "7777")
+            .count()
+    };
+    assert_eq!(
+        hangups(&fresh.k, new),
+        1,
+        "one hangup, for the excluded client"
+    );
+    assert_eq!(
+        hangups(&sys.k, server),
+        0,
+        "the running server lost no client"
+    );
     fresh.k.check_invariants().unwrap();
     sys.k.check_invariants().unwrap();
 }

@@ -58,6 +58,10 @@ pub struct Capture {
     /// written as `files/<sha256>.spf` objects; the tasks' records name
     /// them in `file_backups`. Filled by the checkpointer from the VFS.
     pub file_contents: Vec<std::sync::Arc<[u8]>>,
+    /// Connections to members from clients the checkpointer left out of
+    /// the set (thesis 4.4.3): a restore hangs them up
+    /// ([`super::excluded`]). Filled by the checkpointer.
+    pub excluded: Vec<super::ExcludedConn>,
 }
 
 /// The kernel build hash as a digest.
@@ -111,6 +115,7 @@ pub fn capture(k: &Kernel, s: &Scheduler, stopped: &Stopped) -> Result<Capture, 
         file_policy: snapfmt::FilePolicy::default(),
         kill_after: false,
         file_contents: Vec::new(),
+        excluded: Vec::new(),
     })
 }
 

@@ -36,6 +36,7 @@
 
 pub mod capture;
 pub mod error;
+pub mod excluded;
 pub mod id_view;
 pub mod restore;
 pub mod schedule;
@@ -44,6 +45,7 @@ pub mod write;
 
 pub use capture::{Capture, CapturedTask, capture};
 pub use error::{CheckpointError, RestoreError};
+pub use excluded::ExcludedConn;
 pub use id_view::IdView;
 pub use restore::{RestoreOptions, Restored, restore};
 pub use schedule::SetSchedule;

@@ -175,6 +175,8 @@ pub fn restore(
             "thread ids in options.extra are out of range (ids are below 2^63)".into(),
         ));
     }
+    let excluded = super::excluded::from_extra(&manifest.options.extra, &members)
+        .map_err(RestoreError::Schedule)?;
     let captured_at = capture_time_ns(image);
     let now = if k.clock_is_virtual() {
         k.now().max(captured_at)
@@ -285,6 +287,13 @@ pub fn restore(
     if let Some(cursor) = sched.as_ref().and_then(|s| s.cursor) {
         s.set_cursor(Some(cursor));
         s.remap_cursor(&done.threads);
+    }
+    // Clients left out of the set are gone for the members: each
+    // connection of theirs is hung up, after the calls the image holds.
+    for e in &excluded {
+        if let Some(member) = done.tasks.get(&e.member.0) {
+            k.send_hungup(ghost(e.client), *member, e.conn);
+        }
     }
     if opts.resume {
         done.resume(k);

@@ -25,6 +25,7 @@ impl Capture {
             ..CheckpointOptions::default()
         };
         self.sched.put(&mut options.extra);
+        super::excluded::put(&self.excluded, &mut options.extra);
         ImageInfo {
             tool_version: format!("spartan-kernel {}", env!("CARGO_PKG_VERSION")),
             kernel_build_hash: build_hash(),

@@ -18,7 +18,7 @@ use crate::task::TaskId;
 impl Kernel {
     /// Sends IPC_M_PHONE_HUNGUP for connection `conn` of `callee` on
     /// behalf of `owner`; the answer is discarded.
-    fn send_hungup(&mut self, owner: TaskId, callee: TaskId, conn: ConnId) {
+    pub(crate) fn send_hungup(&mut self, owner: TaskId, callee: TaskId, conn: ConnId) {
         if !self.tasks.contains_key(&callee) {
             return;
         }
