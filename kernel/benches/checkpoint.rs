@@ -5,7 +5,14 @@
 //!   and machine state and of copy-on-write page references, resume);
 //!   target under 1 ms, independent of memory size;
 //! - export: writing the captured set as an image (directory, zstd level 3,
-//!   2 threads, fsynced), done while the task runs on;
+//!   2 threads, fsynced), done while the task runs on; next to it, zstd
+//!   alone on the same page bytes (every materialised page, in page
+//!   order, streamed through one multithreaded zstd encoder at the same
+//!   level and thread count, into memory: no file, no hashing) and the
+//!   ratio of the two throughputs (export / zstd alone; the goal of issue
+//!   15 is at least 0.8). Both are timed `SPARTAN_CKPT_EXPORTS` times
+//!   (default 3), alternating, on the same capture; the medians are
+//!   compared and every run is shown;
 //! - import: opening the image and restoring the task until it is ready to
 //!   run (target under 10 ms independent of image size); `decode` is the
 //!   reader's share of it alone (every page decoded, none installed).
@@ -13,7 +20,8 @@
 //! A bench binary (`harness = false`): `cargo bench -p spartan-kernel
 //! --bench checkpoint` prints a table. `SPARTAN_CKPT_MIB` (default
 //! `64,1024`) picks the sizes, `SPARTAN_CKPT_FREEZES` (default 50) the
-//! number of timed freezes (median and maximum are shown). Knobs for
+//! number of timed freezes (median and maximum are shown),
+//! `SPARTAN_CKPT_EXPORTS` the number of timed exports. Knobs for
 //! locating costs: `SPARTAN_CKPT_FORM=tar` writes one tar file instead of
 //! a directory, `SPARTAN_CKPT_CHUNK_PAGES=n` sets the writer's pages per
 //! chunk (one chunk file each in a directory image), and
@@ -79,6 +87,10 @@ struct Row {
     freeze_median: Duration,
     freeze_max: Duration,
     export: Duration,
+    exports: Vec<Duration>,
+    zstd: Duration,
+    zstds: Vec<Duration>,
+    zstd_mib: f64,
     stored_mib: f64,
     decode: Duration,
     import: Duration,
@@ -106,7 +118,39 @@ fn decode_only(path: &std::path::Path, verify: bool) -> Duration {
     t0.elapsed()
 }
 
-fn measure(mib: u64, freezes: usize) -> Row {
+/// Counts what is written to it and keeps nothing.
+struct Counter(u64);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// zstd alone on the capture's page bytes: every materialised page in the
+/// order the export feeds them, through one encoder at the writer's level
+/// and thread count, into memory. Returns the time and compressed size.
+fn zstd_alone(capture: &checkpoint::Capture, opts: &WriterOptions) -> (Duration, u64) {
+    use std::io::Write;
+    let t0 = Instant::now();
+    let mut enc = zstd::stream::Encoder::new(Counter(0), opts.level).expect("zstd encoder");
+    enc.multithread(opts.threads as u32).expect("zstd threads");
+    for t in &capture.tasks {
+        for area in &t.space.areas {
+            for (_, page) in area.pages() {
+                enc.write_all(&page[..]).expect("zstd writes");
+            }
+        }
+    }
+    let out = enc.finish().expect("zstd finishes");
+    (t0.elapsed(), out.0)
+}
+
+fn measure(mib: u64, freezes: usize, exports: usize) -> Row {
     let mut k = Kernel::new(KernelConfig {
         audit: false,
         trace: false,
@@ -141,12 +185,22 @@ fn measure(mib: u64, freezes: usize) -> Row {
     let freeze_median = median(&mut times);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("image");
-    let t0 = Instant::now();
-    let done = capture
-        .write(&path, writer_options())
-        .expect("image written");
-    let export = t0.elapsed();
+    let opts = writer_options();
+    let mut export_times = Vec::with_capacity(exports);
+    let mut zstd_times = Vec::with_capacity(exports);
+    let mut zstd_bytes = 0;
+    let mut done = None;
+    let mut path = dir.path().join("image");
+    for run in 0..exports {
+        let (z, zb) = zstd_alone(&capture, &opts);
+        zstd_times.push(z);
+        zstd_bytes = zb;
+        path = dir.path().join(format!("image{run}"));
+        let t0 = Instant::now();
+        done = Some(capture.write(&path, opts.clone()).expect("image written"));
+        export_times.push(t0.elapsed());
+    }
+    let done = done.expect("at least one export");
     drop(capture);
 
     let mut k2 = Kernel::new(KernelConfig {
@@ -170,7 +224,11 @@ fn measure(mib: u64, freezes: usize) -> Row {
         mib,
         freeze_median,
         freeze_max,
-        export,
+        export: median(&mut export_times.clone()),
+        exports: export_times,
+        zstd: median(&mut zstd_times.clone()),
+        zstds: zstd_times,
+        zstd_mib: zstd_bytes as f64 / (1 << 20) as f64,
         stored_mib: done.stats.chunk_stored_bytes as f64 / (1 << 20) as f64,
         decode,
         import,
@@ -189,6 +247,11 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(50)
         .max(1);
+    let exports: usize = std::env::var("SPARTAN_CKPT_EXPORTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("checkpoint bench, load average at start: {}", load.trim());
     println!(
@@ -196,7 +259,7 @@ fn main() {
         "memory", "freeze median", "freeze max", "export", "stored", "decode", "import"
     );
     for mib in sizes {
-        let r = measure(mib, freezes);
+        let r = measure(mib, freezes, exports);
         println!(
             "{:>5} MiB {:>11.1} us {:>9.1} us {:>9.1} ms {:>8.2} MiB {:>9.1} ms {:>9.1} ms",
             r.mib,
@@ -206,6 +269,23 @@ fn main() {
             r.stored_mib,
             r.decode.as_secs_f64() * 1e3,
             r.import.as_secs_f64() * 1e3
+        );
+        let ms = |v: &[Duration]| {
+            v.iter()
+                .map(|d| format!("{:.0}", d.as_secs_f64() * 1e3))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mbs = |d: Duration| (r.mib << 20) as f64 / d.as_secs_f64() / 1e6;
+        println!(
+            "{:>5} MiB export {:.0} MB/s (median of {} ms) | zstd alone {:.0} MB/s (median of {} ms, {:.2} MiB) | ratio {:.2}",
+            r.mib,
+            mbs(r.export),
+            ms(&r.exports),
+            mbs(r.zstd),
+            ms(&r.zstds),
+            r.zstd_mib,
+            r.zstd.as_secs_f64() / r.export.as_secs_f64()
         );
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
