@@ -85,8 +85,10 @@ impl ImageWriter {
                     Dedup::Removed => continue,
                 }
             }
-            self.sink
-                .put(&object::chunk_path(&done.content_digest), &done.file)?;
+            let file = std::mem::take(&mut done.file);
+            let back = self
+                .sink
+                .put_owned(&object::chunk_path(&done.content_digest), file)?;
             self.stats.chunks_written += 1;
             self.stats.chunk_content_bytes += u64::from(done.pages) * PAGE_SIZE as u64;
             self.stats.chunk_stored_bytes += done.body_len;
@@ -103,8 +105,10 @@ impl ImageWriter {
             if self.spare.len() < keep {
                 self.spare.push(done.spare);
             }
-            if self.spare_files.len() < keep {
-                self.spare_files.push(done.file);
+            if let Some(buf) = back
+                && self.spare_files.len() < keep
+            {
+                self.spare_files.push(buf);
             }
             self.next_write += 1;
         }
