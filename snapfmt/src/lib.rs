@@ -45,4 +45,5 @@ pub use records::*;
 pub use sink::ImageForm;
 pub use validate::{problem_of, validate};
 pub use version::{FORMAT_1_0, FORMAT_VERSION, FormatVersion};
+pub use compress::SharedPage;
 pub use writer::{Finished, ImageInfo, ImageWriter, WriteStats, WriterOptions};
