@@ -12,7 +12,9 @@
 //!   ratio of the two throughputs (export / zstd alone; the goal of issue
 //!   15 is at least 0.8). Both are timed `SPARTAN_CKPT_EXPORTS` times
 //!   (default 3), alternating, on the same capture; the medians are
-//!   compared and every run is shown;
+//!   compared and every run is shown, and so are the CPU seconds (all
+//!   threads, user and system) of each, which a machine shared with other
+//!   work disturbs less than the wall clock;
 //! - import: opening the image and restoring the task until it is ready to
 //!   run (target under 10 ms independent of image size); `decode` is the
 //!   reader's share of it alone (every page decoded, none installed).
@@ -91,6 +93,8 @@ struct Row {
     zstd: Duration,
     zstds: Vec<Duration>,
     zstd_mib: f64,
+    export_cpu: Vec<f64>,
+    zstd_cpu: Vec<f64>,
     stored_mib: f64,
     decode: Duration,
     import: Duration,
@@ -116,6 +120,26 @@ fn decode_only(path: &std::path::Path, verify: bool) -> Duration {
     }
     std::hint::black_box(nonzero);
     t0.elapsed()
+}
+
+/// CPU time (user + system, all threads) this process has used, from
+/// `/proc/self/stat` (clock ticks, assumed 100 per second); 0 if unreadable.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn median_f(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// Counts what is written to it and keeps nothing.
@@ -189,16 +213,20 @@ fn measure(mib: u64, freezes: usize, exports: usize) -> Row {
     let mut export_times = Vec::with_capacity(exports);
     let mut zstd_times = Vec::with_capacity(exports);
     let mut zstd_bytes = 0;
+    let (mut export_cpu, mut zstd_cpu) = (Vec::new(), Vec::new());
     let mut done = None;
     let mut path = dir.path().join("image");
     for run in 0..exports {
+        let c0 = cpu_secs();
         let (z, zb) = zstd_alone(&capture, &opts);
+        zstd_cpu.push(cpu_secs() - c0);
         zstd_times.push(z);
         zstd_bytes = zb;
         path = dir.path().join(format!("image{run}"));
-        let t0 = Instant::now();
+        let (c0, t0) = (cpu_secs(), Instant::now());
         done = Some(capture.write(&path, opts.clone()).expect("image written"));
         export_times.push(t0.elapsed());
+        export_cpu.push(cpu_secs() - c0);
     }
     let done = done.expect("at least one export");
     drop(capture);
@@ -229,6 +257,8 @@ fn measure(mib: u64, freezes: usize, exports: usize) -> Row {
         zstd: median(&mut zstd_times.clone()),
         zstds: zstd_times,
         zstd_mib: zstd_bytes as f64 / (1 << 20) as f64,
+        export_cpu,
+        zstd_cpu,
         stored_mib: done.stats.chunk_stored_bytes as f64 / (1 << 20) as f64,
         decode,
         import,
@@ -286,6 +316,12 @@ fn main() {
             ms(&r.zstds),
             r.zstd_mib,
             r.zstd.as_secs_f64() / r.export.as_secs_f64()
+        );
+        let (ec, zc) = (median_f(&r.export_cpu), median_f(&r.zstd_cpu));
+        println!(
+            "{:>5} MiB CPU seconds: export {ec:.2} | zstd alone {zc:.2} | ratio {:.2} (per CPU-second)",
+            r.mib,
+            if ec > 0.0 { zc / ec } else { f64::NAN }
         );
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
