@@ -35,6 +35,7 @@ mod version;
 mod writer;
 
 pub use check::Problem;
+pub use compress::SharedPage;
 pub use container::describe as describe_file_type;
 pub use digest::{Digest, chunk_address, chunk_address_of};
 pub use error::{Error, ObjectError, Result};
@@ -45,5 +46,4 @@ pub use records::*;
 pub use sink::ImageForm;
 pub use validate::{problem_of, validate};
 pub use version::{FORMAT_1_0, FORMAT_VERSION, FormatVersion};
-pub use compress::SharedPage;
 pub use writer::{Finished, ImageInfo, ImageWriter, WriteStats, WriterOptions};
