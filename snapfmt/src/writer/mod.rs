@@ -543,7 +543,7 @@ mod tests {
                 b.read_area_page(&tb.areas[0], p, &mut out).unwrap();
                 assert_eq!(out[..], content(p)[..], "page {p}");
             }
-            assert!(crate::validate(&dir.path().join(format!("b{chunk_pages}"))).is_empty());
+            assert!(crate::validate(dir.path().join(format!("b{chunk_pages}"))).is_empty());
         }
     }
 
