@@ -5,7 +5,16 @@
 //!   and machine state and of copy-on-write page references, resume);
 //!   target under 1 ms, independent of memory size;
 //! - export: writing the captured set as an image (directory, zstd level 3,
-//!   2 threads, fsynced), done while the task runs on;
+//!   2 threads, fsynced), done while the task runs on; next to it, zstd
+//!   alone on the same page bytes (every materialised page, in page
+//!   order, streamed through one multithreaded zstd encoder at the same
+//!   level and thread count, into memory: no file, no hashing) and the
+//!   ratio of the two throughputs (export / zstd alone; the goal of issue
+//!   15 is at least 0.8). Both are timed `SPARTAN_CKPT_EXPORTS` times
+//!   (default 3), alternating, on the same capture; the medians are
+//!   compared and every run is shown, and so are the CPU seconds (all
+//!   threads, user and system) of each, which a machine shared with other
+//!   work disturbs less than the wall clock;
 //! - import: opening the image and restoring the task until it is ready to
 //!   run (target under 10 ms independent of image size); `decode` is the
 //!   reader's share of it alone (every page decoded, none installed).
@@ -13,7 +22,8 @@
 //! A bench binary (`harness = false`): `cargo bench -p spartan-kernel
 //! --bench checkpoint` prints a table. `SPARTAN_CKPT_MIB` (default
 //! `64,1024`) picks the sizes, `SPARTAN_CKPT_FREEZES` (default 50) the
-//! number of timed freezes (median and maximum are shown). Knobs for
+//! number of timed freezes (median and maximum are shown),
+//! `SPARTAN_CKPT_EXPORTS` the number of timed exports. Knobs for
 //! locating costs: `SPARTAN_CKPT_FORM=tar` writes one tar file instead of
 //! a directory, `SPARTAN_CKPT_CHUNK_PAGES=n` sets the writer's pages per
 //! chunk (one chunk file each in a directory image), and
@@ -79,6 +89,12 @@ struct Row {
     freeze_median: Duration,
     freeze_max: Duration,
     export: Duration,
+    exports: Vec<Duration>,
+    zstd: Duration,
+    zstds: Vec<Duration>,
+    zstd_mib: f64,
+    export_cpu: Vec<f64>,
+    zstd_cpu: Vec<f64>,
     stored_mib: f64,
     decode: Duration,
     import: Duration,
@@ -106,7 +122,59 @@ fn decode_only(path: &std::path::Path, verify: bool) -> Duration {
     t0.elapsed()
 }
 
-fn measure(mib: u64, freezes: usize) -> Row {
+/// CPU time (user + system, all threads) this process has used, from
+/// `/proc/self/stat` (clock ticks, assumed 100 per second); 0 if unreadable.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(rest) = stat.rsplit(')').next() else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn median_f(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Counts what is written to it and keeps nothing.
+struct Counter(u64);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// zstd alone on the capture's page bytes: every materialised page in the
+/// order the export feeds them, through one encoder at the writer's level
+/// and thread count, into memory. Returns the time and compressed size.
+fn zstd_alone(capture: &checkpoint::Capture, opts: &WriterOptions) -> (Duration, u64) {
+    use std::io::Write;
+    let t0 = Instant::now();
+    let mut enc = zstd::stream::Encoder::new(Counter(0), opts.level).expect("zstd encoder");
+    enc.multithread(opts.threads as u32).expect("zstd threads");
+    for t in &capture.tasks {
+        for area in &t.space.areas {
+            for (_, page) in area.pages() {
+                enc.write_all(&page[..]).expect("zstd writes");
+            }
+        }
+    }
+    let out = enc.finish().expect("zstd finishes");
+    (t0.elapsed(), out.0)
+}
+
+fn measure(mib: u64, freezes: usize, exports: usize) -> Row {
     let mut k = Kernel::new(KernelConfig {
         audit: false,
         trace: false,
@@ -141,12 +209,26 @@ fn measure(mib: u64, freezes: usize) -> Row {
     let freeze_median = median(&mut times);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("image");
-    let t0 = Instant::now();
-    let done = capture
-        .write(&path, writer_options())
-        .expect("image written");
-    let export = t0.elapsed();
+    let opts = writer_options();
+    let mut export_times = Vec::with_capacity(exports);
+    let mut zstd_times = Vec::with_capacity(exports);
+    let mut zstd_bytes = 0;
+    let (mut export_cpu, mut zstd_cpu) = (Vec::new(), Vec::new());
+    let mut done = None;
+    let mut path = dir.path().join("image");
+    for run in 0..exports {
+        let c0 = cpu_secs();
+        let (z, zb) = zstd_alone(&capture, &opts);
+        zstd_cpu.push(cpu_secs() - c0);
+        zstd_times.push(z);
+        zstd_bytes = zb;
+        path = dir.path().join(format!("image{run}"));
+        let (c0, t0) = (cpu_secs(), Instant::now());
+        done = Some(capture.write(&path, opts.clone()).expect("image written"));
+        export_times.push(t0.elapsed());
+        export_cpu.push(cpu_secs() - c0);
+    }
+    let done = done.expect("at least one export");
     drop(capture);
 
     let mut k2 = Kernel::new(KernelConfig {
@@ -170,7 +252,13 @@ fn measure(mib: u64, freezes: usize) -> Row {
         mib,
         freeze_median,
         freeze_max,
-        export,
+        export: median(&mut export_times.clone()),
+        exports: export_times,
+        zstd: median(&mut zstd_times.clone()),
+        zstds: zstd_times,
+        zstd_mib: zstd_bytes as f64 / (1 << 20) as f64,
+        export_cpu,
+        zstd_cpu,
         stored_mib: done.stats.chunk_stored_bytes as f64 / (1 << 20) as f64,
         decode,
         import,
@@ -189,6 +277,11 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(50)
         .max(1);
+    let exports: usize = std::env::var("SPARTAN_CKPT_EXPORTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("checkpoint bench, load average at start: {}", load.trim());
     println!(
@@ -196,7 +289,7 @@ fn main() {
         "memory", "freeze median", "freeze max", "export", "stored", "decode", "import"
     );
     for mib in sizes {
-        let r = measure(mib, freezes);
+        let r = measure(mib, freezes, exports);
         println!(
             "{:>5} MiB {:>11.1} us {:>9.1} us {:>9.1} ms {:>8.2} MiB {:>9.1} ms {:>9.1} ms",
             r.mib,
@@ -206,6 +299,29 @@ fn main() {
             r.stored_mib,
             r.decode.as_secs_f64() * 1e3,
             r.import.as_secs_f64() * 1e3
+        );
+        let ms = |v: &[Duration]| {
+            v.iter()
+                .map(|d| format!("{:.0}", d.as_secs_f64() * 1e3))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mbs = |d: Duration| (r.mib << 20) as f64 / d.as_secs_f64() / 1e6;
+        println!(
+            "{:>5} MiB export {:.0} MB/s (median of {} ms) | zstd alone {:.0} MB/s (median of {} ms, {:.2} MiB) | ratio {:.2}",
+            r.mib,
+            mbs(r.export),
+            ms(&r.exports),
+            mbs(r.zstd),
+            ms(&r.zstds),
+            r.zstd_mib,
+            r.zstd.as_secs_f64() / r.export.as_secs_f64()
+        );
+        let (ec, zc) = (median_f(&r.export_cpu), median_f(&r.zstd_cpu));
+        println!(
+            "{:>5} MiB CPU seconds: export {ec:.2} | zstd alone {zc:.2} | ratio {:.2} (per CPU-second)",
+            r.mib,
+            if ec > 0.0 { zc / ec } else { f64::NAN }
         );
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

@@ -2,8 +2,10 @@
 //!
 //! Jobs (a chunk's uncompressed pages) go through a bounded channel, so at
 //! most `2 * threads` chunks are in flight and memory use stays bounded
-//! whatever the image size. Each worker hashes the chunk's pages when asked
-//! (the writer deduplicates with these digests, in chunk order), computes
+//! whatever the image size. Each worker copies shared pages into the
+//! chunk's content, hashes the chunk's pages when asked (SHA-256, or
+//! XXH3-128 for shared pages; the writer deduplicates with these keys, in
+//! chunk order), computes
 //! the chunk's address (the SHA-256 of its content; both in one pass, see
 //! `digest/pair.rs`), compresses it, keeps
 //! the raw bytes when compression does not pay, and returns the finished
@@ -17,11 +19,39 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+/// A page shared with the caller (a copy-on-write page reference of a
+/// captured task): the writer keeps it, without copying, to compare the
+/// bytes of a page whose key matches it.
+pub type SharedPage = std::sync::Arc<[u8; crate::limits::PAGE_SIZE]>;
+
+/// What a job returns about each page, for deduplication.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageHash {
+    /// Nothing (a chunk rebuilt without its duplicates).
+    None,
+    /// The SHA-256 of every page (pages the writer cannot keep: equal
+    /// digests mean equal pages).
+    Sha256,
+    /// The XXH3-128 of every page (shared pages, which the writer keeps:
+    /// an equal key is confirmed by comparing the bytes). A third of the
+    /// cost of the SHA-256 pass it replaces.
+    Xxh3,
+}
+
+/// The keys a job computed ([`PageHash`]).
+pub(crate) enum PageKeys {
+    Sha256(Vec<Digest>),
+    Xxh3(Vec<u128>),
+}
+
 pub(crate) struct Job {
     pub index: u32,
+    /// The chunk's content; empty when `pages` gives it.
     pub content: Vec<u8>,
-    /// Also return the SHA-256 of every page.
-    pub hash_pages: bool,
+    /// Shared pages the worker copies into `content` (so the feeding
+    /// thread does not), in slot order; handed back in [`Done::pages`].
+    pub pages: Vec<SharedPage>,
+    pub hash: PageHash,
     /// A buffer for the chunk file, reused from an earlier chunk (its
     /// content is irrelevant; a reused buffer spares the page faults of a
     /// fresh one).
@@ -39,8 +69,10 @@ pub(crate) struct Done {
     /// The content buffer, handed back for reuse (or for rebuilding the
     /// chunk without duplicate pages).
     pub spare: Vec<u8>,
-    /// SHA-256 of each page, if the job asked for them.
-    pub page_digests: Option<Vec<Digest>>,
+    /// The keys of each page, if the job asked for them.
+    pub page_keys: Option<PageKeys>,
+    /// The job's shared pages, handed back.
+    pub shared: Vec<SharedPage>,
 }
 
 pub(crate) struct Pool {
@@ -151,14 +183,31 @@ fn large_input_min_match(level: i32) -> u32 {
     }
 }
 
-fn compress_chunk(c: &mut zstd::bulk::Compressor<'_>, job: Job) -> std::io::Result<Done> {
-    // Both digests in one pass over the bytes when the pages' are wanted.
-    let (content_digest, page_digests) = if job.hash_pages {
-        let (content, pages) =
-            crate::digest::content_and_pages(&job.content, crate::limits::PAGE_SIZE);
-        (content, Some(pages))
-    } else {
-        (Digest::of(&job.content), None)
+fn compress_chunk(c: &mut zstd::bulk::Compressor<'_>, mut job: Job) -> std::io::Result<Done> {
+    if !job.pages.is_empty() {
+        job.content.clear();
+        job.content
+            .reserve(job.pages.len() * crate::limits::PAGE_SIZE);
+        for p in &job.pages {
+            job.content.extend_from_slice(&p[..]);
+        }
+    }
+    let page_size = crate::limits::PAGE_SIZE;
+    let (content_digest, page_keys) = match job.hash {
+        // Both digests in one pass over the bytes.
+        PageHash::Sha256 => {
+            let (content, pages) = crate::digest::content_and_pages(&job.content, page_size);
+            (content, Some(PageKeys::Sha256(pages)))
+        }
+        PageHash::Xxh3 => {
+            let keys = job
+                .content
+                .chunks(page_size)
+                .map(xxhash_rust::xxh3::xxh3_128)
+                .collect();
+            (Digest::of(&job.content), Some(PageKeys::Xxh3(keys)))
+        }
+        PageHash::None => (Digest::of(&job.content), None),
     };
     let pages = (job.content.len() / crate::limits::PAGE_SIZE) as u32;
     // Compressed straight behind the header's place in the file buffer
@@ -201,6 +250,7 @@ fn compress_chunk(c: &mut zstd::bulk::Compressor<'_>, job: Job) -> std::io::Resu
         body_digest,
         file,
         spare: job.content,
-        page_digests,
+        page_keys,
+        shared: job.pages,
     })
 }

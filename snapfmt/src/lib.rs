@@ -35,6 +35,7 @@ mod version;
 mod writer;
 
 pub use check::Problem;
+pub use compress::SharedPage;
 pub use container::describe as describe_file_type;
 pub use digest::{Digest, chunk_address, chunk_address_of};
 pub use error::{Error, ObjectError, Result};

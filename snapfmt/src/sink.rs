@@ -1,14 +1,26 @@
 //! Crash-safe output of an image: everything goes to a temporary sibling
-//! (`.<name>.partial-<pid>-<n>`), which is fsynced and renamed into place
-//! only when complete. The manifest is written last, so an interrupted
-//! write leaves at most a hidden temporary without a manifest, which no
-//! reader accepts.
-
+//! (`.<name>.partial-<pid>-<n>`), which is made durable and renamed into
+//! place only when complete. The manifest is written last, so an
+//! interrupted write leaves at most a hidden temporary without a manifest,
+//! which no reader accepts.
+//!
+//! A directory image's files are created and written by one I/O thread
+//! (`DirIo`), so the thread feeding pages never waits on a file creation
+//! (on ext4 a create in a directory of thousands of chunk files took
+//! 25-200 us, 0.1-0.8 s for the 4,100 files of a 1 GiB image, and the
+//! compression workers starved meanwhile). At the commit the thread is
+//! joined (its first error is the write's error) and the whole tree is made
+//! durable at once: on Linux, with many files, by one `syncfs(2)` of the
+//! filesystem holding it (one journal commit; 30-90 ms for those 4,100
+//! files against 170-280 ms for 4,100 fsyncs from eight threads, on the
+//! development machine under load), otherwise by an fsync of every file.
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 /// The container an image is written as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,11 +36,72 @@ pub(crate) enum Sink {
     Dir {
         tmp: PathBuf,
         written: Vec<PathBuf>,
+        io: DirIo,
     },
     Tar {
         tmp: PathBuf,
         builder: Option<tar::Builder<BufWriter<File>>>,
     },
+}
+
+/// Files queued for the I/O thread at most (each at most a chunk file, so
+/// at most a few MiB wait).
+const IO_QUEUE: usize = 8;
+
+/// The I/O thread of a directory image: writes `(path, bytes)` in the
+/// order given and hands the buffers back for reuse; it stops at the first
+/// error, which [`DirIo::finish`] returns.
+pub(crate) struct DirIo {
+    jobs: Option<SyncSender<(PathBuf, Vec<u8>)>>,
+    back: Receiver<Vec<u8>>,
+    handle: Option<JoinHandle<Result<()>>>,
+}
+
+impl DirIo {
+    fn start() -> std::io::Result<DirIo> {
+        let (jobs, rx) = sync_channel::<(PathBuf, Vec<u8>)>(IO_QUEUE);
+        let (back_tx, back) = sync_channel(IO_QUEUE + 2);
+        let handle = std::thread::Builder::new()
+            .name("snapfmt-io".into())
+            .spawn(move || -> Result<()> {
+                for (path, bytes) in rx {
+                    std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
+                    // A full return queue means enough spares: drop it.
+                    let _ = back_tx.try_send(bytes);
+                }
+                Ok(())
+            })?;
+        Ok(DirIo {
+            jobs: Some(jobs),
+            back,
+            handle: Some(handle),
+        })
+    }
+
+    /// Queues a file; returns a written buffer for reuse if one is back.
+    fn write(&mut self, path: PathBuf, bytes: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let sent = match &self.jobs {
+            Some(tx) => tx.send((path, bytes)).is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The thread stopped: at an error, which it returns.
+            self.finish()?;
+            return Err(Error::Usage("the image's I/O thread is gone".into()));
+        }
+        Ok(self.back.try_recv().ok())
+    }
+
+    /// Waits until every queued file is written; the first error.
+    fn finish(&mut self) -> Result<()> {
+        self.jobs = None;
+        match self.handle.take() {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(Error::Usage("the image's I/O thread panicked".into()))),
+            None => Ok(()),
+        }
+    }
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -82,6 +155,26 @@ fn fsync_all(paths: &[PathBuf]) -> Result<()> {
     })
 }
 
+/// Makes every file of the directory tree at `tmp` (all listed in
+/// `written`, subdirectories included) and `tmp` itself durable.
+fn sync_tree(tmp: &Path, written: &[PathBuf]) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    if written.len() >= 2 * FSYNC_THREADS {
+        // One writeback and journal commit of the filesystem holding the
+        // tree (every file of it was created inside `tmp`, so on it);
+        // errors in the writeback of any of them are reported (Linux 5.8+).
+        use std::os::fd::AsRawFd;
+        let dir = File::open(tmp).map_err(|e| Error::io(tmp, e))?;
+        // Safety: a valid open descriptor; syncfs only reads it.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            return Err(Error::io(tmp, std::io::Error::last_os_error()));
+        }
+        return dir.sync_all().map_err(|e| Error::io(tmp, e));
+    }
+    fsync_all(written)?;
+    fsync_path(tmp)
+}
+
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -101,9 +194,17 @@ impl Sink {
         match form {
             ImageForm::Directory => {
                 std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+                let io = match DirIo::start() {
+                    Ok(io) => io,
+                    Err(e) => {
+                        let _ = std::fs::remove_dir(&tmp);
+                        return Err(Error::io(&tmp, e));
+                    }
+                };
                 Ok(Sink::Dir {
                     tmp,
                     written: Vec::new(),
+                    io,
                 })
             }
             ImageForm::Tar => {
@@ -121,7 +222,18 @@ impl Sink {
     /// Adds file `name` (a relative `/` path) with `bytes`.
     pub(crate) fn put(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
         match self {
-            Sink::Dir { tmp, written } => {
+            Sink::Dir { .. } => self.put_owned(name, bytes.to_vec()).map(drop),
+            Sink::Tar { .. } => self.append_tar(name, bytes),
+        }
+    }
+
+    /// Adds file `name` with `bytes`, taking the buffer; returns a buffer
+    /// done with (this one or an earlier one) for reuse, if there is one.
+    /// In a directory image the file is written by the I/O thread, and an
+    /// error writing it is returned by a later call or by the commit.
+    pub(crate) fn put_owned(&mut self, name: &str, bytes: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        match self {
+            Sink::Dir { tmp, written, io } => {
                 let p = tmp.join(name);
                 if let Some(d) = p.parent()
                     && !d.exists()
@@ -129,10 +241,19 @@ impl Sink {
                     std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
                     written.push(d.to_path_buf());
                 }
-                std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
-                written.push(p);
-                Ok(())
+                written.push(p.clone());
+                io.write(p, bytes)
             }
+            Sink::Tar { .. } => {
+                self.append_tar(name, &bytes)?;
+                Ok(Some(bytes))
+            }
+        }
+    }
+
+    fn append_tar(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        match self {
+            Sink::Dir { .. } => Err(Error::Usage("not a tar image".into())),
             Sink::Tar { tmp, builder } => {
                 let b = builder
                     .as_mut()
@@ -151,9 +272,9 @@ impl Sink {
     /// Makes everything durable and renames the temporary into `target`.
     pub(crate) fn commit(mut self, target: &Path, overwrite: bool) -> Result<()> {
         let tmp = match &mut self {
-            Sink::Dir { tmp, written } => {
-                fsync_all(written)?;
-                fsync_path(tmp)?;
+            Sink::Dir { tmp, written, io } => {
+                io.finish()?;
+                sync_tree(tmp, written)?;
                 tmp.clone()
             }
             Sink::Tar { tmp, builder } => {
@@ -203,7 +324,9 @@ impl Drop for Sink {
     /// leaves it, hidden and without a manifest).
     fn drop(&mut self) {
         match self {
-            Sink::Dir { tmp, .. } => {
+            Sink::Dir { tmp, io, .. } => {
+                // No file may appear after the removal.
+                let _ = io.finish();
                 if !tmp.as_os_str().is_empty() {
                     let _ = std::fs::remove_dir_all(&*tmp);
                 }

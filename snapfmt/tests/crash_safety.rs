@@ -88,3 +88,62 @@ fn writer_contract_violations_are_errors() {
     assert!(matches!(w.finish(), Err(Error::Usage(_))));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn a_file_the_io_thread_cannot_write_fails_the_image_and_leaves_nothing() {
+    // Directory images are written by an I/O thread; its error must reach
+    // the caller (at a later call or at `finish`) and the temporary must go.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("img");
+    let opts = WriterOptions {
+        chunk_pages: 1,
+        threads: 2,
+        ..WriterOptions::default()
+    };
+    let mut w = ImageWriter::create(&target, common::task_7_info(), opts).unwrap();
+    w.add_page(7, 0, 0, &sample_page(0)).unwrap();
+    let tmp = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // Wait for the first chunk's directory, then put a file in its place.
+    let chunks = tmp.join("chunks");
+    for p in 1..200 {
+        if chunks.is_dir() {
+            break;
+        }
+        w.add_page(7, 0, p, &sample_page(p)).unwrap();
+    }
+    assert!(chunks.is_dir(), "no chunks directory was made");
+    // Moved aside at once (the I/O thread may be writing into it).
+    let aside = tempfile::tempdir_in(dir.path().parent().unwrap()).unwrap();
+    std::fs::rename(&chunks, aside.path().join("chunks")).unwrap();
+    std::fs::write(&chunks, b"in the way").unwrap();
+    let mut failed = None;
+    for p in 200..400 {
+        if let Err(e) = w.add_page(7, 0, p, &sample_page(p)) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let err = match failed {
+        Some(e) => {
+            drop(w);
+            e
+        }
+        None => {
+            w.add_task(common::one_area_task(7, 400)).unwrap();
+            w.finish().expect_err("an image with unwritable chunks")
+        }
+    };
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("chunks"), "{err}");
+    assert!(!target.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "temporary left behind"
+    );
+}

@@ -97,7 +97,9 @@ impl Capture {
                             t.task.0, area.base
                         ))
                     })?;
-                    w.add_page(t.task.0, area.base, index, &page[..])?;
+                    // By reference: a worker copies it, and duplicates
+                    // are found by a fast key and a byte comparison.
+                    w.add_shared_page(t.task.0, area.base, index, page.clone())?;
                 }
             }
             let mut record = t.record.clone();

@@ -7,7 +7,7 @@ impl ImageWriter {
     /// Completes the image: flushes chunks, writes task records and the
     /// manifest, fsyncs and renames into place.
     pub fn finish(mut self) -> Result<Finished> {
-        if !self.open.is_empty() {
+        if !self.open.is_empty() || !self.open_pages.is_empty() {
             self.flush_open()?;
         }
         while self.in_flight > 0 {

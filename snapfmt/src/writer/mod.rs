@@ -1,8 +1,9 @@
 //! The streaming, parallel, crash-safe image writer.
 //!
-//! The caller feeds pages one at a time ([`ImageWriter::add_page`]); zero
-//! pages are dropped, every other page is appended to the open chunk as it
-//! is. Full chunks go to a pool of threads ([`crate::compress`]) through a
+//! The caller feeds pages one at a time ([`ImageWriter::add_page`], or
+//! [`ImageWriter::add_shared_page`] for pages it shares by reference);
+//! zero pages are dropped, every other page is appended to the open chunk
+//! as it is (a shared page by reference: the worker copies it). Full chunks go to a pool of threads ([`crate::compress`]) through a
 //! bounded queue, so memory use is bounded by a few chunks whatever the
 //! image size. The pool hashes each page, addresses and compresses the
 //! chunk; the feeding thread only copies. Deduplication then happens as
@@ -19,7 +20,7 @@ mod finish;
 mod objects;
 mod pipeline;
 
-use crate::compress::{Done, Pool};
+use crate::compress::{Done, Pool, SharedPage};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::header::ObjectKind;
@@ -135,6 +136,9 @@ pub struct ImageWriter {
     next_write: u32,
     chunks: Vec<Option<ChunkEntry>>,
     open: Vec<u8>,
+    /// The open chunk's pages when they are shared pages (then `open` is
+    /// empty); a chunk holds pages of one kind.
+    open_pages: Vec<SharedPage>,
     /// Owner `(task, area base, page index)` of each page of `open`.
     open_owners: Vec<Owner>,
     /// Owners of the pages of chunks sent but not yet deduplicated.
@@ -145,6 +149,9 @@ pub struct ImageWriter {
     /// Chunk file buffers, written and handed back for reuse.
     spare_files: Vec<Vec<u8>>,
     dedup: HashMap<Digest, PageLoc>,
+    /// Stored shared pages by XXH3-128 key: the first stored page of each
+    /// key, kept to compare the bytes of a later page with that key.
+    dedup_shared: HashMap<u128, (PageLoc, SharedPage)>,
     area_pages: BTreeMap<(u64, u64), Vec<(u32, PageLoc)>>,
     tasks: BTreeMap<u64, TaskRecord>,
     kernel_states: BTreeMap<u64, KernelTaskState>,
@@ -181,12 +188,14 @@ impl ImageWriter {
             next_write: 0,
             chunks: Vec::new(),
             open: Vec::new(),
+            open_pages: Vec::new(),
             open_owners: Vec::new(),
             owners: BTreeMap::new(),
             removed: std::collections::BTreeSet::new(),
             spare: Vec::new(),
             spare_files: Vec::new(),
             dedup: HashMap::new(),
+            dedup_shared: HashMap::new(),
             area_pages: BTreeMap::new(),
             tasks: BTreeMap::new(),
             kernel_states: BTreeMap::new(),
@@ -245,6 +254,9 @@ impl ImageWriter {
             self.stats.zero_pages += 1;
             return Ok(());
         }
+        if !self.open_pages.is_empty() {
+            self.flush_open()?;
+        }
         if self.open.is_empty() {
             self.open = self.spare.pop().unwrap_or_default();
             self.open.clear();
@@ -254,6 +266,37 @@ impl ImageWriter {
         self.open.extend_from_slice(page);
         self.open_owners.push((task_id, area_base, page_index));
         if self.open.len() >= self.opts.chunk_pages as usize * PAGE_SIZE {
+            self.flush_open()?;
+        }
+        Ok(())
+    }
+
+    /// Adds one page of memory shared by reference, like
+    /// [`add_page`](Self::add_page) but without copying it on the calling
+    /// thread (a compression worker does) and deduplicated more cheaply:
+    /// by an XXH3-128 key, an equal key confirmed by comparing the bytes
+    /// with the stored page, which the writer keeps until
+    /// [`finish`](Self::finish). The image is the same as with
+    /// `add_page`, except that a page fed here and an equal page fed by
+    /// `add_page` are both stored.
+    pub fn add_shared_page(
+        &mut self,
+        task_id: u64,
+        area_base: u64,
+        page_index: u32,
+        page: SharedPage,
+    ) -> Result<()> {
+        self.stats.pages_fed += 1;
+        if is_zero(&page[..]) {
+            self.stats.zero_pages += 1;
+            return Ok(());
+        }
+        if !self.open.is_empty() {
+            self.flush_open()?;
+        }
+        self.open_pages.push(page);
+        self.open_owners.push((task_id, area_base, page_index));
+        if self.open_pages.len() >= self.opts.chunk_pages as usize {
             self.flush_open()?;
         }
         Ok(())
@@ -404,4 +447,137 @@ fn relative_parent_path(target: &Path, parent: &Path) -> Result<String> {
         Err(_) => parent_abs.to_string_lossy().into_owned(),
     };
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::sample_page;
+    use std::sync::Arc;
+
+    fn info() -> ImageInfo {
+        let mut info = crate::sample::sample_info();
+        info.checkpoint_set.retain(|m| m.task_id == 7);
+        info
+    }
+
+    fn task(pages: u64) -> TaskRecord {
+        TaskRecord {
+            meta: TaskMeta {
+                task_id: 7,
+                name: "task7".into(),
+                args: vec![],
+                cwd: "/".into(),
+                module: ModuleRef::External {
+                    path: "/t.wasm".into(),
+                    sha256: Digest::default(),
+                },
+                id_view: vec![],
+            },
+            instance: Default::default(),
+            threads: vec![],
+            areas: vec![AreaRecord {
+                base: 0,
+                size: pages * PAGE_SIZE as u64,
+                flags: area_flags::READ | area_flags::WRITE,
+                backing: Backing::Anonymous,
+                sharing: vec![],
+                pages: PageMap::default(),
+            }],
+            phones: vec![],
+            calls: vec![],
+            coop_blobs: vec![],
+            file_backups: vec![],
+        }
+    }
+
+    fn shared(n: u32) -> SharedPage {
+        let v = sample_page(n);
+        Arc::new(v.try_into().expect("a page"))
+    }
+
+    /// Pages 0..n with every third a copy of page 1 and every fifth zero.
+    fn content(p: u32) -> SharedPage {
+        if p % 5 == 4 {
+            Arc::new([0; PAGE_SIZE])
+        } else if p % 3 == 2 {
+            shared(1)
+        } else {
+            shared(p)
+        }
+    }
+
+    fn write(dir: &Path, name: &str, shared_pages: bool, chunk_pages: u32) -> (Image, WriteStats) {
+        let path = dir.join(name);
+        let opts = WriterOptions {
+            chunk_pages,
+            threads: 2,
+            ..WriterOptions::default()
+        };
+        let mut w = ImageWriter::create(&path, info(), opts).unwrap();
+        for p in 0..100 {
+            if shared_pages {
+                w.add_shared_page(7, 0, p, content(p)).unwrap();
+            } else {
+                w.add_page(7, 0, p, &content(p)[..]).unwrap();
+            }
+        }
+        w.add_task(task(100)).unwrap();
+        let done = w.finish().unwrap();
+        (Image::open(&path).unwrap(), done.stats)
+    }
+
+    #[test]
+    fn shared_pages_make_the_same_image_as_copied_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for chunk_pages in [1, 7, 64] {
+            let (a, sa) = write(dir.path(), &format!("a{chunk_pages}"), false, chunk_pages);
+            let (b, sb) = write(dir.path(), &format!("b{chunk_pages}"), true, chunk_pages);
+            assert_eq!(sa, sb, "{chunk_pages} pages per chunk");
+            assert!(sb.duplicate_pages > 20, "{sb:?}");
+            assert_eq!(a.manifest().chunks, b.manifest().chunks);
+            let (ta, tb) = (a.task(7).unwrap(), b.task(7).unwrap());
+            assert_eq!(ta.areas, tb.areas);
+            for p in 0..100u32 {
+                let mut out = [0; PAGE_SIZE];
+                b.read_area_page(&tb.areas[0], p, &mut out).unwrap();
+                assert_eq!(out[..], content(p)[..], "page {p}");
+            }
+            assert!(crate::validate(dir.path().join(format!("b{chunk_pages}"))).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_key_collision_stores_the_page() {
+        // A page whose XXH3 key is taken by a page with other bytes (a
+        // collision, forged here) is stored, not pointed at the other one.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let opts = WriterOptions {
+            chunk_pages: 1,
+            threads: 1,
+            ..WriterOptions::default()
+        };
+        let mut w = ImageWriter::create(&path, info(), opts).unwrap();
+        w.add_shared_page(7, 0, 0, shared(10)).unwrap();
+        w.receive_one().unwrap();
+        // The key of page 11's bytes now names page 10's slot and bytes.
+        let (loc, first) = w.dedup_shared.values().next().unwrap().clone();
+        let key = xxhash_rust::xxh3::xxh3_128(&shared(11)[..]);
+        w.dedup_shared.insert(key, (loc, first));
+        w.add_shared_page(7, 0, 1, shared(11)).unwrap();
+        // And a true duplicate of page 10 is still found.
+        w.add_shared_page(7, 0, 2, shared(10)).unwrap();
+        w.add_task(task(3)).unwrap();
+        let done = w.finish().unwrap();
+        assert_eq!(done.stats.duplicate_pages, 1);
+        assert_eq!(done.stats.chunks_written, 2);
+        let image = Image::open(&path).unwrap();
+        let area = &image.task(7).unwrap().areas[0];
+        for (p, n) in [(0, 10), (1, 11), (2, 10)] {
+            let mut out = [0; PAGE_SIZE];
+            image.read_area_page(area, p, &mut out).unwrap();
+            assert_eq!(out[..], sample_page(n)[..], "page {p}");
+        }
+    }
 }

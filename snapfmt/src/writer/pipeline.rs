@@ -4,8 +4,7 @@
 //! depends on thread timing).
 
 use super::{Dedup, ImageWriter};
-use crate::compress::{Done, Job};
-use crate::digest::Digest;
+use crate::compress::{Done, Job, PageHash, PageKeys};
 use crate::error::{Error, Result};
 use crate::limits::PAGE_SIZE;
 use crate::object;
@@ -21,14 +20,20 @@ impl ImageWriter {
 
     pub(super) fn flush_open(&mut self) -> Result<()> {
         let index = self.new_chunk_index()?;
-        let content = std::mem::take(&mut self.open);
+        let pages = std::mem::take(&mut self.open_pages);
+        let (content, hash) = if pages.is_empty() {
+            (std::mem::take(&mut self.open), PageHash::Sha256)
+        } else {
+            (self.spare.pop().unwrap_or_default(), PageHash::Xxh3)
+        };
         let file_buf = self.spare_files.pop().unwrap_or_default();
         self.owners
             .insert(index, std::mem::take(&mut self.open_owners));
         self.submit(Job {
             index,
             content,
-            hash_pages: true,
+            pages,
+            hash,
             file_buf,
         })
     }
@@ -78,15 +83,17 @@ impl ImageWriter {
             let Some(mut done) = self.reorder.remove(&self.next_write) else {
                 return Ok(());
             };
-            if let Some(digests) = done.page_digests.take() {
-                match self.dedup_chunk(&mut done, &digests)? {
+            if let Some(keys) = done.page_keys.take() {
+                match self.dedup_chunk(&mut done, &keys)? {
                     Dedup::Keep => {}
                     Dedup::Rebuilt => return Ok(()),
                     Dedup::Removed => continue,
                 }
             }
-            self.sink
-                .put(&object::chunk_path(&done.content_digest), &done.file)?;
+            let file = std::mem::take(&mut done.file);
+            let back = self
+                .sink
+                .put_owned(&object::chunk_path(&done.content_digest), file)?;
             self.stats.chunks_written += 1;
             self.stats.chunk_content_bytes += u64::from(done.pages) * PAGE_SIZE as u64;
             self.stats.chunk_stored_bytes += done.body_len;
@@ -103,8 +110,10 @@ impl ImageWriter {
             if self.spare.len() < keep {
                 self.spare.push(done.spare);
             }
-            if self.spare_files.len() < keep {
-                self.spare_files.push(done.file);
+            if let Some(buf) = back
+                && self.spare_files.len() < keep
+            {
+                self.spare_files.push(buf);
             }
             self.next_write += 1;
         }
@@ -114,24 +123,52 @@ impl ImageWriter {
     /// of each content in chunk order is stored, later ones point at it.
     /// If some pages were duplicates, the chunk is rebuilt from the others
     /// and sent to be compressed again (or removed, if none is left).
-    pub(super) fn dedup_chunk(&mut self, done: &mut Done, digests: &[Digest]) -> Result<Dedup> {
+    pub(super) fn dedup_chunk(&mut self, done: &mut Done, keys: &PageKeys) -> Result<Dedup> {
         let index = done.index;
         let owners = self.owners.remove(&index).unwrap_or_default();
-        let mut kept: Vec<usize> = Vec::with_capacity(digests.len());
-        for (slot, (digest, &(task, base, page))) in digests.iter().zip(&owners).enumerate() {
-            let loc = match self.dedup.get(digest) {
-                Some(&loc) => {
+        let count = match keys {
+            PageKeys::Sha256(d) => d.len(),
+            PageKeys::Xxh3(k) => k.len(),
+        };
+        let mut kept: Vec<usize> = Vec::with_capacity(count);
+        for (slot, &(task, base, page)) in owners.iter().enumerate().take(count) {
+            let new = PageLoc {
+                chunk: index,
+                slot: kept.len() as u32,
+            };
+            let earlier = match keys {
+                PageKeys::Sha256(digests) => match self.dedup.entry(digests[slot]) {
+                    std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(new);
+                        None
+                    }
+                },
+                PageKeys::Xxh3(k) => {
+                    let bytes = &done.spare[slot * PAGE_SIZE..(slot + 1) * PAGE_SIZE];
+                    match self.dedup_shared.entry(k[slot]) {
+                        // The same bytes: a duplicate. Other bytes with the
+                        // same key (a collision) are stored; the key keeps
+                        // its first page.
+                        std::collections::hash_map::Entry::Occupied(e) => {
+                            let (loc, first) = e.get();
+                            (first[..] == *bytes).then_some(*loc)
+                        }
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert((new, done.shared[slot].clone()));
+                            None
+                        }
+                    }
+                }
+            };
+            let loc = match earlier {
+                Some(loc) => {
                     self.stats.duplicate_pages += 1;
                     loc
                 }
                 None => {
-                    let loc = PageLoc {
-                        chunk: index,
-                        slot: kept.len() as u32,
-                    };
-                    self.dedup.insert(*digest, loc);
                     kept.push(slot);
-                    loc
+                    new
                 }
             };
             self.area_pages
@@ -139,7 +176,7 @@ impl ImageWriter {
                 .or_default()
                 .push((page, loc));
         }
-        if kept.len() == digests.len() {
+        if kept.len() == count {
             return Ok(Dedup::Keep);
         }
         if kept.is_empty() {
@@ -157,7 +194,8 @@ impl ImageWriter {
         self.submit(Job {
             index,
             content,
-            hash_pages: false,
+            pages: Vec::new(),
+            hash: PageHash::None,
             file_buf,
         })?;
         Ok(Dedup::Rebuilt)
