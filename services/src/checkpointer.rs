@@ -108,6 +108,33 @@ pub struct SetPlan {
     pub excluded: Vec<ExcludedConn>,
 }
 
+impl SetPlan {
+    /// The tasks around the set, as the manifest lists them: the services
+    /// it is connected to and the clients left out of it.
+    pub fn neighbours(&self, k: &Kernel) -> Vec<snapfmt::SetMember> {
+        let name = |t: TaskId| k.task(t).map(|t| t.name.clone()).unwrap_or_default();
+        let mut out: BTreeMap<u64, snapfmt::SetMember> = BTreeMap::new();
+        for l in &self.links {
+            out.entry(l.service.0)
+                .or_insert_with(|| snapfmt::SetMember {
+                    task_id: l.service.0,
+                    name: name(l.service),
+                    role: snapfmt::Role::Cooperative {
+                        service_id: l.service_id.clone(),
+                    },
+                });
+        }
+        for e in &self.excluded {
+            out.entry(e.client.0).or_insert_with(|| snapfmt::SetMember {
+                task_id: e.client.0,
+                name: name(e.client),
+                role: snapfmt::Role::ExcludedClient,
+            });
+        }
+        out.into_values().collect()
+    }
+}
+
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointerError {
@@ -891,7 +918,9 @@ impl Checkpointer {
         };
         capture.file_policy = opts.file_policy;
         capture.kill_after = opts.kill;
+        capture.timeout_ms = opts.timeout_ns / 1_000_000;
         capture.excluded = plan.excluded.clone();
+        capture.others = plan.neighbours(k);
         for t in &mut capture.tasks {
             t.record.coop_blobs = blobs
                 .iter()

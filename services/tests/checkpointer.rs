@@ -824,6 +824,27 @@ fn clients_outside_the_set_are_included_excluded_or_refused_as_asked() {
         image.manifest().options.extra["kernel.excluded_clients"],
         format!("{}:{conn}:{}", server.0, cl.0)
     );
+    // The manifest lists the set's neighbours beside its member: the
+    // naming service it is connected to, and the client left out.
+    let roles: Vec<(u64, snapfmt::Role)> = image
+        .manifest()
+        .checkpoint_set
+        .iter()
+        .map(|m| (m.task_id, m.role.clone()))
+        .collect();
+    assert!(
+        roles.contains(&(server.0, snapfmt::Role::Checkpointable)),
+        "{roles:?}"
+    );
+    assert!(
+        roles.contains(&(cl.0, snapfmt::Role::ExcludedClient)),
+        "{roles:?}"
+    );
+    assert!(
+        roles.iter().any(|(_, r)| matches!(r, snapfmt::Role::Cooperative { service_id } if service_id == "spartan.ns")),
+        "{roles:?}"
+    );
+    assert_eq!(snapfmt::validate(&path), vec![]);
     assert!(nothing_stopped(&sys.k));
     sys.s.run(&mut sys.k, 2_000);
     let mut fresh = system_without_tally(14);

@@ -54,6 +54,10 @@ pub struct Capture {
     pub file_policy: snapfmt::FilePolicy,
     /// The set's kill option (recorded in the manifest's options).
     pub kill_after: bool,
+    /// How long the checkpointer waited for each service at most (ms;
+    /// recorded in the manifest's options, 0 when no checkpointer took
+    /// part).
+    pub timeout_ms: u64,
     /// Saved contents of files under a backup policy (thesis 4.4.8),
     /// written as `files/<sha256>.spf` objects; the tasks' records name
     /// them in `file_backups`. Filled by the checkpointer from the VFS.
@@ -62,6 +66,10 @@ pub struct Capture {
     /// the set (thesis 4.4.3): a restore hangs them up
     /// ([`super::excluded`]). Filled by the checkpointer.
     pub excluded: Vec<super::ExcludedConn>,
+    /// The tasks around the set the manifest's `checkpoint_set` lists
+    /// beside its members: the cooperative services it is connected to
+    /// and the clients left out of it. Filled by the checkpointer.
+    pub others: Vec<snapfmt::SetMember>,
 }
 
 /// The kernel build hash as a digest.
@@ -114,8 +122,10 @@ pub fn capture(k: &Kernel, s: &Scheduler, stopped: &Stopped) -> Result<Capture, 
         sched,
         file_policy: snapfmt::FilePolicy::default(),
         kill_after: false,
+        timeout_ms: 0,
         file_contents: Vec::new(),
         excluded: Vec::new(),
+        others: Vec::new(),
     })
 }
 

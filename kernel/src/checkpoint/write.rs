@@ -22,6 +22,7 @@ impl Capture {
             bundle_modules: true,
             file_policy: self.file_policy,
             kill_after: self.kill_after,
+            timeout_ms: self.timeout_ms,
             ..CheckpointOptions::default()
         };
         self.sched.put(&mut options.extra);
@@ -36,15 +37,26 @@ impl Capture {
             },
             task_zero: self.task_zero.0,
             options,
-            checkpoint_set: self
-                .tasks
-                .iter()
-                .map(|t| SetMember {
-                    task_id: t.task.0,
-                    name: t.record.meta.name.clone(),
-                    role: Role::Checkpointable,
-                })
-                .collect(),
+            checkpoint_set: {
+                let mut set: Vec<SetMember> = self
+                    .tasks
+                    .iter()
+                    .map(|t| SetMember {
+                        task_id: t.task.0,
+                        name: t.record.meta.name.clone(),
+                        role: Role::Checkpointable,
+                    })
+                    .collect();
+                // Sorted by task id, each once; a member is never listed
+                // again as a service or a client.
+                for o in &self.others {
+                    if !set.iter().any(|m| m.task_id == o.task_id) {
+                        set.push(o.clone());
+                    }
+                }
+                set.sort_by_key(|m| m.task_id);
+                set
+            },
         }
     }
 
