@@ -56,6 +56,9 @@ pub struct ControlSocket {
     /// The socket file's device and inode, so that only this socket is
     /// removed (not one that replaced it).
     id: (u64, u64),
+    /// `PATH.lock`, locked (`flock`) while the system lives: two boots on
+    /// one path never both take it, even racing over a stale socket.
+    _lock: std::fs::File,
 }
 
 fn my_uid() -> u32 {
@@ -105,6 +108,7 @@ impl ControlSocket {
                 m.mode() & 0o777
             )));
         }
+        let lock = lock_beside(path)?;
         match path.symlink_metadata() {
             Ok(m) if m.file_type().is_socket() => {
                 if UnixStream::connect(path).is_ok() {
@@ -129,12 +133,45 @@ impl ControlSocket {
             listener,
             path: path.to_path_buf(),
             id: (m.dev(), m.ino()),
+            _lock: lock,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Takes the lock file beside the socket (kept afterwards: removing it
+/// would let a racing boot lock a new file of the same name).
+fn lock_beside(path: &Path) -> Result<std::fs::File, ServerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".lock");
+    let lock_path = PathBuf::from(name);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&lock_path)
+        .map_err(|source| ServerError::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
+    // Safety: flock on a descriptor `f` owns; no memory is involved.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(ServerError::Running(path.to_path_buf()));
+        }
+        return Err(ServerError::Io {
+            path: lock_path,
+            source: e,
+        });
+    }
+    Ok(f)
 }
 
 impl Drop for ControlSocket {

@@ -772,3 +772,57 @@ fn the_demo_runs_and_its_image_validates() {
     assert_eq!(again.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
 }
+
+/// Boots racing for one socket (over a stale one): exactly one serves,
+/// the others are refused.
+#[test]
+fn racing_boots_leave_one_system() {
+    let (dir, root, _images) = setup();
+    let sock = dir.path().join("a.sock");
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    let mut boots: Vec<Child> = (0..4)
+        .map(|_| {
+            Command::new(bin("spartan"))
+                .args(["boot", "--root"])
+                .arg(&root)
+                .arg("--socket")
+                .arg(&sock)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut refused = 0;
+        for b in &mut boots {
+            if let Ok(Some(status)) = b.try_wait() {
+                assert_eq!(status.code(), Some(1));
+                refused += 1;
+            }
+        }
+        if refused == 3 {
+            break;
+        }
+        assert!(Instant::now() < until, "{refused} of 3 boots refused");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The winner may still be booting.
+    while Client::connect(&sock).is_err() {
+        assert!(Instant::now() < until, "the winner does not serve");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ok(&cmd("spartan", &sock, &["tasks"]));
+    for b in &mut boots {
+        if let Ok(Some(_)) = b.try_wait() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(b.stderr.as_mut().unwrap(), &mut err).unwrap();
+            assert!(err.contains("a system is already running on"), "{err}");
+        }
+    }
+    ok(&cmd("spartan", &sock, &["shutdown"]));
+    for mut b in boots {
+        assert!(b.wait().unwrap().code().is_some());
+    }
+}
