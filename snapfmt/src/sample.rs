@@ -397,3 +397,35 @@ pub fn sample_kernel_state() -> KernelTaskState {
         ],
     }
 }
+
+/// A record of task `id` with one anonymous read-write area of `pages`
+/// pages at address 0 and nothing else (the writer fills its page map).
+pub fn one_area_task(id: u64, pages: u64) -> TaskRecord {
+    TaskRecord {
+        meta: TaskMeta {
+            task_id: id,
+            name: format!("task{id}"),
+            args: vec![],
+            cwd: "/".into(),
+            module: ModuleRef::External {
+                path: "/t.wasm".into(),
+                sha256: Digest::default(),
+            },
+            id_view: vec![],
+        },
+        instance: Default::default(),
+        threads: vec![],
+        areas: vec![AreaRecord {
+            base: 0,
+            size: pages * PAGE_SIZE as u64,
+            flags: area_flags::READ | area_flags::WRITE,
+            backing: Backing::Anonymous,
+            sharing: vec![],
+            pages: PageMap::default(),
+        }],
+        phones: vec![],
+        calls: vec![],
+        coop_blobs: vec![],
+        file_backups: vec![],
+    }
+}

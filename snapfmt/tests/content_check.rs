@@ -22,7 +22,8 @@ fn image(dir: &Path, pages: u32) -> PathBuf {
     for p in 0..pages {
         w.add_page(7, 0, p, &sample::sample_page(p)).unwrap();
     }
-    w.add_task(one_area_task(7, u64::from(pages))).unwrap();
+    w.add_task(sample::one_area_task(7, u64::from(pages)))
+        .unwrap();
     w.finish().unwrap();
     path
 }

@@ -134,7 +134,7 @@ fn a_file_the_io_thread_cannot_write_fails_the_image_and_leaves_nothing() {
             e
         }
         None => {
-            w.add_task(common::one_area_task(7, 400)).unwrap();
+            w.add_task(snapfmt::sample::one_area_task(7, 400)).unwrap();
             w.finish().expect_err("an image with unwritable chunks")
         }
     };

@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{one_area_task, task_7_info};
+use common::task_7_info;
+use snapfmt::sample::one_area_task;
 use snapfmt::sample::sample_page;
 use snapfmt::*;
 

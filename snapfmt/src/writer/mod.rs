@@ -462,33 +462,7 @@ mod tests {
     }
 
     fn task(pages: u64) -> TaskRecord {
-        TaskRecord {
-            meta: TaskMeta {
-                task_id: 7,
-                name: "task7".into(),
-                args: vec![],
-                cwd: "/".into(),
-                module: ModuleRef::External {
-                    path: "/t.wasm".into(),
-                    sha256: Digest::default(),
-                },
-                id_view: vec![],
-            },
-            instance: Default::default(),
-            threads: vec![],
-            areas: vec![AreaRecord {
-                base: 0,
-                size: pages * PAGE_SIZE as u64,
-                flags: area_flags::READ | area_flags::WRITE,
-                backing: Backing::Anonymous,
-                sharing: vec![],
-                pages: PageMap::default(),
-            }],
-            phones: vec![],
-            calls: vec![],
-            coop_blobs: vec![],
-            file_backups: vec![],
-        }
+        crate::sample::one_area_task(7, pages)
     }
 
     fn shared(n: u32) -> SharedPage {
