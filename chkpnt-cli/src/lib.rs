@@ -78,18 +78,6 @@ pub enum FilePolicyArg {
     BackupSkip,
 }
 
-impl FilePolicyArg {
-    /// The name the control protocol uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            FilePolicyArg::Unchangeable => "unchangeable",
-            FilePolicyArg::Volatile => "volatile",
-            FilePolicyArg::BackupOverwrite => "backup-overwrite",
-            FilePolicyArg::BackupSkip => "backup-skip",
-        }
-    }
-}
-
 /// Clients outside the set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ClientsArg {
@@ -99,17 +87,6 @@ pub enum ClientsArg {
     Exclude,
     /// The checkpoint is refused, naming them.
     Refuse,
-}
-
-impl ClientsArg {
-    /// The name the control protocol uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            ClientsArg::Include => "include",
-            ClientsArg::Exclude => "exclude",
-            ClientsArg::Refuse => "refuse",
-        }
-    }
 }
 
 const EXAMPLES: &str = "\
@@ -128,4 +105,21 @@ pub fn man_pages() -> Result<Vec<spartan_cli::docs::Generated>, spartan_cli::doc
 pub fn completions() -> Vec<spartan_cli::docs::Generated> {
     use clap::CommandFactory;
     spartan_cli::docs::completions(&Args::command(), "chkpnt")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spartan_services::cli::value_name;
+    use spartan_services::system::{parse_clients, parse_file_policy};
+
+    #[test]
+    fn every_option_value_is_a_name_the_system_knows() {
+        for v in FilePolicyArg::value_variants() {
+            assert!(parse_file_policy(&value_name(v)).is_some(), "{v:?}");
+        }
+        for v in ClientsArg::value_variants() {
+            assert!(parse_clients(&value_name(v)).is_some(), "{v:?}");
+        }
+    }
 }

@@ -31,8 +31,8 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
             tar: args.tar,
             kill: args.kill,
             timeout_ms: args.timeout,
-            file_policy: args.file_policy.name().into(),
-            clients: args.clients.name().into(),
+            file_policy: cli::value_name(&args.file_policy),
+            clients: cli::value_name(&args.clients),
         },
     };
     let label = format!("checkpointing task {}", args.task);

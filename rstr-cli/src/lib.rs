@@ -73,27 +73,6 @@ pub enum DuplicateArg {
     Replace,
 }
 
-impl MissingArg {
-    /// The name the control protocol uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            MissingArg::Cancel => "cancel",
-            MissingArg::HangUp => "hang-up",
-        }
-    }
-}
-
-impl DuplicateArg {
-    /// The name the control protocol uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            DuplicateArg::Cancel => "cancel",
-            DuplicateArg::HangUp => "hang-up",
-            DuplicateArg::Replace => "replace",
-        }
-    }
-}
-
 const EXAMPLES: &str = "\
 Examples:
   rstr backups/1700000000
@@ -110,4 +89,21 @@ pub fn man_pages() -> Result<Vec<spartan_cli::docs::Generated>, spartan_cli::doc
 pub fn completions() -> Vec<spartan_cli::docs::Generated> {
     use clap::CommandFactory;
     spartan_cli::docs::completions(&Args::command(), "rstr")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spartan_services::cli::value_name;
+    use spartan_services::system::{parse_duplicate, parse_missing};
+
+    #[test]
+    fn every_option_value_is_a_name_the_system_knows() {
+        for v in MissingArg::value_variants() {
+            assert!(parse_missing(&value_name(v)).is_some(), "{v:?}");
+        }
+        for v in DuplicateArg::value_variants() {
+            assert!(parse_duplicate(&value_name(v)).is_some(), "{v:?}");
+        }
+    }
 }

@@ -22,8 +22,8 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
         image: image.clone(),
         err_resume: args.err_resume,
         timeout_ms: args.timeout,
-        missing: args.missing.name().into(),
-        duplicate: args.duplicate.name().into(),
+        missing: cli::value_name(&args.missing),
+        duplicate: cli::value_name(&args.duplicate),
     };
     let label = format!("restoring {}", escape(&shown));
     let resp = cli::with_progress(&label, args.json, || c.request(&req))

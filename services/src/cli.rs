@@ -182,6 +182,16 @@ pub fn client_error(e: ClientError) -> anyhow::Error {
     }
 }
 
+/// The name of an option's value as the command line spells it (clap's
+/// kebab-case of the variant), which is also the name the control
+/// protocol uses for it (`services/CONTROL.md`).
+pub fn value_name<E: clap::ValueEnum>(value: &E) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
+}
+
 /// Connects to the system on `explicit` or the default socket.
 pub fn connect(explicit: Option<&Path>) -> anyhow::Result<Client> {
     Client::connect(&socket(explicit)).map_err(client_error)
