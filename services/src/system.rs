@@ -313,12 +313,12 @@ impl System {
             .collect();
         // A native thread the scheduler does not step (the checkpointer,
         // driven by the host's requests) is waiting, whatever its state.
-        let scheduled = self.s.threads();
+        let scheduled = (t.kind == TaskKind::Native).then(|| self.s.threads());
         let state = if t.stopped {
             "stopped"
         } else if live.iter().any(|th| {
             th.state == ThreadState::Runnable
-                && (t.kind != TaskKind::Native || scheduled.contains(&th.id))
+                && scheduled.as_ref().is_none_or(|s| s.contains(&th.id))
         }) {
             "running"
         } else {
