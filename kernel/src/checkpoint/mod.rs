@@ -35,6 +35,7 @@
 //! ids a task sees), [`error`].
 
 pub mod capture;
+pub mod dirty_history;
 pub mod error;
 pub mod excluded;
 pub mod id_view;

@@ -48,6 +48,24 @@ impl DirtyBits {
         })
     }
 
+    /// Sets every bit that is set in `other` (O(bitmap words)).
+    pub fn union_with(&mut self, other: &DirtyBits) {
+        if self.words.len() < other.words.len() {
+            self.words.resize(other.words.len(), 0);
+        }
+        for (w, o) in self.words.iter_mut().zip(&other.words) {
+            *w |= *o;
+        }
+    }
+
+    /// Whether page `index` is dirty.
+    pub fn contains(&self, index: u64) -> bool {
+        let word = (index >> 6) as usize;
+        self.words
+            .get(word)
+            .is_some_and(|w| w & (1u64 << (index & 63)) != 0)
+    }
+
     /// Bytes of bookkeeping.
     pub fn metadata_bytes(&self) -> u64 {
         (self.words.capacity() * 8) as u64

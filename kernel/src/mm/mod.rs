@@ -27,6 +27,7 @@ mod store;
 mod tests;
 
 pub(crate) use cache::Entries;
+pub use dirty::DirtyBits;
 pub use fault::{Fault, MmError};
 pub use flags::{AreaFlags, MemLimits};
 pub use page_table::{LEAF_PAGES, Page, PageTable, ZERO_PAGE};
