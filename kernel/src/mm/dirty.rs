@@ -10,12 +10,17 @@ pub struct DirtyBits {
     words: Vec<u64>,
 }
 
+/// Where page `index`'s bit is: its word and the bit within it.
+#[inline(always)]
+const fn locate(index: u64) -> (usize, u64) {
+    ((index >> 6) as usize, 1u64 << (index & 63))
+}
+
 impl DirtyBits {
     /// Marks page `index` dirty.
     #[inline(always)]
     pub fn set(&mut self, index: u64) {
-        let word = (index >> 6) as usize;
-        let bit = 1u64 << (index & 63);
+        let (word, bit) = locate(index);
         match self.words.get_mut(word) {
             Some(w) => *w |= bit,
             None => self.set_slow(word, bit),
@@ -60,10 +65,8 @@ impl DirtyBits {
 
     /// Whether page `index` is dirty.
     pub fn contains(&self, index: u64) -> bool {
-        let word = (index >> 6) as usize;
-        self.words
-            .get(word)
-            .is_some_and(|w| w & (1u64 << (index & 63)) != 0)
+        let (word, bit) = locate(index);
+        self.words.get(word).is_some_and(|w| w & bit != 0)
     }
 
     /// Bytes of bookkeeping.
