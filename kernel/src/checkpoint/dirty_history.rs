@@ -4,8 +4,7 @@
 //! "unchanged since the LAST capture". To reference a page from a parent
 //! image the kernel must know the page is unchanged since the capture the
 //! parent was written from. Every capture of a task gets an [`Epoch`]
-//! token (unique within the kernel run: a run id from the kernel's seeded
-//! entropy plus a counter, so simulation mode stays deterministic), and
+//! token (unique within the kernel run: a run id plus a counter), and
 //! the task keeps a bounded [`DirtyHistory`]: per capture, the dirty bits
 //! taken from each area (keyed by an area identity that a destroyed and
 //! recreated area does not share).
@@ -17,7 +16,15 @@
 //! exist at the parent's capture is absent from the answer, and its
 //! pages must be written in full.
 //!
-//! Not yet wired into capture/`chkpnt --parent` (see the branch report).
+//! The run id must not be drawn from the kernel's entropy stream: that
+//! would shift every later scheduling choice, so a run with a checkpoint
+//! would no longer replay like the same run without one (the transparency
+//! oracle). In simulation it can be derived from the seed (two runs with
+//! one seed are the same run, so a shared token is a true match); in a
+//! real kernel it must be unique per boot (OS randomness), or a reboot
+//! with the same seed would let an unrelated parent match.
+//!
+//! Not yet wired into capture or `chkpnt --parent` (issue 15).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
