@@ -11,6 +11,15 @@ use super::area::Area;
 use super::cache::Entries;
 use super::fault::Fault;
 use super::space::{AddressSpace, Region};
+use super::store::Lost;
+
+/// The fault of a lost page met by an access at `at` in the region based
+/// at `base` (the page's first byte, or `at` if that is lower).
+fn lost(base: u64, at: u64) -> impl Fn(Lost) -> Fault {
+    move |l| Fault::Lost {
+        addr: (base + l.off).max(at),
+    }
+}
 
 const PAGE_MASK: u64 = PAGE_SIZE - 1;
 
@@ -47,6 +56,7 @@ impl AddressSpace {
             && addr
                 .checked_add(N as u64)
                 .is_some_and(|end| end <= self.primary_len)
+            && !self.primary.is_pending(index)
         {
             let page = match self.cache.recall_read(index) {
                 Some(page) => page,
@@ -67,6 +77,48 @@ impl AddressSpace {
             });
         }
         self.load_slow(addr)
+    }
+
+    /// [`load`](Self::load) for the holder of `&mut`: a page still
+    /// pending in a lazy restore's image is loaded and installed first
+    /// (the interpreter's slow path), so later loads find it in the table.
+    #[inline(always)]
+    pub fn load_mut<const N: usize>(&mut self, addr: u64) -> Result<[u8; N], Fault> {
+        if self.lazy {
+            self.fault_in(addr, N as u64)?;
+        }
+        self.load(addr)
+    }
+
+    /// Loads and installs the pending pages of `[addr, addr + len)` that
+    /// are mapped (unmapped parts are left for the access to refuse).
+    #[inline(never)]
+    pub(crate) fn fault_in(&mut self, addr: u64, len: u64) -> Result<(), Fault> {
+        let end = addr.saturating_add(len.max(1));
+        let mut at = addr;
+        while at < end {
+            let Some((region, region_end, _)) = self.region_bounds(at) else {
+                return Ok(());
+            };
+            let n = region_end.min(end) - at;
+            match region {
+                Region::Primary => {
+                    let last = (at + n - 1) / PAGE_SIZE;
+                    for page in at / PAGE_SIZE..=last {
+                        if self.primary.is_pending(page) {
+                            self.primary_mut().fault_in(page).map_err(lost(0, at))?;
+                        }
+                    }
+                }
+                Region::Area(base) => {
+                    self.area_mut(base, at)?
+                        .fault_in(at - base, n)
+                        .map_err(lost(base, at))?;
+                }
+            }
+            at += n;
+        }
+        Ok(())
     }
 
     #[inline(never)]
@@ -105,6 +157,9 @@ impl AddressSpace {
             let page = match self.cache.recall(index) {
                 Some(page) => page,
                 None => {
+                    if self.primary.is_pending(index) {
+                        self.primary_mut().fault_in(index).map_err(lost(0, addr))?;
+                    }
                     let page = self.primary.unique_page_ptr(index);
                     self.cache.set_write_kept(index, page);
                     page
@@ -133,8 +188,7 @@ impl AddressSpace {
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
         let len = buf.len() as u64;
         if self.in_primary(addr, len) {
-            self.primary.read(addr, buf);
-            return Ok(());
+            return self.primary.read(addr, buf).map_err(lost(0, addr));
         }
         self.check_range(addr, len, false)?;
         let mut done = 0u64;
@@ -144,8 +198,11 @@ impl AddressSpace {
             let n = (end - at).min(len - done);
             let piece = &mut buf[done as usize..(done + n) as usize];
             match region {
-                Region::Primary => self.primary.read(at, piece),
-                Region::Area(base) => self.area(base, at)?.read(at - base, piece),
+                Region::Primary => self.primary.read(at, piece).map_err(lost(0, at))?,
+                Region::Area(base) => self
+                    .area(base, at)?
+                    .read(at - base, piece)
+                    .map_err(lost(base, at))?,
             }
             done += n;
         }
@@ -156,10 +213,13 @@ impl AddressSpace {
     pub fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), Fault> {
         let len = data.len() as u64;
         if self.in_primary(addr, len) {
-            self.primary_mut().write(addr, data);
-            return Ok(());
+            return self.primary_mut().write(addr, data).map_err(lost(0, addr));
         }
         self.check_range(addr, len, true)?;
+        if self.lazy {
+            // A lost page in a later region must leave the earlier unwritten.
+            self.fault_in(addr, len)?;
+        }
         let mut done = 0u64;
         while done < len {
             let at = addr + done;
@@ -167,8 +227,11 @@ impl AddressSpace {
             let n = (end - at).min(len - done);
             let piece = &data[done as usize..(done + n) as usize];
             match region {
-                Region::Primary => self.primary_mut().write(at, piece),
-                Region::Area(base) => self.area_mut(base, at)?.write(at - base, piece),
+                Region::Primary => self.primary_mut().write(at, piece).map_err(lost(0, at))?,
+                Region::Area(base) => self
+                    .area_mut(base, at)?
+                    .write(at - base, piece)
+                    .map_err(lost(base, at))?,
             }
             done += n;
         }
@@ -179,18 +242,26 @@ impl AddressSpace {
     /// nothing is written.
     pub fn fill(&mut self, addr: u64, byte: u8, len: u64) -> Result<(), Fault> {
         if self.in_primary(addr, len) {
-            self.primary_mut().fill(addr, byte, len);
-            return Ok(());
+            return self
+                .primary_mut()
+                .fill(addr, byte, len)
+                .map_err(lost(0, addr));
         }
         self.check_range(addr, len, true)?;
+        if self.lazy {
+            self.fault_in(addr, len)?;
+        }
         let mut done = 0u64;
         while done < len {
             let at = addr + done;
             let (region, end, _) = self.region_bounds(at).ok_or(Fault::Unmapped { addr: at })?;
             let n = (end - at).min(len - done);
             match region {
-                Region::Primary => self.primary_mut().fill(at, byte, n),
-                Region::Area(base) => self.area_mut(base, at)?.fill(at - base, byte, n),
+                Region::Primary => self.primary_mut().fill(at, byte, n).map_err(lost(0, at))?,
+                Region::Area(base) => self
+                    .area_mut(base, at)?
+                    .fill(at - base, byte, n)
+                    .map_err(lost(base, at))?,
             }
             done += n;
         }
@@ -202,6 +273,12 @@ impl AddressSpace {
     pub fn copy_within(&mut self, dst: u64, src: u64, len: u64) -> Result<(), Fault> {
         self.check_range(src, len, false)?;
         self.check_range(dst, len, true)?;
+        if self.lazy && len > 0 {
+            // Every page in first, so that a lost one stops the copy
+            // before anything is written.
+            self.fault_in(src, len)?;
+            self.fault_in(dst, len)?;
+        }
         let mut buf = [0u8; COPY_CHUNK];
         let mut step = |space: &mut AddressSpace, done: u64, n: u64| -> Result<(), Fault> {
             let piece = &mut buf[..n as usize];

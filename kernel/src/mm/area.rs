@@ -3,7 +3,7 @@
 
 use super::flags::AreaFlags;
 use super::shared::SharedBacking;
-use super::store::PageStore;
+use super::store::{Lost, PageStore};
 
 /// Where the bytes of an area live.
 #[derive(Clone, Debug)]
@@ -23,16 +23,17 @@ pub(crate) struct Area {
 }
 
 impl Area {
-    /// Copies bytes at offset `off` of the area into `buf`.
-    pub(crate) fn read(&self, off: u64, buf: &mut [u8]) {
+    /// Copies bytes at offset `off` of the area into `buf` (a shared
+    /// backing's pending pages are installed: its lock gives `&mut`).
+    pub(crate) fn read(&self, off: u64, buf: &mut [u8]) -> Result<(), Lost> {
         match &self.backing {
             Backing::Anonymous(store) => store.read(off, buf),
-            Backing::Shared(shared) => shared.lock().read(off, buf),
+            Backing::Shared(shared) => shared.lock().read_mut(off, buf),
         }
     }
 
     /// Writes `data` at offset `off` of the area.
-    pub(crate) fn write(&mut self, off: u64, data: &[u8]) {
+    pub(crate) fn write(&mut self, off: u64, data: &[u8]) -> Result<(), Lost> {
         match &mut self.backing {
             Backing::Anonymous(store) => store.write(off, data),
             Backing::Shared(shared) => shared.lock().write(off, data),
@@ -40,10 +41,23 @@ impl Area {
     }
 
     /// Fills `len` bytes at offset `off` of the area.
-    pub(crate) fn fill(&mut self, off: u64, byte: u8, len: u64) {
+    pub(crate) fn fill(&mut self, off: u64, byte: u8, len: u64) -> Result<(), Lost> {
         match &mut self.backing {
             Backing::Anonymous(store) => store.fill(off, byte, len),
             Backing::Shared(shared) => shared.lock().fill(off, byte, len),
+        }
+    }
+
+    /// Loads the pending pages of `[off, off + len)` of the area.
+    pub(crate) fn fault_in(&mut self, off: u64, len: u64) -> Result<(), Lost> {
+        let first = off / super::PAGE_SIZE;
+        let last = (off + len.max(1) - 1) / super::PAGE_SIZE;
+        match &mut self.backing {
+            Backing::Anonymous(store) => (first..=last).try_for_each(|p| store.fault_in(p)),
+            Backing::Shared(shared) => {
+                let mut store = shared.lock();
+                (first..=last).try_for_each(|p| store.fault_in(p))
+            }
         }
     }
 }

@@ -63,6 +63,18 @@ impl DirtyBits {
         }
     }
 
+    /// Clears page `index`'s bit; true if it was set.
+    pub fn remove(&mut self, index: u64) -> bool {
+        let (word, bit) = locate(index);
+        match self.words.get_mut(word) {
+            Some(w) if *w & bit != 0 => {
+                *w &= !bit;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether page `index` is dirty.
     pub fn contains(&self, index: u64) -> bool {
         let (word, bit) = locate(index);

@@ -22,13 +22,23 @@ pub enum Fault {
         /// True for a store, false for a load.
         write: bool,
     },
+    /// The page holding the address was restored lazily and its bytes
+    /// could not be read from the image (a chunk that fails verification,
+    /// an image removed): the restore ends.
+    #[error("page fault at {addr:#x}: page lost by the lazy restore")]
+    Lost {
+        /// The faulting address.
+        addr: u64,
+    },
 }
 
 impl Fault {
     /// The faulting address.
     pub const fn addr(&self) -> u64 {
         match *self {
-            Fault::Unmapped { addr } | Fault::Protection { addr, .. } => addr,
+            Fault::Unmapped { addr } | Fault::Protection { addr, .. } | Fault::Lost { addr } => {
+                addr
+            }
         }
     }
 }

@@ -8,6 +8,8 @@
 //!   pages read as zero and cost nothing, and a [`SpaceSnapshot`] takes
 //!   references to every page in O(leaves) while the task runs on.
 //! - A dirty bit per page since the last checkpoint ([`AddressSpace::dirty_pages`]).
+//! - Pages still pending in an image after a lazy restore (`lazy.rs`):
+//!   loaded on first touch or by the kernel's background fill.
 //! - [`SharedBacking`]: pages mapped by areas of several spaces, identified by
 //!   [`BackingId`] (futexes key shared pages by [`PageKey`]).
 
@@ -17,6 +19,7 @@ mod cache;
 mod dirty;
 mod fault;
 mod flags;
+mod lazy;
 mod page_table;
 mod shared;
 mod snapshot;
@@ -30,6 +33,7 @@ pub(crate) use cache::Entries;
 pub use dirty::DirtyBits;
 pub use fault::{Fault, MmError};
 pub use flags::{AreaFlags, MemLimits};
+pub use lazy::{LostPage, PageSource, Pending};
 pub use page_table::{LEAF_PAGES, Page, PageTable, ZERO_PAGE};
 pub use shared::{BackingId, SharedBacking};
 pub use snapshot::{AreaKind, AreaSnapshot, SpaceSnapshot};

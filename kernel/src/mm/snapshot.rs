@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::area::{Area, Backing};
 use super::flags::{AreaFlags, MemLimits};
+use super::lazy::{LostPage, Pending};
 use super::page_table::{Page, PageTable};
 use super::shared::{BackingId, SharedBacking};
 use super::space::{AddressSpace, Region};
@@ -42,23 +43,66 @@ pub struct AreaSnapshot {
     /// Primary, anonymous or shared (with the backing's identity).
     pub kind: AreaKind,
     pages: PageTable,
+    /// Pages still pending in a lazy restore's image at the snapshot (their
+    /// slots in `pages` are empty).
+    pending: Option<Pending>,
 }
 
 impl AreaSnapshot {
-    /// The non-zero pages as (page index within the area, page), ascending,
-    /// without copying. Pages never written are absent (they are zero).
+    /// The materialised pages as (page index within the area, page),
+    /// ascending, without copying. Pages never written are absent (they
+    /// are zero), and so are pages still pending: see
+    /// [`stored_pages`](Self::stored_pages) for every page with content.
     pub fn pages(&self) -> impl Iterator<Item = (u64, &Arc<Page>)> + '_ {
         self.pages.iter()
     }
 
-    /// The bytes of page `index` of the area (zeros if never written).
-    pub fn page(&self, index: u64) -> &Page {
-        self.pages.bytes(index)
+    /// Every page that may hold content, ascending: the materialised ones
+    /// by reference, and those still pending read from their source (an
+    /// all-zero one among them is skipped). A page the source cannot give
+    /// ends the walk with its error.
+    pub fn stored_pages(&self) -> impl Iterator<Item = Result<(u64, Arc<Page>), LostPage>> + '_ {
+        let mut resident = self.pages.iter().peekable();
+        let mut pending = self.pending.iter().flat_map(|p| p.iter()).peekable();
+        std::iter::from_fn(move || {
+            loop {
+                let take_pending = match (resident.peek(), pending.peek()) {
+                    (None, None) => return None,
+                    (Some(_), None) => false,
+                    (None, Some(_)) => true,
+                    (Some((r, _)), Some(p)) => p < r,
+                };
+                if !take_pending {
+                    return resident.next().map(|(i, page)| Ok((i, Arc::clone(page))));
+                }
+                let index = pending.next()?;
+                let p = self.pending.as_ref()?;
+                match p.read(index) {
+                    Ok(page) if page.iter().all(|&b| b == 0) => continue,
+                    Ok(page) => return Some(Ok((index, page))),
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+        })
+    }
+
+    /// The bytes of page `index` of the area (zeros if never written; a
+    /// pending page read from its source).
+    pub fn page(&self, index: u64) -> Result<std::borrow::Cow<'_, Page>, LostPage> {
+        match &self.pending {
+            Some(p) if p.contains(index) => p.read(index).map(|a| std::borrow::Cow::Owned(*a)),
+            _ => Ok(std::borrow::Cow::Borrowed(self.pages.bytes(index))),
+        }
     }
 
     /// Number of materialised pages.
     pub fn resident_pages(&self) -> u64 {
         self.pages.resident_pages()
+    }
+
+    /// The pages still pending in a lazy restore's image, if any.
+    pub fn pending(&self) -> Option<&Pending> {
+        self.pending.as_ref()
     }
 }
 
@@ -76,7 +120,8 @@ pub struct SpaceSnapshot {
 
 impl SpaceSnapshot {
     /// Reads bytes at `addr` as they were when the snapshot was taken, or
-    /// `None` if part of the range was not mapped.
+    /// `None` if part of the range was not mapped (or a pending page of it
+    /// is lost).
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Option<()> {
         let mut done = 0usize;
         while done < buf.len() {
@@ -90,7 +135,8 @@ impl SpaceSnapshot {
             let n = (PAGE_SIZE as usize - in_page)
                 .min(buf.len() - done)
                 .min((area.size - off) as usize);
-            buf[done..done + n].copy_from_slice(&area.page(off / PAGE_SIZE)[in_page..in_page + n]);
+            let page = area.page(off / PAGE_SIZE).ok()?;
+            buf[done..done + n].copy_from_slice(&page[in_page..in_page + n]);
             done += n;
         }
         Some(())
@@ -113,16 +159,25 @@ impl AddressSpace {
                 max_wasm_pages: self.primary_max_pages,
             },
             pages: self.primary.table.clone(),
+            pending: self.primary.pending.as_deref().cloned(),
         });
         let others = self.areas.iter().map(|(&base, area)| {
-            let (kind, pages) = match &area.backing {
-                Backing::Anonymous(store) => (AreaKind::Anonymous, store.table.clone()),
-                Backing::Shared(shared) => (
-                    AreaKind::Shared {
-                        backing: shared.id(),
-                    },
-                    shared.page_refs(),
+            let (kind, pages, pending) = match &area.backing {
+                Backing::Anonymous(store) => (
+                    AreaKind::Anonymous,
+                    store.table.clone(),
+                    store.pending.as_deref().cloned(),
                 ),
+                Backing::Shared(shared) => {
+                    let store = shared.lock();
+                    (
+                        AreaKind::Shared {
+                            backing: shared.id(),
+                        },
+                        store.table.clone(),
+                        store.pending.as_deref().cloned(),
+                    )
+                }
             };
             AreaSnapshot {
                 base,
@@ -130,6 +185,7 @@ impl AddressSpace {
                 flags: area.flags,
                 kind,
                 pages,
+                pending,
             }
         });
         SpaceSnapshot {
@@ -223,6 +279,7 @@ impl AddressSpace {
                     *space.primary_mut() = PageStore {
                         table: area.pages.clone(),
                         dirty: Default::default(),
+                        pending: area.pending.clone().map(Box::new),
                     };
                 }
                 AreaKind::Anonymous => {
@@ -233,6 +290,7 @@ impl AddressSpace {
                     }) = space.areas.get_mut(&area.base)
                     {
                         store.table = area.pages.clone();
+                        store.pending = area.pending.clone().map(Box::new);
                     }
                 }
                 AreaKind::Shared { backing } => {
@@ -243,6 +301,9 @@ impl AddressSpace {
                             for (index, page) in area.pages() {
                                 fresh.install_page(index, page.clone())?;
                             }
+                            if let Some(p) = &area.pending {
+                                fresh.lock().set_pending(p.clone());
+                            }
                             fresh
                         }
                     };
@@ -250,6 +311,7 @@ impl AddressSpace {
                 }
             }
         }
+        space.lazy = snapshot.areas.iter().any(|a| a.pending.is_some());
         Ok(space)
     }
 }

@@ -4,10 +4,13 @@
 //! snapshots and restore in `snapshot.rs`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::area::{Area, Backing};
 use super::cache::AccessCache;
 use super::flags::{AreaFlags, MemLimits};
+use super::lazy::{PageSource, Pending};
+use super::page_table::Page;
 use super::shared::{BackingId, SharedBacking};
 use super::store::PageStore;
 use super::{ADDRESS_SPACE_SIZE, MmError, PAGE_SIZE, WASM_PAGE_SIZE};
@@ -36,6 +39,9 @@ pub struct AddressSpace {
     pub(crate) areas: BTreeMap<u64, Area>,
     /// Sum of the sizes of all areas, primary included.
     pub(crate) mapped_bytes: u64,
+    /// Set once a store of the space got pending pages (lazy restore):
+    /// loads through `&mut` then fault them in (`load_mut`).
+    pub(crate) lazy: bool,
 }
 
 /// Which area an address falls in.
@@ -75,6 +81,7 @@ impl AddressSpace {
             primary_max_pages: 0,
             areas: BTreeMap::new(),
             mapped_bytes: 0,
+            lazy: false,
         }
     }
 
@@ -183,6 +190,9 @@ impl AddressSpace {
         backing: &SharedBacking,
         flags: AreaFlags,
     ) -> Result<(), MmError> {
+        if backing.lock().pending.is_some() {
+            self.lazy = true;
+        }
         self.insert_area(
             base,
             Area {
@@ -387,6 +397,63 @@ impl AddressSpace {
                 (b, a.size, a.flags, id)
             }))
             .collect()
+    }
+
+    /// Makes the pages of `pending` pending in the area starting at `base`
+    /// (lazy restore: their slots must be empty). For a shared area they
+    /// are pending in the backing, for every space mapping it.
+    pub fn set_pending(&mut self, base: u64, pending: Pending) -> Result<(), MmError> {
+        if self.has_primary && base == 0 {
+            self.primary_mut().set_pending(pending);
+        } else {
+            let area = self
+                .areas
+                .get_mut(&base)
+                .ok_or(MmError::NotFound { base })?;
+            match &mut area.backing {
+                Backing::Anonymous(store) => store.set_pending(pending),
+                Backing::Shared(shared) => shared.lock().set_pending(pending),
+            }
+        }
+        self.lazy = true;
+        Ok(())
+    }
+
+    /// Pages of the space's own stores (primary and anonymous areas) still
+    /// pending, and those of the shared backings it maps.
+    pub fn pending_pages(&self) -> (u64, u64) {
+        let mut own = self.primary.pending_pages();
+        let mut shared = 0;
+        for a in self.areas.values() {
+            match &a.backing {
+                Backing::Anonymous(s) => own += s.pending_pages(),
+                Backing::Shared(s) => shared += s.lock().pending_pages(),
+            }
+        }
+        (own, shared)
+    }
+
+    /// The background fill of a lazy restore: installs `page` as page
+    /// `index` of the area at `base` if it is still pending in `source`
+    /// there; true if it was.
+    pub fn fill_pending(
+        &mut self,
+        base: u64,
+        source: &Arc<dyn PageSource>,
+        index: u64,
+        page: Arc<Page>,
+    ) -> bool {
+        if self.has_primary && base == 0 {
+            if !self.primary.is_pending(index) {
+                return false;
+            }
+            return self.primary_mut().fill_pending(source, index, page);
+        }
+        match self.areas.get_mut(&base).map(|a| &mut a.backing) {
+            Some(Backing::Anonymous(store)) => store.fill_pending(source, index, page),
+            Some(Backing::Shared(shared)) => shared.lock().fill_pending(source, index, page),
+            None => false,
+        }
     }
 
     fn insert_area(&mut self, base: u64, area: Area) -> Result<(), MmError> {

@@ -250,7 +250,15 @@ impl UserMemory for NativeMemory {
             let (page, off) = (a / PAGE_SIZE, (a % PAGE_SIZE) as usize);
             let n = (PAGE_SIZE as usize - off).min(buf.len() - done);
             if let Some((base, area)) = self.area_of(a) {
-                area.backing.lock().read(a - base, &mut buf[done..done + n]);
+                // A page still pending in a lazy restore's image comes in
+                // now; one that is lost faults like an unmapped one.
+                area.backing
+                    .lock()
+                    .read_mut(a - base, &mut buf[done..done + n])
+                    .map_err(|_| UserFault {
+                        addr: a,
+                        write: false,
+                    })?;
             } else {
                 match self.pages.get(&page) {
                     Some(p) => buf[done..done + n].copy_from_slice(&p[off..off + n]),
@@ -270,7 +278,13 @@ impl UserMemory for NativeMemory {
             let (page, off) = (a / PAGE_SIZE, (a % PAGE_SIZE) as usize);
             let n = (PAGE_SIZE as usize - off).min(data.len() - done);
             if let Some((base, area)) = self.area_of(a) {
-                area.backing.lock().write(a - base, &data[done..done + n]);
+                area.backing
+                    .lock()
+                    .write(a - base, &data[done..done + n])
+                    .map_err(|_| UserFault {
+                        addr: a,
+                        write: true,
+                    })?;
             } else {
                 let p = self
                     .pages

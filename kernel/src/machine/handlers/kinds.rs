@@ -50,10 +50,11 @@ macro_rules! store_as {
 /// A load kind: width and extension.
 pub(crate) trait LoadKind {
     const K: Load;
-    /// Loads the value at `addr`.
+    /// Loads the value at `addr` (a page still pending in a lazy
+    /// restore's image is installed first).
     #[inline(always)]
-    fn load(space: &AddressSpace, addr: u64) -> Result<u64, Fault> {
-        Ok(load_as!(Self::K, space, load, addr))
+    fn load(space: &mut AddressSpace, addr: u64) -> Result<u64, Fault> {
+        Ok(load_as!(Self::K, space, load_mut, addr))
     }
     /// Loads the value at `addr` if the access cache holds its page
     /// ([`Mem::load_cached`]).

@@ -5,6 +5,7 @@
 mod access;
 mod cache;
 mod layout;
+mod lazy;
 mod model;
 mod share;
 mod snapshot;

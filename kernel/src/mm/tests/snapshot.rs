@@ -189,8 +189,8 @@ fn shared_backing_is_visible_through_both_spaces() {
     a.store(0x10_1ffe, [9]).expect("store");
     let sb = b.snapshot();
     assert_eq!(sa.areas[1].kind, sb.areas[1].kind);
-    assert_eq!(sa.areas[1].page(1)[0xffe], 1);
-    assert_eq!(sb.areas[1].page(1)[0xffe], 9);
+    assert_eq!(sa.areas[1].page(1).unwrap()[0xffe], 1);
+    assert_eq!(sb.areas[1].page(1).unwrap()[0xffe], 9);
     assert_eq!(a.shared_resident_bytes(), 2 * PAGE_SIZE);
     assert_eq!(a.resident_bytes(), 0);
     // Unmapping from one space leaves the other working.
