@@ -23,7 +23,7 @@ _rstr() {
 
     case "${cmd}" in
         rstr)
-            opts="-h -V --err-resume --timeout --missing --duplicate --socket --json --help --version"
+            opts="-h -V --err-resume --timeout --missing --duplicate --eager --socket --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -6,6 +6,7 @@ hang-up\t'Hang up the connections to it'
 replace\t'The registered provider serves; the others are killed'"
 complete -c rstr -l socket -d 'The control socket' -r -F
 complete -c rstr -l err-resume -d 'If a service refuses its part, resume the restored tasks anyway instead of killing them'
+complete -c rstr -l eager -d 'Load every page of the image before the tasks resume. By default they resume at once and each page is read, checked and decompressed when first touched, the rest in the background: keep the image in place until then (a page that fails its checks then, or an image removed, kills every restored task; `--err-resume` does not cover it)'
 complete -c rstr -l json -d 'Print the result as a JSON object'
 complete -c rstr -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rstr -s V -l version -d 'Print version'

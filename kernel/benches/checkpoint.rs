@@ -242,8 +242,13 @@ fn measure(mib: u64, freezes: usize, exports: usize) -> Row {
     let t0 = Instant::now();
     let mut image = Image::open(&path).expect("image opens");
     image.set_verify_content(verify);
-    let restored =
-        checkpoint::restore(&mut k2, &mut s2, &image, &RestoreOptions::default()).expect("restore");
+    let restored = checkpoint::restore(
+        &mut k2,
+        &mut s2,
+        &std::sync::Arc::new(image),
+        &RestoreOptions::default(),
+    )
+    .expect("restore");
     let import = t0.elapsed();
     let new = restored.tasks[&task.0];
     let space = spartan_kernel::guest::guest_space_ref(&k2, new).expect("guest");

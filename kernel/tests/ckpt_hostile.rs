@@ -65,7 +65,7 @@ fn restore_fails(path: &Path) -> RestoreError {
         .k
         .spawn_native("bystander", TaskPolicy::Checkpointable);
     let (tasks, threads) = (fresh.k.task_ids(), fresh.s.threads());
-    let image = Image::open(path).expect("opens");
+    let image = std::sync::Arc::new(Image::open(path).expect("opens"));
     let r = checkpoint::restore(
         &mut fresh.k,
         &mut fresh.s,

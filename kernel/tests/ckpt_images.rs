@@ -59,7 +59,7 @@ fn restore_fails(path: &Path) -> RestoreError {
         Ok(image) => checkpoint::restore(
             &mut fresh.k,
             &mut fresh.s,
-            &image,
+            &std::sync::Arc::new(image),
             &RestoreOptions::default(),
         )
         .expect_err("restore must fail"),
@@ -259,7 +259,7 @@ fn restored_tasks_keep_seeing_their_ids_after_a_reboot() {
         .k
         .spawn_native("bystander", TaskPolicy::Checkpointable);
     assert_eq!(bystander.id(), server);
-    let image = Image::open(dir.path().join("i")).expect("opens");
+    let image = std::sync::Arc::new(Image::open(dir.path().join("i")).expect("opens"));
     let r = checkpoint::restore(
         &mut fresh.k,
         &mut fresh.s,

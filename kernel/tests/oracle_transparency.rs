@@ -15,6 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::Rng;
 use snapfmt::ImageForm;
+use spartan_kernel::checkpoint::PageLoading;
 use spartan_kernel::machine::Value;
 
 const END: u64 = 60_000;
@@ -85,6 +86,94 @@ fn oracle(name: &str, make: fn(u64) -> Scenario, seed: u64) {
         assert_same(&format!("{what}: log"), &got.log, &want.log);
         assert_eq!(w.digests(), digests, "{what}: memory");
     }
+}
+
+/// Writes 32 pages above its first wasm page, then reads one of them
+/// every 1500 virtual ns (in order, round and round) and logs the running
+/// sum: after a lazy restore, most of its pages stay pending for a while.
+const PAGE_READER: &str = r#"
+  (func (export "main") (local $i i32) (local $sum i64)
+    (drop (memory.grow (i32.const 2)))
+    (loop $write
+      (i64.store (i32.add (i32.const 65536) (i32.shl (local.get $i) (i32.const 12)))
+        (i64.extend_i32_u (i32.add (i32.mul (local.get $i) (i32.const 7)) (i32.const 1))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $write (i32.lt_u (local.get $i) (i32.const 32))))
+    (local.set $i (i32.const 0))
+    (loop $read
+      (drop (call $sleep (i64.const 1500)))
+      (local.set $sum (i64.add (local.get $sum)
+        (i64.load (i32.add (i32.const 65536)
+          (i32.shl (i32.rem_u (local.get $i) (i32.const 32)) (i32.const 12))))))
+      (call $log_num (local.get $sum))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $read)))
+"#;
+
+/// The client/server scenario beside a [`PAGE_READER`].
+fn client_server_and_reader(slice_fuel: u64) -> Scenario {
+    let mut sc = client_server(slice_fuel);
+    sc.progs.push(prog("reader", PAGE_READER, &[]));
+    sc
+}
+
+/// Lazy restores under the oracle: 25 runs of two cuts each, the second
+/// while pages of the first restore may still be pending (with pages
+/// loaded only on first touch, every other run; with the background fill
+/// racing the tasks, the others), so a checkpoint of a half-loaded set
+/// and the fill's timing are both covered.
+fn oracle_lazy(name: &str, make: fn(u64) -> Scenario, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let sc = make(30 + rng.next_u64() % 60);
+    let mut whole = boot(&sc, seed);
+    whole.run_to(END);
+    let want = whole.shown();
+    let digests = whole.digests();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut pending_at_second_cut = 0;
+    for i in 0..CUTS / 2 {
+        let loading = if i % 2 == 0 {
+            PageLoading::OnTouch
+        } else {
+            PageLoading::Background
+        };
+        let first = 1 + rng.next_u64() % (END / 2);
+        let second = first + 1 + rng.next_u64() % (END - first - 1);
+        let (reboot1, reboot2) = (i % 4 < 2, i % 3 == 0);
+        let mut w = boot(&sc, seed);
+        w.loading = loading;
+        w.run_to(first);
+        let p1 = dir.path().join(format!("{name}-{i}-a"));
+        let (mut w, mut got, _) =
+            w.checkpoint_kill_restore(&p1, ImageForm::Directory, reboot1.then_some(seed + 1));
+        w.run_to(second);
+        pending_at_second_cut += w.pending_pages();
+        let p2 = dir.path().join(format!("{name}-{i}-b"));
+        let form = if i % 2 == 0 {
+            ImageForm::Tar
+        } else {
+            ImageForm::Directory
+        };
+        let (mut w, more, _) = w.checkpoint_kill_restore(&p2, form, reboot2.then_some(seed + 2));
+        got.extend(more);
+        w.run_to(END);
+        got.extend(w.shown());
+        let what = format!("{name}: {loading:?} run {i}, cuts at {first} and {second}");
+        assert_same(&format!("{what}: calls"), &got.calls, &want.calls);
+        assert_same(&format!("{what}: log"), &got.log, &want.log);
+        assert_eq!(w.digests(), digests, "{what}: memory");
+    }
+    assert!(
+        pending_at_second_cut > 0,
+        "{name}: some second cut came while pages were pending"
+    );
+}
+
+#[test]
+fn lazy_restores_are_transparent_with_cuts_while_pages_load() {
+    oracle_lazy("lazy-client-server", client_server_and_reader, 13);
+    oracle_lazy("lazy-forward-futex", forward_and_futex, 17);
 }
 
 #[test]

@@ -45,6 +45,13 @@ pub struct Args {
     /// others are killed once the restore succeeded).
     #[arg(long, value_name = "POLICY", value_enum, default_value_t = DuplicateArg::Cancel)]
     pub duplicate: DuplicateArg,
+    /// Load every page of the image before the tasks resume. By default
+    /// they resume at once and each page is read, checked and decompressed
+    /// when first touched, the rest in the background: keep the image in
+    /// place until then (a page that fails its checks then, or an image
+    /// removed, kills every restored task; `--err-resume` does not cover it).
+    #[arg(long)]
+    pub eager: bool,
     /// The control socket.
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub socket: Option<PathBuf>,

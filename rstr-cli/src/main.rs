@@ -24,6 +24,7 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
         timeout_ms: args.timeout,
         missing: cli::value_name(&args.missing),
         duplicate: cli::value_name(&args.duplicate),
+        eager: args.eager,
     };
     let label = format!("restoring {}", escape(&shown));
     let resp = cli::with_progress(&label, args.json, || c.request(&req))

@@ -65,7 +65,7 @@ use std::path::Path;
 use std::task::Poll;
 
 use snapfmt::{CoopBlob, FileBackup, FilePolicy, Image, ImageForm, WriterOptions};
-use spartan_kernel::checkpoint::{self, ExcludedConn, RestoreOptions, Restored};
+use spartan_kernel::checkpoint::{self, ExcludedConn, PageLoading, RestoreOptions, Restored};
 use spartan_kernel::guest::Scheduler;
 use spartan_kernel::ipc::method::IPC_M_DATA_READ;
 use spartan_kernel::ipc::{CallId, ConnId, EOK, Errno, Event, Phone, PhoneId};
@@ -438,6 +438,11 @@ pub struct RestoreOpts {
     pub timeout_ns: u64,
     pub missing: MissingServer,
     pub duplicate: DuplicateServer,
+    /// Pages loaded before the tasks resume, or lazily (on first touch and
+    /// in the background: the default; the image must stay in place until
+    /// every page is in, and a page that fails its checks then kills the
+    /// restored tasks, `err_resume` or not).
+    pub pages: PageLoading,
 }
 
 impl Default for RestoreOpts {
@@ -447,6 +452,7 @@ impl Default for RestoreOpts {
             timeout_ns: 1_000_000_000,
             missing: MissingServer::Cancel,
             duplicate: DuplicateServer::Cancel,
+            pages: PageLoading::Background,
         }
     }
 }
@@ -948,7 +954,7 @@ impl Checkpointer {
         path: &Path,
         opts: &RestoreOpts,
     ) -> Result<Restored, CheckpointerError> {
-        let image = Image::open(path)?;
+        let image = std::sync::Arc::new(Image::open(path)?);
         // Who provides each service now.
         let mut providers: BTreeMap<String, Vec<TaskId>> = BTreeMap::new();
         for id in k.task_ids() {
@@ -1030,6 +1036,7 @@ impl Checkpointer {
             &RestoreOptions {
                 resume: false,
                 services: chosen,
+                pages: opts.pages,
                 ..RestoreOptions::default()
             },
         );

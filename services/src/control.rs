@@ -62,6 +62,8 @@ pub enum Request {
         /// One provided by more than one task: `cancel`, `hang-up` or
         /// `replace`.
         duplicate: String,
+        /// Load every page before the tasks resume (else lazily).
+        eager: bool,
     },
     /// Stop the system (the socket is removed).
     Shutdown,

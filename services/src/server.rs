@@ -21,6 +21,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use spartan_kernel::checkpoint::PageLoading;
 use spartan_kernel::sched::clock::Waker;
 use spartan_kernel::sched::sim::RunEnd;
 
@@ -608,6 +609,7 @@ pub fn execute(sys: &mut System, req: Request) -> Response {
             timeout_ms,
             missing,
             duplicate,
+            eager,
         } => {
             let Some(missing) = system::parse_missing(&missing) else {
                 return error(
@@ -635,6 +637,11 @@ pub fn execute(sys: &mut System, req: Request) -> Response {
                 timeout_ns: timeout_ms.saturating_mul(1_000_000),
                 missing,
                 duplicate,
+                pages: if eager {
+                    PageLoading::Eager
+                } else {
+                    PageLoading::Background
+                },
             };
             match sys.restore(path, &opts) {
                 Ok(r) => Response::Restored {

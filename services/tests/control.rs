@@ -44,6 +44,7 @@ fn samples() -> Vec<Request> {
             timeout_ms: 5,
             missing: "hang-up".into(),
             duplicate: "replace".into(),
+            eager: true,
         },
         Request::Shutdown,
         Request::Screen {

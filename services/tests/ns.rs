@@ -287,7 +287,7 @@ fn a_checkpointed_client_reconnects_to_its_services_by_persistent_id_after_a_reb
     fresh.s.add_native(Box::new(ns));
     fresh.s.add_native(Box::new(echo));
     fresh.run(200);
-    let image = Image::open(&path).expect("opens");
+    let image = std::sync::Arc::new(Image::open(&path).expect("opens"));
     let restored = checkpoint::restore(
         &mut fresh.k,
         &mut fresh.s,

@@ -774,7 +774,7 @@ fuzz_target!(|data: &[u8]| {
         resume,
         ..RestoreOptions::default()
     };
-    let result = checkpoint::restore(&mut k, &mut s, &image, &opts);
+    let result = checkpoint::restore(&mut k, &mut s, &std::sync::Arc::new(image), &opts);
     if std::env::var_os("RESTORE_FUZZ_VERBOSE").is_some() {
         match &result {
             Ok(r) => eprintln!("restore fuzz: restored {} tasks", r.tasks.len()),

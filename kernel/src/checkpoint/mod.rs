@@ -39,6 +39,7 @@ pub mod dirty_history;
 pub mod error;
 pub mod excluded;
 pub mod id_view;
+pub mod lazy;
 pub mod restore;
 pub mod schedule;
 pub mod supplement;
@@ -48,6 +49,7 @@ pub use capture::{Capture, CapturedTask, capture};
 pub use error::{CheckpointError, RestoreError};
 pub use excluded::ExcludedConn;
 pub use id_view::IdView;
+pub use lazy::{LazyFill, PageLoading, PumpEnd};
 pub use restore::{RestoreOptions, Restored, restore};
 pub use schedule::SetSchedule;
 

@@ -19,6 +19,7 @@ use snapfmt::{
 
 use super::capture::build_hash;
 use super::id_view::IdView;
+use super::lazy::{AreaSource, FillTarget, LazyFill, LazyState, PageLoading};
 use super::schedule::SetSchedule;
 use super::supplement::state_from_extra;
 use super::{RestoreError, back_to_sleep};
@@ -32,7 +33,9 @@ use crate::ipc::{
 };
 use crate::kernel::Kernel;
 use crate::machine::{self, Extern, Instance, Module};
-use crate::mm::{AddressSpace, AreaFlags, BackingId, Page, SharedBacking, WASM_PAGE_SIZE};
+use crate::mm::{
+    AddressSpace, AreaFlags, BackingId, Page, PageSource, SharedBacking, WASM_PAGE_SIZE,
+};
 use crate::syscall::{PendingSyscall, SyscallState, Sysno};
 use crate::task::image::{GHOST_BASE, TaskImage, ThreadImage, ghost};
 use crate::task::{TaskId, TaskKind, TaskPolicy, ThreadId};
@@ -52,8 +55,10 @@ pub struct RestoreOptions {
     /// Resume the tasks at once (otherwise they stay stopped until
     /// [`Restored::resume`]).
     pub resume: bool,
-    /// Threads decoding page chunks.
+    /// Threads decoding page chunks (eager loading).
     pub threads: usize,
+    /// Pages loaded before the tasks run, or lazily (`lazy.rs`).
+    pub pages: PageLoading,
     /// Which task provides a cooperative service, by persistent id, where
     /// the caller decides (the checkpointer resolving a duplicate or
     /// missing server, thesis 4.4.7); any other service id is the running
@@ -68,6 +73,7 @@ impl Default for RestoreOptions {
             check_build_hash: false,
             resume: true,
             threads: 2,
+            pages: PageLoading::Eager,
             services: BTreeMap::new(),
         }
     }
@@ -115,15 +121,23 @@ struct Prepared {
     sysnos: Vec<Sysno>,
     space: AddressSpace,
     threads: Vec<(ThreadId, machine::Thread)>,
+    /// Areas left pending in the image (lazy restore), with their sources.
+    lazy: Vec<(snapfmt::AreaRecord, Arc<dyn PageSource>)>,
 }
 
-/// Restores every task of `image` into `k` and `s`.
+/// Restores every task of `image` into `k` and `s`. With lazy
+/// [`RestoreOptions::pages`] the tasks hold the image (shared) until their
+/// pages are in, and the scheduler fills them in (`lazy.rs`).
 pub fn restore(
     k: &mut Kernel,
     s: &mut Scheduler,
-    image: &Image,
+    image: &Arc<Image>,
     opts: &RestoreOptions,
 ) -> Result<Restored, RestoreError> {
+    let lazy = opts
+        .pages
+        .is_lazy()
+        .then(|| LazyState::new(image.path().to_path_buf()));
     let manifest = image.manifest();
     if manifest.kernel_abi_version != crate::ABI_VERSION {
         return Err(RestoreError::Abi {
@@ -198,7 +212,8 @@ pub fn restore(
     let shared = shared_backings(k, &records, &keys)?;
     let mut prepared = Vec::with_capacity(records.len());
     for (id, record, kstate) in records {
-        prepared.push(prepare(s, image, opts, id, record, kstate, &shared)?);
+        let lazy = lazy.as_ref().map(|st| (image, st));
+        prepared.push(prepare(s, image, lazy, opts, id, record, kstate, &shared)?);
     }
 
     // The system call in progress was recorded by import index.
@@ -231,8 +246,19 @@ pub fn restore(
         asleep: Vec::new(),
     };
     let mut asleep = Vec::new();
-    for p in prepared {
+    let mut targets = Vec::new();
+    for mut p in prepared {
         let new = done.tasks[&p.old];
+        targets.extend(
+            std::mem::take(&mut p.lazy)
+                .into_iter()
+                .map(|(area, source)| FillTarget {
+                    task: new,
+                    old: p.old,
+                    area,
+                    source,
+                }),
+        );
         for (ctx, d) in p.record.threads.iter().zip(&p.kstate.threads) {
             if d.asleep
                 && let Some(t) = done.threads.get(&ThreadId(ctx.thread_id))
@@ -294,6 +320,10 @@ pub fn restore(
         if let Some(member) = done.tasks.get(&e.member.0) {
             k.send_hungup(ghost(e.client), *member, e.conn);
         }
+    }
+    if let Some(state) = lazy {
+        let tasks = done.tasks.values().copied().collect();
+        s.add_lazy_fill(LazyFill::start(image, state, tasks, targets, opts.pages));
     }
     if opts.resume {
         done.resume(k);
@@ -776,10 +806,13 @@ fn shared_backings(
     Ok(out)
 }
 
-/// Builds one task's memory, module instance and threads from the image.
+/// Builds one task's memory, module instance and threads from the image
+/// (with `lazy`, its stored pages pending in the image instead of loaded).
+#[allow(clippy::too_many_arguments)]
 fn prepare(
     s: &Scheduler,
     image: &Image,
+    lazy: Option<(&Arc<Image>, &Arc<LazyState>)>,
     opts: &RestoreOptions,
     id: u64,
     record: Arc<TaskRecord>,
@@ -801,6 +834,7 @@ fn prepare(
     let sysnos = resolve_imports(&module).map_err(load)?;
 
     let mut space = AddressSpace::new(s.config.mem_limits);
+    let mut pending = Vec::new();
     for area in &record.areas {
         let err = |error| RestoreError::Area {
             task: id,
@@ -842,7 +876,13 @@ fn prepare(
                 *fill
             }
         };
-        if fill {
+        if let (true, Some((img, state))) = (fill, lazy) {
+            if !area.pages.runs.is_empty() {
+                let (source, p) = AreaSource::pending(img, id, area, state);
+                space.set_pending(area.base, p).map_err(err)?;
+                pending.push((area.clone(), source));
+            }
+        } else if fill {
             load_pages(image, area, &mut space, opts.threads).map_err(|e| match e {
                 PageError::Image(e) => RestoreError::Image(e),
                 PageError::Mm(error) => err(error),
@@ -879,6 +919,7 @@ fn prepare(
         sysnos,
         space,
         threads,
+        lazy: pending,
     })
 }
 

@@ -1,7 +1,8 @@
 //! Writing a [`Capture`] as an image with snapfmt's streaming
 //! [`ImageWriter`]: modules bundled, every materialised page fed from the
 //! captured page references (zero pages are free, identical pages stored
-//! once), task records and their kernel state records. This runs after
+//! once; pages still pending after a lazy restore read from its image),
+//! task records and their kernel state records. This runs after
 //! the tasks were resumed or killed: the freeze does not depend on it.
 
 use std::path::Path;
@@ -102,7 +103,15 @@ impl Capture {
         for t in &self.tasks {
             let module = w.add_module(&t.module)?;
             for area in &t.space.areas {
-                for (index, page) in area.pages() {
+                // Pages still pending after a lazy restore are read from
+                // its image here, off the freeze.
+                for page in area.stored_pages() {
+                    let (index, page) = page.map_err(|lost| {
+                        CheckpointError::Inconsistent(format!(
+                            "task {}: area {:#x}: a page of the image it was restored from is lost: {lost}",
+                            t.task.0, area.base
+                        ))
+                    })?;
                     let index = u32::try_from(index).map_err(|_| {
                         CheckpointError::Inconsistent(format!(
                             "task {}: page {index} of area {:#x}",
@@ -111,7 +120,7 @@ impl Capture {
                     })?;
                     // By reference: a worker copies it, and duplicates
                     // are found by a fast key and a byte comparison.
-                    w.add_shared_page(t.task.0, area.base, index, page.clone())?;
+                    w.add_shared_page(t.task.0, area.base, index, page)?;
                 }
             }
             let mut record = t.record.clone();

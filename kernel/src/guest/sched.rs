@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use super::load::{LoadError, load};
 use super::memory::GuestMemory;
 use super::threads;
+use crate::checkpoint::{LazyFill, PumpEnd};
 use crate::ipc::Errno;
 use crate::kernel::{Kernel, KernelError};
 use crate::machine::{self, Export, Instance, Limits, Outcome, ThreadError, Value};
@@ -125,6 +126,8 @@ pub struct Scheduler {
     pub(super) runners: BTreeMap<ThreadId, Runner>,
     pub(super) cursor: Option<ThreadId>,
     pub stats: SchedStats,
+    /// Lazy restores whose pages are still coming in.
+    lazy: Vec<LazyFill>,
 }
 
 /// The address space of a guest task, if `task` is one.
@@ -159,6 +162,7 @@ impl Scheduler {
             runners: BTreeMap::new(),
             cursor: None,
             stats: SchedStats::default(),
+            lazy: Vec::new(),
         }
     }
 
@@ -267,9 +271,41 @@ impl Scheduler {
         self.tasks.retain(|id, _| k.task(*id).is_some());
     }
 
+    /// Takes over the fill of a lazy restore (`checkpoint::lazy`).
+    pub fn add_lazy_fill(&mut self, fill: LazyFill) {
+        self.lazy.push(fill);
+    }
+
+    /// The lazy restores whose pages are still coming in.
+    pub fn lazy_fills(&self) -> &[LazyFill] {
+        &self.lazy
+    }
+
+    /// Between slices: installs what the lazy restores' fill threads have
+    /// decoded, ends a restore that lost a page (its tasks are killed),
+    /// and forgets the fills that are over. Returns what ended, in order.
+    pub fn pump_lazy(&mut self, k: &mut Kernel) -> Vec<PumpEnd> {
+        if self.lazy.is_empty() {
+            return Vec::new();
+        }
+        let mut ended = Vec::new();
+        self.lazy.retain_mut(|fill| match fill.pump(k) {
+            PumpEnd::Running => true,
+            end => {
+                ended.push(end);
+                false
+            }
+        });
+        if ended.iter().any(|e| matches!(e, PumpEnd::Failed(_))) {
+            self.reap(k);
+        }
+        ended
+    }
+
     /// Runs at most `max_slices` slices.
     pub fn run(&mut self, k: &mut Kernel, max_slices: u64) -> RunEnd {
         for _ in 0..max_slices {
+            self.pump_lazy(k);
             self.reap(k);
             if self.runners.is_empty() {
                 return RunEnd::AllDone;

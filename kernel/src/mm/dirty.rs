@@ -33,6 +33,35 @@ impl DirtyBits {
         self.words[word] |= bit;
     }
 
+    /// Marks pages `range` dirty, a word at a time.
+    pub fn set_range(&mut self, range: std::ops::Range<u64>) {
+        if range.is_empty() {
+            return;
+        }
+        let (last_word, _) = locate(range.end - 1);
+        if self.words.len() <= last_word {
+            self.words.resize(last_word + 1, 0);
+        }
+        let mut at = range.start;
+        while at < range.end {
+            let (word, _) = locate(at);
+            let lo = at & 63;
+            let n = (64 - lo).min(range.end - at);
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << lo
+            };
+            self.words[word] |= mask;
+            at += n;
+        }
+    }
+
+    /// Number of pages marked.
+    pub fn count(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
     /// Clears every bit (keeps the allocation for the next interval).
     pub fn clear(&mut self) {
         self.words.fill(0);

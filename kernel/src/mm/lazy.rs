@@ -63,6 +63,24 @@ impl Pending {
         }
     }
 
+    /// Pages in `ranges` (overlaps count once) of `source` pending, set a
+    /// bitmap word at a time.
+    pub fn from_ranges(
+        source: Arc<dyn PageSource>,
+        ranges: impl IntoIterator<Item = std::ops::Range<u64>>,
+    ) -> Pending {
+        let mut bits = DirtyBits::default();
+        for r in ranges {
+            bits.set_range(r);
+        }
+        let count = bits.count();
+        Pending {
+            source,
+            bits,
+            count,
+        }
+    }
+
     /// Whether page `index` is still pending.
     #[inline]
     pub fn contains(&self, index: u64) -> bool {

@@ -12,7 +12,9 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 use snapfmt::{Image, ImageForm, WriterOptions};
-use spartan_kernel::checkpoint::{self, RestoreOptions, Restored, restore::capture_time_ns};
+use spartan_kernel::checkpoint::{
+    self, PageLoading, RestoreOptions, Restored, restore::capture_time_ns,
+};
 use spartan_kernel::guest::{SchedConfig, Scheduler, guest_space_ref, rt};
 use spartan_kernel::kernel::{Kernel, KernelConfig};
 use spartan_kernel::machine::Value;
@@ -63,6 +65,9 @@ pub struct World {
     task_names: BTreeMap<TaskId, String>,
     labels: BTreeMap<ThreadId, (String, u64)>,
     config: SchedConfig,
+    /// How [`checkpoint_kill_restore`](World::checkpoint_kill_restore)
+    /// loads pages (carried over by [`reboot`](World::reboot)).
+    pub loading: PageLoading,
 }
 
 /// What a run shows: log lines and completed system calls, in order.
@@ -96,6 +101,7 @@ pub fn boot(sc: &Scenario, seed: u64) -> World {
         task_names: BTreeMap::new(),
         labels: BTreeMap::new(),
         config,
+        loading: PageLoading::Eager,
     };
     for p in &sc.progs {
         let (task, _) =
@@ -133,6 +139,7 @@ impl World {
             task_names: BTreeMap::new(),
             labels: BTreeMap::new(),
             config: self.config,
+            loading: self.loading,
         }
     }
 
@@ -187,6 +194,16 @@ impl World {
         }
     }
 
+    /// Pages of the live tasks still pending after a lazy restore.
+    pub fn pending_pages(&self) -> u64 {
+        self.k
+            .task_ids()
+            .into_iter()
+            .filter_map(|t| guest_space_ref(&self.k, t))
+            .map(|s| s.pending_pages().0)
+            .sum()
+    }
+
     /// SHA-256 of every live task's memory (areas, and every page), by
     /// task name.
     pub fn digests(&self) -> BTreeMap<String, String> {
@@ -200,7 +217,10 @@ impl World {
             for a in &snap.areas {
                 h.update(a.base.to_le_bytes());
                 h.update(a.size.to_le_bytes());
-                for (i, page) in a.pages() {
+                // Pages still pending after a lazy restore count as
+                // what they are (the image's bytes).
+                for page in a.stored_pages() {
+                    let (i, page) = page.expect("a pending page reads");
                     h.update(i.to_le_bytes());
                     h.update(&page[..]);
                 }
@@ -257,7 +277,7 @@ impl World {
         } else {
             capture.write(path, opts).expect("image written");
         }
-        let image = Image::open(path).expect("image opens");
+        let image = std::sync::Arc::new(Image::open(path).expect("image opens"));
         // Images before 1.3 carry no round-robin position: the caller
         // carries it over, as restorers of such images had to.
         let cursor = self.s.cursor();
@@ -270,8 +290,11 @@ impl World {
         };
         // The restore itself moves a fresh kernel's clock to the capture
         // time and carries the round-robin position (format 1.3).
-        let restored = checkpoint::restore(&mut w.k, &mut w.s, &image, &RestoreOptions::default())
-            .expect("restore");
+        let opts = RestoreOptions {
+            pages: w.loading,
+            ..RestoreOptions::default()
+        };
+        let restored = checkpoint::restore(&mut w.k, &mut w.s, &image, &opts).expect("restore");
         if reboot_seed.is_some() {
             assert_eq!(w.k.now(), capture_time_ns(&image), "clock continues");
         }
@@ -343,7 +366,7 @@ impl World {
                 "the image the writer wrote does not validate: {problems:?}"
             ));
         }
-        let image = Image::open(path).map_err(|e| format!("open: {e}"))?;
+        let image = std::sync::Arc::new(Image::open(path).map_err(|e| format!("open: {e}"))?);
         let (mut w, before) = match target {
             Target::Same => (self, Shown::default()),
             Target::Fresh(seed) => {

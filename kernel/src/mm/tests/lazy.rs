@@ -212,3 +212,12 @@ fn pending_pages_of_a_shared_backing_come_in_for_every_mapping() {
     assert_eq!(a.load::<2>(0x10000 + 2 * PAGE_SIZE), Ok([9, 3]));
     assert_eq!(a.pending_pages(), (0, 0));
 }
+
+#[test]
+fn pending_from_ranges_counts_each_page_once() {
+    let src: Arc<dyn PageSource> = Arc::new(Source::default());
+    let p = Pending::from_ranges(src.clone(), [3..70, 60..130, 200..200, 500..501]);
+    assert_eq!(p.count(), 128);
+    let q = Pending::new(src, (3..130).chain([500]));
+    assert_eq!(p.iter().collect::<Vec<_>>(), q.iter().collect::<Vec<_>>());
+}
