@@ -21,7 +21,7 @@ use crate::console::Screen;
 use crate::system::{Program, TaskInfo};
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The largest frame (bytes after the length): room for the largest
 /// program the system loads.
 pub const MAX_FRAME: u32 = (crate::system::MAX_PROGRAM as u32) + (1 << 20);
