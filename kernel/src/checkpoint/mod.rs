@@ -30,9 +30,14 @@
 //! restore of an image written by a 1.1 kernel reads it from the
 //! manifest's `options.extra` instead ([`supplement`]).
 //!
-//! Modules: [`capture`], [`write`], [`restore`], [`supplement`] (the 1.1
-//! layout of the kernel state, read from older images), [`id_view`] (the
-//! ids a task sees), [`error`].
+//! A restore may leave the pages in the image ([`lazy`]): the tasks run at
+//! once, a page is read, checked and decompressed on first touch, and a
+//! background thread loads the rest; a page the image cannot give ends the
+//! restore, killing its tasks.
+//!
+//! Modules: [`capture`], [`write`], [`restore`], [`lazy`] (pages loaded
+//! after the restore), [`supplement`] (the 1.1 layout of the kernel state,
+//! read from older images), [`id_view`] (the ids a task sees), [`error`].
 
 pub mod capture;
 pub mod dirty_history;

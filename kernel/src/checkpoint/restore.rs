@@ -138,6 +138,11 @@ pub fn restore(
         .pages
         .is_lazy()
         .then(|| LazyState::new(image.path().to_path_buf()));
+    if lazy.is_some() {
+        // Pages will be read later: every ancestor holding some must be
+        // there and be the one the image names, now.
+        image.parent_chain()?;
+    }
     let manifest = image.manifest();
     if manifest.kernel_abi_version != crate::ABI_VERSION {
         return Err(RestoreError::Abi {
