@@ -8,7 +8,9 @@
 //! it (the image keeps a few chunks cached, so the neighbours of a touched
 //! page come cheap). With `Background`, a [`LazyFill`] thread also decodes
 //! every area in order, and the scheduler installs what it has decoded
-//! between slices ([`LazyFill::pump`]) into the pages still pending.
+//! between slices ([`LazyFill::pump`]) into the pages still pending (a
+//! live kernel idling because every task is blocked is woken for each
+//! batch, so the fill does not wait for the tasks).
 //!
 //! Nothing a task observes depends on which way a page came in or when:
 //! the bytes are the image's either way, a page coming in is not a write
@@ -35,6 +37,7 @@ use snapfmt::{AreaRecord, Image, PAGE_SIZE};
 use crate::guest::guest_space;
 use crate::kernel::Kernel;
 use crate::mm::{LostPage, Page, PageSource, Pending};
+use crate::sched::clock::Waker;
 use crate::task::TaskId;
 
 /// How a restore loads the pages of the image.
@@ -178,6 +181,9 @@ const BATCH_PAGES: usize = 64;
 const BATCHES_AHEAD: usize = 16;
 /// Batches installed per pump (bounds the pause between slices).
 const BATCHES_PER_PUMP: usize = 16;
+/// Why the fill thread stops when the scheduler let go (the receiver was
+/// dropped).
+const GONE: &str = "the restore's fill is no longer wanted";
 
 /// A lazy restore in progress: its tasks, its sources and, with
 /// [`PageLoading::Background`], the thread decoding the image.
@@ -209,6 +215,7 @@ impl LazyFill {
         tasks: Vec<TaskId>,
         targets: Vec<FillTarget>,
         loading: PageLoading,
+        waker: Option<Waker>,
     ) -> LazyFill {
         let (rx, thread) = if loading == PageLoading::Background && !targets.is_empty() {
             let (tx, rx) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
@@ -218,7 +225,7 @@ impl LazyFill {
             let olds: Vec<u64> = targets.iter().map(|t| t.old).collect();
             let spawned = std::thread::Builder::new()
                 .name("spartan-lazy-fill".into())
-                .spawn(move || fill_thread(&image, &areas, &olds, &st, &tx));
+                .spawn(move || fill_thread(&image, &areas, &olds, &st, &tx, waker.as_ref()));
             match spawned {
                 Ok(h) => (Some(rx), Some(h)),
                 // No thread: pages still come in on first touch.
@@ -344,9 +351,18 @@ fn fill_thread(
     olds: &[u64],
     state: &LazyState,
     tx: &SyncSender<Batch>,
+    waker: Option<&Waker>,
 ) {
-    /// The scheduler let go (the receiver was dropped).
-    const GONE: &str = "the restore's fill is no longer wanted";
+    // A live kernel idling (every task blocked) wakes to install each
+    // batch; the batch is handed over first, so the pump finds it.
+    let send = |batch: Batch| {
+        tx.send(batch)
+            .map_err(|_| snapfmt::Error::Usage(GONE.into()))?;
+        if let Some(w) = waker {
+            w.ring();
+        }
+        Ok(())
+    };
     for (target, area) in areas.iter().enumerate() {
         if area.pages.runs.is_empty() {
             continue;
@@ -364,8 +380,7 @@ fn fill_thread(
             batch.push((u64::from(index), page));
             if batch.len() == BATCH_PAGES {
                 let pages = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_PAGES));
-                tx.send(Batch { target, pages })
-                    .map_err(|_| snapfmt::Error::Usage(GONE.into()))?;
+                send(Batch { target, pages })?;
             }
             Ok(())
         });
@@ -373,11 +388,10 @@ fn fill_thread(
             if batch.is_empty() {
                 return Ok(());
             }
-            tx.send(Batch {
+            send(Batch {
                 target,
                 pages: batch,
             })
-            .map_err(|_| snapfmt::Error::Usage(GONE.into()))
         });
         match r {
             Ok(()) => {}

@@ -328,7 +328,8 @@ pub fn restore(
     }
     if let Some(state) = lazy {
         let tasks = done.tasks.values().copied().collect();
-        s.add_lazy_fill(LazyFill::start(image, state, tasks, targets, opts.pages));
+        let fill = LazyFill::start(image, state, tasks, targets, opts.pages, k.waker());
+        s.add_lazy_fill(fill);
     }
     if opts.resume {
         done.resume(k);
