@@ -50,7 +50,7 @@ complete -c spartan -n "__fish_spartan_using_subcommand tasks" -l name -d 'Only 
 complete -c spartan -n "__fish_spartan_using_subcommand tasks" -l socket -d 'The control socket (default: $SPARTAN_SOCKET, else $XDG_RUNTIME_DIR/spartan.sock, else /tmp/spartan-$UID/control.sock)' -r -F
 complete -c spartan -n "__fish_spartan_using_subcommand tasks" -l json -d 'Print a JSON array of task objects'
 complete -c spartan -n "__fish_spartan_using_subcommand tasks" -l id -d 'Print only the ids, one per line (for `chkpnt -o DIR $(spartan tasks --name N --id)`)'
-complete -c spartan -n "__fish_spartan_using_subcommand tasks" -s h -l help -d 'Print help'
+complete -c spartan -n "__fish_spartan_using_subcommand tasks" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spartan -n "__fish_spartan_using_subcommand kill" -l socket -d 'The control socket (default: $SPARTAN_SOCKET, else $XDG_RUNTIME_DIR/spartan.sock, else /tmp/spartan-$UID/control.sock)' -r -F
 complete -c spartan -n "__fish_spartan_using_subcommand kill" -s h -l help -d 'Print help'
 complete -c spartan -n "__fish_spartan_using_subcommand shutdown" -l socket -d 'The control socket (default: $SPARTAN_SOCKET, else $XDG_RUNTIME_DIR/spartan.sock, else /tmp/spartan-$UID/control.sock)' -r -F

@@ -65,6 +65,10 @@ pub enum Command {
     /// `main` as i64 values. Prints the new task's id and name.
     Run(RunArgs),
     /// List the tasks: id, name, state, threads, memory, policy.
+    ///
+    /// A task restored lazily whose pages are not all loaded yet says how
+    /// many bytes are still in its image (`in_image` in JSON): the image
+    /// must stay in place until that is gone.
     Tasks(TasksArgs),
     /// End a task (system services cannot be killed).
     Kill(KillArgs),

@@ -149,6 +149,10 @@ pub struct TaskInfo {
     pub cooperative: bool,
     /// A cooperative task's persistent service id.
     pub service_id: Option<String>,
+    /// Bytes of a guest's memory still in the image it was lazily restored
+    /// from (its own pages and those of shared areas it maps): the image
+    /// must stay in place until this is 0.
+    pub in_image: u64,
 }
 
 /// A booted system.
@@ -324,9 +328,15 @@ impl System {
         } else {
             "blocked"
         };
-        let memory = match guest_space_ref(&self.k, id) {
-            Some(space) => space.resident_bytes(),
-            None => t.memory.areas().iter().map(|a| a.size).sum(),
+        let (memory, in_image) = match guest_space_ref(&self.k, id) {
+            Some(space) => {
+                let (own, shared) = space.pending_pages();
+                (
+                    space.resident_bytes(),
+                    (own + shared) * spartan_kernel::mm::PAGE_SIZE,
+                )
+            }
+            None => (t.memory.areas().iter().map(|a| a.size).sum(), 0),
         };
         let service_id = match &t.policy {
             TaskPolicy::Cooperative { service_id } => Some(service_id.clone()),
@@ -346,6 +356,7 @@ impl System {
             checkpointable: t.policy == TaskPolicy::Checkpointable,
             cooperative: service_id.is_some(),
             service_id,
+            in_image,
         })
     }
 

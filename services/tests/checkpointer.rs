@@ -12,6 +12,7 @@ use std::path::Path;
 use std::task::Poll;
 
 use snapfmt::Image;
+use spartan_kernel::checkpoint::PageLoading;
 use spartan_kernel::guest::{SchedConfig, Scheduler, rt};
 use spartan_kernel::ipc::method::{IPC_M_CONNECT_ME_TO, IPC_M_CONNECT_TO_ME};
 use spartan_kernel::ipc::{ConnId, EOK, Errno, Event, Phone, PhoneId, RxCallId};
@@ -286,6 +287,33 @@ fn a_client_and_its_connections_state_are_restored_in_the_same_system() {
     let mut all = before.clone();
     all.extend(totals(&sys.k).into_iter().skip(before.len()));
     assert_eq!(all, expected());
+    sys.k.check_invariants().unwrap();
+}
+
+#[test]
+fn a_client_restored_with_its_pages_on_touch_runs_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("img");
+    let (mut sys, before) = checkpointed(&path);
+    let opts = RestoreOpts {
+        pages: PageLoading::OnTouch,
+        ..RestoreOpts::default()
+    };
+    let r = sys
+        .ck
+        .restore(&mut sys.k, &mut sys.s, &path, &opts)
+        .unwrap();
+    let in_image: u64 = r
+        .tasks
+        .values()
+        .filter_map(|t| spartan_kernel::guest::guest_space_ref(&sys.k, *t))
+        .map(|space| space.pending_pages().0 * 4096)
+        .sum();
+    assert!(in_image > 0, "nothing loaded yet");
+    run_until(&mut sys, 60);
+    let mut all = before.clone();
+    all.extend(totals(&sys.k).into_iter().skip(before.len()));
+    assert_eq!(all, expected(), "the same run, its pages loaded on touch");
     sys.k.check_invariants().unwrap();
 }
 

@@ -156,8 +156,21 @@ fn host_spawns_kills_checkpoints_and_restores() {
     // Restored into a freshly booted system, it goes on: its screen back.
     let mut fresh = boot(root.path());
     fresh.run(100);
-    let r = fresh.restore(&img, &RestoreOpts::default()).unwrap();
+    // Lazily, pages on touch only: the listing says what is still in the
+    // image.
+    let opts = RestoreOpts {
+        pages: spartan_kernel::checkpoint::PageLoading::OnTouch,
+        ..RestoreOpts::default()
+    };
+    let r = fresh.restore(&img, &opts).unwrap();
     assert_eq!(r.tasks.len(), 1);
+    let new = *r.tasks.values().next().unwrap();
+    let row = fresh.task_info(new).unwrap();
+    assert!(
+        row.in_image > 0 && row.in_image % 4096 == 0,
+        "{}",
+        row.in_image
+    );
     fresh.run(2000);
     assert!(fresh.screen(0).text().starts_with("n=5"));
     let kid = fresh.find("kid").unwrap();

@@ -310,11 +310,15 @@ fn tasks(socket: Option<&Path>, t: &TasksArgs) -> anyhow::Result<Verdict> {
             "ID", "NAME", "STATE", "THREADS", "MEMORY", "POLICY"
         ));
         for r in &rows {
-            let policy = match (&r.service_id, r.checkpointable) {
+            let mut policy = match (&r.service_id, r.checkpointable) {
                 (Some(id), _) => format!("cooperative {}", escape(id)),
                 (None, true) => "checkpointable".into(),
                 (None, false) => "neither".into(),
             };
+            if r.in_image > 0 {
+                // A lazy restore still loading: its image must stay.
+                policy.push_str(&format!(", {} bytes still in its image", r.in_image));
+            }
             out.push_str(&format!(
                 "{:>5}  {:<16} {:<8} {:>7} {:>10}  {}\n",
                 r.id,
