@@ -167,7 +167,7 @@ fn host_spawns_kills_checkpoints_and_restores() {
     let new = *r.tasks.values().next().unwrap();
     let row = fresh.task_info(new).unwrap();
     assert!(
-        row.in_image > 0 && row.in_image % 4096 == 0,
+        row.in_image > 0 && row.in_image.is_multiple_of(4096),
         "{}",
         row.in_image
     );
