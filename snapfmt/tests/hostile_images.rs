@@ -31,11 +31,12 @@ fn mkfifo(path: &Path) {
     assert!(ok, "mkfifo {}", path.display());
 }
 
-/// A copy of the 1.2 golden directory image in a temporary directory.
+/// A copy of the newest (1.4) golden directory image in a temporary
+/// directory.
 fn golden_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("img");
-    copy_dir(&golden_dir_v1_3(), &img);
+    copy_dir(&golden_dir_v1_4(), &img);
     assert_eq!(validate(&img), vec![]);
     (dir, img)
 }
@@ -192,7 +193,7 @@ fn a_parent_reference_to_a_fifo_is_refused_without_blocking() {
 fn a_parent_reference_through_a_symlink_is_refused() {
     let (dir, img) = golden_copy();
     let parent = dir.path().join("real-parent");
-    copy_dir(&golden_dir_v1_3(), &parent);
+    copy_dir(&golden_dir_v1_4(), &parent);
     let digest = Image::open(&parent).unwrap().manifest_digest();
     symlink(&parent, dir.path().join("link")).unwrap();
     with_parent(&img, "link", digest);
@@ -262,7 +263,7 @@ fn a_tar_directory_member_climbing_out_is_refused() {
     h.set_mode(0o755);
     h.set_cksum();
     b.append(&h, std::io::empty()).unwrap();
-    let golden = golden_dir_v1_3();
+    let golden = golden_dir_v1_4();
     for f in files(&golden) {
         let rel = f.strip_prefix(&golden).unwrap();
         b.append_path_with_name(&f, rel).unwrap();
