@@ -724,5 +724,16 @@ mod tests {
         assert!(with_home(FORMAT_VERSION, plain.clone()).is_empty());
         assert_eq!(with_home(FORMAT_1_0, plain).len(), 1);
         assert_eq!(with_home(FORMAT_VERSION, local).len(), 1);
+        // Packs since 1.4 (which still accepts LocalPlain: its tar form).
+        let packed = ChunkHome::Packed {
+            pack: 0,
+            offset: 0,
+            body_len: body.0,
+            body_digest: body.1,
+        };
+        let v1_3 = crate::FormatVersion { major: 1, minor: 3 };
+        assert!(with_home(FORMAT_1_4, packed.clone()).is_empty());
+        assert_eq!(with_home(v1_3, packed.clone()).len(), 1);
+        assert_eq!(with_home(FORMAT_1_0, packed).len(), 1);
     }
 }
