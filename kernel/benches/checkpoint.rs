@@ -26,7 +26,8 @@
 //! `SPARTAN_CKPT_EXPORTS` the number of timed exports. Knobs for
 //! locating costs: `SPARTAN_CKPT_FORM=tar` writes one tar file instead of
 //! a directory, `SPARTAN_CKPT_CHUNK_PAGES=n` sets the writer's pages per
-//! chunk (one chunk file each in a directory image), and
+//! chunk, `SPARTAN_CKPT_PACK=0` writes a directory image's chunks as one
+//! file each instead of frames of a few packs (format 1.4), and
 //! `SPARTAN_CKPT_VERIFY=0` skips the reader's chunk content check.
 
 use std::time::{Duration, Instant};
@@ -106,6 +107,9 @@ fn writer_options() -> WriterOptions {
     };
     if std::env::var("SPARTAN_CKPT_FORM").is_ok_and(|f| f == "tar") {
         opts.form = ImageForm::Tar;
+    }
+    if std::env::var("SPARTAN_CKPT_PACK").is_ok_and(|p| p == "0") {
+        opts.pack_chunks = false;
     }
     if let Some(n) = std::env::var("SPARTAN_CKPT_CHUNK_PAGES")
         .ok()
