@@ -98,6 +98,9 @@ impl DirIo {
             .spawn(move || -> Result<()> {
                 use std::io::Write;
                 let mut pack: Option<(PathBuf, File)> = None;
+                // Bytes of the open pack written, and of those handed to
+                // writeback already (`start_writeback`).
+                let (mut appended, mut kicked) = (0u64, 0u64);
                 for job in rx {
                     let bytes = match job {
                         IoJob::Write(path, bytes) => {
@@ -109,9 +112,15 @@ impl DirIo {
                             if !same {
                                 let f = File::create_new(&path).map_err(|e| Error::io(&path, e))?;
                                 pack = Some((path.clone(), f));
+                                (appended, kicked) = (0, 0);
                             }
                             if let Some((_, f)) = pack.as_mut() {
                                 f.write_all(&bytes).map_err(|e| Error::io(&path, e))?;
+                                appended += bytes.len() as u64;
+                                if appended - kicked >= WRITEBACK_STEP {
+                                    start_writeback(f, kicked, appended - kicked);
+                                    kicked = appended;
+                                }
                             }
                             bytes
                         }
@@ -152,6 +161,33 @@ impl DirIo {
             None => Ok(()),
         }
     }
+}
+
+/// A pack's written bytes are handed to writeback in steps of this size,
+/// so that the fsync at the commit finds most of them on disk already
+/// (measured on a 1 GiB export: the pack's fsync took 0.13-0.15 s when all
+/// 361 MiB were still dirty).
+const WRITEBACK_STEP: u64 = 16 << 20;
+
+/// Starts writing `len` bytes at `offset` of `f` back to disk without
+/// waiting (`sync_file_range(2)` with `SYNC_FILE_RANGE_WRITE`, Linux); a
+/// hint only: durability comes from the fsync at the commit, which also
+/// reports any error of this writeback, so the hint's own result is not
+/// needed.
+fn start_writeback(f: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // Safety: a valid open descriptor; the call reads no memory of ours.
+        let _ = unsafe {
+            libc::sync_file_range(f.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (f, offset, len);
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
