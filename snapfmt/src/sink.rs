@@ -65,6 +65,9 @@ pub(crate) struct PackCursor {
     current: Option<u32>,
     /// Bytes in it so far (the next frame's offset).
     len: u64,
+    /// The size past which the next pack is started ([`PACK_TARGET`];
+    /// tests make it small).
+    pub(crate) target: u64,
 }
 
 /// What the I/O thread does with a buffer.
@@ -301,6 +304,7 @@ impl Sink {
                     pack: pack.then_some(PackCursor {
                         current: None,
                         len: 0,
+                        target: PACK_TARGET,
                     }),
                 })
             }
@@ -350,6 +354,17 @@ impl Sink {
         }
     }
 
+    /// Sets the size past which a new pack is started (tests).
+    #[cfg(test)]
+    pub(crate) fn set_pack_target(&mut self, bytes: u64) {
+        if let Sink::Dir {
+            pack: Some(cursor), ..
+        } = self
+        {
+            cursor.target = bytes;
+        }
+    }
+
     /// Whether chunks go into packs ([`put_packed`](Self::put_packed)).
     pub(crate) fn packs(&self) -> bool {
         matches!(self, Sink::Dir { pack: Some(_), .. })
@@ -373,7 +388,7 @@ impl Sink {
         };
         let len = bytes.len() as u64;
         let n = match cursor.current {
-            Some(n) if cursor.len == 0 || cursor.len + len <= PACK_TARGET => n,
+            Some(n) if cursor.len == 0 || cursor.len + len <= cursor.target => n,
             Some(n) => {
                 let next = n
                     .checked_add(1)

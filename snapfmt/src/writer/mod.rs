@@ -529,6 +529,70 @@ mod tests {
     }
 
     #[test]
+    fn chunks_fill_several_packs_that_read_and_validate() {
+        // Packs of at most 500 bytes (a frame or a few): 60 one-page chunks (some
+        // duplicates or zero) make many packs, each frame read alone.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let opts = WriterOptions {
+            chunk_pages: 1,
+            threads: 2,
+            ..WriterOptions::default()
+        };
+        let mut w = ImageWriter::create(&path, info(), opts).unwrap();
+        w.sink.set_pack_target(500);
+        for p in 0..60 {
+            w.add_shared_page(7, 0, p, content(p)).unwrap();
+        }
+        w.add_task(task(60)).unwrap();
+        let done = w.finish().unwrap();
+        let image = Image::open(&path).unwrap();
+        let m = image.manifest();
+        let mut packs = std::collections::BTreeSet::new();
+        for c in &m.chunks {
+            match c.home {
+                ChunkHome::Packed { pack, .. } => packs.insert(pack),
+                ref h => panic!("not packed: {h:?}"),
+            };
+        }
+        assert_eq!(m.chunks.len() as u64, done.stats.chunks_written);
+        assert!(packs.len() >= 8, "{packs:?}");
+        assert_eq!(packs.iter().copied().max(), Some(packs.len() as u32 - 1));
+        assert!(!path.join("chunks").exists());
+        assert_eq!(crate::validate(&path), vec![]);
+        let area = &image.task(7).unwrap().areas[0];
+        for p in (0..60u32).rev() {
+            let mut out = [0; PAGE_SIZE];
+            image.read_area_page(area, p, &mut out).unwrap();
+            assert_eq!(out[..], content(p)[..], "page {p}");
+        }
+        // Unpacked, the same pages and addresses.
+        let flat = dir.path().join("flat");
+        let opts = WriterOptions {
+            chunk_pages: 1,
+            threads: 2,
+            pack_chunks: false,
+            ..WriterOptions::default()
+        };
+        let mut w = ImageWriter::create(&flat, info(), opts).unwrap();
+        for p in 0..60 {
+            w.add_shared_page(7, 0, p, content(p)).unwrap();
+        }
+        w.add_task(task(60)).unwrap();
+        w.finish().unwrap();
+        let f = Image::open(&flat).unwrap();
+        let addrs = |m: &Manifest| m.chunks.iter().map(|c| c.content).collect::<Vec<_>>();
+        assert_eq!(addrs(f.manifest()), addrs(m));
+        assert!(
+            f.manifest()
+                .chunks
+                .iter()
+                .all(|c| matches!(c.home, ChunkHome::LocalPlain { .. }))
+        );
+        assert_eq!(f.task(7).unwrap().areas, image.task(7).unwrap().areas);
+    }
+
+    #[test]
     fn a_key_collision_stores_the_page() {
         // A page whose XXH3 key is taken by a page with other bytes (a
         // collision, forged here) is stored, not pointed at the other one.
