@@ -2,13 +2,14 @@
 //! refuses a record breaking any of them) and `validate` (which reports
 //! every breach). Each problem names the file and the field.
 
+use crate::header::HEADER_LEN;
 use crate::limits::{
-    ADDRESS_SPACE_SIZE, MAX_CHUNK_PAGES, MAX_CHUNKS, MAX_IMAGE_PAGE_CONTENT, MAX_OBJECTS,
-    MAX_PARENT_PATH, MAX_SET_MEMBERS, PAGE_SIZE,
+    ADDRESS_SPACE_SIZE, MAX_CHUNK_BODY, MAX_CHUNK_PAGES, MAX_CHUNKS, MAX_IMAGE_PAGE_CONTENT,
+    MAX_OBJECTS, MAX_PARENT_PATH, MAX_SET_MEMBERS, PAGE_SIZE,
 };
 use crate::object::{MANIFEST_PATH, valid_object_path};
 use crate::records::*;
-use crate::version::{FORMAT_1_0, FORMAT_VERSION};
+use crate::version::{FORMAT_1_0, FORMAT_1_4, FORMAT_VERSION};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -187,6 +188,65 @@ fn schedule_entries(m: &Manifest, p: &mut Problems) {
     }
 }
 
+/// The packs' frames tile them (FORMAT.md section 6): packs are numbered
+/// 0, 1, ... without a gap, and in each, the frames sorted by offset start
+/// at 0 and each where the one before ends, so every byte of a pack up to
+/// the end of its last frame belongs to exactly one listed chunk (that the
+/// pack ends there is checked against the file by `validate`, and by the
+/// reader for every frame it reads: a frame past the end is refused).
+fn pack_tiling(frames: &BTreeMap<u32, Vec<(u64, u64, usize)>>, p: &mut Problems<'_>) {
+    for (n, (&pack, list)) in frames.iter().enumerate() {
+        if u64::from(pack) != n as u64 {
+            let i = list.first().map_or(0, |f| f.2);
+            p.push(
+                format!("chunks[{i}].home.pack"),
+                format!("pack {pack} is listed, but pack {n} is not (packs are numbered from 0 without gaps)"),
+            );
+            return;
+        }
+        let mut list = list.clone();
+        list.sort_unstable();
+        let mut end = 0u64;
+        for &(offset, body_len, i) in &list {
+            if offset != end {
+                p.push(
+                    format!("chunks[{i}].home.offset"),
+                    if offset < end {
+                        format!("the frame at {offset} of pack {pack} overlaps the frame before it, which ends at {end}")
+                    } else {
+                        format!("the frame at {offset} of pack {pack} leaves bytes {end}..{offset} to no chunk")
+                    },
+                );
+            }
+            end = offset
+                .saturating_add(HEADER_LEN as u64)
+                .saturating_add(body_len);
+        }
+    }
+}
+
+/// The end of each pack's last frame (the pack's size in a sound image),
+/// by pack number.
+pub(crate) fn pack_ends(m: &Manifest) -> BTreeMap<u32, u64> {
+    let mut ends = BTreeMap::new();
+    for c in &m.chunks {
+        if let ChunkHome::Packed {
+            pack,
+            offset,
+            body_len,
+            ..
+        } = c.home
+        {
+            let end = offset
+                .saturating_add(HEADER_LEN as u64)
+                .saturating_add(body_len);
+            let e = ends.entry(pack).or_insert(0);
+            *e = end.max(*e);
+        }
+    }
+    ends
+}
+
 /// Rules of the manifest on its own.
 pub(crate) fn manifest(m: &Manifest, out: &mut Vec<Problem>) {
     let mut p = Problems {
@@ -254,6 +314,8 @@ pub(crate) fn manifest(m: &Manifest, out: &mut Vec<Problem>) {
         );
     }
     let mut local = BTreeSet::new();
+    // Frames of each pack: (offset, body length, chunk index).
+    let mut frames: BTreeMap<u32, Vec<(u64, u64, usize)>> = BTreeMap::new();
     for (i, c) in m.chunks.iter().enumerate() {
         if c.pages == 0 || c.pages > MAX_CHUNK_PAGES {
             p.push(
@@ -281,6 +343,38 @@ pub(crate) fn manifest(m: &Manifest, out: &mut Vec<Problem>) {
                     );
                 }
             }
+            ChunkHome::Packed {
+                pack,
+                offset,
+                body_len,
+                ..
+            } => {
+                if m.format_version < FORMAT_1_4 {
+                    p.push(
+                        format!("chunks[{i}].home"),
+                        format!(
+                            "a format {} image has no packed chunks (since 1.4)",
+                            m.format_version
+                        ),
+                    );
+                }
+                if *body_len > MAX_CHUNK_BODY {
+                    p.push(
+                        format!("chunks[{i}].home.body_len"),
+                        format!("{body_len} exceeds the chunk body limit of {MAX_CHUNK_BODY}"),
+                    );
+                }
+                frames
+                    .entry(*pack)
+                    .or_default()
+                    .push((*offset, *body_len, i));
+                if !local.insert(c.content) {
+                    p.push(
+                        format!("chunks[{i}].content"),
+                        format!("local chunk {} listed twice", c.content),
+                    );
+                }
+            }
             ChunkHome::Parent => {
                 if m.parent.is_none() {
                     p.push(
@@ -291,6 +385,7 @@ pub(crate) fn manifest(m: &Manifest, out: &mut Vec<Problem>) {
             }
         }
     }
+    pack_tiling(&frames, &mut p);
     for (i, o) in m.objects.iter().enumerate() {
         if !valid_object_path(&o.path) {
             p.push(
@@ -629,5 +724,16 @@ mod tests {
         assert!(with_home(FORMAT_VERSION, plain.clone()).is_empty());
         assert_eq!(with_home(FORMAT_1_0, plain).len(), 1);
         assert_eq!(with_home(FORMAT_VERSION, local).len(), 1);
+        // Packs since 1.4 (which still accepts LocalPlain: its tar form).
+        let packed = ChunkHome::Packed {
+            pack: 0,
+            offset: 0,
+            body_len: body.0,
+            body_digest: body.1,
+        };
+        let v1_3 = crate::FormatVersion { major: 1, minor: 3 };
+        assert!(with_home(FORMAT_1_4, packed.clone()).is_empty());
+        assert_eq!(with_home(v1_3, packed.clone()).len(), 1);
+        assert_eq!(with_home(FORMAT_1_0, packed).len(), 1);
     }
 }

@@ -236,6 +236,78 @@ impl Source {
         }
     }
 
+    /// The size of file `name` (a directory image's taken from the opened
+    /// handle, with every rule of [`read`](Self::read)).
+    pub(crate) fn size(&self, name: &str) -> Result<u64> {
+        match self {
+            Source::Dir(dir) => open_member(dir, name).map(|(_, size)| size),
+            Source::Tar { index, .. } => {
+                index
+                    .get(name)
+                    .map(|&(_, size)| size)
+                    .ok_or_else(|| Error::Missing {
+                        file: name.to_string(),
+                    })
+            }
+        }
+    }
+
+    /// Reads the `len` bytes at `offset` of file `name` (a chunk's frame in
+    /// a pack) into `buf` (cleared first). The range is checked against
+    /// the file's real size (from the opened handle) before anything is
+    /// allocated or read; `len` must be at most `cap`.
+    pub(crate) fn read_range_into(
+        &self,
+        name: &str,
+        offset: u64,
+        len: u64,
+        cap: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        buf.clear();
+        let past = |size: u64| {
+            Error::invalid(
+                name,
+                "-",
+                format!(
+                    "a frame of {len} bytes at offset {offset} ends past the file's {size} bytes"
+                ),
+            )
+        };
+        if len > cap {
+            return Err(Error::invalid(
+                name,
+                "-",
+                format!("a frame of {len} bytes at offset {offset} exceeds the limit of {cap}"),
+            ));
+        }
+        match self {
+            Source::Dir(dir) => {
+                let (f, size) = open_member(dir, name)?;
+                if offset.checked_add(len).is_none_or(|end| end > size) {
+                    return Err(past(size));
+                }
+                buf.resize(len as usize, 0);
+                f.read_exact_at(buf, offset).map_err(|e| match e.kind() {
+                    // The file shrank after the size was taken.
+                    std::io::ErrorKind::UnexpectedEof => past(size),
+                    _ => Error::io(dir.join(name), e),
+                })
+            }
+            Source::Tar { path, file, index } => {
+                let &(start, size) = index.get(name).ok_or_else(|| Error::Missing {
+                    file: name.to_string(),
+                })?;
+                if offset.checked_add(len).is_none_or(|end| end > size) {
+                    return Err(past(size));
+                }
+                buf.resize(len as usize, 0);
+                file.read_exact_at(buf, start + offset)
+                    .map_err(|e| Error::io(path, e))
+            }
+        }
+    }
+
     /// The first `n` bytes of file `name` (fewer if it is shorter).
     pub(crate) fn read_prefix(&self, name: &str, n: usize) -> Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(n);

@@ -45,5 +45,5 @@ pub use reader::{ChainLink, Image, ImageStats, PageSource};
 pub use records::*;
 pub use sink::ImageForm;
 pub use validate::{problem_of, validate};
-pub use version::{FORMAT_1_0, FORMAT_VERSION, FormatVersion};
+pub use version::{FORMAT_1_0, FORMAT_1_4, FORMAT_VERSION, FormatVersion};
 pub use writer::{Finished, ImageInfo, ImageWriter, WriteStats, WriterOptions};

@@ -34,6 +34,10 @@ pub fn kernel_state_task(path: &str) -> Option<u64> {
 pub fn chunk_path(content: &Digest) -> String {
     format!("chunks/{content}.spc")
 }
+/// Path of pack file `n` (since 1.4): chunk frames back to back.
+pub fn pack_path(n: u32) -> String {
+    format!("packs/{n}.spp")
+}
 /// Path of an embedded module.
 pub fn module_path(sha256: &Digest) -> String {
     format!("modules/{sha256}.spw")

@@ -186,6 +186,12 @@ impl Image {
         self.source.list()
     }
 
+    /// The size of file `name` of the image (opened by the container's
+    /// rules).
+    pub(crate) fn file_size(&self, name: &str) -> Result<u64> {
+        self.source.size(name)
+    }
+
     /// The record of checkpointable task `task_id`, read and checked on
     /// first use and cached.
     pub fn task(&self, task_id: u64) -> Result<Arc<TaskRecord>> {
@@ -453,7 +459,7 @@ impl Image {
             )
         })?;
         match entry.home {
-            ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
+            ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } | ChunkHome::Packed { .. } => {
                 self.local_chunk(index, entry)
             }
             ChunkHome::Parent => {
@@ -534,7 +540,17 @@ impl Image {
                 "not a local chunk",
             ));
         }
-        let path = object::chunk_path(&entry.content);
+        let Some((path, range)) = entry.home.location(&entry.content) else {
+            return Err(Error::invalid(
+                MANIFEST_PATH,
+                format!("chunks[{index}].home"),
+                "not a local chunk",
+            ));
+        };
+        // A chunk file is refused past its limit; a packed chunk's frame
+        // is read alone (seek and read of its bytes, never the pack), once
+        // its range is known to lie inside the pack.
+        let limit = object::stored_limit(ObjectKind::Chunk);
         READ_BUF.with(|buf| {
             // A chunk being loaded on this thread already (not done by
             // snapfmt, but a caller's `f` could) gets a buffer of its own.
@@ -544,9 +560,22 @@ impl Image {
                 Ok(b) => b,
                 Err(_) => &mut own,
             };
-            self.source
-                .read_into(&path, object::stored_limit(ObjectKind::Chunk), bytes)?;
-            let r = self.unpack_chunk(index, entry, verify_content, reuse, &path, bytes);
+            match range {
+                None => self.source.read_into(&path, limit, bytes)?,
+                Some((offset, len)) => self.source.read_range_into(
+                    &path,
+                    offset,
+                    len,
+                    limit + crate::header::HEADER_LEN as u64,
+                    bytes,
+                )?,
+            }
+            // Problems in a frame name the pack and the frame's offset.
+            let shown = match range {
+                None => path,
+                Some((offset, _)) => format!("{path} (frame at {offset})"),
+            };
+            let r = self.unpack_chunk(index, entry, verify_content, reuse, &shown, bytes);
             // Keep a chunk-sized buffer, not an outsized one.
             if bytes.capacity() > 2 * READ_BUF_KEEP {
                 *bytes = Vec::new();
@@ -609,7 +638,7 @@ impl Image {
         // A plainly addressed chunk stored raw has its address as body
         // checksum, which was just verified.
         let raw_plain = header.flags & crate::header::FLAG_ZSTD == 0
-            && matches!(entry.home, ChunkHome::LocalPlain { .. })
+            && entry.home.is_plain()
             && body_digest == entry.content;
         Ok((content, verify_content && !raw_plain))
     }
@@ -771,7 +800,9 @@ impl Image {
                     )
                 })?;
                 match entry.home {
-                    ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
+                    ChunkHome::Local { .. }
+                    | ChunkHome::LocalPlain { .. }
+                    | ChunkHome::Packed { .. } => {
                         let reuse = spare.lock().map_err(|_| poisoned())?.pop();
                         let (content, due) =
                             self.read_chunk(id, entry, self.verify_content, reuse)?;
@@ -782,9 +813,9 @@ impl Image {
             })
             .collect();
         // Plain addresses in pairs, every other one alone.
-        let mut plain = loaded.iter_mut().filter(
-            |r| matches!(r, Ok((_, Some(e))) if matches!(e.home, ChunkHome::LocalPlain { .. })),
-        );
+        let mut plain = loaded
+            .iter_mut()
+            .filter(|r| matches!(r, Ok((_, Some(e))) if e.home.is_plain()));
         while let Some(a) = plain.next() {
             match plain.next() {
                 Some(b) => {
@@ -813,7 +844,7 @@ impl Image {
             .map(|r| {
                 let (content, due) = r?;
                 if let Some(entry) = due
-                    && !matches!(entry.home, ChunkHome::LocalPlain { .. })
+                    && !entry.home.is_plain()
                 {
                     check_address(entry, &content)?;
                 }

@@ -14,6 +14,14 @@
 //! filesystem holding it (one journal commit; 30-90 ms for those 4,100
 //! files against 170-280 ms for 4,100 fsyncs from eight threads, on the
 //! development machine under load), otherwise by an fsync of every file.
+//!
+//! Since format 1.4 chunks are normally not files of their own but frames
+//! appended to a pack (`packs/<n>.spp`, a new one per GiB), which the I/O
+//! thread keeps open: even with one thread, creating 4,100 chunk files of
+//! a 1 GiB export cost it (ext4 inode allocation) about as much CPU as
+//! both compression workers spent compressing. An image of packs has a
+//! handful of files, each fsynced (no `syncfs`, which would also flush
+//! whatever else the filesystem holds).
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::BufWriter;
@@ -37,11 +45,38 @@ pub(crate) enum Sink {
         tmp: PathBuf,
         written: Vec<PathBuf>,
         io: DirIo,
+        /// The pack chunks are appended to, when chunks are packed.
+        pack: Option<PackCursor>,
     },
     Tar {
         tmp: PathBuf,
         builder: Option<tar::Builder<BufWriter<File>>>,
     },
+}
+
+/// A pack is closed and the next one started when a frame would take it
+/// past this size (so no file of an image grows without bound; FORMAT.md
+/// section 9 has no limit of its own for packs).
+pub(crate) const PACK_TARGET: u64 = 1 << 30;
+
+/// Where the next chunk frame of a directory image goes.
+pub(crate) struct PackCursor {
+    /// The pack being appended to, or `None` before the first frame.
+    current: Option<u32>,
+    /// Bytes in it so far (the next frame's offset).
+    len: u64,
+    /// The size past which the next pack is started ([`PACK_TARGET`];
+    /// tests make it small).
+    pub(crate) target: u64,
+}
+
+/// What the I/O thread does with a buffer.
+enum IoJob {
+    /// Create the file and write the bytes.
+    Write(PathBuf, Vec<u8>),
+    /// Append the bytes to the pack at this path (created by its first
+    /// frame; a new path closes the one before).
+    Append(PathBuf, Vec<u8>),
 }
 
 /// Files queued for the I/O thread at most (each at most a chunk file, so
@@ -52,20 +87,47 @@ const IO_QUEUE: usize = 8;
 /// order given and hands the buffers back for reuse; it stops at the first
 /// error, which [`DirIo::finish`] returns.
 pub(crate) struct DirIo {
-    jobs: Option<SyncSender<(PathBuf, Vec<u8>)>>,
+    jobs: Option<SyncSender<IoJob>>,
     back: Receiver<Vec<u8>>,
     handle: Option<JoinHandle<Result<()>>>,
 }
 
 impl DirIo {
     fn start() -> std::io::Result<DirIo> {
-        let (jobs, rx) = sync_channel::<(PathBuf, Vec<u8>)>(IO_QUEUE);
+        let (jobs, rx) = sync_channel::<IoJob>(IO_QUEUE);
         let (back_tx, back) = sync_channel(IO_QUEUE + 2);
         let handle = std::thread::Builder::new()
             .name("snapfmt-io".into())
             .spawn(move || -> Result<()> {
-                for (path, bytes) in rx {
-                    std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
+                use std::io::Write;
+                let mut pack: Option<(PathBuf, File)> = None;
+                // Bytes of the open pack written, and of those handed to
+                // writeback already (`start_writeback`).
+                let (mut appended, mut kicked) = (0u64, 0u64);
+                for job in rx {
+                    let bytes = match job {
+                        IoJob::Write(path, bytes) => {
+                            std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
+                            bytes
+                        }
+                        IoJob::Append(path, bytes) => {
+                            let same = pack.as_ref().is_some_and(|(p, _)| *p == path);
+                            if !same {
+                                let f = File::create_new(&path).map_err(|e| Error::io(&path, e))?;
+                                pack = Some((path.clone(), f));
+                                (appended, kicked) = (0, 0);
+                            }
+                            if let Some((_, f)) = pack.as_mut() {
+                                f.write_all(&bytes).map_err(|e| Error::io(&path, e))?;
+                                appended += bytes.len() as u64;
+                                if appended - kicked >= WRITEBACK_STEP {
+                                    start_writeback(f, kicked, appended - kicked);
+                                    kicked = appended;
+                                }
+                            }
+                            bytes
+                        }
+                    };
                     // A full return queue means enough spares: drop it.
                     let _ = back_tx.try_send(bytes);
                 }
@@ -79,9 +141,9 @@ impl DirIo {
     }
 
     /// Queues a file; returns a written buffer for reuse if one is back.
-    fn write(&mut self, path: PathBuf, bytes: Vec<u8>) -> Result<Option<Vec<u8>>> {
+    fn write(&mut self, job: IoJob) -> Result<Option<Vec<u8>>> {
         let sent = match &self.jobs {
-            Some(tx) => tx.send((path, bytes)).is_ok(),
+            Some(tx) => tx.send(job).is_ok(),
             None => false,
         };
         if !sent {
@@ -102,6 +164,33 @@ impl DirIo {
             None => Ok(()),
         }
     }
+}
+
+/// A pack's written bytes are handed to writeback in steps of this size,
+/// so that the fsync at the commit finds most of them on disk already
+/// (measured on a 1 GiB export: the pack's fsync took 0.13-0.15 s when all
+/// 361 MiB were still dirty).
+const WRITEBACK_STEP: u64 = 16 << 20;
+
+/// Starts writing `len` bytes at `offset` of `f` back to disk without
+/// waiting (`sync_file_range(2)` with `SYNC_FILE_RANGE_WRITE`, Linux); a
+/// hint only: durability comes from the fsync at the commit, which also
+/// reports any error of this writeback, so the hint's own result is not
+/// needed.
+fn start_writeback(f: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // Safety: a valid open descriptor; the call reads no memory of ours.
+        let _ = unsafe {
+            libc::sync_file_range(f.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (f, offset, len);
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -184,7 +273,14 @@ fn parent_dir(path: &Path) -> PathBuf {
 
 impl Sink {
     /// Starts writing an image that will appear at `target`.
-    pub(crate) fn create(target: &Path, form: ImageForm, overwrite: bool) -> Result<Sink> {
+    /// With `pack`, a directory image's chunks go into packs
+    /// ([`put_packed`](Self::put_packed)); a tar image never packs.
+    pub(crate) fn create(
+        target: &Path,
+        form: ImageForm,
+        overwrite: bool,
+        pack: bool,
+    ) -> Result<Sink> {
         if !overwrite && target.symlink_metadata().is_ok() {
             return Err(Error::AlreadyExists {
                 path: target.to_path_buf(),
@@ -205,6 +301,11 @@ impl Sink {
                     tmp,
                     written: Vec::new(),
                     io,
+                    pack: pack.then_some(PackCursor {
+                        current: None,
+                        len: 0,
+                        target: PACK_TARGET,
+                    }),
                 })
             }
             ImageForm::Tar => {
@@ -233,7 +334,9 @@ impl Sink {
     /// error writing it is returned by a later call or by the commit.
     pub(crate) fn put_owned(&mut self, name: &str, bytes: Vec<u8>) -> Result<Option<Vec<u8>>> {
         match self {
-            Sink::Dir { tmp, written, io } => {
+            Sink::Dir {
+                tmp, written, io, ..
+            } => {
                 let p = tmp.join(name);
                 if let Some(d) = p.parent()
                     && !d.exists()
@@ -242,13 +345,75 @@ impl Sink {
                     written.push(d.to_path_buf());
                 }
                 written.push(p.clone());
-                io.write(p, bytes)
+                io.write(IoJob::Write(p, bytes))
             }
             Sink::Tar { .. } => {
                 self.append_tar(name, &bytes)?;
                 Ok(Some(bytes))
             }
         }
+    }
+
+    /// Sets the size past which a new pack is started (tests).
+    #[cfg(test)]
+    pub(crate) fn set_pack_target(&mut self, bytes: u64) {
+        if let Sink::Dir {
+            pack: Some(cursor), ..
+        } = self
+        {
+            cursor.target = bytes;
+        }
+    }
+
+    /// Whether chunks go into packs ([`put_packed`](Self::put_packed)).
+    pub(crate) fn packs(&self) -> bool {
+        matches!(self, Sink::Dir { pack: Some(_), .. })
+    }
+
+    /// Appends a whole chunk file (its frame) to the current pack of a
+    /// packing directory image, starting the next pack when this one
+    /// would pass [`PACK_TARGET`]; returns the pack's number, the frame's
+    /// offset in it, and a written buffer for reuse if one is back. The
+    /// offsets depend only on the frames' lengths, never on the I/O
+    /// thread.
+    pub(crate) fn put_packed(&mut self, bytes: Vec<u8>) -> Result<(u32, u64, Option<Vec<u8>>)> {
+        let Sink::Dir {
+            tmp,
+            written,
+            io,
+            pack: Some(cursor),
+        } = self
+        else {
+            return Err(Error::Usage("this image does not pack chunks".into()));
+        };
+        let len = bytes.len() as u64;
+        let n = match cursor.current {
+            Some(n) if cursor.len == 0 || cursor.len + len <= cursor.target => n,
+            Some(n) => {
+                let next = n
+                    .checked_add(1)
+                    .ok_or_else(|| Error::Usage("too many packs".into()))?;
+                cursor.current = Some(next);
+                cursor.len = 0;
+                next
+            }
+            None => {
+                let d = tmp.join("packs");
+                std::fs::create_dir(&d).map_err(|e| Error::io(&d, e))?;
+                written.push(d);
+                cursor.current = Some(0);
+                cursor.len = 0;
+                0
+            }
+        };
+        let p = tmp.join(crate::object::pack_path(n));
+        if cursor.len == 0 {
+            written.push(p.clone());
+        }
+        let offset = cursor.len;
+        cursor.len += len;
+        let back = io.write(IoJob::Append(p, bytes))?;
+        Ok((n, offset, back))
     }
 
     fn append_tar(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
@@ -272,7 +437,9 @@ impl Sink {
     /// Makes everything durable and renames the temporary into `target`.
     pub(crate) fn commit(mut self, target: &Path, overwrite: bool) -> Result<()> {
         let tmp = match &mut self {
-            Sink::Dir { tmp, written, io } => {
+            Sink::Dir {
+                tmp, written, io, ..
+            } => {
                 io.finish()?;
                 sync_tree(tmp, written)?;
                 tmp.clone()

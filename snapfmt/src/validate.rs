@@ -94,8 +94,28 @@ fn validate_at(path: &Path, depth: usize, out: &mut Vec<Problem>) {
     let mut expected: BTreeSet<String> = m.objects.iter().map(|o| o.path.clone()).collect();
     expected.insert(MANIFEST_PATH.to_string());
     for c in &m.chunks {
-        if c.home.is_local() {
-            expected.insert(object::chunk_path(&c.content));
+        if let Some((file, _)) = c.home.location(&c.content) {
+            expected.insert(file);
+        }
+    }
+    // Each pack ends where its last frame does (the manifest's rules
+    // checked that the frames tile it up to there).
+    for (pack, end) in check::pack_ends(m) {
+        let file = object::pack_path(pack);
+        match image.file_size(&file) {
+            Ok(size) if size != end => add(
+                out,
+                path,
+                Error::invalid(
+                    file,
+                    "-",
+                    format!("{size} bytes, but its last frame ends at {end}"),
+                ),
+            ),
+            Ok(_) => {}
+            // A missing pack is reported below, with the other files.
+            Err(Error::Missing { .. }) => {}
+            Err(e) => add(out, path, e),
         }
     }
     match image.files() {

@@ -15,7 +15,10 @@ pub struct FormatVersion {
 }
 
 /// The version this crate writes, and the newest it reads.
-pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 3 };
+pub const FORMAT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 4 };
+
+/// Format 1.4 (chunks may be packed: [`crate::ChunkHome::Packed`]).
+pub const FORMAT_1_4: FormatVersion = FormatVersion { major: 1, minor: 4 };
 
 /// Format 1.0 (chunk addresses over page digests).
 pub const FORMAT_1_0: FormatVersion = FormatVersion { major: 1, minor: 0 };
@@ -39,12 +42,12 @@ mod tests {
 
     #[test]
     fn compatibility_rule() {
-        let r = FormatVersion { major: 1, minor: 3 };
+        let r = FormatVersion { major: 1, minor: 4 };
         assert!(r.can_read(FormatVersion { major: 1, minor: 0 }));
-        assert!(r.can_read(FormatVersion { major: 1, minor: 3 }));
-        assert!(!r.can_read(FormatVersion { major: 1, minor: 4 }));
+        assert!(r.can_read(FormatVersion { major: 1, minor: 4 }));
+        assert!(!r.can_read(FormatVersion { major: 1, minor: 5 }));
         assert!(!r.can_read(FormatVersion { major: 0, minor: 2 }));
         assert!(!r.can_read(FormatVersion { major: 2, minor: 0 }));
-        assert_eq!(r.to_string(), "1.3");
+        assert_eq!(r.to_string(), "1.4");
     }
 }

@@ -10,12 +10,15 @@ use snapfmt::object;
 use snapfmt::*;
 use std::path::{Path, PathBuf};
 
-/// An image of one task with `pages` distinct pages, one chunk per page.
+/// An image of one task with `pages` distinct pages, one chunk file per
+/// page (not packed: a packed chunk given another's frame overlaps it,
+/// which the manifest's rules refuse before any content is read).
 fn image(dir: &Path, pages: u32) -> PathBuf {
     let path = dir.join("img");
     let opts = WriterOptions {
         threads: 2,
         chunk_pages: 1,
+        pack_chunks: false,
         ..WriterOptions::default()
     };
     let mut w = ImageWriter::create(&path, task_7_info(), opts).unwrap();

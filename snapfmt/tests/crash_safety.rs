@@ -95,9 +95,12 @@ fn a_file_the_io_thread_cannot_write_fails_the_image_and_leaves_nothing() {
     // the caller (at a later call or at `finish`) and the temporary must go.
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("img");
+    // One file per chunk (a pack is created once, and its directory
+    // with it, on the feeding thread).
     let opts = WriterOptions {
         chunk_pages: 1,
         threads: 2,
+        pack_chunks: false,
         ..WriterOptions::default()
     };
     let mut w = ImageWriter::create(&target, common::task_7_info(), opts).unwrap();

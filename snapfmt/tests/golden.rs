@@ -1,4 +1,4 @@
-//! The golden images of formats 1.0, 1.1, 1.2 and 1.3, committed in
+//! The golden images of formats 1.0, 1.1, 1.2, 1.3 and 1.4, committed in
 //! `fixtures/images/`, must be readable by every future reader of major
 //! version 1. Never regenerate them from this test.
 
@@ -134,6 +134,45 @@ fn golden_v1_3_reads_in_both_forms() {
             .expect("kernel state of task 7"),
         snapfmt::sample::sample_kernel_state()
     );
+}
+
+#[test]
+fn golden_v1_4_reads_in_both_forms() {
+    let m = check_golden([golden_dir_v1_4(), golden_tar_v1_4()], FORMAT_1_4);
+    // The same content and addresses as 1.3; every chunk is a frame of
+    // the one pack, the frames back to back from its start.
+    let m3 = Image::open(golden_dir_v1_3()).unwrap().manifest().clone();
+    let addrs = |m: &Manifest| m.chunks.iter().map(|c| c.content).collect::<Vec<_>>();
+    assert_eq!(addrs(&m), addrs(&m3));
+    assert_eq!(m.options.extra, m3.options.extra);
+    let pack = std::fs::read(golden_dir_v1_4().join("packs/0.spp")).unwrap();
+    let mut end = 0u64;
+    for (i, c) in m.chunks.iter().enumerate() {
+        let ChunkHome::Packed {
+            pack: 0,
+            offset,
+            body_len,
+            body_digest,
+        } = c.home
+        else {
+            panic!("chunks[{i}] is not in pack 0: {:?}", c.home);
+        };
+        assert_eq!(offset, end, "chunks[{i}]");
+        end = offset + header::HEADER_LEN as u64 + body_len;
+        // Each frame is a whole chunk file.
+        let frame = &pack[offset as usize..end as usize];
+        let (h, _) = snapfmt::object::check(frame, ObjectKind::Chunk).unwrap();
+        assert_eq!(h.checksum, body_digest);
+        assert_eq!(h.version, FORMAT_1_4);
+    }
+    assert_eq!(end, pack.len() as u64);
+    assert!(!golden_dir_v1_4().join("chunks").exists());
+    for path in [golden_dir_v1_4(), golden_tar_v1_4()] {
+        let img = Image::open(&path).unwrap();
+        for (i, c) in m.chunks.iter().enumerate() {
+            assert_eq!(Digest::of(&img.chunk(i as u32).unwrap()), c.content);
+        }
+    }
 }
 
 /// Checks what both golden images hold; returns the manifest.

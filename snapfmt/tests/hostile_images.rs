@@ -31,11 +31,12 @@ fn mkfifo(path: &Path) {
     assert!(ok, "mkfifo {}", path.display());
 }
 
-/// A copy of the 1.2 golden directory image in a temporary directory.
+/// A copy of the newest (1.4) golden directory image in a temporary
+/// directory.
 fn golden_copy() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("img");
-    copy_dir(&golden_dir_v1_3(), &img);
+    copy_dir(&golden_dir_v1_4(), &img);
     assert_eq!(validate(&img), vec![]);
     (dir, img)
 }
@@ -192,7 +193,7 @@ fn a_parent_reference_to_a_fifo_is_refused_without_blocking() {
 fn a_parent_reference_through_a_symlink_is_refused() {
     let (dir, img) = golden_copy();
     let parent = dir.path().join("real-parent");
-    copy_dir(&golden_dir_v1_3(), &parent);
+    copy_dir(&golden_dir_v1_4(), &parent);
     let digest = Image::open(&parent).unwrap().manifest_digest();
     symlink(&parent, dir.path().join("link")).unwrap();
     with_parent(&img, "link", digest);
@@ -262,7 +263,7 @@ fn a_tar_directory_member_climbing_out_is_refused() {
     h.set_mode(0o755);
     h.set_cksum();
     b.append(&h, std::io::empty()).unwrap();
-    let golden = golden_dir_v1_3();
+    let golden = golden_dir_v1_4();
     for f in files(&golden) {
         let rel = f.strip_prefix(&golden).unwrap();
         b.append_path_with_name(&f, rel).unwrap();
@@ -394,4 +395,207 @@ fn malformed_schedule_entries_are_manifest_problems() {
     // The golden image's entries are sound.
     let (_dir, img) = golden_copy();
     assert_eq!(validate(&img), vec![]);
+}
+
+/// The golden image's `Packed` entries: (chunk index, offset, body_len).
+fn frames(m: &Manifest) -> Vec<(usize, u64, u64)> {
+    m.chunks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match c.home {
+            ChunkHome::Packed {
+                offset, body_len, ..
+            } => Some((i, offset, body_len)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sets field `what` of the `Packed` home of chunk `i` to `v`.
+fn set_frame(m: &mut Manifest, i: usize, what: &str, v: u64) {
+    if let ChunkHome::Packed {
+        pack,
+        offset,
+        body_len,
+        ..
+    } = &mut m.chunks[i].home
+    {
+        match what {
+            "pack" => *pack = v as u32,
+            "offset" => *offset = v,
+            "body_len" => *body_len = v,
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[test]
+fn pack_frames_that_overlap_leave_gaps_or_skip_a_pack_are_refused_by_the_manifest() {
+    let (_dir, img) = golden_copy();
+    let good = read_manifest(&img);
+    let f = frames(&good);
+    assert!(f.len() >= 3, "{f:?}");
+    let (last, last_off, last_len) = f[f.len() - 1];
+    let cases: Vec<(&str, usize, &str, u64, &str)> = vec![
+        // Onto the frame before it.
+        ("offset", f[1].0, "home.offset", f[0].1, "overlaps"),
+        // One byte late: a byte of the pack belongs to no chunk.
+        ("offset", f[1].0, "home.offset", f[1].1 + 1, "to no chunk"),
+        // Far past the end (the offset the pack cannot have).
+        ("offset", last, "home.offset", u64::MAX - 10, "to no chunk"),
+        // A longer body runs into the next frame.
+        ("body_len", f[0].0, "home.offset", f[0].2 + 1, "overlaps"),
+        // A body over the chunk limit, never read.
+        ("body_len", last, "home.body_len", u64::MAX, "limit"),
+        // Pack 1 without pack 0 (every frame moved).
+        ("pack", usize::MAX, "home.pack", 1, "pack 0 is not"),
+    ];
+    for (what, i, field, v, word) in cases {
+        let mut m = good.clone();
+        if i == usize::MAX {
+            for &(j, _, _) in &f {
+                set_frame(&mut m, j, what, v);
+            }
+        } else {
+            set_frame(&mut m, i, what, v);
+        }
+        write_manifest(&img, &m);
+        let err = Image::open(&img).err().expect("refused").to_string();
+        assert!(
+            err.contains(field) && err.contains(word),
+            "{what} {v}: {err}"
+        );
+        let problems = validate(&img);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.field.ends_with(field) && p.message.contains(word)),
+            "{what} {v}: {problems:?}"
+        );
+    }
+    // A chunk moved to a new last pack is fine by the manifest's rules
+    // (a frame of its own at 0), but the pack is missing.
+    let mut m = good.clone();
+    set_frame(&mut m, last, "pack", 1);
+    set_frame(&mut m, last, "offset", 0);
+    write_manifest(&img, &m);
+    let image = Image::open(&img).unwrap();
+    let err = image.chunk(last as u32).unwrap_err();
+    assert!(
+        matches!(&err, Error::Missing { file } if file == "packs/1.spp"),
+        "{err}"
+    );
+    let problems = validate(&img);
+    assert!(
+        reported(&problems, "packs/1.spp", "missing"),
+        "{problems:?}"
+    );
+    // Pack 0 now ends before the moved frame's old place.
+    assert!(
+        reported(&problems, "packs/0.spp", &format!("ends at {last_off}")),
+        "{problems:?}"
+    );
+    let _ = last_len;
+}
+
+#[test]
+fn a_truncated_or_extended_pack_is_refused_naming_it() {
+    let (_dir, img) = golden_copy();
+    let m = read_manifest(&img);
+    let f = frames(&m);
+    let (last, last_off, _) = f[f.len() - 1];
+    let pack = img.join("packs/0.spp");
+    let bytes = std::fs::read(&pack).unwrap();
+    // Truncated inside the last frame: the reader refuses to read past
+    // the real end, before allocating or reading.
+    std::fs::write(&pack, &bytes[..bytes.len() - 1]).unwrap();
+    let image = Image::open(&img).unwrap();
+    let err = image.chunk(last as u32).unwrap_err().to_string();
+    assert!(
+        err.contains("packs/0.spp") && err.contains("ends past the file's"),
+        "{err}"
+    );
+    // The frames before it still read.
+    image.chunk(f[0].0 as u32).unwrap();
+    let problems = validate(&img);
+    assert!(
+        reported(&problems, "packs/0.spp", "its last frame ends at"),
+        "{problems:?}"
+    );
+    assert!(
+        reported(&problems, "packs/0.spp", "ends past"),
+        "{problems:?}"
+    );
+    // Truncated to nothing.
+    std::fs::write(&pack, b"").unwrap();
+    let err = Image::open(&img).unwrap().chunk(0).unwrap_err().to_string();
+    assert!(err.contains("ends past the file's 0 bytes"), "{err}");
+    // Extended: the trailing bytes belong to no chunk.
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(&[0u8; 100]);
+    std::fs::write(&pack, &longer).unwrap();
+    deep_read(&img).unwrap();
+    let problems = validate(&img);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        reported(&problems, "packs/0.spp", &format!("{} bytes", longer.len())),
+        "{problems:?}"
+    );
+    // A damaged frame is named by the pack and its offset.
+    let mut damaged = bytes.clone();
+    let at = last_off as usize + 64 + 3;
+    damaged[at] ^= 0xff;
+    std::fs::write(&pack, &damaged).unwrap();
+    let err = Image::open(&img)
+        .unwrap()
+        .chunk(last as u32)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("packs/0.spp (frame at {last_off})")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_pack_that_is_a_link_or_a_fifo_is_refused_without_blocking() {
+    let (dir, img) = golden_copy();
+    let pack = img.join("packs/0.spp");
+    let real = dir.path().join("real.spp");
+    std::fs::rename(&pack, &real).unwrap();
+    symlink(&real, &pack).unwrap();
+    let err = Image::open(&img).unwrap().chunk(0).unwrap_err();
+    assert!(
+        matches!(&err, Error::NotRegular { file, found: "a symbolic link", .. } if file == "packs/0.spp"),
+        "{err}"
+    );
+    assert!(
+        reported(&validate(&img), "packs/0.spp", "symbolic link"),
+        "link"
+    );
+    std::fs::remove_file(&pack).unwrap();
+    mkfifo(&pack);
+    let i = img.clone();
+    let err = within("chunk", move || {
+        Image::open(&i).unwrap().chunk(0).unwrap_err()
+    });
+    assert!(
+        matches!(&err, Error::NotRegular { file, found: "a FIFO", .. } if file == "packs/0.spp"),
+        "{err}"
+    );
+    let i = img.clone();
+    let problems = within("validate", move || validate(&i));
+    assert!(reported(&problems, "packs/0.spp", "a FIFO"), "{problems:?}");
+    // The packs directory a link.
+    std::fs::remove_file(&pack).unwrap();
+    std::fs::rename(&real, &pack).unwrap();
+    let packs = img.join("packs");
+    let moved = dir.path().join("packs-real");
+    std::fs::rename(&packs, &moved).unwrap();
+    symlink(&moved, &packs).unwrap();
+    let err = Image::open(&img).unwrap().chunk(0).unwrap_err();
+    assert!(
+        matches!(&err, Error::NotRegular { file, found: "a symbolic link", .. } if file == "packs"),
+        "{err}"
+    );
 }

@@ -127,12 +127,12 @@ fn a_1_1_child_of_a_1_0_parent_reads_and_validates() {
     let img = Image::open(&inc).unwrap();
     let m = img.manifest();
     assert_eq!(m.format_version, FORMAT_VERSION);
-    // The new chunk is plainly addressed; the kept ones carry the 1.0
-    // parent's addresses.
+    // The new chunk is plainly addressed (and packed); the kept ones carry
+    // the 1.0 parent's addresses.
     assert!(
         m.chunks
             .iter()
-            .any(|c| matches!(c.home, ChunkHome::LocalPlain { .. }))
+            .any(|c| matches!(c.home, ChunkHome::Packed { .. }))
     );
     assert!(m.chunks.iter().any(|c| c.home == ChunkHome::Parent));
     let mut page = [0u8; PAGE_SIZE];
@@ -147,4 +147,78 @@ fn a_1_1_child_of_a_1_0_parent_reads_and_validates() {
     );
     assert_eq!(page.as_slice(), sample_page(1));
     deep_read(&inc).unwrap();
+}
+
+/// A 1.4 child (its new chunk packed) of parents whose chunks are chunk
+/// files (a 1.3 image; a 1.4 tar image written by the writer) or frames
+/// of a pack (the 1.4 golden directory and its tar twin): the parent's
+/// pages are found by address in every case, and a grandchild finds the
+/// 1.4 child's packed chunk the same way.
+#[test]
+fn a_1_4_child_reads_parents_with_chunk_files_or_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tar_parent = dir.path().join("written.tar");
+    sample::write_sample(
+        &tar_parent,
+        WriterOptions {
+            form: ImageForm::Tar,
+            chunk_pages: 4,
+            ..WriterOptions::default()
+        },
+    )
+    .unwrap();
+    let parents = [
+        ("v1.3", golden_dir_v1_3(), false),
+        ("v1.4", golden_dir_v1_4(), true),
+        ("v1.4.tar", golden_tar_v1_4(), true),
+        ("written.tar", tar_parent, false),
+    ];
+    for (name, source, packed) in parents {
+        let parent = dir.path().join(format!("parent-{name}"));
+        if source.is_dir() {
+            copy_dir(&source, &parent);
+        } else {
+            std::fs::copy(&source, &parent).unwrap();
+        }
+        let pm = Image::open(&parent).unwrap().manifest().clone();
+        assert_eq!(
+            pm.chunks
+                .iter()
+                .all(|c| matches!(c.home, ChunkHome::Packed { .. })),
+            packed,
+            "{name}"
+        );
+        let inc = dir.path().join(format!("inc-{name}"));
+        child(&parent, &inc).unwrap();
+        assert_eq!(validate(&inc), vec![], "{name}");
+        let img = Image::open(&inc).unwrap();
+        let m = img.manifest();
+        assert_eq!(m.format_version, FORMAT_1_4);
+        let local: Vec<_> = m.chunks.iter().filter(|c| c.home.is_local()).collect();
+        assert_eq!(local.len(), 1, "{name}");
+        assert!(matches!(
+            local[0].home,
+            ChunkHome::Packed {
+                pack: 0,
+                offset: 0,
+                ..
+            }
+        ));
+        let mut page = [0u8; PAGE_SIZE];
+        assert_eq!(
+            img.read_page(7, 0x6000, &mut page).unwrap(),
+            PageSource::Parent
+        );
+        assert_eq!(page.as_slice(), sample_page(1), "{name}");
+        deep_read(&inc).unwrap();
+        // The grandchild's dirty page replaces the child's packed one; its
+        // other pages come from the child's parent through the child.
+        let grand = dir.path().join(format!("grand-{name}"));
+        child(&inc, &grand).unwrap();
+        assert_eq!(validate(&grand), vec![], "{name}");
+        let g = Image::open(&grand).unwrap();
+        g.read_page(7, 0x6000, &mut page).unwrap();
+        assert_eq!(page.as_slice(), sample_page(1), "{name}");
+        deep_read(&grand).unwrap();
+    }
 }

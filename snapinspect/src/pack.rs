@@ -16,8 +16,8 @@
 //! is a tar file holding an image, `unpack` only an empty directory or a
 //! directory that is a Spartan image and nothing else (`manifest.spm`
 //! starting with the object magic, and otherwise only the `tasks/`,
-//! `chunks/`, `modules/` and `files/` directories with the object files
-//! named for them); anything else is refused, so a mistyped target never
+//! `chunks/`, `packs/`, `modules/` and `files/` directories with the
+//! object files named for them); anything else is refused, so a mistyped target never
 //! deletes a directory of other files.
 //!
 //! An incremental image names its parent by a path relative to the
@@ -108,7 +108,7 @@ fn fsync(path: &Path) -> Result<(), PackError> {
 }
 
 /// Sorts the files of `image` into tar member order: modules, file
-/// backups, chunks in chunk-table order, task records by task id, the
+/// backups, chunks in chunk-table order (packs by number), task records by task id, the
 /// manifest last (FORMAT.md asks writers for a deterministic order with the
 /// manifest last).
 pub fn member_order(image: &Image, files: &mut [String]) {
@@ -129,6 +129,13 @@ pub fn member_order(image: &Image, files: &mut [String]) {
             (1, 0, name.clone())
         } else if let Some(&i) = chunk_index.get(name) {
             (2, i as u64, String::new())
+        } else if let Some(n) = name
+            .strip_prefix("packs/")
+            .and_then(|s| s.strip_suffix(".spp"))
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            // Packs (format 1.4) in the chunks' place, by number.
+            (2, n, name.clone())
         } else if let Some(id) = name
             .strip_prefix("tasks/")
             .and_then(|s| s.strip_suffix(".spt"))
@@ -222,9 +229,10 @@ fn check_tar_target(tar: &Path, force: bool) -> Result<(), PackError> {
 }
 
 /// The object-file extension each directory of an image holds.
-const IMAGE_DIRS: [(&str, &[&str]); 4] = [
+const IMAGE_DIRS: [(&str, &[&str]); 5] = [
     ("tasks", &["spt", "spk"]),
     ("chunks", &["spc"]),
+    ("packs", &["spp"]),
     ("modules", &["spw"]),
     ("files", &["spf"]),
 ];

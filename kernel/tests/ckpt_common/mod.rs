@@ -262,6 +262,8 @@ impl World {
         let opts = WriterOptions {
             form,
             threads: 1,
+            // A 1.1 image has chunk files (packs are 1.4).
+            pack_chunks: !v1_1,
             ..WriterOptions::default()
         };
         if v1_1 {

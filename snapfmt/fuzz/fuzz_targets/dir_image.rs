@@ -1,8 +1,9 @@
 //! Fuzzes the directory container with files whose checksums and manifest
 //! entries are recomputed after mutation, so that the mutated content gets
 //! past the integrity checks into the decoders and the consistency rules.
-//! The first input byte picks a file of the current (1.3) golden image, the rest is
-//! that file's new content (the manifest's, a record's, a module's, ...),
+//! The first input byte picks a file of the current (1.4) golden image
+//! (its pack `packs/0.spp` among them: replaced by one chunk file, its
+//! frames no longer match), the rest is that file's new content (the manifest's, a record's, a module's, ...),
 //! stored uncompressed; the manifest lists the new header. Then the image
 //! is opened, every task, kernel state, module, backup and page read, and
 //! validated. The reader must return errors, never panic or hang.
@@ -18,7 +19,7 @@ use std::sync::OnceLock;
 fn golden() -> &'static [(String, Vec<u8>)] {
     static FILES: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     FILES.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/images/golden-v1.3");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/images/golden-v1.4");
         let mut out = Vec::new();
         collect(&root, &root, &mut out);
         out.sort();

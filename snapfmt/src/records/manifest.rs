@@ -138,6 +138,17 @@ pub enum ChunkHome {
     /// body's XXH3-128 padded with zeros when the header sets
     /// [`crate::header::FLAG_XXH3`].
     LocalPlain { body_len: u64, body_digest: Digest },
+    /// Since format 1.4: in this image, inside pack file
+    /// `packs/<pack>.spp` ([`crate::object::pack_path`]): the chunk's
+    /// frame, a whole chunk file (header and body) with this body length
+    /// and checksum, starts at byte `offset` of the pack. The address is
+    /// the plain SHA-256 of the content, as for `LocalPlain`.
+    Packed {
+        pack: u32,
+        offset: u64,
+        body_len: u64,
+        body_digest: Digest,
+    },
 }
 
 impl ChunkHome {
@@ -151,7 +162,44 @@ impl ChunkHome {
             | ChunkHome::LocalPlain {
                 body_len,
                 body_digest,
+            }
+            | ChunkHome::Packed {
+                body_len,
+                body_digest,
+                ..
             } => Some((body_len, body_digest)),
+            ChunkHome::Parent => None,
+        }
+    }
+
+    /// Whether the address is the plain SHA-256 of the content
+    /// (`LocalPlain` and `Packed`).
+    pub fn is_plain(&self) -> bool {
+        matches!(
+            self,
+            ChunkHome::LocalPlain { .. } | ChunkHome::Packed { .. }
+        )
+    }
+
+    /// Where a local chunk's frame is: the file holding it and the byte
+    /// range of the frame in it (the whole file for a chunk file).
+    pub fn location(&self, content: &Digest) -> Option<(String, Option<(u64, u64)>)> {
+        match *self {
+            ChunkHome::Local { .. } | ChunkHome::LocalPlain { .. } => {
+                Some((crate::object::chunk_path(content), None))
+            }
+            ChunkHome::Packed {
+                pack,
+                offset,
+                body_len,
+                ..
+            } => Some((
+                crate::object::pack_path(pack),
+                Some((
+                    offset,
+                    body_len.saturating_add(crate::header::HEADER_LEN as u64),
+                )),
+            )),
             ChunkHome::Parent => None,
         }
     }
@@ -166,7 +214,7 @@ impl ChunkHome {
     pub fn address_of(&self, content: &[u8]) -> Option<Digest> {
         match self {
             ChunkHome::Local { .. } => Some(crate::digest::chunk_address_of(content)),
-            ChunkHome::LocalPlain { .. } => Some(Digest::of(content)),
+            ChunkHome::LocalPlain { .. } | ChunkHome::Packed { .. } => Some(Digest::of(content)),
             ChunkHome::Parent => None,
         }
     }

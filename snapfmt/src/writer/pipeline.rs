@@ -91,19 +91,32 @@ impl ImageWriter {
                 }
             }
             let file = std::mem::take(&mut done.file);
-            let back = self
-                .sink
-                .put_owned(&object::chunk_path(&done.content_digest), file)?;
+            let (home, back) = if self.sink.packs() {
+                let (pack, offset, back) = self.sink.put_packed(file)?;
+                let home = ChunkHome::Packed {
+                    pack,
+                    offset,
+                    body_len: done.body_len,
+                    body_digest: done.body_digest,
+                };
+                (home, back)
+            } else {
+                let back = self
+                    .sink
+                    .put_owned(&object::chunk_path(&done.content_digest), file)?;
+                let home = ChunkHome::LocalPlain {
+                    body_len: done.body_len,
+                    body_digest: done.body_digest,
+                };
+                (home, back)
+            };
             self.stats.chunks_written += 1;
             self.stats.chunk_content_bytes += u64::from(done.pages) * PAGE_SIZE as u64;
             self.stats.chunk_stored_bytes += done.body_len;
             self.chunks[done.index as usize] = Some(ChunkEntry {
                 content: done.content_digest,
                 pages: done.pages,
-                home: ChunkHome::LocalPlain {
-                    body_len: done.body_len,
-                    body_digest: done.body_digest,
-                },
+                home,
             });
             // Enough buffers to go round every chunk in flight.
             let keep = self.pool.capacity + 2;

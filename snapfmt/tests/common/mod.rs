@@ -68,6 +68,14 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+/// The golden images of format 1.4 (chunks packed in `packs/0.spp`; the
+/// tar twin holds the same files).
+pub fn golden_dir_v1_4() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.4")
+}
+pub fn golden_tar_v1_4() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.4.tar")
+}
 /// The golden images of format 1.3 (the set's schedule in options.extra).
 pub fn golden_dir_v1_3() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/images/golden-v1.3")
