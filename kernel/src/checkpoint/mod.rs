@@ -36,6 +36,7 @@
 
 pub mod capture;
 pub mod dirty_history;
+pub mod epochs;
 pub mod error;
 pub mod excluded;
 pub mod id_view;

@@ -10,6 +10,12 @@ use crate::object::MANIFEST_PATH;
 use crate::records::{ChunkEntry, ChunkHome, PageLoc};
 
 impl ImageWriter {
+    /// The manifest digest of the parent of an incremental image being
+    /// written (the parent it opened), or `None` for a full image.
+    pub fn parent_digest(&self) -> Option<crate::digest::Digest> {
+        self.parent.as_ref().map(|p| p.reference.manifest_digest)
+    }
+
     /// Keeps, as pages of the area at `area_base` of task `task_id` of
     /// this image, every stored page of the parent's area at the same base
     /// of the parent's task `parent_task` for which `keep(page index)` is
