@@ -36,8 +36,8 @@ use clap::{ArgAction, Parser, ValueEnum, ValueHint};
 /// Exit status: 0 when the image was written; 1 when the checkpoint was
 /// refused or failed (no system running, no such task, a task that is not
 /// checkpointable or shares state with one that is neither, a service that
-/// timed out, DIR exists and is not an empty directory, its parent is
-/// missing); 2 on usage errors or unusable input (a bad option or
+/// timed out, DIR exists and is not an empty directory, the directory DIR
+/// is to be in is missing); 2 on usage errors or unusable input (a bad option or
 /// argument, a --parent image that is missing or fails its checks).
 /// Errors are one line on stderr, `chkpnt: error: ...`.
 #[derive(Parser, Debug)]
