@@ -255,11 +255,17 @@ fn a_recreated_area_and_a_new_area_are_written_in_full() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = sys(5);
     let task = w.toucher();
-    let (b1, b2) = (0x100_0000u64, 0x200_0000u64);
+    let (b1, b2, b3) = (0x100_0000u64, 0x200_0000u64, 0x300_0000u64);
+    let backing = w.k.new_shared_backing_id();
     {
         let space = guest_space(&mut w.k, task).unwrap();
         space.create_area(b1, 4 << 12, AreaFlags::RW).unwrap();
         space.write(b1, &[1; 8192]).unwrap();
+        // Shared: its dirty bits are every mapper's, so it is written in
+        // full even though nothing changed.
+        space.create_area(b3, 2 << 12, AreaFlags::RW).unwrap();
+        space.write(b3, &[4; 4096]).unwrap();
+        space.share_area(b3, backing).unwrap();
     }
     let c1 = w.freeze(task);
     let parent = dir.path().join("p");
@@ -277,10 +283,12 @@ fn a_recreated_area_and_a_new_area_are_written_in_full() {
     let c2 = w.freeze(task);
     let inc = dir.path().join("inc");
     let (d, notes) = w.incremental(&c2, &inc, &parent);
-    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(notes.len(), 3, "{notes:?}");
     assert!(notes[0].contains("area 0x1000000") && notes[0].contains("created since"));
     assert!(notes[1].contains("area 0x2000000") && notes[1].contains("not in the parent"));
+    assert!(notes[2].contains("area 0x3000000") && notes[2].contains("shared"));
     assert_eq!(d.stats.parent_pages, PAGES, "the primary area is kept");
+    assert_eq!(d.stats.pages_fed, 3, "b1's new page, b2's page, b3's page");
     let full = dir.path().join("full");
     c2.write(&full, opts()).unwrap();
     assert_eq!(restored_memory(&inc), restored_memory(&full));

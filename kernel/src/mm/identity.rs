@@ -63,3 +63,60 @@ impl AddressSpace {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{AddressSpace, AreaFlags, BackingId, MemLimits, PAGE_SIZE};
+
+    fn space_with_primary(pages: u32) -> AddressSpace {
+        let mut space = AddressSpace::new(MemLimits::unlimited());
+        space.create_primary(pages, Some(16)).expect("primary");
+        space
+    }
+
+    #[test]
+    fn take_dirty_moves_the_bits_out_and_a_cached_store_marks_again() {
+        let mut space = space_with_primary(1);
+        // The second store goes through the cached page.
+        space.store(8, [1u8; 4]).expect("store");
+        space.store(12, [2u8; 4]).expect("store");
+        let primary = space.area_ids()[0].1;
+        let taken = space.take_dirty();
+        assert_eq!(taken[&primary].iter().collect::<Vec<_>>(), vec![0]);
+        assert_eq!(space.dirty_pages().count(), 0, "the bits were moved out");
+        space.store(16, [3u8; 4]).expect("store after take_dirty");
+        assert_eq!(
+            space.dirty_pages().collect::<Vec<_>>(),
+            vec![0],
+            "a cached store after take_dirty was not marked"
+        );
+    }
+
+    #[test]
+    fn identities_are_new_for_a_recreated_area_and_shared_areas_keep_their_bits() {
+        let mut space = space_with_primary(1);
+        let base = 0x10_0000;
+        space
+            .create_area(base, 4 * PAGE_SIZE, AreaFlags::RW)
+            .expect("area");
+        let first = space.area_ids()[1];
+        space.destroy_area(base).expect("destroyed");
+        space
+            .create_area(base, 4 * PAGE_SIZE, AreaFlags::RW)
+            .expect("area again");
+        let second = space.area_ids()[1];
+        assert_eq!((first.0, second.0), (base, base));
+        assert_ne!(first.1, second.1, "a recreated area kept its identity");
+        assert!(!second.2);
+        space.write(base, &[1; 8]).expect("write");
+        space.share_area(base, BackingId(77)).expect("shared");
+        assert!(space.area_ids()[1].2, "shown as shared");
+        let taken = space.take_dirty();
+        assert!(!taken.contains_key(&second.1), "shared bits taken");
+        assert_eq!(
+            space.dirty_pages().collect::<Vec<_>>(),
+            vec![base],
+            "a shared backing's bits stay for the other spaces"
+        );
+    }
+}
