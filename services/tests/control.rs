@@ -208,7 +208,12 @@ fn a_served_system_survives_bad_frames() {
     let r = raw(&sock, &[&control::encode(&Request::Tasks), &hello]);
     assert_eq!(r.len(), 1, "closed after a request before the hello");
     assert_eq!(kind_of(&r[0]), ErrorKind::Handshake);
-    let r = raw(&sock, &[&control::encode(&Request::Hello { version: 2 })]);
+    let r = raw(
+        &sock,
+        &[&control::encode(&Request::Hello {
+            version: PROTOCOL_VERSION + 1,
+        })],
+    );
     assert_eq!(kind_of(&r[0]), ErrorKind::Version);
     let r = raw(
         &sock,
