@@ -115,6 +115,8 @@ struct Row {
 /// An incremental image after 1% of the pages were dirtied.
 struct Incremental {
     dirtied: u64,
+    /// Time to plan and write it (parent checks included).
+    write: Duration,
     parent_pages: u64,
     stored_bytes: u64,
     full_stored_bytes: u64,
@@ -153,6 +155,7 @@ fn incremental(
         .expect("dirtying thread starts");
     s.run(k, 4);
     let c = checkpoint::freeze(k, s, &[task]).expect("freeze");
+    let t0 = Instant::now();
     let image = checkpoint::epochs::check_parent(parent).expect("parent checks");
     let plan = checkpoint::epochs::plan(k, &c, &image).expect("plan");
     assert!(plan.notes.is_empty(), "{:?}", plan.notes);
@@ -161,6 +164,7 @@ fn incremental(
         .expect("incremental image written");
     Incremental {
         dirtied: n,
+        write: t0.elapsed(),
         parent_pages: done.stats.parent_pages,
         stored_bytes: done.stats.chunk_stored_bytes,
         full_stored_bytes: full.stats.chunk_stored_bytes,
@@ -396,9 +400,10 @@ fn main() {
         );
         let i = &r.incremental;
         println!(
-            "{:>5} MiB incremental after {} pages (1%) dirtied: {} pages from the parent; chunks {:.3} MiB vs full {:.3} MiB | ratio {:.2}% (target about 1%); all files {:.3} MiB vs {:.3} MiB | {:.2}%",
+            "{:>5} MiB incremental after {} pages (1%) dirtied: written in {:.1} ms, {} pages from the parent; chunks {:.3} MiB vs full {:.3} MiB | ratio {:.2}% (target about 1%); all files {:.3} MiB vs {:.3} MiB | {:.2}%",
             r.mib,
             i.dirtied,
+            i.write.as_secs_f64() * 1e3,
             i.parent_pages,
             i.stored_bytes as f64 / (1 << 20) as f64,
             i.full_stored_bytes as f64 / (1 << 20) as f64,

@@ -32,7 +32,9 @@
 //!
 //! Modules: [`capture`], [`write`], [`restore`], [`supplement`] (the 1.1
 //! layout of the kernel state, read from older images), [`id_view`] (the
-//! ids a task sees), [`error`].
+//! ids a task sees), [`epochs`] and [`dirty_history`] (incremental images:
+//! each capture's epoch, the dirty bits taken at it, and which pages a
+//! parent image may provide), [`error`].
 
 pub mod capture;
 pub mod dirty_history;
