@@ -271,13 +271,16 @@ pub struct Incremental {
     pub notes: Vec<String>,
 }
 
-/// Opens and checks a parent image before a checkpoint: its manifest, its
-/// own parents (each opened and matched by manifest digest) and every
-/// task record and kernel state record. Chunk contents are not read here
-/// (`snapinspect validate` does that).
+/// Opens and checks a parent image before a checkpoint: its manifest (its
+/// epoch entries well formed), its own parents (each opened and matched by
+/// manifest digest) and every task record and kernel state record. Chunk
+/// contents are not read here (`snapinspect validate` does that).
 pub fn check_parent(path: &Path) -> Result<Image, String> {
     let shown = path.display();
     let image = Image::open(path).map_err(|e| format!("parent {shown}: {e}"))?;
+    let members = image.task_ids().into_iter().collect();
+    from_extra(&image.manifest().options.extra, &members)
+        .map_err(|e| format!("parent {shown}: {e}"))?;
     image
         .parent_chain()
         .map_err(|e| format!("parent {shown}: {e}"))?;
@@ -396,4 +399,57 @@ pub(crate) fn feed_area(
         w.add_page(task, area.base, at, &area.page(index)[..])?;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn extra(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn epoch_entries_are_read_and_a_bad_one_is_named() {
+        let members = BTreeSet::from([3, 4]);
+        let e = Epoch { run: 0xab, seq: 9 };
+        let got = from_extra(
+            &extra(&[
+                ("kernel.epoch.3", &e.to_text()),
+                ("kernel.sched.cursor", "1"),
+                ("kernel.wait_order", ""),
+            ]),
+            &members,
+        )
+        .unwrap();
+        assert_eq!(got, BTreeMap::from([(3, e)]));
+        for (key, value, what) in [
+            ("kernel.epoch.x", "1.1", "not a task id"),
+            ("kernel.epoch.5", "1.1", "not a member"),
+            ("kernel.epoch.4", "1", "RUN.SEQ"),
+            ("kernel.epoch.4", "g.1", "run id"),
+        ] {
+            let err = from_extra(&extra(&[(key, value)]), &members).unwrap_err();
+            assert!(err.contains(key) && err.contains(what), "{err}");
+        }
+    }
+
+    #[test]
+    fn run_ids_come_from_the_seed_in_simulation_only() {
+        let sim = |seed| run_id(&KernelConfig::simulation(seed));
+        assert_eq!(sim(1), sim(1));
+        assert_ne!(sim(1), sim(2));
+        let real = || {
+            run_id(&KernelConfig {
+                clock: ClockMode::RealTime,
+                ..KernelConfig::simulation(1)
+            })
+        };
+        assert_ne!(real(), real(), "two real-time kernels share a run id");
+        assert_ne!(real(), sim(1));
+    }
 }
