@@ -945,4 +945,13 @@ fn incremental_checkpoints_chain_restore_and_refuse_a_bad_parent() {
     // The task ran on meanwhile: nothing was stopped for the refusals.
     let n = ticks(&root);
     wait_ticks(&root, n + 1);
+
+    // A parent replaced by another image: the child's recorded manifest
+    // digest no longer matches, and validate says so.
+    ok(&cmd("chkpnt", &sock, &["-o", &p("other"), &again]));
+    std::fs::rename(images.join("full"), images.join("full.orig")).unwrap();
+    std::fs::rename(images.join("other"), images.join("full")).unwrap();
+    let v = validate(&images.join("inc1"));
+    assert_eq!(v.status.code(), Some(1), "{}", stdout(&v));
+    assert!(stdout(&v).contains("manifest digest"), "{}", stdout(&v));
 }
