@@ -1,5 +1,5 @@
 complete -c chkpnt -s o -l output -d 'Directory (or, with --tar, file) to write the image to' -r -f -a "(__fish_complete_directories)"
-complete -c chkpnt -l parent -d 'An incremental image on top of DIR (not supported yet: refused)' -r -f -a "(__fish_complete_directories)"
+complete -c chkpnt -l parent -d 'Write an incremental image on top of the image PARENT: only pages changed since it are stored' -r -F
 complete -c chkpnt -l timeout -d 'How long to wait for each service to cooperate, in milliseconds' -r
 complete -c chkpnt -l file-policy -d 'What a restore does with the files the set has open' -r -f -a "unchangeable\t'Files must not have changed at restore (size and SHA-256 checked)'
 volatile\t'No checks: a missing file is closed, a shorter one read from its end'

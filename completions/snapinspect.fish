@@ -35,7 +35,7 @@ complete -c snapinspect -n "__fish_snapinspect_needs_command" -f -a "unpack" -d 
 complete -c snapinspect -n "__fish_snapinspect_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand show" -l task -d 'Show only this task (repeatable; default: every task)' -r
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand show" -l json -d 'Print the overview as JSON (for scripts)'
-complete -c snapinspect -n "__fish_snapinspect_using_subcommand show" -s h -l help -d 'Print help'
+complete -c snapinspect -n "__fish_snapinspect_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand validate" -l json -d 'Print the problems as JSON (for scripts)'
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c snapinspect -n "__fish_snapinspect_using_subcommand diff" -l hexdump -d 'Also hexdump this range of memory from both images, side by side: ADDR or ADDR:LEN (hex with 0x or decimal; LEN defaults to 256)' -r

@@ -3,10 +3,15 @@
 # newest good backup after a crash or a reboot. Uses only the installed
 # binaries: spartan, chkpnt, rstr, snapinspect.
 #
-#   backup.sh [-n NAME] [-i SECONDS] [-k KEEP] [-c COUNT] BACKUPS
+#   backup.sh [-n NAME] [-i SECONDS] [-k KEEP] [-f FULL] [-c COUNT] BACKUPS
 #       Every SECONDS (default 60) checkpoint the task named NAME (default
-#       tetris) into BACKUPS/<unix time>, keeping the newest KEEP backups
-#       (default 10, 0 keeps all); stop after COUNT backups (default: never).
+#       tetris) into BACKUPS/<unix time>, keeping at least the newest KEEP
+#       backups (default 10, 0 keeps all); stop after COUNT backups
+#       (default: never). Every FULL-th backup (default 10; 1: all) is a
+#       full image, the others are incremental (chkpnt --parent) on the
+#       backup before, storing only the pages the task changed since; a
+#       backup is deleted only with the incremental ones that need it (a
+#       whole chain, from a full image up to the next one).
 #   backup.sh -r BACKUPS
 #       Restore the newest backup in BACKUPS that validates (rstr
 #       --err-resume), skipping broken ones with a message.
@@ -19,19 +24,21 @@ set -u
 name=tetris
 interval=60
 keep=10
+full=10
 count=0
 restore=0
 
 usage() {
-    echo "usage: $0 [-n NAME] [-i SECONDS] [-k KEEP] [-c COUNT] BACKUPS | $0 -r BACKUPS" >&2
+    echo "usage: $0 [-n NAME] [-i SECONDS] [-k KEEP] [-f FULL] [-c COUNT] BACKUPS | $0 -r BACKUPS" >&2
     exit 2
 }
 
-while getopts n:i:k:c:rh opt; do
+while getopts n:i:k:f:c:rh opt; do
     case $opt in
     n) name=$OPTARG ;;
     i) interval=$OPTARG ;;
     k) keep=$OPTARG ;;
+    f) full=$OPTARG ;;
     c) count=$OPTARG ;;
     r) restore=1 ;;
     *) usage ;;
@@ -39,11 +46,17 @@ while getopts n:i:k:c:rh opt; do
 done
 shift $((OPTIND - 1))
 [ $# -eq 1 ] || usage
+[ "$full" -ge 1 ] 2>/dev/null || usage
 backups=$1
 
 # The backups, oldest first (names are unix times, maybe with a -N suffix).
 list() {
     ls -1 "$backups" 2>/dev/null | grep -E '^[0-9]+(-[0-9]+)?$' | sort -t- -k1,1n -k2,2n
+}
+
+# Whether backup $1 is a full image (no parent chain).
+is_full() {
+    snapinspect show "$backups/$1" 2>/dev/null | grep -q '^parent chain none'
 }
 
 if [ $restore -eq 1 ]; then
@@ -61,6 +74,8 @@ fi
 mkdir -p "$backups" || exit 1
 made=0
 status=0
+since_full=$full
+last=
 while :; do
     ids=$(spartan tasks --name "$name" --id) || exit 1
     set -- $ids
@@ -75,19 +90,38 @@ while :; do
         dir=$backups/$stamp-$n
         n=$((n + 1))
     done
-    if chkpnt -o "$dir" "$1"; then
+    if [ -n "$last" ] && [ "$since_full" -lt "$full" ] &&
+        chkpnt -o "$dir" --parent "$last" "$1" >/dev/null; then
+        echo "backed up task $1 into $dir (incremental on $last)"
+        since_full=$((since_full + 1))
+        last=$dir
+    elif chkpnt -o "$dir" "$1" >/dev/null; then
         echo "backed up task $1 into $dir"
+        since_full=1
+        last=$dir
     else
         echo "$0: the checkpoint of task $1 failed" >&2
         status=1
+        last=
     fi
     if [ "$keep" -gt 0 ]; then
-        excess=$(($(list | wc -l) - keep))
-        if [ $excess -gt 0 ]; then
-            for old in $(list | head -n $excess); do
+        # Delete the oldest chain (a full image and the incremental ones
+        # after it, up to the next full one) while KEEP remain after it.
+        while :; do
+            set -- $(list)
+            total=$#
+            [ $total -gt "$keep" ] || break
+            chain=1
+            shift
+            for b in "$@"; do
+                is_full "$b" && break
+                chain=$((chain + 1))
+            done
+            [ $((total - chain)) -ge "$keep" ] || break
+            for old in $(list | head -n $chain); do
                 rm -rf "${backups:?}/$old"
             done
-        fi
+        done
     fi
     made=$((made + 1))
     if [ "$count" -gt 0 ] && [ $made -ge "$count" ]; then

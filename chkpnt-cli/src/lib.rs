@@ -17,12 +17,28 @@ use clap::{ArgAction, Parser, ValueEnum, ValueHint};
 /// `$SPARTAN_SOCKET`, else `$XDG_RUNTIME_DIR/spartan.sock`, else
 /// `/tmp/spartan-$UID/control.sock`.
 ///
+/// With --parent PARENT the image is incremental: the pages the kernel
+/// knows unchanged since PARENT was captured (the mm dirty bits, kept per
+/// checkpoint) are referenced from PARENT's chunks, and only the others are
+/// stored. The kernel knows this only for a task PARENT was written from
+/// in this run of the system, or restored from (`rstr PARENT` and then
+/// `chkpnt --parent PARENT` stores only what the task changed since), and
+/// only within its last 64 checkpoints. Whatever it cannot prove is written
+/// in full inside the incremental image, and a line says why: a task
+/// PARENT was not taken from, an area created since PARENT (a destroyed and
+/// recreated area is new), an area mapping memory shared with other tasks.
+/// PARENT is checked first (its manifest, its own parents, its task
+/// records): a PARENT that is missing or fails its checks is refused before
+/// the set is stopped, and nothing is left at DIR. Restoring or validating
+/// the image needs PARENT (and its parents) at the path recorded, relative
+/// to DIR's directory when they share one, else absolute.
+///
 /// Exit status: 0 when the image was written; 1 when the checkpoint was
 /// refused or failed (no system running, no such task, a task that is not
 /// checkpointable or shares state with one that is neither, a service that
-/// timed out, DIR exists and is not an empty directory, its parent is
-/// missing, --parent); 2 on usage errors or unusable input (a bad option or
-/// argument).
+/// timed out, DIR exists and is not an empty directory, the directory DIR
+/// is to be in is missing); 2 on usage errors or unusable input (a bad option or
+/// argument, a --parent image that is missing or fails its checks).
 /// Errors are one line on stderr, `chkpnt: error: ...`.
 #[derive(Parser, Debug)]
 #[command(name = "chkpnt", version, about, long_about, after_long_help = EXAMPLES)]
@@ -36,8 +52,9 @@ pub struct Args {
     /// Write one tar file instead of a directory.
     #[arg(long)]
     pub tar: bool,
-    /// An incremental image on top of DIR (not supported yet: refused).
-    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    /// Write an incremental image on top of the image PARENT: only pages
+    /// changed since it are stored.
+    #[arg(long, value_name = "PARENT", value_hint = ValueHint::AnyPath)]
     pub parent: Option<PathBuf>,
     /// Let the set run on after the checkpoint (the default).
     #[arg(long, overrides_with = "kill", action = ArgAction::SetTrue)]
@@ -93,6 +110,7 @@ const EXAMPLES: &str = "\
 Examples:
   chkpnt -o backups/$(date +%s) $(spartan tasks --name tetris --id)
   chkpnt -o game.tar --tar --kill 7
+  chkpnt -o backups/mon 7 && chkpnt -o backups/tue --parent backups/mon 7
   chkpnt -o img 7 --file-policy volatile --timeout 5000 --json";
 
 /// The man pages, generated from the clap definition.

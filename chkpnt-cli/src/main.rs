@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chkpnt::Args;
 use clap::Parser;
-use spartan_cli::{Refused, Verdict, escape};
+use spartan_cli::{Verdict, escape};
 use spartan_services::cli;
 use spartan_services::control::{CheckpointRequest, Request, Response};
 
@@ -16,13 +16,11 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
     // (The error line is escaped as a whole by spartan_cli::finish.)
     let shown = args.output.display().to_string();
     let what = || format!("cannot checkpoint task {} into {shown}", args.task);
-    if args.parent.is_some() {
-        return Err(anyhow::Error::new(Refused(
-            "incremental images are not supported yet (--parent)".into(),
-        ))
-        .context(what()));
-    }
     let output = cli::absolute(&args.output).with_context(what)?;
+    let parent = match &args.parent {
+        Some(p) => Some(cli::absolute(p).with_context(what)?),
+        None => None,
+    };
     let mut c = cli::connect(args.socket.as_deref()).with_context(what)?;
     let req = Request::Checkpoint {
         task: args.task,
@@ -33,6 +31,7 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
             timeout_ms: args.timeout,
             file_policy: cli::value_name(&args.file_policy),
             clients: cli::value_name(&args.clients),
+            parent: parent.clone(),
         },
     };
     let label = format!("checkpointing task {}", args.task);
@@ -44,6 +43,9 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
         members,
         services,
         frozen_ns,
+        parent_pages,
+        stored_pages,
+        notes,
     } = resp
     else {
         return Err(cli::client_error(c.unexpected("checkpoint", &resp))).with_context(what);
@@ -57,6 +59,10 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
             "services": services,
             "killed": args.kill,
             "frozen_ns": frozen_ns,
+            "parent": parent,
+            "parent_pages": parent_pages,
+            "stored_pages": stored_pages,
+            "notes": notes,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
@@ -76,6 +82,15 @@ fn run(args: Args) -> anyhow::Result<Verdict> {
             frozen_ns as f64 / 1e6,
             if args.kill { "killed" } else { "running on" },
         );
+        if let Some(p) = &parent {
+            println!(
+                "incremental on {}: {parent_pages} pages from the parent, {stored_pages} stored",
+                escape(p)
+            );
+            for n in &notes {
+                println!("  {}", escape(n));
+            }
+        }
     }
     Ok(Verdict::Ok)
 }

@@ -24,7 +24,12 @@
 //!   third page, so that page is faulted in), lazily (pages on first
 //!   touch plus the background fill, `rstr`'s default), lazily on touch
 //!   only, and eagerly for comparison; for the background fill also when
-//!   every page was in.
+//!   every page was in;
+//! - incremental: after the exports the guest writes 1% of its pages (its
+//!   `dirty` export, run as a thread: real stores, real dirty bits), the
+//!   task is frozen again and an incremental image is written with the
+//!   exported one as parent; its stored bytes against the full image's
+//!   (target about 1%).
 //!
 //! A bench binary (`harness = false`): `cargo bench -p spartan-kernel
 //! --bench checkpoint` prints a table. `SPARTAN_CKPT_MIB` (default
@@ -99,6 +104,12 @@ const TOUCHER: &str = r#"
       (drop (call $wait (i64.const 1000000)))
       (i64.store (i32.const 0x2008) (i64.add (i64.load (i32.const 0x2008)) (i64.const 1)))
       (br $forever)))
+  (func (export "dirty") (param $step i32) (param $n i32) (local $i i32)
+    (loop $again
+      (i64.store offset=8 (i32.shl (i32.mul (local.get $i) (local.get $step)) (i32.const 12))
+        (i64.const -1))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (local.get $n)))))
 "#;
 
 fn config() -> SchedConfig {
@@ -152,6 +163,68 @@ struct Row {
     first: [Duration; 3],
     /// Background fill: until every page was in.
     all_in: Duration,
+    incremental: Incremental,
+}
+
+/// An incremental image after 1% of the pages were dirtied.
+struct Incremental {
+    dirtied: u64,
+    /// Time to plan and write it (parent checks included).
+    write: Duration,
+    parent_pages: u64,
+    stored_bytes: u64,
+    full_stored_bytes: u64,
+    /// Bytes of every file of each image (manifest, records, chunks).
+    files_bytes: u64,
+    full_files_bytes: u64,
+}
+
+/// Bytes of the files under `path` (or of the file).
+fn files_bytes(path: &std::path::Path) -> u64 {
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !m.is_dir() {
+        return m.len();
+    }
+    std::fs::read_dir(path)
+        .map(|d| d.flatten().map(|e| files_bytes(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// Has the guest write every 100th page, freezes it again and writes an
+/// incremental image on top of the full one at `parent` (written from
+/// `capture`, whose image `full` describes).
+fn incremental(
+    k: &mut Kernel,
+    s: &mut Scheduler,
+    task: spartan_kernel::task::TaskId,
+    (capture, full, parent): (&checkpoint::Capture, &snapfmt::Finished, &std::path::Path),
+    target: &std::path::Path,
+) -> Incremental {
+    checkpoint::epochs::note_written(k, capture, full.manifest_digest);
+    let pages = capture.tasks[0].space.areas[0].size / 4096;
+    let n = pages / 100;
+    s.spawn_thread(k, task, "dirty", &[Value::I32(100), Value::I32(n as u32)])
+        .expect("dirtying thread starts");
+    s.run(k, 4);
+    let c = checkpoint::freeze(k, s, &[task]).expect("freeze");
+    let t0 = Instant::now();
+    let image = checkpoint::epochs::check_parent(parent).expect("parent checks");
+    let plan = checkpoint::epochs::plan(k, &c, &image).expect("plan");
+    assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+    let done = c
+        .write_incremental(target, parent, &plan, writer_options())
+        .expect("incremental image written");
+    Incremental {
+        dirtied: n,
+        write: t0.elapsed(),
+        parent_pages: done.stats.parent_pages,
+        stored_bytes: done.stats.chunk_stored_bytes,
+        full_stored_bytes: full.stats.chunk_stored_bytes,
+        files_bytes: files_bytes(target),
+        full_files_bytes: files_bytes(parent),
+    }
 }
 
 /// Timed lazy restores per size and kind (the median is shown).
@@ -324,6 +397,13 @@ fn measure(mib: u64, freezes: usize, exports: usize) -> Row {
         export_cpu.push(cpu_secs() - c0);
     }
     let done = done.expect("at least one export");
+    let inc = incremental(
+        &mut k,
+        &mut s,
+        task,
+        (&capture, &done, &path),
+        &dir.path().join("incremental"),
+    );
     drop(capture);
 
     let mut k2 = Kernel::new(KernelConfig {
@@ -383,6 +463,7 @@ fn measure(mib: u64, freezes: usize, exports: usize) -> Row {
         import,
         first: [lazy, on_touch, eager],
         all_in,
+        incremental: inc,
     }
 }
 
@@ -444,6 +525,20 @@ fn main() {
             r.mib,
             r.all_in.as_secs_f64() * 1e3,
             eager / lazy
+        );
+        let i = &r.incremental;
+        println!(
+            "{:>5} MiB incremental after {} pages (1%) dirtied: written in {:.1} ms, {} pages from the parent; chunks {:.3} MiB vs full {:.3} MiB | ratio {:.2}% (target about 1%); all files {:.3} MiB vs {:.3} MiB | {:.2}%",
+            r.mib,
+            i.dirtied,
+            i.write.as_secs_f64() * 1e3,
+            i.parent_pages,
+            i.stored_bytes as f64 / (1 << 20) as f64,
+            i.full_stored_bytes as f64 / (1 << 20) as f64,
+            100.0 * i.stored_bytes as f64 / i.full_stored_bytes as f64,
+            i.files_bytes as f64 / (1 << 20) as f64,
+            i.full_files_bytes as f64 / (1 << 20) as f64,
+            100.0 * i.files_bytes as f64 / i.full_files_bytes as f64
         );
         let (ec, zc) = (median_f(&r.export_cpu), median_f(&r.zstd_cpu));
         println!(

@@ -173,6 +173,9 @@ pub struct Kernel {
     /// Thread id domains of restored sets: domain -> the next seen id a
     /// new thread gets (`checkpoint::id_view`).
     pub(crate) id_domains: BTreeMap<u64, u64>,
+    /// Checkpoint epochs and each task's dirty history (incremental
+    /// images, `checkpoint::epochs`).
+    pub(crate) epochs: crate::checkpoint::epochs::EpochBook,
 }
 
 impl Kernel {
@@ -198,6 +201,7 @@ impl Kernel {
             next_backing: 1,
             next_wait_seq: 1,
             id_domains: BTreeMap::new(),
+            epochs: crate::checkpoint::epochs::EpochBook::new(&config),
         }
     }
 
@@ -691,6 +695,7 @@ impl Kernel {
         }
         self.ipc_task_died(task);
         self.tasks.remove(&task);
+        self.epochs.forget(task);
         self.debug_check();
         Ok(())
     }

@@ -32,7 +32,7 @@ fn captured_in_sync_call() -> (World, Capture) {
         let mut w = boot(&client_server(), 3);
         w.run_to(t);
         let stopped = checkpoint::stop(&mut w.k, &w.tasks).expect("stop");
-        let c = checkpoint::capture(&w.k, &w.s, &stopped).expect("capture");
+        let c = checkpoint::capture(&mut w.k, &w.s, &stopped).expect("capture");
         if c.tasks.iter().any(|t| {
             t.record
                 .threads

@@ -32,7 +32,7 @@ fn captured() -> (World, Capture) {
     let mut w = boot(&client_server(), 3);
     w.run_to(20_000);
     let stopped = checkpoint::stop(&mut w.k, &w.tasks).expect("stop");
-    let c = checkpoint::capture(&w.k, &w.s, &stopped).expect("capture");
+    let c = checkpoint::capture(&mut w.k, &w.s, &stopped).expect("capture");
     (w, c)
 }
 
@@ -176,7 +176,7 @@ fn a_missing_server_fails_the_import_and_leaves_nothing() {
     w.run_to(20_000);
     let client = vec![w.tasks[1]];
     let stopped = checkpoint::stop(&mut w.k, &client).expect("stop");
-    let c = checkpoint::capture(&w.k, &w.s, &stopped).expect("capture");
+    let c = checkpoint::capture(&mut w.k, &w.s, &stopped).expect("capture");
     let dir = tempfile::tempdir().expect("tempdir");
     write(&c, &dir.path().join("i"));
     let e = restore_fails(&dir.path().join("i"));
@@ -251,7 +251,7 @@ fn restored_tasks_keep_seeing_their_ids_after_a_reboot() {
     w.run_to(20_000);
     let (server, client) = (w.tasks[0], w.tasks[1]);
     let stopped = checkpoint::stop(&mut w.k, &w.tasks).expect("stop");
-    let c = checkpoint::capture(&w.k, &w.s, &stopped).expect("capture");
+    let c = checkpoint::capture(&mut w.k, &w.s, &stopped).expect("capture");
     let dir = tempfile::tempdir().expect("tempdir");
     write(&c, &dir.path().join("i"));
     let mut fresh = w.reboot(5);
@@ -302,7 +302,7 @@ fn images_of_running_sets_validate_clean() {
         let mut w = boot(&sc, 1);
         w.run_to(cut);
         let stopped = checkpoint::stop(&mut w.k, &w.tasks).expect("stop");
-        let c = checkpoint::capture(&w.k, &w.s, &stopped).expect("capture");
+        let c = checkpoint::capture(&mut w.k, &w.s, &stopped).expect("capture");
         let path = dir.path().join(format!("i{i}"));
         write(&c, &path);
         let problems = snapfmt::validate(&path);
@@ -317,7 +317,7 @@ fn captured_with_sync_call() -> (World, Capture) {
     w.run_to(20_000);
     for _ in 0..10_000 {
         let stopped = checkpoint::stop(&mut w.k, &w.tasks).expect("stop");
-        let c = checkpoint::capture(&w.k, &w.s, &stopped).expect("capture");
+        let c = checkpoint::capture(&mut w.k, &w.s, &stopped).expect("capture");
         if c.tasks[0].record.calls.iter().any(|pc| pc.thread.is_some()) {
             return (w, c);
         }

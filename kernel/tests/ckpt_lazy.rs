@@ -8,7 +8,8 @@
 
 mod ckpt_common;
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use ckpt_common::*;
 use snapfmt::ImageForm;
@@ -28,23 +29,34 @@ fn client_server() -> Scenario {
     }
 }
 
-/// Every chunk file of the directory image at `dir`.
-fn chunk_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.join("chunks")];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).expect("chunks directory") {
-            let p = e.expect("entry").path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
+/// Damages the last byte of every chunk frame of the directory image at
+/// `dir` (format 1.4: frames back to back in `packs/<n>.spp`), or of the
+/// last frame only.
+fn damage_chunks(dir: &Path, every: bool) {
+    let image = snapfmt::Image::open(dir).expect("image opens");
+    let mut frames: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for c in &image.manifest().chunks {
+        if let snapfmt::ChunkHome::Packed { pack, offset, .. } = c.home {
+            frames.entry(pack).or_default().push(offset);
         }
     }
-    out.sort();
-    assert!(!out.is_empty(), "the image stores pages");
-    out
+    assert!(!frames.is_empty(), "the image stores pages in packs");
+    let mut targets = Vec::new();
+    for (pack, mut offsets) in frames {
+        let path = dir.join(format!("packs/{pack}.spp"));
+        let len = std::fs::metadata(&path).expect("pack").len();
+        offsets.sort();
+        let ends: Vec<u64> = offsets.iter().skip(1).copied().chain([len]).collect();
+        targets.extend(ends.into_iter().map(|end| (path.clone(), end - 1)));
+    }
+    if !every {
+        targets.drain(..targets.len() - 1);
+    }
+    for (path, at) in targets {
+        let mut bytes = std::fs::read(&path).expect("pack");
+        bytes[at as usize] ^= 0x5a;
+        std::fs::write(&path, bytes).expect("pack written");
+    }
 }
 
 /// A world at `t` checkpointed, killed and restored with `loading` into
@@ -63,7 +75,7 @@ fn restored(
     // image first through the usual helper into this same kernel, then
     // damage it and restore into a fresh one.
     let stopped = spartan_kernel::checkpoint::stop(&mut w.k, &w.tasks).expect("stop");
-    let capture = spartan_kernel::checkpoint::capture(&w.k, &w.s, &stopped).expect("capture");
+    let capture = spartan_kernel::checkpoint::capture(&mut w.k, &w.s, &stopped).expect("capture");
     capture
         .write(
             &path,
@@ -90,13 +102,6 @@ fn restored(
     (fresh, bystander.id())
 }
 
-fn flip_last_byte(p: &Path) {
-    let mut bytes = std::fs::read(p).expect("chunk");
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x5a;
-    std::fs::write(p, bytes).expect("chunk written");
-}
-
 fn assert_restore_ended(w: &World, bystander: spartan_kernel::task::TaskId, what: &str) {
     for t in &w.tasks {
         assert!(
@@ -117,17 +122,15 @@ fn assert_restore_ended(w: &World, bystander: spartan_kernel::task::TaskId, what
 fn a_corrupted_chunk_found_at_first_touch_ends_the_restore() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut w, bystander) = restored(dir.path(), 20_000, PageLoading::OnTouch, |p| {
-        for c in chunk_files(p) {
-            flip_last_byte(&c);
-        }
+        damage_chunks(p, true)
     });
     assert!(w.pending_pages() > 0, "nothing loaded at restore");
     w.run_to(60_000);
     assert_restore_ended(&w, bystander, "corrupted chunk, on touch");
     let log: Vec<String> = w.k.log().iter().map(|l| l.text.clone()).collect();
     assert!(
-        log.iter().any(|l| l.contains("chunks/")),
-        "the log names the chunk: {log:#?}"
+        log.iter().any(|l| l.contains("packs/0.spp")),
+        "the log names the pack: {log:#?}"
     );
 }
 
@@ -135,7 +138,7 @@ fn a_corrupted_chunk_found_at_first_touch_ends_the_restore() {
 fn a_corrupted_chunk_found_by_the_background_fill_ends_the_restore() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut w, bystander) = restored(dir.path(), 20_000, PageLoading::Background, |p| {
-        flip_last_byte(chunk_files(p).last().expect("a chunk"));
+        damage_chunks(p, false)
     });
     w.run_to(60_000);
     // The fill thread may find it before or after a task touches it:

@@ -176,6 +176,10 @@ pub enum CheckpointerError {
     },
     #[error("the system stopped making progress while waiting for {0}")]
     Stuck(String),
+    /// The parent of an incremental checkpoint is missing, corrupted or
+    /// replaced (the message names it).
+    #[error("{0}")]
+    Parent(String),
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
     #[error(transparent)]
@@ -375,6 +379,10 @@ pub struct CheckpointOptions {
     pub file_policy: FilePolicy,
     /// The members' clients outside the set (thesis 4.4.3).
     pub clients: Clients,
+    /// Write an incremental image on top of this one (issue 15): the
+    /// pages the kernel knows unchanged since it are referenced from it
+    /// (`checkpoint::epochs`).
+    pub parent: Option<std::path::PathBuf>,
 }
 
 impl Default for CheckpointOptions {
@@ -385,6 +393,7 @@ impl Default for CheckpointOptions {
             form: ImageForm::Directory,
             file_policy: FilePolicy::Unchangeable,
             clients: Clients::Include,
+            parent: None,
         }
     }
 }
@@ -398,6 +407,12 @@ pub struct CheckpointReport {
     /// The same in host time (ns; for measurements, never shown to
     /// tasks).
     pub frozen_host_ns: u64,
+    /// Pages referenced from the parent (0 for a full image).
+    pub parent_pages: u64,
+    /// Pages stored in the image's own chunks.
+    pub stored_pages: u64,
+    /// Why tasks or areas of an incremental image were written in full.
+    pub notes: Vec<String>,
 }
 
 /// What a restore does about a service the image names that no running
@@ -753,9 +768,32 @@ impl Checkpointer {
         target: &Path,
         opts: &CheckpointOptions,
     ) -> Result<CheckpointReport, CheckpointerError> {
+        // A parent that is missing or fails its checks is refused before
+        // anything is stopped.
+        let parent = match &opts.parent {
+            Some(p) => {
+                Some(checkpoint::epochs::check_parent(p).map_err(CheckpointerError::Parent)?)
+            }
+            None => None,
+        };
         let plan = checkpoint_set_with(k, task_zero, opts.clients)?;
         let mut requested = Vec::new();
-        let result = self.checkpoint_inner(k, s, &plan, opts, &mut requested);
+        let mut result = self.checkpoint_inner(k, s, &plan, opts, &mut requested);
+        // What the image keeps from the parent, asked of the kernel right
+        // after the capture (before a kill forgets the tasks' histories).
+        let mut incremental = None;
+        let mut refused = None;
+        if let (Ok((_, _, capture)), Some(parent)) = (&result, &parent) {
+            match checkpoint::epochs::plan(k, capture, parent) {
+                Ok(p) => incremental = Some(p),
+                Err(e) => refused = Some(e),
+            }
+        }
+        if let Some(e) = refused
+            && let Ok((stopped, _, _)) = result
+        {
+            result = Err((Some(stopped), CheckpointerError::Parent(e)));
+        }
         // A set to be killed dies before the services are released, so
         // what they kept back for it (a key typed meanwhile) is not handed
         // to a task that is about to go: it stays for the restored one.
@@ -799,18 +837,26 @@ impl Checkpointer {
         for t in &mut capture.tasks {
             t.record.coop_blobs.sort_by_key(|b| b.connection);
         }
-        capture.write(
-            target,
-            WriterOptions {
-                form: opts.form,
-                threads: 1,
-                ..WriterOptions::default()
-            },
-        )?;
+        let wopts = WriterOptions {
+            form: opts.form,
+            threads: 1,
+            ..WriterOptions::default()
+        };
+        let done = match (&incremental, &opts.parent) {
+            (Some(inc), Some(parent)) => capture.write_incremental(target, parent, inc, wopts)?,
+            _ => capture.write(target, wopts)?,
+        };
+        checkpoint::epochs::note_written(k, &capture, done.manifest_digest);
         Ok(CheckpointReport {
             plan,
             frozen_ns,
             frozen_host_ns,
+            parent_pages: done.stats.parent_pages,
+            stored_pages: done
+                .stats
+                .pages_fed
+                .saturating_sub(done.stats.zero_pages + done.stats.duplicate_pages),
+            notes: incremental.map(|i| i.notes).unwrap_or_default(),
         })
     }
 

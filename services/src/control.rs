@@ -94,6 +94,9 @@ pub struct CheckpointRequest {
     /// Clients of set members outside the set: `include`, `exclude` or
     /// `refuse` (thesis 4.4.3).
     pub clients: String,
+    /// An incremental image on top of the image at this absolute path
+    /// (since version 2).
+    pub parent: Option<String>,
 }
 
 impl Default for CheckpointRequest {
@@ -104,6 +107,7 @@ impl Default for CheckpointRequest {
             timeout_ms: 1000,
             file_policy: "unchangeable".into(),
             clients: "include".into(),
+            parent: None,
         }
     }
 }
@@ -135,6 +139,14 @@ pub enum Response {
         services: Vec<String>,
         /// How long the set was stopped (ns; virtual in a simulation).
         frozen_ns: u64,
+        /// Pages referenced from the parent (0 for a full image; since
+        /// version 2).
+        parent_pages: u64,
+        /// Pages stored in the image's own chunks.
+        stored_pages: u64,
+        /// Why tasks or areas of an incremental image were written in
+        /// full, one line each.
+        notes: Vec<String>,
     },
     Restored {
         /// (id in the image, new id), by image id.

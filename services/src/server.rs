@@ -717,13 +717,20 @@ fn checkpoint(sys: &mut System, task: u64, output: &str, o: &CheckpointRequest) 
         },
         file_policy,
         clients,
+        parent: o.parent.as_ref().map(std::path::PathBuf::from),
     };
+    if opts.parent.as_ref().is_some_and(|p| !p.is_absolute()) {
+        return error(ErrorKind::Usage, "the parent image path must be absolute");
+    }
     match sys.checkpoint(task, Path::new(output), &opts) {
         Ok(r) => Response::Checkpointed {
             image: output.to_string(),
             members: r.plan.members.iter().map(|t| t.0).collect(),
             services: r.plan.links.iter().map(|l| l.service_id.clone()).collect(),
             frozen_ns: r.frozen_ns,
+            parent_pages: r.parent_pages,
+            stored_pages: r.stored_pages,
+            notes: r.notes,
         },
         Err(e) => system_error(e),
     }

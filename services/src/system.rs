@@ -119,6 +119,7 @@ impl SystemError {
             SystemError::Argument(_)
                 | SystemError::Program { .. }
                 | SystemError::Checkpointer(CheckpointerError::Image(_))
+                | SystemError::Checkpointer(CheckpointerError::Parent(_))
         )
     }
 }

@@ -368,9 +368,10 @@ fn bad_input_is_named_with_its_exit_status() {
     fails(&cmd("chkpnt", &sock, &["-o", i, "x"]), 2, "invalid value");
     fails(
         &cmd("chkpnt", &sock, &["-o", i, &task, "--parent", i]),
-        1,
-        "incremental images are not supported yet",
+        2,
+        &format!("parent {i}"),
     );
+    assert!(!img.exists(), "nothing left at the target");
     fails(
         &cmd(
             "chkpnt",
@@ -825,4 +826,132 @@ fn racing_boots_leave_one_system() {
     for mut b in boots {
         assert!(b.wait().unwrap().code().is_some());
     }
+}
+
+/// The `--json` document of a successful `chkpnt`.
+fn chkpnt_json(sock: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    serde_json::from_str(&ok(&cmd("chkpnt", sock, &all))).unwrap()
+}
+
+#[test]
+fn incremental_checkpoints_chain_restore_and_refuse_a_bad_parent() {
+    let (dir, root, images) = setup();
+    // The ticker with 64 more pages of memory, each written once at start.
+    let big = TICKER.replace(
+        "(local.set $con (call $connect (i64.const 2)))",
+        "(call $touch_all) (local.set $con (call $connect (i64.const 2)))",
+    ) + r#"
+  (func $touch_all (local $at i32) (local $end i32)
+    (local.set $at (i32.shl (memory.grow (i32.const 4)) (i32.const 16)))
+    (local.set $end (i32.add (local.get $at) (i32.const 0x40000)))
+    (loop $touch
+      (i64.store (local.get $at) (i64.extend_i32_u (local.get $at)))
+      (local.set $at (i32.add (local.get $at) (i32.const 4096)))
+      (br_if $touch (i32.lt_u (local.get $at) (local.get $end)))))
+"#;
+    std::fs::write(root.join("ticker.wat"), rt::program(&big)).unwrap();
+    let sock = dir.path().join("inc.sock");
+    let sys = boot(&root, &sock, Some(21));
+    let task = sys.start_ticker(5_000_000).to_string();
+    wait_ticks(&root, 3);
+    let p = |name: &str| images.join(name).to_str().unwrap().to_string();
+    let full = chkpnt_json(&sock, &["-o", &p("full"), &task]);
+    assert_eq!(full["parent_pages"], 0);
+    let full_stored = full["stored_pages"].as_u64().unwrap();
+    assert!(full_stored > 64, "{full}");
+
+    // Two links: each stores only what the ticker changed meanwhile.
+    let n = ticks(&root);
+    wait_ticks(&root, n + 2);
+    let inc1 = chkpnt_json(&sock, &["-o", &p("inc1"), &task, "--parent", &p("full")]);
+    let kept = inc1["parent_pages"].as_u64().unwrap();
+    let stored = inc1["stored_pages"].as_u64().unwrap();
+    assert!(kept >= 64 && stored * 8 < full_stored, "{inc1}");
+    let n = ticks(&root);
+    wait_ticks(&root, n + 2);
+    let out = ok(&cmd(
+        "chkpnt",
+        &sock,
+        &["-o", &p("inc2"), &task, "--parent", &p("inc1"), "--kill"],
+    ));
+    assert!(out.contains("pages from the parent"), "{out}");
+    for name in ["inc1", "inc2"] {
+        ok(&validate(&images.join(name)));
+    }
+    let shown = ok(&Command::new(bin("snapinspect"))
+        .args(["show", &p("inc2")])
+        .output()
+        .unwrap());
+    assert!(shown.contains("parent chain (nearest first;"), "{shown}");
+    assert!(shown.contains("1. ") && shown.contains("2. "), "{shown}");
+    assert!(shown.contains("inc1") && shown.contains("full"), "{shown}");
+
+    // A restore of the last link goes on from where it was; a checkpoint
+    // of the restored task on that image stores only its changes since.
+    let at_cut = ticks(&root);
+    ok(&cmd("rstr", &sock, &[&p("inc2")]));
+    let again = ok(&sys.run(&["tasks", "--name", "ticker", "--id"]))
+        .trim()
+        .to_string();
+    wait_ticks(&root, at_cut + 2);
+    let inc3 = chkpnt_json(&sock, &["-o", &p("inc3"), &again, "--parent", &p("inc2")]);
+    assert!(inc3["parent_pages"].as_u64().unwrap() > 0, "{inc3}");
+    ok(&validate(&images.join("inc3")));
+
+    // A parent that is missing: validate and rstr of the child name it,
+    // and chkpnt refuses it with nothing left at the target.
+    std::fs::rename(images.join("full"), images.join("moved")).unwrap();
+    let v = validate(&images.join("inc2"));
+    assert_eq!(v.status.code(), Some(1), "{}", stdout(&v));
+    assert!(stdout(&v).contains("full"), "{}", stdout(&v));
+    let r = cmd("rstr", &sock, &[&p("inc2")]);
+    assert_ne!(r.status.code(), Some(0));
+    assert!(stderr(&r).contains("full"), "{}", stderr(&r));
+    fails(
+        &cmd(
+            "chkpnt",
+            &sock,
+            &["-o", &p("x"), &again, "--parent", &p("full")],
+        ),
+        2,
+        &format!("parent {}", p("full")),
+    );
+    assert!(!images.join("x").exists());
+
+    // A parent that fails its checks (a damaged task record).
+    std::fs::rename(images.join("moved"), images.join("full")).unwrap();
+    let record = std::fs::read_dir(images.join("inc3").join("tasks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| f.extension().is_some_and(|x| x == "spt"))
+        .unwrap();
+    let mut bytes = std::fs::read(&record).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&record, bytes).unwrap();
+    fails(
+        &cmd(
+            "chkpnt",
+            &sock,
+            &["-o", &p("y"), &again, "--parent", &p("inc3")],
+        ),
+        2,
+        &format!("parent {}", p("inc3")),
+    );
+    assert!(!images.join("y").exists());
+    assert_eq!(validate(&images.join("inc3")).status.code(), Some(1));
+    // The task ran on meanwhile: nothing was stopped for the refusals.
+    let n = ticks(&root);
+    wait_ticks(&root, n + 1);
+
+    // A parent replaced by another image: the child's recorded manifest
+    // digest no longer matches, and validate says so.
+    ok(&cmd("chkpnt", &sock, &["-o", &p("other"), &again]));
+    std::fs::rename(images.join("full"), images.join("full.orig")).unwrap();
+    std::fs::rename(images.join("other"), images.join("full")).unwrap();
+    let v = validate(&images.join("inc1"));
+    assert_eq!(v.status.code(), Some(1), "{}", stdout(&v));
+    assert!(stdout(&v).contains("manifest digest"), "{}", stdout(&v));
 }

@@ -256,7 +256,7 @@ fn a_checkpointed_client_reconnects_to_its_services_by_persistent_id_after_a_reb
     }
     let before = sys.answers();
     let stopped = checkpoint::stop(&mut sys.k, &[client]).expect("stop");
-    let capture = checkpoint::capture(&sys.k, &sys.s, &stopped).expect("capture");
+    let capture = checkpoint::capture(&mut sys.k, &sys.s, &stopped).expect("capture");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("client");
     capture

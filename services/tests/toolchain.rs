@@ -122,10 +122,14 @@ fn the_backup_example_backs_up_tetris_and_restores_the_newest_valid_backup() {
     sys.start_tetris();
     let script = repo().join("examples/backup.sh");
     let script = script.to_str().unwrap();
-    // Four backups, a fifth of a second apart, keeping the newest three.
+    // Four backups, a fifth of a second apart, every second one full (the
+    // others incremental on the one before), keeping the newest two: the
+    // oldest chain (a full one and its incremental one) goes.
     let out = sys.cmd(
         "sh",
-        &[script, "-i", "0.2", "-k", "3", "-c", "4", "backups"],
+        &[
+            script, "-i", "0.2", "-k", "2", "-f", "2", "-c", "4", "backups",
+        ],
         None,
     );
     assert!(out.status.success(), "backup loop: {}", text(&out));
@@ -138,17 +142,22 @@ fn the_backup_example_backs_up_tetris_and_restores_the_newest_valid_backup() {
         let (a, b) = n.split_once('-').unwrap_or((n, "0"));
         (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap())
     });
-    assert_eq!(names.len(), 3, "pruned to the newest three: {names:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout)
-            .matches("backed up task")
-            .count(),
-        4
-    );
+    assert_eq!(names.len(), 2, "pruned to the newest chain: {names:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(stdout.matches("backed up task").count(), 4, "{stdout}");
+    assert_eq!(stdout.matches("(incremental on").count(), 2, "{stdout}");
     for n in &names {
         let v = sys.cmd("snapinspect", &["validate"], Some(&backups.join(n)));
         assert!(v.status.success(), "{n}: {}", text(&v));
     }
+    let show = |n: &str| {
+        let o = sys.cmd("snapinspect", &["show"], Some(&backups.join(n)));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(show(&names[0]).contains("parent chain none"));
+    let second = show(&names[1]);
+    assert!(second.contains("parent chain (nearest first"), "{second}");
+    assert!(second.contains(&names[0]), "{second}");
     // Two backups of a running game compare with snapinspect diff (they
     // differ at least in time).
     let d = sys.cmd(
@@ -156,7 +165,7 @@ fn the_backup_example_backs_up_tetris_and_restores_the_newest_valid_backup() {
         &[
             "diff",
             backups.join(&names[0]).to_str().unwrap(),
-            backups.join(&names[2]).to_str().unwrap(),
+            backups.join(&names[1]).to_str().unwrap(),
         ],
         None,
     );
@@ -173,12 +182,12 @@ fn the_backup_example_backs_up_tetris_and_restores_the_newest_valid_backup() {
     assert!(out.status.success(), "restore: {}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("skipping backups/{}", names[2])),
+        stderr.contains(&format!("skipping backups/{}", names[1])),
         "{}",
         text(&out)
     );
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&format!("restoring backups/{}", names[1])),
+        String::from_utf8_lossy(&out.stdout).contains(&format!("restoring backups/{}", names[0])),
         "{}",
         text(&out)
     );

@@ -45,6 +45,10 @@ pub enum Command {
     /// Print an overview of an image: tasks, threads, areas, phones, calls,
     /// cooperative blobs, modules, kernel state, stored vs. raw bytes,
     /// parent chain.
+    ///
+    /// The parent chain of an incremental image lists each ancestor, nearest
+    /// first, with its path, its manifest digest and how many of the image's
+    /// pages it stores (the rest are stored in the image itself).
     Show(ShowArgs),
     /// Check an image and its parent chain deeply; print every problem.
     ///

@@ -58,6 +58,8 @@ pub struct Overview {
     pub checkpoint_set: Vec<MemberView>,
     /// Ancestors of an incremental image, nearest first.
     pub parent_chain: Vec<LinkView>,
+    /// Pages of the image's areas stored in its own chunks.
+    pub own_pages: u64,
     pub bytes: BytesView,
     pub tasks: Vec<TaskView>,
 }
@@ -124,6 +126,10 @@ pub struct MemberView {
 pub struct LinkView {
     pub path: String,
     pub manifest_digest: String,
+    /// Pages of this image's areas whose content that ancestor stores in
+    /// its own chunks (the nearest ancestor storing it, as a reader
+    /// resolves a parent chunk).
+    pub pages: u64,
 }
 
 /// Memory and storage byte counts.
@@ -279,6 +285,7 @@ pub fn show(path: &Path, only: &[u64]) -> Result<Overview, ShowError> {
     let m = image.manifest();
     let stats = image.stats().map_err(read)?;
     let chain = image.parent_chain().map_err(read)?;
+    let (own_pages, link_pages) = pages_by_link(&image).map_err(read)?;
     let mut tasks = Vec::new();
     let ids = image.task_ids();
     if let Some(&missing) = only.iter().find(|t| !ids.contains(t)) {
@@ -338,11 +345,14 @@ pub fn show(path: &Path, only: &[u64]) -> Result<Overview, ShowError> {
             .collect(),
         parent_chain: chain
             .iter()
-            .map(|l| LinkView {
+            .zip(link_pages)
+            .map(|(l, pages)| LinkView {
                 path: l.path.display().to_string(),
                 manifest_digest: l.manifest_digest.to_hex(),
+                pages,
             })
             .collect(),
+        own_pages,
         bytes: BytesView {
             area_bytes: stats.area_bytes,
             mapped_pages: stats.mapped_pages,
@@ -358,6 +368,42 @@ pub fn show(path: &Path, only: &[u64]) -> Result<Overview, ShowError> {
         },
         tasks,
     })
+}
+
+/// Pages of the image's areas stored by the image itself, and by each
+/// ancestor (nearest first): a parent chunk's pages count for the nearest
+/// ancestor holding a chunk with its address in its own chunks.
+fn pages_by_link(image: &Image) -> Result<(u64, Vec<u64>), snapfmt::Error> {
+    let mut homes: Vec<std::collections::BTreeSet<snapfmt::Digest>> = Vec::new();
+    let mut cur = image.parent()?;
+    while let Some(p) = cur {
+        homes.push(
+            p.manifest()
+                .chunks
+                .iter()
+                .filter(|c| c.home.is_local())
+                .map(|c| c.content)
+                .collect(),
+        );
+        cur = p.parent()?;
+    }
+    let chunks = &image.manifest().chunks;
+    let (mut own, mut counts) = (0u64, vec![0u64; homes.len()]);
+    for id in image.task_ids() {
+        for area in &image.task(id)?.areas {
+            for r in &area.pages.runs {
+                let Some(c) = chunks.get(r.chunk as usize) else {
+                    continue;
+                };
+                if c.home.is_local() {
+                    own += u64::from(r.count);
+                } else if let Some(i) = homes.iter().position(|h| h.contains(&c.content)) {
+                    counts[i] += u64::from(r.count);
+                }
+            }
+        }
+    }
+    Ok((own, counts))
 }
 
 fn task_view(image: &Image, t: &TaskRecord) -> TaskView {

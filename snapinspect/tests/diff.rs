@@ -281,6 +281,11 @@ fn incremental_child_shows_its_parent_chain() {
     expect_code(&out, 0);
     let j: Json = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(j["parent_chain"].as_array().unwrap().len(), 1);
+    assert_eq!(j["parent_chain"][0]["pages"], 9, "pages from the parent");
+    assert_eq!(j["own_pages"], 1);
+    let text = stdout(&run(["show".as_ref(), child.as_os_str()]));
+    assert!(text.contains("1 pages stored in this image"), "{text}");
+    assert!(text.contains("  9 pages\n"), "{text}");
     assert_eq!(j["bytes"]["mapped_pages"], 10);
     assert_eq!(j["bytes"]["parent_pages"], 9);
     assert_eq!(j["tasks"][0]["areas"][0]["parent_pages"], 8);

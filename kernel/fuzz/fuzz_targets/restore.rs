@@ -254,7 +254,7 @@ fn capture_seed(sc: &Scenario, slices: u64, path: &std::path::Path) -> Option<Se
         return None;
     }
     let stopped = checkpoint::stop(&mut k, &live).ok()?;
-    let capture = checkpoint::capture(&k, &s, &stopped).ok()?;
+    let capture = checkpoint::capture(&mut k, &s, &stopped).ok()?;
     let opts = WriterOptions {
         form: ImageForm::Directory,
         threads: 1,

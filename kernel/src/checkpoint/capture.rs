@@ -70,6 +70,9 @@ pub struct Capture {
     /// beside its members: the cooperative services it is connected to
     /// and the clients left out of it. Filled by the checkpointer.
     pub others: Vec<snapfmt::SetMember>,
+    /// Each task's epoch and area identities (by task id), recorded in
+    /// the manifest (`kernel.epoch.<task id>`): see [`super::epochs`].
+    pub epochs: std::collections::BTreeMap<u64, super::epochs::TaskEpoch>,
 }
 
 /// The kernel build hash as a digest.
@@ -91,8 +94,20 @@ pub(crate) fn peer_of(k: &Kernel, set: &BTreeSet<TaskId>, t: TaskId) -> Peer {
 
 /// Captures the tasks of `stopped` (several tasks per set; the first is
 /// task zero). Every task must be a stopped, checkpointable guest task of
-/// `s`.
-pub fn capture(k: &Kernel, s: &Scheduler, stopped: &Stopped) -> Result<Capture, CheckpointError> {
+/// `s`. A capture that succeeds gets an epoch and takes the tasks' dirty
+/// bits into their histories ([`super::epochs`]).
+pub fn capture(
+    k: &mut Kernel,
+    s: &Scheduler,
+    stopped: &Stopped,
+) -> Result<Capture, CheckpointError> {
+    let mut c = capture_ref(k, s, stopped)?;
+    let members: Vec<TaskId> = c.tasks.iter().map(|t| t.task).collect();
+    c.epochs = super::epochs::take(k, &members);
+    Ok(c)
+}
+
+fn capture_ref(k: &Kernel, s: &Scheduler, stopped: &Stopped) -> Result<Capture, CheckpointError> {
     let set = &stopped.set;
     let task_zero = *set.first().ok_or(CheckpointError::EmptySet)?;
     let members: BTreeSet<TaskId> = set.iter().copied().collect();
@@ -126,6 +141,7 @@ pub fn capture(k: &Kernel, s: &Scheduler, stopped: &Stopped) -> Result<Capture, 
         file_contents: Vec::new(),
         excluded: Vec::new(),
         others: Vec::new(),
+        epochs: Default::default(),
     })
 }
 

@@ -24,7 +24,9 @@
 //! real kernel it must be unique per boot (OS randomness), or a reboot
 //! with the same seed would let an unrelated parent match.
 //!
-//! Not yet wired into capture or `chkpnt --parent` (issue 15).
+//! Used by [`super::epochs`]: every capture records into the history of
+//! each task of its set, a restore resets it, and `chkpnt --parent` asks
+//! it what changed since the parent.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

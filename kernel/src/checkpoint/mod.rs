@@ -37,10 +37,14 @@
 //!
 //! Modules: [`capture`], [`write`], [`restore`], [`lazy`] (pages loaded
 //! after the restore), [`supplement`] (the 1.1 layout of the kernel state,
-//! read from older images), [`id_view`] (the ids a task sees), [`error`].
+//! read from older images), [`id_view`] (the ids a task sees), [`epochs`]
+//! and [`dirty_history`] (incremental images: each capture's epoch, the
+//! dirty bits taken at it, and which pages a parent image may provide),
+//! [`error`].
 
 pub mod capture;
 pub mod dirty_history;
+pub mod epochs;
 pub mod error;
 pub mod excluded;
 pub mod id_view;

@@ -196,6 +196,8 @@ pub fn restore(
     }
     let excluded = super::excluded::from_extra(&manifest.options.extra, &members)
         .map_err(RestoreError::Schedule)?;
+    let epochs = super::epochs::from_extra(&manifest.options.extra, &members)
+        .map_err(RestoreError::Schedule)?;
     let captured_at = capture_time_ns(image);
     let now = if k.clock_is_virtual() {
         k.now().max(captured_at)
@@ -295,6 +297,7 @@ pub fn restore(
         let args = p.record.meta.args.clone();
         s.install_guest(new, p.instance, p.sysnos, p.module, args, threads);
     }
+    super::epochs::restored(k, image.manifest_digest(), &epochs, &done.tasks);
     // Sleepers take new wait sequence numbers in the order they went to
     // sleep (before 1.3: by thread id), so they queue as they did.
     let order = sched

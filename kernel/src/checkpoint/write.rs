@@ -28,6 +28,7 @@ impl Capture {
         };
         self.sched.put(&mut options.extra);
         super::excluded::put(&self.excluded, &mut options.extra);
+        super::epochs::put(&self.epochs, &mut options.extra);
         ImageInfo {
             tool_version: format!("spartan-kernel {}", env!("CARGO_PKG_VERSION")),
             kernel_build_hash: build_hash(),
@@ -64,7 +65,21 @@ impl Capture {
     /// Writes the image to `target` (a directory, or a tar file if
     /// `opts.form` says so), crash-safely.
     pub fn write(&self, target: &Path, opts: WriterOptions) -> Result<Finished, CheckpointError> {
-        self.write_with(target, opts, self.image_info(), true)
+        self.write_with(target, opts, self.image_info(), true, None)
+    }
+
+    /// Writes an incremental image on top of the image at `parent`: the
+    /// pages `plan` ([`super::epochs::plan`]) keeps are referenced from
+    /// the parent, the rest written. Refused if the image at `parent` is
+    /// no longer the one the plan was made for.
+    pub fn write_incremental(
+        &self,
+        target: &Path,
+        parent: &Path,
+        plan: &super::epochs::Incremental,
+        opts: WriterOptions,
+    ) -> Result<Finished, CheckpointError> {
+        self.write_with(target, opts, self.image_info(), true, Some((parent, plan)))
     }
 
     /// Writes the image as a kernel of format 1.1 did: the kernel state of
@@ -86,7 +101,7 @@ impl Capture {
                 TaskSupplement::of_state(&t.kernel_state).encode(),
             );
         }
-        self.write_with(target, opts, info, false)
+        self.write_with(target, opts, info, false, None)
     }
 
     fn write_with(
@@ -95,14 +110,34 @@ impl Capture {
         opts: WriterOptions,
         info: ImageInfo,
         kernel_states: bool,
+        parent: Option<(&Path, &super::epochs::Incremental)>,
     ) -> Result<Finished, CheckpointError> {
-        let mut w = ImageWriter::create(target, info, opts)?;
+        let mut w = match parent {
+            None => ImageWriter::create(target, info, opts)?,
+            Some((path, plan)) => {
+                let w = ImageWriter::create_incremental(target, path, info, opts)?;
+                if w.parent_digest() != Some(plan.parent_digest) {
+                    return Err(CheckpointError::Inconsistent(format!(
+                        "parent {}: replaced since the checkpoint began (manifest digest {}, was {})",
+                        path.display(),
+                        w.parent_digest().unwrap_or(plan.parent_digest),
+                        plan.parent_digest
+                    )));
+                }
+                w
+            }
+        };
         for content in &self.file_contents {
             w.add_file_backup(content)?;
         }
         for t in &self.tasks {
             let module = w.add_module(&t.module)?;
             for area in &t.space.areas {
+                if let Some((_, plan)) = parent
+                    && super::epochs::feed_area(&mut w, plan, t.task.0, area)?
+                {
+                    continue;
+                }
                 // Pages still pending after a lazy restore are read from
                 // its image here, off the freeze.
                 for page in area.stored_pages() {

@@ -17,6 +17,9 @@ pub(crate) enum Backing {
 /// A non-primary area of an address space.
 #[derive(Clone, Debug)]
 pub(crate) struct Area {
+    /// Unique among the areas of the process (`identity.rs`): an area
+    /// destroyed and recreated at the same base gets a new one.
+    pub(crate) id: u64,
     pub(crate) size: u64,
     pub(crate) flags: AreaFlags,
     pub(crate) backing: Backing,

@@ -35,6 +35,8 @@ pub struct AddressSpace {
     pub(crate) cache: AccessCache,
     pub(crate) has_primary: bool,
     pub(crate) primary_max_pages: u32,
+    /// The primary area's identity (`identity.rs`).
+    pub(crate) primary_id: u64,
     /// Further areas by base address; none overlaps another or the primary.
     pub(crate) areas: BTreeMap<u64, Area>,
     /// Sum of the sizes of all areas, primary included.
@@ -79,6 +81,7 @@ impl AddressSpace {
             cache: AccessCache::default(),
             has_primary: false,
             primary_max_pages: 0,
+            primary_id: super::identity::new_area_id(),
             areas: BTreeMap::new(),
             mapped_bytes: 0,
             lazy: false,
@@ -174,6 +177,7 @@ impl AddressSpace {
         self.insert_area(
             base,
             Area {
+                id: super::identity::new_area_id(),
                 size,
                 flags,
                 backing: Backing::Anonymous(PageStore::default()),
@@ -196,6 +200,7 @@ impl AddressSpace {
         self.insert_area(
             base,
             Area {
+                id: super::identity::new_area_id(),
                 size: backing.size(),
                 flags,
                 backing: Backing::Shared(backing.clone()),

@@ -255,7 +255,7 @@ impl World {
         v1_1: bool,
     ) -> (World, Shown, Restored) {
         let stopped = checkpoint::stop(&mut self.k, &self.tasks).expect("stop");
-        let capture = checkpoint::capture(&self.k, &self.s, &stopped).expect("capture");
+        let capture = checkpoint::capture(&mut self.k, &self.s, &stopped).expect("capture");
         for t in &self.tasks {
             self.k.kill_task(*t).expect("kill");
         }
@@ -349,8 +349,8 @@ impl World {
     ) -> Result<(World, Shown, Restored), String> {
         let set = self.live_tasks();
         let stopped = checkpoint::stop(&mut self.k, &set).map_err(|e| format!("stop: {e}"))?;
-        let capture =
-            checkpoint::capture(&self.k, &self.s, &stopped).map_err(|e| format!("capture: {e}"))?;
+        let capture = checkpoint::capture(&mut self.k, &self.s, &stopped)
+            .map_err(|e| format!("capture: {e}"))?;
         for t in &set {
             self.k.kill_task(*t).expect("kill");
         }

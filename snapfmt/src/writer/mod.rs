@@ -18,6 +18,7 @@
 
 mod finish;
 mod objects;
+mod parent;
 mod pipeline;
 
 use crate::compress::{Done, Pool, SharedPage};

@@ -57,14 +57,19 @@ pub fn overview(o: &Overview) -> String {
     if o.parent_chain.is_empty() {
         let _ = writeln!(s, "parent chain none (full image)");
     } else {
-        let _ = writeln!(s, "parent chain (nearest first)");
+        let _ = writeln!(
+            s,
+            "parent chain (nearest first; {} pages stored in this image)",
+            o.own_pages
+        );
         for (i, l) in o.parent_chain.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "  {}. {}  manifest {}",
+                "  {}. {}  manifest {}  {} pages",
                 i + 1,
                 escape(&l.path),
-                l.manifest_digest
+                l.manifest_digest,
+                l.pages
             );
         }
     }
