@@ -39,8 +39,10 @@
 //! locating costs: `SPARTAN_CKPT_FORM=tar` writes one tar file instead of
 //! a directory, `SPARTAN_CKPT_CHUNK_PAGES=n` sets the writer's pages per
 //! chunk, `SPARTAN_CKPT_PACK=0` writes a directory image's chunks as one
-//! file each instead of frames of a few packs (format 1.4), and
-//! `SPARTAN_CKPT_VERIFY=0` skips the reader's chunk content check.
+//! file each instead of frames of a few packs (format 1.4),
+//! `SPARTAN_CKPT_VERIFY=0` skips the reader's chunk content check, and
+//! `SPARTAN_CKPT_LAZY_DETAIL=1` splits each restore to first instruction
+//! into opening the image, the restore and the first slice (on stderr).
 
 use std::time::{Duration, Instant};
 
@@ -248,11 +250,13 @@ fn first_instruction(
     let t0 = Instant::now();
     let mut image = Image::open(path).expect("image opens");
     image.set_verify_content(verify);
+    let opened = t0.elapsed();
     let opts = RestoreOptions {
         pages: loading,
         ..RestoreOptions::default()
     };
     checkpoint::restore(&mut k, &mut s, &std::sync::Arc::new(image), &opts).expect("restore");
+    let restored = t0.elapsed();
     let mut slices = 0;
     while s.stats.fuel == 0 {
         s.run(&mut k, 1);
@@ -260,6 +264,15 @@ fn first_instruction(
         assert!(slices < 1000, "the restored thread runs");
     }
     let first = t0.elapsed();
+    if std::env::var_os("SPARTAN_CKPT_LAZY_DETAIL").is_some() {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        eprintln!(
+            "{loading:?}: image open {:.2} ms, restore {:.2} ms, first slice {:.2} ms",
+            ms(opened),
+            ms(restored - opened),
+            ms(first - restored)
+        );
+    }
     // (Pages loaded on touch only stay pending: nothing to wait for.)
     while loading == PageLoading::Background && !s.lazy_fills().is_empty() {
         s.pump_lazy(&mut k);
