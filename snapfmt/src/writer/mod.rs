@@ -320,50 +320,11 @@ impl ImageWriter {
         area_base: u64,
         page_index: u32,
     ) -> Result<()> {
-        let Some(parent) = self.parent.as_mut() else {
-            return Err(Error::Usage(
-                "keep_parent_page on an image without a parent".into(),
-            ));
-        };
-        let task = parent.image.task(task_id)?;
-        let area = task
-            .areas
-            .iter()
-            .find(|a| a.base == area_base)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "parent task {task_id} has no area at {area_base:#x}"
-                ))
-            })?;
-        let Some(ploc) = area.pages.lookup(page_index) else {
+        let (task, area) = self.parent_area("keep_parent_page", task_id, area_base)?;
+        let Some(ploc) = task.areas[area].pages.lookup(page_index) else {
             return Ok(());
         };
-        let chunk = match parent.chunk_map.get(&ploc.chunk) {
-            Some(&c) => c,
-            None => {
-                let pentry = parent
-                    .image
-                    .manifest()
-                    .chunks
-                    .get(ploc.chunk as usize)
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            MANIFEST_PATH,
-                            "chunks",
-                            "parent page map refers past the chunk table",
-                        )
-                    })?;
-                let entry = ChunkEntry {
-                    content: pentry.content,
-                    pages: pentry.pages,
-                    home: ChunkHome::Parent,
-                };
-                let idx = self.chunks.len() as u32;
-                self.chunks.push(Some(entry));
-                parent.chunk_map.insert(ploc.chunk, idx);
-                idx
-            }
-        };
+        let chunk = self.parent_chunk(ploc.chunk)?;
         self.stats.parent_pages += 1;
         let loc = PageLoc {
             chunk,

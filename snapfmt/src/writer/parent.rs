@@ -7,7 +7,9 @@
 use super::ImageWriter;
 use crate::error::{Error, Result};
 use crate::object::MANIFEST_PATH;
-use crate::records::{ChunkEntry, ChunkHome, PageLoc};
+use std::sync::Arc;
+
+use crate::records::{ChunkEntry, ChunkHome, PageLoc, TaskRecord};
 
 impl ImageWriter {
     /// The manifest digest of the parent of an incremental image being
@@ -32,24 +34,9 @@ impl ImageWriter {
         parent_task: u64,
         mut keep: impl FnMut(u32) -> bool,
     ) -> Result<u64> {
-        let Some(parent) = self.parent.as_mut() else {
-            return Err(Error::Usage(
-                "keep_parent_area on an image without a parent".into(),
-            ));
-        };
-        let task = parent.image.task(parent_task)?;
-        let area = task
-            .areas
-            .iter()
-            .find(|a| a.base == area_base)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "parent task {parent_task} has no area at {area_base:#x}"
-                ))
-            })?;
-        let chunk_count = parent.image.manifest().chunks.len();
-        let out = self.area_pages.entry((task_id, area_base)).or_default();
-        let mut kept = 0u64;
+        let (task, area) = self.parent_area("keep_parent_area", parent_task, area_base)?;
+        let area = &task.areas[area];
+        let mut out = Vec::new();
         for run in &area.pages.runs {
             // The parent chunk gets an entry here only once a page of it
             // is kept (an image lists no chunk it does not use).
@@ -69,38 +56,76 @@ impl ImageWriter {
                 }
                 let chunk = match ours {
                     Some(c) => c,
-                    None => {
-                        let c = match parent.chunk_map.get(&run.chunk) {
-                            Some(&c) => c,
-                            None => {
-                                if run.chunk as usize >= chunk_count {
-                                    return Err(Error::invalid(
-                                        MANIFEST_PATH,
-                                        "chunks",
-                                        "parent page map refers past the chunk table",
-                                    ));
-                                }
-                                let pentry = &parent.image.manifest().chunks[run.chunk as usize];
-                                let idx = self.chunks.len() as u32;
-                                self.chunks.push(Some(ChunkEntry {
-                                    content: pentry.content,
-                                    pages: pentry.pages,
-                                    home: ChunkHome::Parent,
-                                }));
-                                parent.chunk_map.insert(run.chunk, idx);
-                                idx
-                            }
-                        };
-                        ours = Some(c);
-                        c
-                    }
+                    None => *ours.insert(self.parent_chunk(run.chunk)?),
                 };
                 out.push((page, PageLoc { chunk, slot }));
-                kept += 1;
             }
         }
+        let kept = out.len() as u64;
+        self.area_pages
+            .entry((task_id, area_base))
+            .or_default()
+            .extend(out);
         self.stats.parent_pages += kept;
         Ok(kept)
+    }
+
+    /// The parent's task `parent_task` and the index of its area at
+    /// `area_base`, for `what` (named in the error without a parent).
+    pub(super) fn parent_area(
+        &self,
+        what: &str,
+        parent_task: u64,
+        area_base: u64,
+    ) -> Result<(Arc<TaskRecord>, usize)> {
+        let Some(parent) = self.parent.as_ref() else {
+            return Err(Error::Usage(format!("{what} on an image without a parent")));
+        };
+        let task = parent.image.task(parent_task)?;
+        let area = task
+            .areas
+            .iter()
+            .position(|a| a.base == area_base)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "parent task {parent_task} has no area at {area_base:#x}"
+                ))
+            })?;
+        Ok((task, area))
+    }
+
+    /// This image's index of the parent's chunk `parent_chunk`, listed
+    /// (as a parent chunk) when first used: an image lists no chunk it
+    /// does not use.
+    pub(super) fn parent_chunk(&mut self, parent_chunk: u32) -> Result<u32> {
+        let Some(parent) = self.parent.as_mut() else {
+            return Err(Error::Usage(
+                "parent chunk of an image without a parent".into(),
+            ));
+        };
+        if let Some(&c) = parent.chunk_map.get(&parent_chunk) {
+            return Ok(c);
+        }
+        let pentry = parent
+            .image
+            .manifest()
+            .chunks
+            .get(parent_chunk as usize)
+            .ok_or_else(|| {
+                Error::invalid(
+                    MANIFEST_PATH,
+                    "chunks",
+                    "parent page map refers past the chunk table",
+                )
+            })?;
+        let idx = self.chunks.len() as u32;
+        self.chunks.push(Some(ChunkEntry {
+            content: pentry.content,
+            pages: pentry.pages,
+            home: ChunkHome::Parent,
+        }));
+        parent.chunk_map.insert(parent_chunk, idx);
+        Ok(idx)
     }
 }
 
