@@ -12,7 +12,11 @@ use clap::{Parser, ValueEnum, ValueHint};
 /// the system on the socket, which may have been rebooted since: its tasks
 /// come back stopped, every service they were connected to takes back its
 /// part of their state (under the connections' new ids), and they resume
-/// exactly where they were. The socket is `--socket PATH`, else
+/// exactly where they were, before their memory is loaded: each page is
+/// read from the image, checked and decompressed when first touched, and
+/// the rest in the background (`--eager` loads everything first), so the
+/// image must stay in place until `spartan tasks` no longer shows bytes
+/// still in it. The socket is `--socket PATH`, else
 /// `$SPARTAN_SOCKET`, else `$XDG_RUNTIME_DIR/spartan.sock`, else
 /// `/tmp/spartan-$UID/control.sock`.
 ///
