@@ -141,8 +141,8 @@ impl AreaSource {
         task: u64,
         area: &AreaRecord,
         state: &Arc<LazyState>,
-    ) -> (Arc<dyn PageSource>, Pending) {
-        let source: Arc<dyn PageSource> = Arc::new(AreaSource {
+    ) -> (Arc<AreaSource>, Pending) {
+        let source = Arc::new(AreaSource {
             image: Arc::clone(image),
             task,
             area: area.clone(),
@@ -153,7 +153,7 @@ impl AreaSource {
             let first = u64::from(r.first_page).min(pages);
             first..(first + u64::from(r.count)).min(pages)
         });
-        let pending = Pending::from_ranges(Arc::clone(&source), ranges);
+        let pending = Pending::from_ranges(Arc::clone(&source) as Arc<dyn PageSource>, ranges);
         (source, pending)
     }
 }
@@ -163,10 +163,8 @@ pub(crate) struct FillTarget {
     /// The restored task whose space holds the area (a shared area: the
     /// first member of its group, whose backing every member maps).
     pub(crate) task: TaskId,
-    /// The task's id in the image.
-    pub(crate) old: u64,
-    pub(crate) area: AreaRecord,
-    pub(crate) source: Arc<dyn PageSource>,
+    /// The area's record and the source its pages are pending in.
+    pub(crate) source: Arc<AreaSource>,
 }
 
 /// Decoded pages of one target, in page order.
@@ -219,13 +217,13 @@ impl LazyFill {
     ) -> LazyFill {
         let (rx, thread) = if loading == PageLoading::Background && !targets.is_empty() {
             let (tx, rx) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
-            let areas: Vec<AreaRecord> = targets.iter().map(|t| t.area.clone()).collect();
+            let areas: Vec<Arc<AreaSource>> =
+                targets.iter().map(|t| Arc::clone(&t.source)).collect();
             let image = Arc::clone(image);
             let st = Arc::clone(&state);
-            let olds: Vec<u64> = targets.iter().map(|t| t.old).collect();
             let spawned = std::thread::Builder::new()
                 .name("spartan-lazy-fill".into())
-                .spawn(move || fill_thread(&image, &areas, &olds, &st, &tx, waker.as_ref()));
+                .spawn(move || fill_thread(&image, &areas, &st, &tx, waker.as_ref()));
             match spawned {
                 Ok(h) => (Some(rx), Some(h)),
                 // No thread: pages still come in on first touch.
@@ -285,7 +283,7 @@ impl LazyFill {
                     let t = &self.targets[batch.target];
                     if let Some(space) = guest_space(k, t.task) {
                         for (index, page) in batch.pages {
-                            space.fill_pending(t.area.base, &t.source, index, page);
+                            space.fill_pending(t.source.area.base, &*t.source, index, page);
                         }
                     }
                 }
@@ -347,8 +345,7 @@ impl Drop for LazyFill {
 /// stored pages over in batches; stops when the scheduler lets go.
 fn fill_thread(
     image: &Image,
-    areas: &[AreaRecord],
-    olds: &[u64],
+    areas: &[Arc<AreaSource>],
     state: &LazyState,
     tx: &SyncSender<Batch>,
     waker: Option<&Waker>,
@@ -363,7 +360,8 @@ fn fill_thread(
         }
         Ok(())
     };
-    for (target, area) in areas.iter().enumerate() {
+    for (target, source) in areas.iter().enumerate() {
+        let area = &source.area;
         if area.pages.runs.is_empty() {
             continue;
         }
@@ -397,7 +395,7 @@ fn fill_thread(
             Ok(()) => {}
             Err(snapfmt::Error::Usage(m)) if m == GONE => return,
             Err(e) => {
-                state.fail(format!("task {} area {:#x}: {e}", olds[target], area.base));
+                state.fail(format!("task {} area {:#x}: {e}", source.task, area.base));
                 return;
             }
         }

@@ -33,9 +33,7 @@ use crate::ipc::{
 };
 use crate::kernel::Kernel;
 use crate::machine::{self, Extern, Instance, Module};
-use crate::mm::{
-    AddressSpace, AreaFlags, BackingId, Page, PageSource, SharedBacking, WASM_PAGE_SIZE,
-};
+use crate::mm::{AddressSpace, AreaFlags, BackingId, Page, SharedBacking, WASM_PAGE_SIZE};
 use crate::syscall::{PendingSyscall, SyscallState, Sysno};
 use crate::task::image::{GHOST_BASE, TaskImage, ThreadImage, ghost};
 use crate::task::{TaskId, TaskKind, TaskPolicy, ThreadId};
@@ -121,8 +119,8 @@ struct Prepared {
     sysnos: Vec<Sysno>,
     space: AddressSpace,
     threads: Vec<(ThreadId, machine::Thread)>,
-    /// Areas left pending in the image (lazy restore), with their sources.
-    lazy: Vec<(snapfmt::AreaRecord, Arc<dyn PageSource>)>,
+    /// The sources of the areas left pending in the image (lazy restore).
+    lazy: Vec<Arc<AreaSource>>,
 }
 
 /// Restores every task of `image` into `k` and `s`. With lazy
@@ -259,12 +257,7 @@ pub fn restore(
         targets.extend(
             std::mem::take(&mut p.lazy)
                 .into_iter()
-                .map(|(area, source)| FillTarget {
-                    task: new,
-                    old: p.old,
-                    area,
-                    source,
-                }),
+                .map(|source| FillTarget { task: new, source }),
         );
         for (ctx, d) in p.record.threads.iter().zip(&p.kstate.threads) {
             if d.asleep
@@ -889,7 +882,7 @@ fn prepare(
             if !area.pages.runs.is_empty() {
                 let (source, p) = AreaSource::pending(img, id, area, state);
                 space.set_pending(area.base, p).map_err(err)?;
-                pending.push((area.clone(), source));
+                pending.push(source);
             }
         } else if fill {
             load_pages(image, area, &mut space, opts.threads).map_err(|e| match e {

@@ -103,11 +103,13 @@ impl AddressSpace {
             let n = region_end.min(end) - at;
             match region {
                 Region::Primary => {
-                    let last = (at + n - 1) / PAGE_SIZE;
-                    for page in at / PAGE_SIZE..=last {
-                        if self.primary.is_pending(page) {
-                            self.primary_mut().fault_in(page).map_err(lost(0, at))?;
-                        }
+                    // Through `primary_mut` (which forgets the access
+                    // cache) only when a page of the range is pending.
+                    let mut pages = at / PAGE_SIZE..=(at + n - 1) / PAGE_SIZE;
+                    if pages.any(|p| self.primary.is_pending(p)) {
+                        self.primary_mut()
+                            .fault_in_range(at, n, false)
+                            .map_err(lost(0, at))?;
                     }
                 }
                 Region::Area(base) => {

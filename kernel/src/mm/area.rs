@@ -53,14 +53,9 @@ impl Area {
 
     /// Loads the pending pages of `[off, off + len)` of the area.
     pub(crate) fn fault_in(&mut self, off: u64, len: u64) -> Result<(), Lost> {
-        let first = off / super::PAGE_SIZE;
-        let last = (off + len.max(1) - 1) / super::PAGE_SIZE;
         match &mut self.backing {
-            Backing::Anonymous(store) => (first..=last).try_for_each(|p| store.fault_in(p)),
-            Backing::Shared(shared) => {
-                let mut store = shared.lock();
-                (first..=last).try_for_each(|p| store.fault_in(p))
-            }
+            Backing::Anonymous(store) => store.fault_in_range(off, len, false),
+            Backing::Shared(shared) => shared.lock().fault_in_range(off, len, false),
         }
     }
 }

@@ -20,10 +20,11 @@
 //! access faults with [`Fault::Lost`](super::Fault::Lost) and the kernel
 //! ends the restore.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::dirty::DirtyBits;
-use super::page_table::Page;
+use super::page_table::{Page, PageTable};
 
 /// A page the source could not give: the reason, for the kernel log.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -48,19 +49,7 @@ impl Pending {
     /// Pages `pages` (ascending or not; repeats count once) of `source`
     /// pending.
     pub fn new(source: Arc<dyn PageSource>, pages: impl IntoIterator<Item = u64>) -> Pending {
-        let mut bits = DirtyBits::default();
-        let mut count = 0;
-        for p in pages {
-            if !bits.contains(p) {
-                bits.set(p);
-                count += 1;
-            }
-        }
-        Pending {
-            source,
-            bits,
-            count,
-        }
+        Pending::from_ranges(source, pages.into_iter().map(|p| p..p + 1))
     }
 
     /// Pages in `ranges` (overlaps count once) of `source` pending, set a
@@ -97,14 +86,9 @@ impl Pending {
         self.bits.iter()
     }
 
-    /// The source.
-    pub fn source(&self) -> &Arc<dyn PageSource> {
-        &self.source
-    }
-
     /// Whether this is the pending state of `source` (the same object).
-    pub fn is_from(&self, source: &Arc<dyn PageSource>) -> bool {
-        std::ptr::addr_eq(Arc::as_ptr(&self.source), Arc::as_ptr(source))
+    pub fn is_from(&self, source: &dyn PageSource) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.source), source as *const dyn PageSource)
     }
 
     /// Reads pending page `index` from the source.
@@ -128,5 +112,19 @@ impl Pending {
     /// Bytes of bookkeeping.
     pub fn metadata_bytes(&self) -> u64 {
         self.bits.metadata_bytes()
+    }
+}
+
+/// The bytes of page `index` of `table` with `pending` (a store's, or a
+/// snapshot's): the table's, or for a page still pending, a copy read
+/// from its source (not installed).
+pub(crate) fn page_bytes<'a>(
+    table: &'a PageTable,
+    pending: Option<&Pending>,
+    index: u64,
+) -> Result<Cow<'a, Page>, LostPage> {
+    match pending {
+        Some(p) if p.contains(index) => p.read(index).map(|page| Cow::Owned(*page)),
+        _ => Ok(Cow::Borrowed(table.bytes(index))),
     }
 }

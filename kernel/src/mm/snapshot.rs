@@ -89,10 +89,7 @@ impl AreaSnapshot {
     /// The bytes of page `index` of the area (zeros if never written; a
     /// pending page read from its source).
     pub fn page(&self, index: u64) -> Result<std::borrow::Cow<'_, Page>, LostPage> {
-        match &self.pending {
-            Some(p) if p.contains(index) => p.read(index).map(|a| std::borrow::Cow::Owned(*a)),
-            _ => Ok(std::borrow::Cow::Borrowed(self.pages.bytes(index))),
-        }
+        super::lazy::page_bytes(&self.pages, self.pending.as_ref(), index)
     }
 
     /// Number of materialised pages.

@@ -444,7 +444,7 @@ impl AddressSpace {
     pub fn fill_pending(
         &mut self,
         base: u64,
-        source: &Arc<dyn PageSource>,
+        source: &dyn PageSource,
         index: u64,
         page: Arc<Page>,
     ) -> bool {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::PAGE_SIZE;
 use super::dirty::DirtyBits;
-use super::lazy::{PageSource, Pending};
+use super::lazy::{PageSource, Pending, page_bytes};
 use super::page_table::{Page, PageTable};
 
 const PAGE: usize = PAGE_SIZE as usize;
@@ -81,14 +81,8 @@ impl PageStore {
         let page = p.read(index).map_err(|_| Lost {
             off: index * PAGE_SIZE,
         })?;
-        self.settle(index, page);
+        self.install(index, Some(page));
         Ok(())
-    }
-
-    /// Installs `page` at pending page `index` and clears its bit.
-    fn settle(&mut self, index: u64, page: Arc<Page>) {
-        self.unpend(index);
-        self.table.set(index, Some(page));
     }
 
     /// Page `index` is pending no longer (the state goes with the last).
@@ -106,7 +100,7 @@ impl PageStore {
     /// keeps what it has). Marks nothing dirty.
     pub(crate) fn fill_pending(
         &mut self,
-        source: &Arc<dyn PageSource>,
+        source: &dyn PageSource,
         index: u64,
         page: Arc<Page>,
     ) -> bool {
@@ -115,7 +109,7 @@ impl PageStore {
             .as_ref()
             .is_some_and(|p| p.is_from(source) && p.contains(index));
         if due {
-            self.settle(index, page);
+            self.install(index, Some(page));
         }
         due
     }
@@ -123,7 +117,12 @@ impl PageStore {
     /// Faults in every pending page of `[off, off + len)` (before a write,
     /// so that a lost page leaves the range unwritten). Whole pages are
     /// skipped when `whole_ok` (a zero fill replaces them entirely).
-    fn fault_in_range(&mut self, off: u64, len: u64, whole_ok: bool) -> Result<(), Lost> {
+    pub(crate) fn fault_in_range(
+        &mut self,
+        off: u64,
+        len: u64,
+        whole_ok: bool,
+    ) -> Result<(), Lost> {
         if self.pending.is_none() {
             return Ok(());
         }
@@ -135,26 +134,16 @@ impl PageStore {
         Ok(())
     }
 
-    /// The bytes of page `index`: the table's, or the source's for a
-    /// pending page (copied, not installed).
-    pub(crate) fn page_bytes(&self, index: u64) -> Result<PageBytes<'_>, Lost> {
-        match self.pending.as_deref() {
-            Some(p) if p.contains(index) => {
-                p.read(index).map(PageBytes::Loaded).map_err(|_| Lost {
-                    off: index * PAGE_SIZE,
-                })
-            }
-            _ => Ok(PageBytes::Table(self.table.bytes(index))),
-        }
-    }
-
     /// Copies `buf.len()` bytes starting at `off` into `buf` (pending pages
     /// through their source, without installing them).
     pub(crate) fn read(&self, off: u64, buf: &mut [u8]) -> Result<(), Lost> {
         for (page, at, n, done) in pieces(off, buf.len() as u64) {
             let done = done as usize;
-            let bytes = self.page_bytes(page)?;
-            buf[done..done + n].copy_from_slice(&bytes.get()[at..at + n]);
+            let bytes =
+                page_bytes(&self.table, self.pending.as_deref(), page).map_err(|_| Lost {
+                    off: page * PAGE_SIZE,
+                })?;
+            buf[done..done + n].copy_from_slice(&bytes[at..at + n]);
         }
         Ok(())
     }
@@ -182,8 +171,7 @@ impl PageStore {
         self.fault_in_range(off, len, byte == 0)?;
         for (page, at, n, _) in pieces(off, len) {
             if byte == 0 && n == PAGE {
-                self.unpend(page);
-                self.table.set(page, None);
+                self.install(page, None);
                 self.dirty.set(page);
             } else if byte == 0 && self.table.get(page).is_none() {
                 // Zeros over a zero page change nothing but still count as a write.
@@ -232,20 +220,5 @@ impl PageStore {
         self.table.metadata_bytes()
             + self.dirty.metadata_bytes()
             + self.pending.as_ref().map_or(0, |p| p.metadata_bytes())
-    }
-}
-
-/// The bytes of one page: borrowed from the table, or read from a source.
-pub(crate) enum PageBytes<'a> {
-    Table(&'a Page),
-    Loaded(Arc<Page>),
-}
-
-impl PageBytes<'_> {
-    pub(crate) fn get(&self) -> &Page {
-        match self {
-            PageBytes::Table(p) => p,
-            PageBytes::Loaded(p) => p,
-        }
     }
 }

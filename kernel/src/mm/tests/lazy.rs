@@ -144,13 +144,13 @@ fn the_fill_installs_only_pages_still_pending() {
     space.store::<1>(PAGE_SIZE, [0x55]).unwrap();
     let page = |b: u8| Arc::new([b; PAGE_SIZE as usize]);
     // Page 1 was written: it keeps the write.
-    assert!(!space.fill_pending(0, &source, 1, page(2)));
+    assert!(!space.fill_pending(0, &*source, 1, page(2)));
     assert_eq!(space.load::<1>(PAGE_SIZE), Ok([0x55]));
     // Another source's fill changes nothing.
     let other: Arc<dyn PageSource> = Arc::new(Source::default());
-    assert!(!space.fill_pending(0, &other, 0, page(9)));
+    assert!(!space.fill_pending(0, &*other, 0, page(9)));
     for i in [0, 2, 3, 4, 5, 6, 7] {
-        assert!(space.fill_pending(0, &source, i, page(i as u8 + 1)));
+        assert!(space.fill_pending(0, &*source, i, page(i as u8 + 1)));
     }
     assert_eq!(space.pending_pages(), (0, 0));
     assert_eq!(space.load::<1>(7 * PAGE_SIZE), Ok([8]));
