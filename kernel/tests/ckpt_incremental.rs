@@ -6,10 +6,11 @@
 //! incremental image gives the same memory as a restore of a full image of
 //! the same capture.
 
+mod ckpt_common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use sha2::{Digest as _, Sha256};
 use snapfmt::{Finished, Image, WriterOptions};
 use spartan_kernel::checkpoint::{self, Capture, RestoreOptions, epochs};
 use spartan_kernel::guest::{SchedConfig, Scheduler, guest_space, guest_space_ref, rt};
@@ -135,20 +136,7 @@ impl Sys {
     }
 
     fn memory(&self, task: TaskId) -> String {
-        let snap = guest_space_ref(&self.k, task).expect("guest").snapshot();
-        let mut h = Sha256::new();
-        for a in &snap.areas {
-            h.update(a.base.to_le_bytes());
-            h.update(a.size.to_le_bytes());
-            // Pages still pending after a lazy restore count as the
-            // image's bytes they are.
-            for page in a.stored_pages() {
-                let (i, page) = page.expect("a pending page reads");
-                h.update(i.to_le_bytes());
-                h.update(&page[..]);
-            }
-        }
-        hex::encode(h.finalize())
+        ckpt_common::space_digest(guest_space_ref(&self.k, task).expect("guest"))
     }
 }
 

@@ -14,20 +14,7 @@ use std::path::Path;
 use ckpt_common::*;
 use snapfmt::ImageForm;
 use spartan_kernel::checkpoint::PageLoading;
-use spartan_kernel::machine::Value;
 use spartan_kernel::task::TaskPolicy;
-
-fn client_server() -> Scenario {
-    Scenario {
-        progs: vec![
-            prog("server", SERVER, &[]),
-            prog("sync", SYNC_CLIENT, &[Value::I32(0)]),
-            prog("async", ASYNC_CLIENT, &[Value::I32(0)]),
-        ],
-        phones: vec![(1, 0), (2, 0)],
-        slice_fuel: 50,
-    }
-}
 
 /// Damages the last byte of every chunk frame of the directory image at
 /// `dir` (format 1.4: frames back to back in `packs/<n>.spp`), or of the
@@ -67,7 +54,7 @@ fn restored(
     loading: PageLoading,
     damage: impl FnOnce(&Path),
 ) -> (World, spartan_kernel::task::TaskId) {
-    let mut w = boot(&client_server(), 5);
+    let mut w = boot(&client_server(50), 5);
     w.loading = loading;
     w.run_to(t);
     let path = dir.join("image");
@@ -189,7 +176,7 @@ fn the_background_fill_loads_every_page_and_lets_the_image_go() {
 #[test]
 fn a_checkpoint_of_a_half_loaded_set_holds_every_page() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut w = boot(&client_server(), 5);
+    let mut w = boot(&client_server(50), 5);
     w.run_to(20_000);
     let eager = w.digests();
     w.loading = PageLoading::OnTouch;

@@ -8,19 +8,6 @@ mod ckpt_common;
 
 use ckpt_common::*;
 use snapfmt::ImageForm;
-use spartan_kernel::machine::Value;
-
-fn client_server() -> Scenario {
-    Scenario {
-        progs: vec![
-            prog("server", SERVER, &[]),
-            prog("sync", SYNC_CLIENT, &[Value::I32(0)]),
-            prog("async", ASYNC_CLIENT, &[Value::I32(0)]),
-        ],
-        phones: vec![(1, 0), (2, 0)],
-        slice_fuel: 50,
-    }
-}
 
 fn one_cut(sc: &Scenario, cut: u64, end: u64, form: ImageForm, reboot: bool) {
     one_cut_as(sc, cut, end, form, reboot, false);
@@ -53,7 +40,7 @@ fn one_cut_as(sc: &Scenario, cut: u64, end: u64, form: ImageForm, reboot: bool, 
 #[test]
 fn one_task_set_round_trips_in_the_same_kernel() {
     one_cut(
-        &client_server(),
+        &client_server(50),
         40_000,
         120_000,
         ImageForm::Directory,
@@ -63,7 +50,7 @@ fn one_task_set_round_trips_in_the_same_kernel() {
 
 #[test]
 fn a_set_round_trips_into_a_rebooted_kernel_from_a_tar_image() {
-    one_cut(&client_server(), 55_555, 120_000, ImageForm::Tar, true);
+    one_cut(&client_server(50), 55_555, 120_000, ImageForm::Tar, true);
 }
 
 #[test]
@@ -72,7 +59,7 @@ fn a_cut_where_a_thread_stopped_at_a_call_at_a_function_entry() {
     // its function: the entry and the call share a wasm offset, and the
     // restored thread used to pay that block's fuel twice.
     one_cut(
-        &client_server(),
+        &client_server(50),
         55_555,
         120_000,
         ImageForm::Directory,
@@ -83,7 +70,7 @@ fn a_cut_where_a_thread_stopped_at_a_call_at_a_function_entry() {
 #[test]
 fn a_format_1_1_image_with_kernel_supplements_still_restores() {
     one_cut_as(
-        &client_server(),
+        &client_server(50),
         55_555,
         120_000,
         ImageForm::Directory,

@@ -10,6 +10,8 @@
 
 mod ckpt_common;
 
+use std::collections::BTreeMap;
+
 use ckpt_common::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -20,20 +22,6 @@ use spartan_kernel::machine::Value;
 
 const END: u64 = 60_000;
 const CUTS: usize = 50;
-
-/// A server with a synchronous and an asynchronous client (timeouts,
-/// sleeps, answers queued while the client is busy, task ids in answers).
-fn client_server(slice_fuel: u64) -> Scenario {
-    Scenario {
-        progs: vec![
-            prog("server", SERVER, &[]),
-            prog("sync", SYNC_CLIENT, &[Value::I32(0)]),
-            prog("async", ASYNC_CLIENT, &[Value::I32(0)]),
-        ],
-        phones: vec![(1, 0), (2, 0)],
-        slice_fuel,
-    }
-}
 
 /// A client calling a forwarder that forwards to a worker (the answer goes
 /// straight back to the client), next to a task of two threads playing
@@ -53,13 +41,24 @@ fn forward_and_futex(slice_fuel: u64) -> Scenario {
     }
 }
 
-fn oracle(name: &str, make: fn(u64) -> Scenario, seed: u64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+/// The scenario `make` builds for `seed` (its slice drawn from `rng`),
+/// and what its uninterrupted run to `END` shows, with the final memory
+/// digests.
+fn uninterrupted(
+    make: fn(u64) -> Scenario,
+    seed: u64,
+    rng: &mut ChaCha8Rng,
+) -> (Scenario, Shown, BTreeMap<String, String>) {
     let sc = make(30 + rng.next_u64() % 60);
     let mut whole = boot(&sc, seed);
     whole.run_to(END);
-    let want = whole.shown();
-    let digests = whole.digests();
+    let (want, digests) = (whole.shown(), whole.digests());
+    (sc, want, digests)
+}
+
+fn oracle(name: &str, make: fn(u64) -> Scenario, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (sc, want, digests) = uninterrupted(make, seed, &mut rng);
     assert!(want.log.len() > 50, "{name}: the scenario does something");
     let mut again = boot(&sc, seed);
     again.run_to(END);
@@ -124,11 +123,7 @@ fn client_server_and_reader(slice_fuel: u64) -> Scenario {
 /// and the fill's timing are both covered.
 fn oracle_lazy(name: &str, make: fn(u64) -> Scenario, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let sc = make(30 + rng.next_u64() % 60);
-    let mut whole = boot(&sc, seed);
-    whole.run_to(END);
-    let want = whole.shown();
-    let digests = whole.digests();
+    let (sc, want, digests) = uninterrupted(make, seed, &mut rng);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let mut pending_at_second_cut = 0;

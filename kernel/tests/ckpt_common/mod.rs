@@ -18,6 +18,7 @@ use spartan_kernel::checkpoint::{
 use spartan_kernel::guest::{SchedConfig, Scheduler, guest_space_ref, rt};
 use spartan_kernel::kernel::{Kernel, KernelConfig};
 use spartan_kernel::machine::Value;
+use spartan_kernel::mm::AddressSpace;
 use spartan_kernel::sched::sim::RunEnd;
 use spartan_kernel::task::{TaskId, TaskPolicy, ThreadId};
 
@@ -45,6 +46,38 @@ pub struct Scenario {
     pub progs: Vec<Prog>,
     pub phones: Vec<(usize, usize)>,
     pub slice_fuel: u64,
+}
+
+/// A server with a synchronous and an asynchronous client (timeouts,
+/// sleeps, answers queued while the client is busy, task ids in answers).
+pub fn client_server(slice_fuel: u64) -> Scenario {
+    Scenario {
+        progs: vec![
+            prog("server", SERVER, &[]),
+            prog("sync", SYNC_CLIENT, &[Value::I32(0)]),
+            prog("async", ASYNC_CLIENT, &[Value::I32(0)]),
+        ],
+        phones: vec![(1, 0), (2, 0)],
+        slice_fuel,
+    }
+}
+
+/// SHA-256 of a space's memory: its areas, and every page with content
+/// (pages still pending after a lazy restore count as the image's bytes
+/// they are).
+pub fn space_digest(space: &AddressSpace) -> String {
+    let snap = space.snapshot();
+    let mut h = Sha256::new();
+    for a in &snap.areas {
+        h.update(a.base.to_le_bytes());
+        h.update(a.size.to_le_bytes());
+        for page in a.stored_pages() {
+            let (i, page) = page.expect("a pending page reads");
+            h.update(i.to_le_bytes());
+            h.update(&page[..]);
+        }
+    }
+    hex::encode(h.finalize())
 }
 
 pub fn prog(name: &'static str, body: &'static str, args: &[Value]) -> Prog {
@@ -212,21 +245,8 @@ impl World {
             let Some(space) = guest_space_ref(&self.k, t) else {
                 continue;
             };
-            let snap = space.snapshot();
-            let mut h = Sha256::new();
-            for a in &snap.areas {
-                h.update(a.base.to_le_bytes());
-                h.update(a.size.to_le_bytes());
-                // Pages still pending after a lazy restore count as
-                // what they are (the image's bytes).
-                for page in a.stored_pages() {
-                    let (i, page) = page.expect("a pending page reads");
-                    h.update(i.to_le_bytes());
-                    h.update(&page[..]);
-                }
-            }
             let name = self.k.task(t).expect("listed").name.clone();
-            out.insert(name, hex::encode(h.finalize()));
+            out.insert(name, space_digest(space));
         }
         out
     }
